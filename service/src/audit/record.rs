@@ -1,0 +1,196 @@
+//! CloudTrail-format audit records (eventVersion 1.08) and their canonical JSON text.
+//!
+//! `requestParameters` are derived from the request with every blob member (plaintexts,
+//! ciphertexts) removed, so no secret can reach a record.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::protocol::Operation;
+
+/// Everything a record says about one call.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// The CloudTrail eventID.
+    pub event_id: String,
+    /// When the call was received.
+    pub event_time: DateTime<Utc>,
+    /// The operation name (as sent, for unknown operations).
+    pub event_name: String,
+    /// The operation, when known (decides readOnly).
+    pub operation: Option<Operation>,
+    /// The region of the request (its credential scope), or the service's default.
+    pub region: String,
+    /// The caller's `userIdentity` element.
+    pub user_identity: Value,
+    /// The caller's account, when known (`recipientAccountId`).
+    pub recipient_account: Option<String>,
+    /// The client address.
+    pub source_ip: String,
+    /// The client's User-Agent.
+    pub user_agent: String,
+    /// `requestParameters` (already stripped of blobs), or null.
+    pub request_parameters: Value,
+    /// `responseElements`, or null.
+    pub response_elements: Value,
+    /// The request id, equal to the `x-amzn-RequestId` response header.
+    pub request_id: String,
+    /// Key ARNs the call touched (`resources`).
+    pub resources: Vec<String>,
+    /// The AWS error code when the call failed.
+    pub error_code: Option<String>,
+    /// The error message when the call failed.
+    pub error_message: Option<String>,
+}
+
+/// A CloudTrail timestamp: `2026-11-29T02:45:01Z`.
+pub fn cloudtrail_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl CallRecord {
+    /// The record as CloudTrail JSON.
+    pub fn to_json(&self) -> Value {
+        let mut r = json!({
+            "eventVersion": "1.08",
+            "userIdentity": self.user_identity,
+            "eventTime": cloudtrail_time(self.event_time),
+            "eventSource": "kms.amazonaws.com",
+            "eventName": self.event_name,
+            "awsRegion": self.region,
+            "sourceIPAddress": self.source_ip,
+            "userAgent": self.user_agent,
+            "requestParameters": self.request_parameters,
+            "responseElements": self.response_elements,
+            "requestID": self.request_id,
+            "eventID": self.event_id,
+            "readOnly": self.operation.map(Operation::is_read_only).unwrap_or(false),
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "eventCategory": "Management",
+        });
+        if !self.resources.is_empty() {
+            r["resources"] = Value::Array(
+                self.resources
+                    .iter()
+                    .map(|arn| {
+                        json!({
+                            "accountId": arn.split(':').nth(4).unwrap_or_default(),
+                            "type": "AWS::KMS::Key",
+                            "ARN": arn,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(account) = &self.recipient_account {
+            r["recipientAccountId"] = json!(account);
+        }
+        if let Some(code) = &self.error_code {
+            r["errorCode"] = json!(code);
+        }
+        if let Some(message) = &self.error_message {
+            r["errorMessage"] = json!(message);
+        }
+        r
+    }
+}
+
+/// `requestParameters` for a request body: top-level members in lower camel case, minus `blob_members`.
+pub fn request_parameters(body: &Value, blob_members: &[&str]) -> Value {
+    let Value::Object(obj) = body else {
+        return Value::Null;
+    };
+    let mut out = Map::new();
+    for (k, v) in obj {
+        if blob_members.contains(&k.as_str()) {
+            continue;
+        }
+        out.insert(lower_camel(k), v.clone());
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
+/// `KeyMetadata` -> `keyMetadata`.
+pub fn lower_camel(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Recursively rename the members of a response structure to CloudTrail's lower camel case.
+pub fn lower_camel_value(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (lower_camel(k), lower_camel_value(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(lower_camel_value).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Canonical JSON text: object members sorted by key, no insignificant whitespace.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&o[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_never_reach_request_parameters() {
+        let body = json!({"KeyId": "k", "Plaintext": "c2VjcmV0", "EncryptionContext": {"a": "b"}});
+        let p = request_parameters(&body, &["Plaintext"]);
+        assert_eq!(p, json!({"keyId": "k", "encryptionContext": {"a": "b"}}));
+    }
+
+    #[test]
+    fn canonical_json_sorts_members() {
+        let v = json!({"b": 1, "a": {"d": [1, {"f": null, "e": "x"}], "c": true}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":true,"d":[1,{"e":"x","f":null}]},"b":1}"#
+        );
+    }
+}

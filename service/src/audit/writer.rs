@@ -1,0 +1,98 @@
+//! The group-commit writer: one task takes every call's `CommitUnit` (events, sealed material and
+//! its audit record), commits as many as are waiting in one store transaction, applies the committed
+//! events to the read model in sequence order, and only then answers each caller. A call's response
+//! therefore never leaves before its record is durable, and an unwritable record fails the call.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::domain::read_model::ReadModel;
+use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
+
+/// The most units committed in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+struct Pending {
+    unit: CommitUnit,
+    reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
+}
+
+/// A handle to submit units to the writer task; the task ends when every handle is dropped, after
+/// committing what was already submitted.
+#[derive(Clone)]
+pub struct CommitWriter {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl CommitWriter {
+    /// Start the writer task over `store`, applying committed events to `model`.
+    pub fn start(store: SharedStore, model: Arc<RwLock<ReadModel>>) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let handle = tokio::spawn(run(store, model, rx));
+        (Self { tx }, handle)
+    }
+
+    /// Commit one unit; returns once it is durable (or failed).
+    pub async fn commit(&self, unit: CommitUnit) -> Result<CommitReceipt, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Pending { unit, reply })
+            .await
+            .map_err(|_| StoreError::Database("the audit writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database("the audit writer dropped the request".into()))?
+    }
+}
+
+async fn run(store: SharedStore, model: Arc<RwLock<ReadModel>>, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (units, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
+        match store.commit(units).await {
+            Ok(results) => {
+                apply_committed(&model, &results);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; failing the calls of the batch");
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Database(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn apply_committed(model: &RwLock<ReadModel>, results: &[Result<CommitReceipt, StoreError>]) {
+    let mut events: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flat_map(|r| r.events.iter())
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    events.sort_by_key(|e| e.sequence);
+    let Ok(mut model) = model.write() else {
+        tracing::error!("read model lock poisoned");
+        return;
+    };
+    for event in events {
+        if let Err(e) = model.apply(event) {
+            tracing::error!(error = %e, "committed event does not apply to the read model");
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Identities: accounts, their root users and IAM users, access keys and identity policies, loaded
+//! from a TOML file (`docs/identities.md`) or the built-in development identity.
+//!
+//! Secrets are held in zeroizing strings and only handed to the SigV4 verifier; nothing here prints
+//! them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use aws_lc_rs::digest;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// The development account used when no identity file is given.
+pub const DEV_ACCOUNT_ID: &str = "111122223333";
+/// The development root user's access key id (AWS's documentation example).
+pub const DEV_ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+/// The development root user's secret access key (AWS's documentation example).
+pub const DEV_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// Errors loading an identity file.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The file could not be read.
+    #[error("cannot read identity file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("identity file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The content breaks a rule (duplicate key, bad account id, malformed policy...).
+    #[error("identity file: {0}")]
+    Invalid(String),
+}
+
+/// What kind of principal signed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// The account's root user.
+    Root,
+    /// An IAM user.
+    IamUser,
+}
+
+/// An identity policy attached to a user, kept for authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityPolicy {
+    /// The policy name.
+    pub name: String,
+    /// The JSON policy document.
+    pub document: String,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The caller's account id.
+    pub account: String,
+    /// The caller's ARN (`arn:aws:iam::ACCOUNT:root` or `arn:aws:iam::ACCOUNT:user/PATH/NAME`).
+    pub arn: String,
+    /// Root or IAM user.
+    pub kind: PrincipalKind,
+    /// The IAM user name (None for root).
+    pub user_name: Option<String>,
+    /// The unique id AWS calls principalId / aws:userid.
+    pub principal_id: String,
+    /// The access key that signed the request.
+    pub access_key_id: String,
+    /// Principal tags (`aws:PrincipalTag/...`).
+    pub tags: BTreeMap<String, String>,
+    /// Identity policies attached to the principal.
+    pub policies: Vec<IdentityPolicy>,
+}
+
+impl Principal {
+    /// The CloudTrail `userIdentity` element for this principal.
+    pub fn user_identity(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "type": match self.kind { PrincipalKind::Root => "Root", PrincipalKind::IamUser => "IAMUser" },
+            "principalId": self.principal_id,
+            "arn": self.arn,
+            "accountId": self.account,
+            "accessKeyId": self.access_key_id,
+        });
+        if let Some(name) = &self.user_name {
+            v["userName"] = serde_json::Value::String(name.clone());
+        }
+        v
+    }
+}
+
+struct Credential {
+    principal: Principal,
+    secret: Zeroizing<String>,
+}
+
+/// Every principal that can sign requests, by access key id.
+pub struct Identities {
+    by_access_key: HashMap<String, Credential>,
+    development: bool,
+}
+
+impl std::fmt::Debug for Identities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identities")
+            .field("access_keys", &self.by_access_key.len())
+            .field("development", &self.development)
+            .finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoot {
+    #[serde(default)]
+    accounts: Vec<FileAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAccount {
+    id: String,
+    #[serde(default)]
+    root_access_keys: Vec<FileAccessKey>,
+    #[serde(default)]
+    users: Vec<FileUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    name: String,
+    #[serde(default = "default_path")]
+    path: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    access_keys: Vec<FileAccessKey>,
+    #[serde(default)]
+    policies: Vec<FilePolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAccessKey {
+    access_key_id: String,
+    secret_access_key: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for FileAccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileAccessKey({})", self.access_key_id)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolicy {
+    name: String,
+    document: String,
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+
+/// AWS-style unique id for a user: a prefix and 17 characters derived from the ARN.
+fn unique_id(prefix: &str, arn: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let d = digest::digest(&digest::SHA256, arn.as_bytes());
+    let tail: String = d
+        .as_ref()
+        .iter()
+        .take(17)
+        .map(|b| ALPHABET[(*b as usize) % 32] as char)
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+impl Identities {
+    /// The development identity: the root user of `account` with AWS's example access key.
+    pub fn development(account: &str) -> Self {
+        let principal = Principal {
+            account: account.to_string(),
+            arn: format!("arn:aws:iam::{account}:root"),
+            kind: PrincipalKind::Root,
+            user_name: None,
+            principal_id: account.to_string(),
+            access_key_id: DEV_ACCESS_KEY_ID.to_string(),
+            tags: BTreeMap::new(),
+            policies: Vec::new(),
+        };
+        let mut by_access_key = HashMap::new();
+        by_access_key.insert(
+            DEV_ACCESS_KEY_ID.to_string(),
+            Credential {
+                principal,
+                secret: Zeroizing::new(DEV_SECRET_ACCESS_KEY.to_string()),
+            },
+        );
+        Self {
+            by_access_key,
+            development: true,
+        }
+    }
+
+    /// Load identities from a TOML file.
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let text = std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            IdentityError::Parse { message, .. } => IdentityError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parse identities from TOML text.
+    pub fn parse(text: &str) -> Result<Self, IdentityError> {
+        let root: FileRoot = toml::from_str(text).map_err(|e| IdentityError::Parse {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        let mut by_access_key = HashMap::new();
+        let mut insert = |principal: Principal, secret: Zeroizing<String>| {
+            if secret.len() < 16 {
+                return Err(IdentityError::Invalid(format!(
+                    "the secret of access key {} is shorter than 16 characters",
+                    principal.access_key_id
+                )));
+            }
+            let id = principal.access_key_id.clone();
+            if by_access_key
+                .insert(id.clone(), Credential { principal, secret })
+                .is_some()
+            {
+                return Err(IdentityError::Invalid(format!(
+                    "access key {id} is defined twice"
+                )));
+            }
+            Ok(())
+        };
+        for account in root.accounts {
+            if account.id.len() != 12 || !account.id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(IdentityError::Invalid(format!(
+                    "account id '{}' is not 12 digits",
+                    account.id
+                )));
+            }
+            for key in account.root_access_keys {
+                let principal = Principal {
+                    account: account.id.clone(),
+                    arn: format!("arn:aws:iam::{}:root", account.id),
+                    kind: PrincipalKind::Root,
+                    user_name: None,
+                    principal_id: account.id.clone(),
+                    access_key_id: key.access_key_id,
+                    tags: BTreeMap::new(),
+                    policies: Vec::new(),
+                };
+                insert(principal, key.secret_access_key)?;
+            }
+            for user in account.users {
+                if !user.path.starts_with('/') || !user.path.ends_with('/') {
+                    return Err(IdentityError::Invalid(format!(
+                        "user {}: path must begin and end with '/'",
+                        user.name
+                    )));
+                }
+                let arn = format!("arn:aws:iam::{}:user{}{}", account.id, user.path, user.name);
+                let mut policies = Vec::new();
+                for p in user.policies {
+                    trent_policy::PolicyDocument::parse(&p.document).map_err(|e| {
+                        IdentityError::Invalid(format!("user {} policy {}: {e}", user.name, p.name))
+                    })?;
+                    policies.push(IdentityPolicy {
+                        name: p.name,
+                        document: p.document,
+                    });
+                }
+                for key in user.access_keys {
+                    let principal = Principal {
+                        account: account.id.clone(),
+                        arn: arn.clone(),
+                        kind: PrincipalKind::IamUser,
+                        user_name: Some(user.name.clone()),
+                        principal_id: unique_id("AIDA", &arn),
+                        access_key_id: key.access_key_id,
+                        tags: user.tags.clone(),
+                        policies: policies.clone(),
+                    };
+                    insert(principal, key.secret_access_key)?;
+                }
+            }
+        }
+        Ok(Self {
+            by_access_key,
+            development: false,
+        })
+    }
+
+    /// Whether these are the built-in development credentials.
+    pub fn is_development(&self) -> bool {
+        self.development
+    }
+
+    /// The secret access key of an access key id, for the SigV4 verifier.
+    pub fn secret_for(&self, access_key_id: &str) -> Option<Zeroizing<String>> {
+        self.by_access_key
+            .get(access_key_id)
+            .map(|c| c.secret.clone())
+    }
+
+    /// The principal an access key belongs to.
+    pub fn principal(&self, access_key_id: &str) -> Option<&Principal> {
+        self.by_access_key.get(access_key_id).map(|c| &c.principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[[accounts]]
+id = "444455556666"
+
+[[accounts.root_access_keys]]
+access_key_id = "AKIAROOT000000000001"
+secret_access_key = "root-secret-0123456789"
+
+[[accounts.users]]
+name = "alice"
+path = "/team/"
+tags = { team = "payments" }
+access_keys = [{ access_key_id = "AKIAALICE00000000001", secret_access_key = "alice-secret-0123456789" }]
+policies = [{ name = "kms", document = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}' }]
+"#;
+
+    #[test]
+    fn file_defines_root_and_users() {
+        let ids = Identities::parse(FILE).unwrap();
+        let root = ids.principal("AKIAROOT000000000001").unwrap();
+        assert_eq!(root.arn, "arn:aws:iam::444455556666:root");
+        assert_eq!(root.kind, PrincipalKind::Root);
+        let alice = ids.principal("AKIAALICE00000000001").unwrap();
+        assert_eq!(alice.arn, "arn:aws:iam::444455556666:user/team/alice");
+        assert_eq!(alice.tags.get("team").map(String::as_str), Some("payments"));
+        assert_eq!(alice.policies.len(), 1);
+        assert!(alice.principal_id.starts_with("AIDA") && alice.principal_id.len() == 21);
+        assert_eq!(
+            ids.secret_for("AKIAALICE00000000001")
+                .as_deref()
+                .map(String::as_str),
+            Some("alice-secret-0123456789")
+        );
+        assert!(ids.principal("AKIAOTHER").is_none());
+        assert!(!ids.is_development());
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        let dup = FILE.replace("AKIAALICE00000000001", "AKIAROOT000000000001");
+        assert!(matches!(
+            Identities::parse(&dup),
+            Err(IdentityError::Invalid(_))
+        ));
+        let bad_account = FILE.replace("444455556666", "1234");
+        assert!(matches!(
+            Identities::parse(&bad_account),
+            Err(IdentityError::Invalid(_))
+        ));
+        let bad_policy = FILE.replace(r#""Effect":"Allow""#, r#""Effect":"Maybe""#);
+        assert!(matches!(
+            Identities::parse(&bad_policy),
+            Err(IdentityError::Invalid(_))
+        ));
+        assert!(matches!(
+            Identities::parse("accounts = 3"),
+            Err(IdentityError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn development_identity_is_the_documented_one() {
+        let ids = Identities::development(DEV_ACCOUNT_ID);
+        assert!(ids.is_development());
+        let p = ids.principal(DEV_ACCESS_KEY_ID).unwrap();
+        assert_eq!(p.arn, "arn:aws:iam::111122223333:root");
+    }
+}

@@ -1,0 +1,290 @@
+//! The `trent` command line: `serve`, `migrate`, `replay --verify` and `trail verify`, each with
+//! the same store flags (every flag has a `TRENT_*` environment equivalent).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::audit::chain::ChainVerifier;
+use crate::audit::writer::CommitWriter;
+use crate::auth::identity::{Identities, DEV_ACCOUNT_ID};
+use crate::clock::SystemClock;
+use crate::crypto::root_key::RootKey;
+use crate::domain::read_model::ReadModel;
+use crate::state::{AppState, MaterialCache, RegionSet};
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::SharedStore;
+
+/// Trent: a self-hosted key management service that speaks the AWS KMS API.
+#[derive(Debug, Parser)]
+#[command(name = "trent", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (applies migrations first).
+    Serve(ServeArgs),
+    /// Apply the store's migrations and exit.
+    Migrate(StoreArgs),
+    /// Rebuild the read model from the events alone and check it against the keystore.
+    Replay(ReplayArgs),
+    /// Audit trail tools.
+    Trail {
+        #[command(subcommand)]
+        command: TrailCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TrailCommand {
+    /// Walk the audit hash chain and name the first broken link.
+    Verify(StoreArgs),
+}
+
+/// Where the events, audit records and sealed key material live.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite store and the generated root key (used when no
+    /// database URL is given).
+    #[arg(long, env = "TRENT_DATA_DIR", default_value = "trent-data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user@host:port/db); events, audit and keystore live there.
+    #[arg(long, env = "TRENT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// File holding the base64 root key (created 0600 if missing). `TRENT_ROOT_KEY` (the base64
+    /// key itself) takes precedence; by default the key is `DATA_DIR/root.key`.
+    #[arg(long, env = "TRENT_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "TRENT_LISTEN", default_value = "127.0.0.1:4599")]
+    listen: SocketAddr,
+    /// Identity file (TOML: accounts, users, access keys, policies). Without it, the development
+    /// identity is used, which only a loopback listener accepts.
+    #[arg(long, env = "TRENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Serve only these regions (comma-separated); by default every well-formed region name.
+    #[arg(long, env = "TRENT_REGIONS", value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// Account of the development identity.
+    #[arg(long, env = "TRENT_ACCOUNT_ID", default_value = DEV_ACCOUNT_ID)]
+    account_id: String,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Compare the rebuilt model with the keystore and report any difference.
+    #[arg(long)]
+    verify: bool,
+}
+
+/// Run the command line; the exit code says whether it succeeded.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Migrate(store) => {
+            let store = open_store(&store).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay(args) => replay(args).await,
+        Command::Trail {
+            command: TrailCommand::Verify(store),
+        } => trail_verify(store).await,
+    }
+}
+
+/// Open the configured backend.
+pub async fn open_store(args: &StoreArgs) -> anyhow::Result<SharedStore> {
+    Ok(match &args.database_url {
+        Some(url) => Arc::new(
+            PostgresStore::connect(url)
+                .await
+                .context("cannot connect to PostgreSQL")?,
+        ),
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+            Arc::new(
+                SqliteStore::open(&args.data_dir.join("trent.db"))
+                    .context("cannot open the SQLite store")?,
+            )
+        }
+    })
+}
+
+fn load_root_key(args: &StoreArgs) -> anyhow::Result<RootKey> {
+    if let Ok(text) = std::env::var("TRENT_ROOT_KEY") {
+        return Ok(RootKey::from_base64(&text)?);
+    }
+    let path = args
+        .root_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("root.key"));
+    Ok(RootKey::load_or_create(&path)?)
+}
+
+/// Project every stored event into a fresh read model.
+pub async fn rebuild_read_model(store: &SharedStore) -> anyhow::Result<ReadModel> {
+    let mut model = ReadModel::default();
+    loop {
+        let events = store.read_events(model.last_sequence(), 1000).await?;
+        if events.is_empty() {
+            return Ok(model);
+        }
+        for event in &events {
+            model.apply(event)?;
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let identities = match &args.config {
+        Some(path) => Identities::load(path)?,
+        None => Identities::development(&args.account_id),
+    };
+    if identities.is_development() && !args.listen.ip().is_loopback() {
+        bail!(
+            "refusing to serve the development identity (well-known credentials) on {}: listen on a loopback address or give --config",
+            args.listen
+        );
+    }
+    let store = open_store(&args.store).await?;
+    store.migrate().await?;
+    let root_key = load_root_key(&args.store)?;
+    let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
+    let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
+    tracing::info!(keys = key_count, "read model rebuilt from events");
+    let (writer, writer_task) = CommitWriter::start(store.clone(), model.clone());
+    let state = AppState {
+        store,
+        writer,
+        model,
+        identities,
+        clock: Arc::new(SystemClock),
+        regions: RegionSet::new(args.regions),
+        root_key,
+        materials: MaterialCache::default(),
+    };
+    crate::server::serve(state, args.listen).await?;
+    writer_task.await.context("the audit writer failed")?;
+    tracing::info!("stopped; every acknowledged call is durable");
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args.store).await?;
+    let model = rebuild_read_model(&store).await?;
+    println!(
+        "replayed {} events into {} keys",
+        model.last_sequence(),
+        model.key_count()
+    );
+    if !args.verify {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let again = rebuild_read_model(&store).await?;
+    let mut problems = Vec::new();
+    if again != model {
+        problems.push("two replays of the same events disagree".to_string());
+    }
+    let root_key = load_root_key(&args.store)?;
+    for key in model.all_keys() {
+        for m in &key.materials {
+            match store.get_material(&key.key_id, m.version).await? {
+                Some(sealed)
+                    if root_key
+                        .open(&key.key_id, m.version, &sealed.sealed)
+                        .is_ok() => {}
+                Some(_) => problems.push(format!(
+                    "key {} material {}: sealed material does not open under the root key",
+                    key.key_id, m.version
+                )),
+                None => problems.push(format!(
+                    "key {} material {}: missing from the keystore",
+                    key.key_id, m.version
+                )),
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("verify: the read model and the keystore agree");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            println!("verify: {p}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn trail_verify(args: StoreArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args).await?;
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let records = store.read_audit(after, 1000).await?;
+        if records.is_empty() {
+            break;
+        }
+        for r in &records {
+            if let Err(broken) = verifier.check(r) {
+                println!(
+                    "trail verify: BROKEN at audit record {}: {broken}",
+                    r.sequence
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            after = r.sequence;
+        }
+    }
+    println!(
+        "trail verify: {} records, hash chain intact",
+        verifier.verified()
+    );
+    Ok(ExitCode::SUCCESS)
+}

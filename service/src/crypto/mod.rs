@@ -1,0 +1,46 @@
+//! All cryptography of the service, through aws-lc-rs: secrets that zeroize, the root key that seals
+//! key material, the ciphertext blob format, and random bytes. Nothing here does I/O except loading
+//! the root key at start.
+
+pub mod ciphertext;
+pub mod root_key;
+pub mod secret;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+
+use secret::SecretBytes;
+
+/// Errors of the cryptographic layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The random generator failed.
+    #[error("random generator failure")]
+    Random,
+    /// Sealing or encryption failed.
+    #[error("encryption failure")]
+    Seal,
+    /// A sealed value or ciphertext did not authenticate.
+    #[error("authentication of sealed data failed")]
+    Open,
+    /// The root key could not be loaded or created.
+    #[error("root key: {0}")]
+    RootKey(String),
+}
+
+/// `len` bytes from the system's secure random generator.
+pub fn random_secret(len: usize) -> Result<SecretBytes, CryptoError> {
+    let mut bytes = SecretBytes::zeroed(len);
+    SystemRandom::new()
+        .fill(bytes.as_mut_slice())
+        .map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
+}
+
+/// Random bytes that are not secret (nonces, identifiers).
+pub fn random_public(len: usize) -> Result<Vec<u8>, CryptoError> {
+    let mut bytes = vec![0u8; len];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
+}

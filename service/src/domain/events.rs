@@ -1,0 +1,135 @@
+//! Domain events: the source of truth. Payloads are versioned JSON (`schema`), and an event written
+//! by any earlier version must stay readable. No event ever holds key material or plaintext.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::NewEvent;
+
+/// A tag on a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// The tag key.
+    pub key: String,
+    /// The tag value.
+    pub value: String,
+}
+
+/// Public facts about one version of a key's material (never the material itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterialInfo {
+    /// The material version (1 for the first).
+    pub version: i32,
+    /// The id AWS calls KeyMaterialId (64 hex characters, random, reveals nothing).
+    pub material_id: String,
+    /// When the material was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Every event of a key's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum KeyEvent {
+    /// A key was created with its first material.
+    KeyCreated {
+        /// Payload schema version.
+        schema: u32,
+        /// The key id (a UUID).
+        key_id: String,
+        /// The owning account.
+        account: String,
+        /// The region the key lives in.
+        region: String,
+        /// The description.
+        description: String,
+        /// The KeySpec.
+        key_spec: String,
+        /// The KeyUsage.
+        key_usage: String,
+        /// The Origin.
+        origin: String,
+        /// The key policy document.
+        policy: String,
+        /// Tags given at creation.
+        tags: Vec<Tag>,
+        /// Whether it is a multi-Region key.
+        multi_region: bool,
+        /// The first material.
+        material: MaterialInfo,
+        /// When it was created.
+        created_at: DateTime<Utc>,
+    },
+    /// The key policy was replaced.
+    KeyPolicyPut {
+        /// Payload schema version.
+        schema: u32,
+        /// The policy name (always `default` in AWS KMS).
+        policy_name: String,
+        /// The new document.
+        policy: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl KeyEvent {
+    /// The event type name stored beside the payload.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::KeyCreated { .. } => "KeyCreated",
+            Self::KeyPolicyPut { .. } => "KeyPolicyPut",
+        }
+    }
+
+    /// The stream of a key's events.
+    pub fn stream_for(key_id: &str) -> String {
+        format!("key/{key_id}")
+    }
+
+    /// Encode for the store.
+    pub fn to_new_event(&self) -> Result<NewEvent, serde_json::Error> {
+        Ok(NewEvent {
+            event_type: self.type_name().to_string(),
+            payload: serde_json::to_value(self)?,
+        })
+    }
+
+    /// Decode a stored payload.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(payload.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let e = KeyEvent::KeyPolicyPut {
+            schema: 1,
+            policy_name: "default".into(),
+            policy: "{}".into(),
+            at: Utc::now(),
+        };
+        let stored = e.to_new_event().unwrap();
+        assert_eq!(stored.event_type, "KeyPolicyPut");
+        assert_eq!(KeyEvent::from_payload(&stored.payload).unwrap(), e);
+    }
+
+    #[test]
+    fn a_version_one_payload_stays_readable() {
+        let payload = serde_json::json!({
+            "type": "KeyCreated", "schema": 1, "key_id": "k", "account": "111122223333",
+            "region": "us-east-1", "description": "", "key_spec": "SYMMETRIC_DEFAULT",
+            "key_usage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS", "policy": "{}", "tags": [],
+            "multi_region": false,
+            "material": {"version": 1, "material_id": "ab", "created_at": "2026-01-01T00:00:00Z"},
+            "created_at": "2026-01-01T00:00:00Z"
+        });
+        assert!(matches!(
+            KeyEvent::from_payload(&payload),
+            Ok(KeyEvent::KeyCreated { .. })
+        ));
+    }
+}

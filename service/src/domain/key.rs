@@ -1,0 +1,120 @@
+//! A key as the read model holds it (`KeySnapshot`), its state, and its `KeyMetadata` wire form.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::events::{MaterialInfo, Tag};
+
+/// The KeyState values of AWS KMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Usable.
+    Enabled,
+    /// Disabled by its owner.
+    Disabled,
+    /// Scheduled for deletion.
+    PendingDeletion,
+    /// Waiting for imported material.
+    PendingImport,
+    /// Its custom key store is disconnected.
+    Unavailable,
+}
+
+impl KeyState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "Enabled",
+            Self::Disabled => "Disabled",
+            Self::PendingDeletion => "PendingDeletion",
+            Self::PendingImport => "PendingImport",
+            Self::Unavailable => "Unavailable",
+        }
+    }
+}
+
+/// Everything the service knows about a key, projected from its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySnapshot {
+    /// The key id (UUID).
+    pub key_id: String,
+    /// The owning account.
+    pub account: String,
+    /// The region.
+    pub region: String,
+    /// The description.
+    pub description: String,
+    /// The KeySpec.
+    pub key_spec: String,
+    /// The KeyUsage.
+    pub key_usage: String,
+    /// The Origin.
+    pub origin: String,
+    /// The key policy.
+    pub policy: String,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Multi-Region key.
+    pub multi_region: bool,
+    /// The state.
+    pub state: KeyState,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Every material version, oldest first.
+    pub materials: Vec<MaterialInfo>,
+    /// The stream version of the last applied event (for optimistic concurrency).
+    pub stream_version: i64,
+}
+
+impl KeySnapshot {
+    /// The key ARN.
+    pub fn arn(&self) -> String {
+        key_arn(&self.region, &self.account, &self.key_id)
+    }
+
+    /// The material that new encryptions use.
+    pub fn current_material(&self) -> Option<&MaterialInfo> {
+        self.materials.last()
+    }
+
+    /// One material version, if it exists.
+    pub fn material(&self, version: i32) -> Option<&MaterialInfo> {
+        self.materials.iter().find(|m| m.version == version)
+    }
+
+    /// The `KeyMetadata` structure of DescribeKey and CreateKey.
+    pub fn metadata(&self) -> Value {
+        let mut m = json!({
+            "AWSAccountId": self.account,
+            "KeyId": self.key_id,
+            "Arn": self.arn(),
+            "CreationDate": epoch_seconds(self.created_at),
+            "Enabled": self.state == KeyState::Enabled,
+            "Description": self.description,
+            "KeyUsage": self.key_usage,
+            "KeyState": self.state.as_str(),
+            "Origin": self.origin,
+            "KeyManager": "CUSTOMER",
+            "CustomerMasterKeySpec": self.key_spec,
+            "KeySpec": self.key_spec,
+            "MultiRegion": self.multi_region,
+        });
+        if self.key_spec == "SYMMETRIC_DEFAULT" {
+            m["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]);
+        }
+        if let Some(material) = self.current_material() {
+            m["CurrentKeyMaterialId"] = json!(material.material_id);
+        }
+        m
+    }
+}
+
+/// The ARN of a key.
+pub fn key_arn(region: &str, account: &str, key_id: &str) -> String {
+    format!("arn:aws:kms:{region}:{account}:key/{key_id}")
+}
+
+/// A timestamp as the AWS JSON protocol sends it: epoch seconds with a fraction.
+pub fn epoch_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}

@@ -1,0 +1,7 @@
+//! The domain: key events, the key read model that projects them, and the pure rules that decide
+//! what an operation may do to a key. Nothing here does I/O.
+
+pub mod events;
+pub mod key;
+pub mod read_model;
+pub mod rules;

@@ -1,0 +1,331 @@
+//! Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext) and GenerateRandom with
+//! symmetric keys. Plaintexts live in `SecretBytes` and are zeroized when dropped.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{authorize, material, resolve_key, CallContext, Outcome};
+use crate::crypto::ciphertext::{self, CiphertextError, CiphertextHeader};
+use crate::crypto::random_secret;
+use crate::crypto::secret::SecretBytes;
+use crate::domain::events::MaterialInfo;
+use crate::domain::key::KeySnapshot;
+use crate::domain::rules::{check_state, check_symmetric_encryption};
+use crate::protocol::wire::{b64, blob, decode, secret_blob};
+use crate::protocol::KmsError;
+use crate::state::AppState;
+
+type Context = BTreeMap<String, String>;
+
+fn dry_run(flag: Option<bool>) -> Result<(), KmsError> {
+    if flag == Some(true) {
+        return Err(KmsError::DryRunOperation(
+            "The request would have succeeded, but the DryRun option is set.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn no_recipient(recipient: &Option<Value>) -> Result<(), KmsError> {
+    if recipient.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "Recipient (Nitro Enclaves attestation) is not supported by this server.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn internal(_: impl std::fmt::Debug) -> KmsError {
+    KmsError::KmsInternal("The cryptographic operation failed.".into())
+}
+
+/// Encrypt `plaintext` under the key's current material.
+async fn seal_under(
+    state: &AppState,
+    key: &KeySnapshot,
+    plaintext: &SecretBytes,
+    context: &Context,
+) -> Result<(Vec<u8>, MaterialInfo), KmsError> {
+    let current = key
+        .current_material()
+        .cloned()
+        .ok_or_else(|| KmsError::KmsInternal("The key has no material.".into()))?;
+    let material = material(state, key, current.version).await?;
+    let header = CiphertextHeader {
+        key_id: uuid::Uuid::try_parse(&key.key_id).map_err(internal)?,
+        material_version: current.version as u32,
+    };
+    let blob = ciphertext::encrypt(header, &material, plaintext, context).map_err(internal)?;
+    Ok((blob, current))
+}
+
+/// Everything an encrypting operation checks before touching material.
+fn check_encrypt_key(
+    ctx: &CallContext,
+    key: &KeySnapshot,
+    algorithm: Option<&str>,
+) -> Result<(), KmsError> {
+    authorize(ctx, key)?;
+    check_state(ctx.op, key)?;
+    check_symmetric_encryption(ctx.op, key, algorithm)?;
+    Ok(())
+}
+
+fn invalid_ciphertext() -> KmsError {
+    KmsError::InvalidCiphertext(
+        "The ciphertext is invalid, or does not match the key and encryption context given.".into(),
+    )
+}
+
+/// Open a ciphertext blob: find its key, check KeyId, authorization, state and algorithm, decrypt.
+async fn open_blob(
+    state: &AppState,
+    ctx: &CallContext,
+    blob: &[u8],
+    context: &Context,
+    key_id: Option<&str>,
+    algorithm: Option<&str>,
+) -> Result<(KeySnapshot, SecretBytes, MaterialInfo), KmsError> {
+    let header = ciphertext::parse_header(blob).map_err(|_| invalid_ciphertext())?;
+    let embedded = header.key_id.to_string();
+    let key = match key_id {
+        Some(requested) => {
+            let key = resolve_key(state, ctx, requested)?;
+            if key.key_id != embedded {
+                return Err(KmsError::IncorrectKey(
+                    "The key ID in the request does not identify a KMS key that can perform this operation.".into(),
+                ));
+            }
+            key
+        }
+        None => {
+            let found = state
+                .read_model()?
+                .key(&embedded)
+                .filter(|k| k.region == ctx.region)
+                .cloned();
+            let key = found.ok_or_else(invalid_ciphertext)?;
+            ctx.touch(key.arn());
+            key
+        }
+    };
+    check_encrypt_key(ctx, &key, algorithm)?;
+    let version = i32::try_from(header.material_version).map_err(|_| invalid_ciphertext())?;
+    let info = key
+        .material(version)
+        .cloned()
+        .ok_or_else(invalid_ciphertext)?;
+    let material = material(state, &key, version).await?;
+    let plaintext = ciphertext::decrypt(blob, &material, context).map_err(|e| match e {
+        CiphertextError::Malformed | CiphertextError::Authentication => invalid_ciphertext(),
+    })?;
+    Ok((key, plaintext, info))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EncryptRequest {
+    key_id: String,
+    #[serde(deserialize_with = "secret_blob")]
+    plaintext: SecretBytes,
+    #[serde(default)]
+    encryption_context: Context,
+    encryption_algorithm: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// Encrypt.
+pub async fn encrypt(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: EncryptRequest = decode(body)?;
+    let key = resolve_key(state, ctx, &req.key_id)?;
+    check_encrypt_key(ctx, &key, req.encryption_algorithm.as_deref())?;
+    dry_run(req.dry_run)?;
+    let (blob, _) = seal_under(state, &key, &req.plaintext, &req.encryption_context).await?;
+    Ok(Outcome::reply(json!({
+        "CiphertextBlob": b64(&blob),
+        "KeyId": key.arn(),
+        "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DecryptRequest {
+    #[serde(deserialize_with = "blob")]
+    ciphertext_blob: Vec<u8>,
+    #[serde(default)]
+    encryption_context: Context,
+    key_id: Option<String>,
+    encryption_algorithm: Option<String>,
+    recipient: Option<Value>,
+    dry_run: Option<bool>,
+}
+
+/// Decrypt (KeyId optional: the ciphertext names its key).
+pub async fn decrypt(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: DecryptRequest = decode(body)?;
+    no_recipient(&req.recipient)?;
+    let (key, plaintext, info) = open_blob(
+        state,
+        ctx,
+        &req.ciphertext_blob,
+        &req.encryption_context,
+        req.key_id.as_deref(),
+        req.encryption_algorithm.as_deref(),
+    )
+    .await?;
+    dry_run(req.dry_run)?;
+    Ok(Outcome::reply(json!({
+        "KeyId": key.arn(),
+        "Plaintext": b64(plaintext.as_slice()),
+        "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "KeyMaterialId": info.material_id,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReEncryptRequest {
+    #[serde(deserialize_with = "blob")]
+    ciphertext_blob: Vec<u8>,
+    #[serde(default)]
+    source_encryption_context: Context,
+    source_key_id: Option<String>,
+    destination_key_id: String,
+    #[serde(default)]
+    destination_encryption_context: Context,
+    source_encryption_algorithm: Option<String>,
+    destination_encryption_algorithm: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// ReEncrypt: decrypt under the source key and encrypt under the destination key, server-side.
+pub async fn re_encrypt(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: ReEncryptRequest = decode(body)?;
+    let (source, plaintext, source_info) = open_blob(
+        state,
+        ctx,
+        &req.ciphertext_blob,
+        &req.source_encryption_context,
+        req.source_key_id.as_deref(),
+        req.source_encryption_algorithm.as_deref(),
+    )
+    .await?;
+    let destination = resolve_key(state, ctx, &req.destination_key_id)?;
+    check_encrypt_key(
+        ctx,
+        &destination,
+        req.destination_encryption_algorithm.as_deref(),
+    )?;
+    dry_run(req.dry_run)?;
+    let (blob, destination_info) = seal_under(
+        state,
+        &destination,
+        &plaintext,
+        &req.destination_encryption_context,
+    )
+    .await?;
+    Ok(Outcome::reply(json!({
+        "CiphertextBlob": b64(&blob),
+        "SourceKeyId": source.arn(),
+        "KeyId": destination.arn(),
+        "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "SourceKeyMaterialId": source_info.material_id,
+        "DestinationKeyMaterialId": destination_info.material_id,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GenerateDataKeyRequest {
+    key_id: String,
+    #[serde(default)]
+    encryption_context: Context,
+    number_of_bytes: Option<usize>,
+    key_spec: Option<String>,
+    recipient: Option<Value>,
+    dry_run: Option<bool>,
+}
+
+/// GenerateDataKey and GenerateDataKeyWithoutPlaintext.
+pub async fn generate_data_key(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+    with_plaintext: bool,
+) -> Result<Outcome, KmsError> {
+    let req: GenerateDataKeyRequest = decode(body)?;
+    no_recipient(&req.recipient)?;
+    let len = match (req.number_of_bytes, req.key_spec.as_deref()) {
+        (Some(n), None) => n,
+        (None, Some("AES_256")) => 32,
+        (None, Some("AES_128")) => 16,
+        (None, Some(other)) => {
+            return Err(KmsError::Validation(format!(
+                "Unknown data key spec {other}"
+            )))
+        }
+        _ => {
+            return Err(KmsError::Validation(
+                "Please specify either number of bytes or key spec.".into(),
+            ))
+        }
+    };
+    let key = resolve_key(state, ctx, &req.key_id)?;
+    check_encrypt_key(ctx, &key, None)?;
+    dry_run(req.dry_run)?;
+    let data_key = random_secret(len).map_err(internal)?;
+    let (blob, info) = seal_under(state, &key, &data_key, &req.encryption_context).await?;
+    let mut body = json!({
+        "CiphertextBlob": b64(&blob),
+        "KeyId": key.arn(),
+        "KeyMaterialId": info.material_id,
+    });
+    if with_plaintext {
+        body["Plaintext"] = json!(b64(data_key.as_slice()));
+    }
+    Ok(Outcome::reply(body))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GenerateRandomRequest {
+    number_of_bytes: Option<usize>,
+    custom_key_store_id: Option<String>,
+    recipient: Option<Value>,
+}
+
+/// GenerateRandom.
+pub fn generate_random(body: &Value) -> Result<Outcome, KmsError> {
+    let req: GenerateRandomRequest = decode(body)?;
+    no_recipient(&req.recipient)?;
+    if req.custom_key_store_id.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "Custom key stores are not supported by this server.".into(),
+        ));
+    }
+    let Some(n) = req.number_of_bytes else {
+        return Err(KmsError::Validation(
+            "1 validation error detected: Value null at 'numberOfBytes' failed to satisfy constraint: Member must not be null".into(),
+        ));
+    };
+    let bytes = random_secret(n).map_err(internal)?;
+    Ok(Outcome::reply(
+        json!({ "Plaintext": b64(bytes.as_slice()) }),
+    ))
+}

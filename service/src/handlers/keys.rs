@@ -1,0 +1,298 @@
+//! CreateKey, DescribeKey and ListKeys.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{authorize, resolve_key, CallContext, Outcome};
+use crate::audit::record::lower_camel_value;
+use crate::crypto::{random_public, random_secret};
+use crate::domain::events::{KeyEvent, MaterialInfo, Tag};
+use crate::domain::key::{KeySnapshot, KeyState};
+use crate::protocol::wire::decode;
+use crate::protocol::KmsError;
+use crate::state::AppState;
+use crate::store::{SealedMaterial, StreamAppend};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateKeyRequest {
+    policy: Option<String>,
+    description: Option<String>,
+    key_usage: Option<String>,
+    customer_master_key_spec: Option<String>,
+    key_spec: Option<String>,
+    origin: Option<String>,
+    custom_key_store_id: Option<String>,
+    #[allow(dead_code)]
+    bypass_policy_lockout_safety_check: Option<bool>,
+    tags: Option<Vec<WireTag>>,
+    multi_region: Option<bool>,
+    xks_key_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireTag {
+    tag_key: String,
+    tag_value: String,
+}
+
+/// The key policy AWS KMS gives a key created without one: full access delegated to the account.
+pub fn default_key_policy(account: &str) -> String {
+    format!(
+        r#"{{
+  "Version" : "2012-10-17",
+  "Id" : "key-default-1",
+  "Statement" : [ {{
+    "Sid" : "Enable IAM User Permissions",
+    "Effect" : "Allow",
+    "Principal" : {{
+      "AWS" : "arn:aws:iam::{account}:root"
+    }},
+    "Action" : "kms:*",
+    "Resource" : "*"
+  }} ]
+}}"#
+    )
+}
+
+/// Check a key policy document as PutKeyPolicy and CreateKey do.
+pub fn check_key_policy(policy: &str) -> Result<(), KmsError> {
+    trent_policy::PolicyDocument::parse_kind(policy, trent_policy::PolicyKind::KeyPolicy)
+        .map(|_| ())
+        .map_err(|e| KmsError::MalformedPolicyDocument(format!("The policy is malformed: {e}")))
+}
+
+fn check_tags(tags: &[WireTag]) -> Result<Vec<Tag>, KmsError> {
+    if tags.len() > 50 {
+        return Err(KmsError::Tag("A key can have at most 50 tags.".into()));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(tags.len());
+    for t in tags {
+        if t.tag_key.starts_with("aws:") {
+            return Err(KmsError::Tag(format!(
+                "Tag key '{}' uses the reserved prefix 'aws:'.",
+                t.tag_key
+            )));
+        }
+        if !seen.insert(t.tag_key.clone()) {
+            return Err(KmsError::Tag(format!("Duplicate tag key '{}'.", t.tag_key)));
+        }
+        out.push(Tag {
+            key: t.tag_key.clone(),
+            value: t.tag_value.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// CreateKey: a new symmetric key with fresh material from aws-lc-rs.
+pub async fn create_key(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: CreateKeyRequest = decode(body)?;
+    if req.key_spec.is_some() && req.customer_master_key_spec.is_some() {
+        return Err(KmsError::Validation(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.".into(),
+        ));
+    }
+    let key_spec = req
+        .key_spec
+        .or(req.customer_master_key_spec)
+        .unwrap_or_else(|| "SYMMETRIC_DEFAULT".into());
+    let key_usage = req.key_usage.unwrap_or_else(|| "ENCRYPT_DECRYPT".into());
+    let origin = req.origin.unwrap_or_else(|| "AWS_KMS".into());
+    if key_spec == "SM2" {
+        return Err(KmsError::UnsupportedOperation(
+            "KeySpec SM2 is only offered in China Regions; this server does not support it.".into(),
+        ));
+    }
+    if key_spec != "SYMMETRIC_DEFAULT" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "KeySpec {key_spec} is not supported by this server yet."
+        )));
+    }
+    if key_usage != "ENCRYPT_DECRYPT" {
+        return Err(KmsError::Validation(format!(
+            "KeyUsage {key_usage} is not compatible with KeySpec {key_spec}"
+        )));
+    }
+    if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "Custom key stores are not supported by this server.".into(),
+        ));
+    }
+    if origin != "AWS_KMS" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "Origin {origin} is not supported by this server yet."
+        )));
+    }
+    if req.multi_region == Some(true) {
+        return Err(KmsError::UnsupportedOperation(
+            "Multi-Region keys are not supported by this server yet.".into(),
+        ));
+    }
+    let policy = match req.policy {
+        Some(p) => {
+            check_key_policy(&p)?;
+            p
+        }
+        None => default_key_policy(&ctx.principal.account),
+    };
+    let tags = check_tags(req.tags.as_deref().unwrap_or_default())?;
+
+    let internal = |_| KmsError::KmsInternal("Key generation failed.".into());
+    let key_id = uuid::Uuid::new_v4().to_string();
+    let now = state.clock.now();
+    let material = random_secret(32).map_err(internal)?;
+    let sealed = state
+        .root_key
+        .seal(&key_id, 1, &material)
+        .map_err(internal)?;
+    let material_info = MaterialInfo {
+        version: 1,
+        material_id: hex::encode(random_public(32).map_err(internal)?),
+        created_at: now,
+    };
+    let event = KeyEvent::KeyCreated {
+        schema: 1,
+        key_id: key_id.clone(),
+        account: ctx.principal.account.clone(),
+        region: ctx.region.clone(),
+        description: req.description.unwrap_or_default(),
+        key_spec,
+        key_usage,
+        origin,
+        policy,
+        tags,
+        multi_region: false,
+        material: material_info,
+        created_at: now,
+    };
+    let snapshot = snapshot_of_created(&event);
+    let new_event = event
+        .to_new_event()
+        .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
+    state.materials.insert(&key_id, 1, sealed.clone());
+    ctx.touch(snapshot.arn());
+    let metadata = snapshot.metadata();
+    let mut outcome = Outcome::reply(json!({ "KeyMetadata": metadata }));
+    outcome.response_elements = Some(json!({ "keyMetadata": lower_camel_value(&metadata) }));
+    outcome.unit.materials.push(SealedMaterial {
+        key_id: key_id.clone(),
+        version: 1,
+        sealed,
+    });
+    outcome.unit.appends.push(StreamAppend {
+        stream: KeyEvent::stream_for(&key_id),
+        expected_version: 0,
+        events: vec![new_event],
+    });
+    Ok(outcome)
+}
+
+fn snapshot_of_created(event: &KeyEvent) -> KeySnapshot {
+    match event {
+        KeyEvent::KeyCreated {
+            key_id,
+            account,
+            region,
+            description,
+            key_spec,
+            key_usage,
+            origin,
+            policy,
+            tags,
+            multi_region,
+            material,
+            created_at,
+            ..
+        } => KeySnapshot {
+            key_id: key_id.clone(),
+            account: account.clone(),
+            region: region.clone(),
+            description: description.clone(),
+            key_spec: key_spec.clone(),
+            key_usage: key_usage.clone(),
+            origin: origin.clone(),
+            policy: policy.clone(),
+            tags: tags.clone(),
+            multi_region: *multi_region,
+            state: KeyState::Enabled,
+            created_at: *created_at,
+            materials: vec![material.clone()],
+            stream_version: 1,
+        },
+        KeyEvent::KeyPolicyPut { .. } => unreachable!("only called with KeyCreated"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeKeyRequest {
+    key_id: String,
+}
+
+/// DescribeKey.
+pub fn describe_key(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: DescribeKeyRequest = decode(body)?;
+    let key = resolve_key(state, ctx, &req.key_id)?;
+    authorize(ctx, &key)?;
+    Ok(Outcome::reply(json!({ "KeyMetadata": key.metadata() })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListKeysRequest {
+    limit: Option<usize>,
+    marker: Option<String>,
+}
+
+/// Decode a pagination marker issued by this server.
+pub fn decode_marker(marker: &str) -> Result<String, KmsError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(marker)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| KmsError::InvalidMarker(format!("Invalid marker '{marker}'")))
+}
+
+/// Encode a pagination marker.
+pub fn encode_marker(position: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
+}
+
+/// ListKeys: the caller's keys in the region, paginated by key id.
+pub fn list_keys(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {
+    let req: ListKeysRequest = decode(body)?;
+    let limit = req.limit.unwrap_or(100);
+    let after = req.marker.as_deref().map(decode_marker).transpose()?;
+    let model = state.read_model()?;
+    let mut page: Vec<&KeySnapshot> = model
+        .keys_in(&ctx.principal.account, &ctx.region, after.as_deref())
+        .take(limit + 1)
+        .collect();
+    let truncated = page.len() > limit;
+    page.truncate(limit);
+    let keys: Vec<Value> = page
+        .iter()
+        .map(|k| json!({ "KeyId": k.key_id, "KeyArn": k.arn() }))
+        .collect();
+    let mut body = json!({ "Keys": keys, "Truncated": truncated });
+    if truncated {
+        if let Some(last) = page.last() {
+            body["NextMarker"] = json!(encode_marker(&last.key_id));
+        }
+    }
+    Ok(Outcome::reply(body))
+}

@@ -1,0 +1,19 @@
+//! Trent's server: the AWS KMS wire protocol over actix-web, SigV4 authentication, an event-sourced
+//! store (embedded SQLite or PostgreSQL), and a hash-chained CloudTrail-format audit trail.
+//!
+//! Modules, in the order a request visits them: `server` (HTTP edge), `protocol` (decode and
+//! validate), `auth` (SigV4 -> principal), `handlers` (one per operation group), `domain` (key
+//! rules, read model), `crypto` (aws-lc-rs), `audit` (records, chain, group-commit writer), `store`
+//! (events, audit, keystore). `state` holds what requests share; `cli` is the binary.
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod crypto;
+pub mod domain;
+pub mod handlers;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod store;

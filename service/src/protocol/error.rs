@@ -1,0 +1,148 @@
+//! The one place where Trent's errors become AWS error shapes: `__type`, HTTP status and message.
+//!
+//! Every module returns its own typed error; they all convert into `KmsError`, and
+//! `KmsError::aws_type` / `KmsError::http_status` are the only mapping to the wire. Messages never
+//! carry key material, plaintext or secrets.
+
+use actix_web::http::StatusCode;
+
+/// An error as the client sees it: one variant per AWS error code Trent answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KmsError {
+    /// Input broke a constraint of the API model.
+    #[error("{0}")]
+    Validation(String),
+    /// The body is not JSON or a value has the wrong JSON type.
+    #[error("{0}")]
+    Serialization(String),
+    /// The X-Amz-Target names no KMS operation.
+    #[error("{0}")]
+    UnknownOperation(String),
+    /// No SigV4 authentication was supplied.
+    #[error("{0}")]
+    MissingAuthenticationToken(String),
+    /// The Authorization header is malformed.
+    #[error("{0}")]
+    IncompleteSignature(String),
+    /// The signature does not match, or is expired.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// The access key is unknown.
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    /// The caller is not allowed to perform the operation.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The key, alias or other resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The key is disabled.
+    #[error("{0}")]
+    Disabled(String),
+    /// The key's state does not allow the operation.
+    #[error("{0}")]
+    KmsInvalidState(String),
+    /// The KeyUsage or algorithm does not fit the key.
+    #[error("{0}")]
+    InvalidKeyUsage(String),
+    /// The ciphertext is not valid for the key or context given.
+    #[error("{0}")]
+    InvalidCiphertext(String),
+    /// The ciphertext was produced under another key than the one named.
+    #[error("{0}")]
+    IncorrectKey(String),
+    /// An ARN is malformed.
+    #[error("{0}")]
+    InvalidArn(String),
+    /// A pagination marker is invalid.
+    #[error("{0}")]
+    InvalidMarker(String),
+    /// A key policy document is malformed.
+    #[error("{0}")]
+    MalformedPolicyDocument(String),
+    /// A tag is invalid.
+    #[error("{0}")]
+    Tag(String),
+    /// A limit was exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The resource already exists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The operation or a parameter value is not supported by Trent (or by KMS for this key).
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    /// DryRun was set and the request would have succeeded.
+    #[error("{0}")]
+    DryRunOperation(String),
+    /// The request body is larger than the server accepts.
+    #[error("{0}")]
+    RequestEntityTooLarge(String),
+    /// Something failed inside the service (storage unavailable, audit not durable).
+    #[error("{0}")]
+    KmsInternal(String),
+}
+
+impl KmsError {
+    /// The `__type` AWS puts in the error body.
+    pub fn aws_type(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "ValidationException",
+            Self::Serialization(_) => "SerializationException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            Self::IncompleteSignature(_) => "IncompleteSignatureException",
+            Self::InvalidSignature(_) => "InvalidSignatureException",
+            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::AccessDenied(_) => "AccessDeniedException",
+            Self::NotFound(_) => "NotFoundException",
+            Self::Disabled(_) => "DisabledException",
+            Self::KmsInvalidState(_) => "KMSInvalidStateException",
+            Self::InvalidKeyUsage(_) => "InvalidKeyUsageException",
+            Self::InvalidCiphertext(_) => "InvalidCiphertextException",
+            Self::IncorrectKey(_) => "IncorrectKeyException",
+            Self::InvalidArn(_) => "InvalidArnException",
+            Self::InvalidMarker(_) => "InvalidMarkerException",
+            Self::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
+            Self::Tag(_) => "TagException",
+            Self::LimitExceeded(_) => "LimitExceededException",
+            Self::AlreadyExists(_) => "AlreadyExistsException",
+            Self::UnsupportedOperation(_) => "UnsupportedOperationException",
+            Self::DryRunOperation(_) => "DryRunOperationException",
+            Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
+            Self::KmsInternal(_) => "KMSInternalException",
+        }
+    }
+
+    /// The HTTP status AWS answers this error with. JSON-protocol services such as KMS answer client
+    /// errors, authentication failures included, with 400.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::KmsInternal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RequestEntityTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::DryRunOperation(_) => StatusCode::PRECONDITION_FAILED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The message AWS puts in the error body.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// The JSON body of the error response.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "__type": self.aws_type(), "message": self.message() })
+    }
+}
+
+impl From<crate::domain::rules::RuleError> for KmsError {
+    fn from(e: crate::domain::rules::RuleError) -> Self {
+        use crate::domain::rules::RuleError;
+        match e {
+            RuleError::Disabled { .. } => Self::Disabled(e.to_string()),
+            RuleError::InvalidState { .. } => Self::KmsInvalidState(e.to_string()),
+            RuleError::InvalidKeyUsage(m) => Self::InvalidKeyUsage(m),
+        }
+    }
+}

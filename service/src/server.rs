@@ -1,0 +1,301 @@
+//! The HTTP edge: one actix-web route for the AWS JSON 1.1 protocol. For each request it decodes
+//! the operation, verifies SigV4, validates the body against the model, runs the handler, and
+//! commits the call's events together with exactly one audit record before answering.
+
+use std::net::SocketAddr;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::Value;
+
+use crate::audit::record::{canonical_json, request_parameters, CallRecord};
+use crate::auth::sigv4::{self, SigV4Error, SignedRequest};
+use crate::handlers::{self, blob_members, CallContext, Outcome};
+use crate::protocol::model::Model;
+use crate::protocol::{KmsError, Operation};
+use crate::state::AppState;
+use crate::store::{NewAuditRecord, StoreError};
+
+/// Largest request body accepted (the largest KMS input, a 128 KiB policy, fits with room).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How many times a command whose append lost an optimistic-concurrency race is retried.
+const CONFLICT_RETRIES: usize = 5;
+
+/// The content type of every AWS JSON 1.1 response.
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// What the edge learned about a call, for its audit record.
+struct Call {
+    request_id: String,
+    event_name: String,
+    operation: Option<Operation>,
+    region: String,
+    user_identity: Value,
+    account: Option<String>,
+    request_parameters: Value,
+}
+
+/// Build the actix-web application for `state`.
+pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .route("/", web::post().to(kms_endpoint))
+            .route("/health", web::get().to(health))
+            .default_service(web::to(not_found));
+    }
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> HttpResponse {
+    error_response(
+        &uuid::Uuid::new_v4().to_string(),
+        &KmsError::UnknownOperation("Requests are POSTed to / with an X-Amz-Target header.".into()),
+    )
+}
+
+fn error_response(request_id: &str, err: &KmsError) -> HttpResponse {
+    let mut resp = HttpResponse::build(err.http_status())
+        .content_type(CONTENT_TYPE)
+        .body(err.body().to_string());
+    insert_request_id(&mut resp, request_id);
+    resp
+}
+
+fn insert_request_id(resp: &mut HttpResponse, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-amzn-requestid"), v);
+    }
+}
+
+impl From<SigV4Error> for KmsError {
+    fn from(e: SigV4Error) -> Self {
+        let message = e.to_string();
+        match e {
+            SigV4Error::MissingAuthenticationToken => Self::MissingAuthenticationToken(message),
+            SigV4Error::IncompleteSignature(_) => Self::IncompleteSignature(message),
+            SigV4Error::InvalidSignature(_) => Self::InvalidSignature(message),
+            SigV4Error::UnrecognizedClient(_) => Self::UnrecognizedClient(message),
+        }
+    }
+}
+
+async fn kms_endpoint(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut attempt = 0;
+    loop {
+        let event_time = state.clock.now();
+        let mut call = Call {
+            request_id: request_id.clone(),
+            event_name: String::new(),
+            operation: None,
+            region: state.regions.default_region(),
+            user_identity: serde_json::json!({"type": "Unknown"}),
+            account: None,
+            request_parameters: Value::Null,
+        };
+        let mut resources = Vec::new();
+        let result = process(&state, &req, &body, &mut call, &mut resources).await;
+        let (error, outcome) = match result {
+            Ok(outcome) => (None, outcome),
+            Err(e) => (Some(e), Outcome::default()),
+        };
+        let record = audit_record(&req, &call, event_time, resources, &outcome, error.as_ref());
+        let mut unit = outcome.unit;
+        unit.audit = Some(record);
+        match state.writer.commit(unit).await {
+            Ok(_) => {
+                return match error {
+                    None => {
+                        let text = if outcome.body.is_null() {
+                            String::new()
+                        } else {
+                            outcome.body.to_string()
+                        };
+                        let mut resp = HttpResponse::Ok().content_type(CONTENT_TYPE).body(text);
+                        insert_request_id(&mut resp, &request_id);
+                        resp
+                    }
+                    Some(e) => error_response(&request_id, &e),
+                };
+            }
+            // Another writer changed the key between our read and our append: run the command
+            // again on the new state (nothing of the failed attempt was written).
+            Err(StoreError::VersionConflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(e) => {
+                tracing::error!(error = %e, %request_id, "call not committed; failing closed");
+                let err =
+                    KmsError::KmsInternal("The request could not be recorded durably.".into());
+                if matches!(e, StoreError::VersionConflict { .. }) {
+                    // The command lost every race; the failure itself is still audited.
+                    let record = audit_record(
+                        &req,
+                        &call,
+                        event_time,
+                        Vec::new(),
+                        &Outcome::default(),
+                        Some(&err),
+                    );
+                    let unit = crate::store::CommitUnit {
+                        audit: Some(record),
+                        ..Default::default()
+                    };
+                    if state.writer.commit(unit).await.is_err() {
+                        tracing::error!(%request_id, "audit record of a failed call not written");
+                    }
+                }
+                return error_response(&request_id, &err);
+            }
+        }
+    }
+}
+
+fn audit_record(
+    req: &HttpRequest,
+    call: &Call,
+    event_time: chrono::DateTime<chrono::Utc>,
+    resources: Vec<String>,
+    outcome: &Outcome,
+    error: Option<&KmsError>,
+) -> NewAuditRecord {
+    let record = CallRecord {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_time,
+        event_name: call.event_name.clone(),
+        operation: call.operation,
+        region: call.region.clone(),
+        user_identity: call.user_identity.clone(),
+        recipient_account: call.account.clone(),
+        source_ip: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        user_agent: header(req, "user-agent").unwrap_or_default(),
+        request_parameters: call.request_parameters.clone(),
+        response_elements: match error {
+            None => outcome.response_elements.clone().unwrap_or(Value::Null),
+            Some(_) => Value::Null,
+        },
+        request_id: call.request_id.clone(),
+        resources,
+        error_code: error.map(|e| e.aws_type().to_string()),
+        error_message: error.map(KmsError::message),
+    };
+    NewAuditRecord {
+        event_id: record.event_id.clone(),
+        event_time,
+        record: canonical_json(&record.to_json()),
+    }
+}
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Everything before the commit: decode, authenticate, validate, run the handler.
+async fn process(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    call: &mut Call,
+    resources: &mut Vec<String>,
+) -> Result<Outcome, KmsError> {
+    let target = header(req, "x-amz-target").unwrap_or_default();
+    call.event_name = target
+        .rsplit_once('.')
+        .map(|(_, op)| op.to_string())
+        .unwrap_or_else(|| target.clone());
+    let op = Operation::from_target(&target).ok_or_else(|| {
+        KmsError::UnknownOperation(format!("The operation '{target}' is not a KMS operation."))
+    })?;
+    call.operation = Some(op);
+
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let query = req.query_string();
+    let signed = SignedRequest {
+        method: req.method().as_str(),
+        path: req.path(),
+        query,
+        headers: &headers,
+        body,
+    };
+    let verified = sigv4::verify(
+        &signed,
+        "kms",
+        &|region| state.regions.serves(region),
+        &|access_key| state.identities.secret_for(access_key),
+        state.clock.now(),
+    )?;
+    let principal = state
+        .identities
+        .principal(&verified.access_key_id)
+        .cloned()
+        .ok_or_else(|| {
+            KmsError::UnrecognizedClient(
+                "The security token included in the request is invalid.".into(),
+            )
+        })?;
+    call.region = verified.region.clone();
+    call.user_identity = principal.user_identity();
+    call.account = Some(principal.account.clone());
+
+    let json: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            KmsError::Serialization(format!("The request body is not valid JSON: {e}"))
+        })?
+    };
+    if !json.is_object() {
+        return Err(KmsError::Serialization(
+            "The request body must be a JSON object.".into(),
+        ));
+    }
+    call.request_parameters = request_parameters(&json, blob_members(op));
+    Model::get().validate(op, &json)?;
+
+    let ctx = CallContext {
+        op,
+        principal,
+        region: verified.region,
+        resources: Default::default(),
+    };
+    let result = handlers::dispatch(state, &ctx, &json).await;
+    if let Ok(r) = ctx.resources.lock() {
+        resources.extend(r.iter().cloned());
+    }
+    result
+}
+
+/// Serve until a shutdown signal; in-flight requests finish, then the writer drains.
+pub async fn serve(state: AppState, listen: SocketAddr) -> std::io::Result<()> {
+    let state = web::Data::new(state);
+    let configure = configure(state.clone());
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .bind(listen)?
+        .shutdown_timeout(30)
+        .run();
+    tracing::info!(%listen, "trent is serving");
+    server.await
+}

@@ -1,0 +1,166 @@
+//! The service's shared state: store, writer, read model, identities, clock, regions, root key and
+//! the cache of sealed key material. Built once at start; every request borrows it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use regex::Regex;
+
+use crate::audit::writer::CommitWriter;
+use crate::auth::identity::Identities;
+use crate::clock::Clock;
+use crate::crypto::root_key::RootKey;
+use crate::crypto::secret::SecretBytes;
+use crate::domain::read_model::ReadModel;
+use crate::protocol::KmsError;
+use crate::store::SharedStore;
+
+/// Which AWS region names the server answers for.
+#[derive(Debug, Clone)]
+pub struct RegionSet {
+    only: Option<Vec<String>>,
+    pattern: Regex,
+}
+
+impl RegionSet {
+    /// Every well-formed region name (`us-east-1`, `eu-central-2`, `us-gov-west-1`...), or only
+    /// the listed ones.
+    pub fn new(only: Option<Vec<String>>) -> Self {
+        let pattern =
+            Regex::new(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$").unwrap_or_else(|_| unreachable!());
+        Self { only, pattern }
+    }
+
+    /// Whether `region` is served.
+    pub fn serves(&self, region: &str) -> bool {
+        match &self.only {
+            Some(list) => list.iter().any(|r| r == region),
+            None => self.pattern.is_match(region),
+        }
+    }
+
+    /// The region used for records of calls whose region is unknown (failed authentication).
+    pub fn default_region(&self) -> String {
+        self.only
+            .as_ref()
+            .and_then(|l| l.first().cloned())
+            .unwrap_or_else(|| "us-east-1".to_string())
+    }
+}
+
+/// Sealed material, cached after first use; opened (unsealed) per use and zeroized after.
+#[derive(Default)]
+pub struct MaterialCache {
+    sealed: RwLock<HashMap<(String, i32), Arc<Vec<u8>>>>,
+}
+
+impl MaterialCache {
+    /// Remember material that was just sealed and committed.
+    pub fn insert(&self, key_id: &str, version: i32, sealed: Vec<u8>) {
+        if let Ok(mut m) = self.sealed.write() {
+            m.insert((key_id.to_string(), version), Arc::new(sealed));
+        }
+    }
+
+    /// Forget every version of a key (after crypto-shredding).
+    pub fn forget(&self, key_id: &str) {
+        if let Ok(mut m) = self.sealed.write() {
+            m.retain(|(k, _), _| k != key_id);
+        }
+    }
+
+    /// The unsealed material of a key version.
+    pub async fn open(
+        &self,
+        state: &AppState,
+        key_id: &str,
+        version: i32,
+    ) -> Result<SecretBytes, KmsError> {
+        let cached = self
+            .sealed
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(key_id.to_string(), version)).cloned());
+        let sealed = match cached {
+            Some(s) => s,
+            None => {
+                let stored = state
+                    .store
+                    .get_material(key_id, version)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "keystore read failed");
+                        KmsError::KmsInternal("The key material could not be read.".into())
+                    })?
+                    .ok_or_else(|| {
+                        KmsError::KmsInternal("The key material is not available.".into())
+                    })?;
+                let sealed = Arc::new(stored.sealed);
+                self.insert(key_id, version, sealed.as_ref().clone());
+                sealed
+            }
+        };
+        state.root_key.open(key_id, version, &sealed).map_err(|_| {
+            tracing::error!(
+                key_id,
+                version,
+                "sealed key material does not open under the root key"
+            );
+            KmsError::KmsInternal("The key material could not be unsealed.".into())
+        })
+    }
+}
+
+/// Everything a request needs.
+pub struct AppState {
+    /// The event store.
+    pub store: SharedStore,
+    /// The group-commit writer.
+    pub writer: CommitWriter,
+    /// The read model, kept current by the writer.
+    pub model: Arc<RwLock<ReadModel>>,
+    /// Who may sign requests.
+    pub identities: Identities,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Served regions.
+    pub regions: RegionSet,
+    /// The root key sealing key material.
+    pub root_key: RootKey,
+    /// Cached sealed material.
+    pub materials: MaterialCache,
+}
+
+impl AppState {
+    /// Read access to the read model.
+    pub fn read_model(&self) -> Result<RwLockReadGuard<'_, ReadModel>, KmsError> {
+        self.model
+            .read()
+            .map_err(|_| KmsError::KmsInternal("The service state is unavailable.".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_well_formed_names_or_the_configured_list() {
+        let all = RegionSet::new(None);
+        for r in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-10",
+        ] {
+            assert!(all.serves(r), "{r}");
+        }
+        for r in ["", "us-east", "US-EAST-1", "us_east_1", "mars"] {
+            assert!(!all.serves(r), "{r}");
+        }
+        let some = RegionSet::new(Some(vec!["eu-west-1".into()]));
+        assert!(some.serves("eu-west-1"));
+        assert!(!some.serves("us-east-1"));
+        assert_eq!(some.default_region(), "eu-west-1");
+    }
+}

@@ -1,0 +1,197 @@
+//! The event store: the one interface (`EventStore`) behind which both backends (embedded SQLite and
+//! PostgreSQL) keep domain events, audit records and sealed key material.
+//!
+//! Invariants every backend keeps:
+//! - events and audit records are append-only; the database itself refuses UPDATE, DELETE and
+//!   TRUNCATE on their tables (triggers installed by the migrations);
+//! - a `CommitUnit` is all-or-nothing: its sealed materials, its events and its audit record land in
+//!   the same transaction, or none of them do;
+//! - appends use optimistic concurrency on the stream version;
+//! - audit records form one hash chain, linked inside the writing transaction (see `audit::chain`),
+//!   so that concurrent writers (several replicas on one PostgreSQL) cannot fork it.
+//!
+//! Nothing here knows about HTTP, KMS operations or plaintext key material: materials arrive sealed.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The expected stream version did not match: another writer appended first.
+    #[error("version conflict on stream {stream}: expected {expected}, found {found}")]
+    VersionConflict {
+        /// The stream that conflicted.
+        stream: String,
+        /// The version the writer expected the stream to be at.
+        expected: i64,
+        /// The version the stream is actually at.
+        found: i64,
+    },
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A stored row could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// An event to append (its sequence and version are assigned by the store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The event type name, for example `KeyCreated`.
+    pub event_type: String,
+    /// The versioned JSON payload (never holds key material or plaintext).
+    pub payload: serde_json::Value,
+}
+
+/// Events appended to one stream, with the version the stream must be at before the append
+/// (0 for a new stream).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// Stream name, for example `key/1234abcd-...`.
+    pub stream: String,
+    /// The stream version the writer saw; the append fails with `VersionConflict` otherwise.
+    pub expected_version: i64,
+    /// The events, in order; they get versions `expected_version + 1 ..`.
+    pub events: Vec<NewEvent>,
+}
+
+/// Key material sealed under the root key, as stored in the keystore table.
+#[derive(Clone, PartialEq)]
+pub struct SealedMaterial {
+    /// The key the material belongs to.
+    pub key_id: String,
+    /// The material version (1 for the first material, +1 for each rotation).
+    pub version: i32,
+    /// The sealed bytes (nonce and AES-GCM ciphertext); opaque to the store.
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedMaterial")
+            .field("key_id", &self.key_id)
+            .field("version", &self.version)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
+
+/// Everything one API call writes, committed atomically.
+#[derive(Debug, Clone, Default)]
+pub struct CommitUnit {
+    /// Sealed key material to insert.
+    pub materials: Vec<SealedMaterial>,
+    /// Event appends, each checked against its expected stream version.
+    pub appends: Vec<StreamAppend>,
+    /// The audit record (its JSON text), if the call produces one.
+    pub audit: Option<NewAuditRecord>,
+}
+
+/// An audit record to append; the store links it into the hash chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditRecord {
+    /// The CloudTrail `eventID`.
+    pub event_id: String,
+    /// The CloudTrail `eventTime`.
+    pub event_time: DateTime<Utc>,
+    /// The record in canonical JSON form (the exact text that is hashed).
+    pub record: String,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Global sequence number, strictly increasing across all streams.
+    pub sequence: i64,
+    /// The stream the event belongs to.
+    pub stream: String,
+    /// Its version within the stream (1, 2, ...).
+    pub version: i64,
+    /// The event type name.
+    pub event_type: String,
+    /// The JSON payload.
+    pub payload: serde_json::Value,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// An audit record as stored, with its place in the hash chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAuditRecord {
+    /// Position in the chain (1, 2, ...), gap-free.
+    pub sequence: i64,
+    /// The CloudTrail `eventID`.
+    pub event_id: String,
+    /// The CloudTrail `eventTime`.
+    pub event_time: DateTime<Utc>,
+    /// The canonical JSON text of the record.
+    pub record: String,
+    /// Hex SHA-256 of the previous record's link (64 zeros for the first record).
+    pub prev_hash: String,
+    /// Hex SHA-256 link of this record: `audit::chain::link(prev_hash, record)`.
+    pub hash: String,
+}
+
+/// What a committed unit got from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitReceipt {
+    /// The stored events of the unit, with their sequences and versions, in append order.
+    pub events: Vec<StoredEvent>,
+    /// The chain position of the unit's audit record, if it had one.
+    pub audit_sequence: Option<i64>,
+}
+
+/// The storage interface. Both backends pass the same conformance suite (`tests/store_conformance.rs`).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Apply the backend's migrations (idempotent).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Commit a batch of units in as few transactions as possible (group commit). Each unit is
+    /// all-or-nothing: a unit whose append conflicts gets `Err(VersionConflict)` and writes nothing,
+    /// while the other units of the batch still commit. The outer `Err` means the batch as a whole
+    /// could not be committed (nothing of it is durable). Returns when the committed data is durable.
+    async fn commit(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError>;
+
+    /// Events with a sequence greater than `after`, in sequence order, at most `limit`.
+    async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// All events of one stream, in version order.
+    async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Audit records with a chain sequence greater than `after`, in order, at most `limit`.
+    async fn read_audit(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError>;
+
+    /// The sealed material of one key version, if it exists (it does not once destroyed).
+    async fn get_material(
+        &self,
+        key_id: &str,
+        version: i32,
+    ) -> Result<Option<SealedMaterial>, StoreError>;
+
+    /// Delete every sealed material version of a key (crypto-shredding); returns how many rows went.
+    async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError>;
+}
+
+/// A shared handle on whichever backend was configured.
+pub type SharedStore = Arc<dyn EventStore>;
+
+/// The hash that precedes the first audit record of a chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -1,0 +1,446 @@
+//! PostgreSQL backend: events, audit records and sealed key material in one database that several
+//! server replicas may share.
+//!
+//! It owns the PostgreSQL schema (`migrations/postgres/`, embedded at build time) and every SQL
+//! statement run against it. All writers, in every process, take one transaction-scoped advisory lock
+//! before writing, so global event sequences and audit chain positions are assigned (max + 1) in
+//! commit order, without gaps, and the chain cannot fork. Each committing transaction also sends a
+//! `NOTIFY` on [`EVENTS_CHANNEL`] carrying the last event sequence, for replicas following the table.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    CommitReceipt, CommitUnit, EventStore, SealedMaterial, StoreError, StoredAuditRecord,
+    StoredEvent, GENESIS_HASH,
+};
+use crate::audit::chain;
+
+/// The embedded migrations, in order: (version, name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Advisory lock key held by every writing transaction ("trent" in ASCII, then 1).
+const WRITE_LOCK: i64 = 0x7472_656e_7401;
+
+/// Advisory lock key held while migrations run ("trent" in ASCII, then 2).
+const MIGRATION_LOCK: i64 = 0x7472_656e_7402;
+
+/// The most connections one store handle opens.
+const POOL_SIZE: usize = 16;
+
+/// The channel on which each commit that appended events notifies its last event sequence.
+pub const EVENTS_CHANNEL: &str = "trent_events";
+
+/// The shared store: a connection pool on one PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Build a pool for the database at `url` (URL or key=value form) and check that it answers.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Database(format!("cannot build pool: {e}")))?;
+        let store = PostgresStore { pool };
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot get a connection: {e}")))
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mig = |e: tokio_postgres::Error| StoreError::Migration(pg_message(&e));
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(mig)?;
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .map_err(mig)?;
+        for (version, name, sql) in MIGRATIONS {
+            let applied = tx
+                .query_opt(
+                    "SELECT version FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await
+                .map_err(mig)?;
+            if applied.is_some() {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| StoreError::Migration(format!("{name}: {}", pg_message(&e))))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .map_err(mig)?;
+        }
+        tx.commit().await.map_err(mig)
+    }
+
+    async fn commit(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.batch_execute(&format!("SELECT 1"))
+            .await
+            .map_err(db_err)?;
+        let now = Utc::now().trunc_subsecs(6);
+        let mut tail = read_tail(&tx).await?;
+        let first_event = tail.event_sequence;
+        let mut results = Vec::with_capacity(units.len());
+        for unit in &units {
+            tx.batch_execute("SAVEPOINT unit").await.map_err(db_err)?;
+            let mut unit_tail = tail.clone();
+            match apply_unit(&tx, unit, now, &mut unit_tail).await {
+                Ok(receipt) => {
+                    tx.batch_execute("RELEASE SAVEPOINT unit")
+                        .await
+                        .map_err(db_err)?;
+                    tail = unit_tail;
+                    results.push(Ok(receipt));
+                }
+                Err(e) => {
+                    // If the rollback itself fails, the transaction is gone: the whole batch fails.
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit")
+                        .await
+                        .map_err(db_err)?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        if tail.event_sequence > first_event {
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&EVENTS_CHANNEL, &tail.event_sequence.to_string()],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(results)
+    }
+
+    async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT sequence, stream, version, event_type, payload, recorded_at FROM events \
+                 WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+            )
+            .await
+            .map_err(db_err)?;
+        let rows = client
+            .query(&stmt, &[&after, &limit.max(0)])
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT sequence, stream, version, event_type, payload, recorded_at FROM events \
+                 WHERE stream = $1 ORDER BY version",
+            )
+            .await
+            .map_err(db_err)?;
+        let rows = client.query(&stmt, &[&stream]).await.map_err(db_err)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn read_audit(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT sequence, event_id, event_time, record, prev_hash, hash \
+                 FROM audit_records WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+            )
+            .await
+            .map_err(db_err)?;
+        let rows = client
+            .query(&stmt, &[&after, &limit.max(0)])
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredAuditRecord {
+                    sequence: row.try_get(0).map_err(corrupt)?,
+                    event_id: row.try_get(1).map_err(corrupt)?,
+                    event_time: row.try_get(2).map_err(corrupt)?,
+                    record: row.try_get(3).map_err(corrupt)?,
+                    prev_hash: row.try_get(4).map_err(corrupt)?,
+                    hash: row.try_get(5).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_material(
+        &self,
+        key_id: &str,
+        version: i32,
+    ) -> Result<Option<SealedMaterial>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT sealed FROM key_materials WHERE key_id = $1 AND version = $2")
+            .await
+            .map_err(db_err)?;
+        let row = client
+            .query_opt(&stmt, &[&key_id, &version])
+            .await
+            .map_err(db_err)?;
+        row.map(|row| {
+            Ok(SealedMaterial {
+                key_id: key_id.to_string(),
+                version,
+                sealed: row.try_get(0).map_err(corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM key_materials WHERE key_id = $1", &[&key_id])
+            .await
+            .map_err(db_err)
+    }
+}
+
+/// Where the batch's writes have got to: the last event sequence and the chain's tail.
+#[derive(Clone)]
+struct Tail {
+    event_sequence: i64,
+    audit_sequence: i64,
+    audit_hash: String,
+}
+
+/// The last event sequence and the last audit record's sequence and hash (read under the lock).
+async fn read_tail(tx: &deadpool_postgres::Transaction<'_>) -> Result<Tail, StoreError> {
+    let row = tx
+        .query_one("SELECT COALESCE(MAX(sequence), 0) FROM events", &[])
+        .await
+        .map_err(db_err)?;
+    let event_sequence: i64 = row.try_get(0).map_err(corrupt)?;
+    let audit = tx
+        .query_opt(
+            "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(db_err)?;
+    let (audit_sequence, audit_hash) = match audit {
+        Some(row) => (
+            row.try_get(0).map_err(corrupt)?,
+            row.try_get(1).map_err(corrupt)?,
+        ),
+        None => (0, GENESIS_HASH.to_string()),
+    };
+    Ok(Tail {
+        event_sequence,
+        audit_sequence,
+        audit_hash,
+    })
+}
+
+/// Write one unit: version checks, materials, events, audit record; advances `tail`.
+async fn apply_unit(
+    tx: &deadpool_postgres::Transaction<'_>,
+    unit: &CommitUnit,
+    now: DateTime<Utc>,
+    tail: &mut Tail,
+) -> Result<CommitReceipt, StoreError> {
+    if !unit.materials.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO key_materials (key_id, version, sealed, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .await
+            .map_err(db_err)?;
+        for m in &unit.materials {
+            tx.execute(&stmt, &[&m.key_id, &m.version, &m.sealed, &now])
+                .await
+                .map_err(db_err)?;
+        }
+    }
+    let mut events = Vec::new();
+    if !unit.appends.is_empty() {
+        let current = tx
+            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1")
+            .await
+            .map_err(db_err)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO events (sequence, stream, version, event_type, payload, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await
+            .map_err(db_err)?;
+        for append in &unit.appends {
+            let row = tx
+                .query_one(&current, &[&append.stream])
+                .await
+                .map_err(db_err)?;
+            let found: i64 = row.try_get(0).map_err(corrupt)?;
+            if found != append.expected_version {
+                return Err(StoreError::VersionConflict {
+                    stream: append.stream.clone(),
+                    expected: append.expected_version,
+                    found,
+                });
+            }
+            for (i, event) in append.events.iter().enumerate() {
+                tail.event_sequence += 1;
+                let version = found + 1 + i as i64;
+                tx.execute(
+                    &insert,
+                    &[
+                        &tail.event_sequence,
+                        &append.stream,
+                        &version,
+                        &event.event_type,
+                        &event.payload,
+                        &now,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+                events.push(StoredEvent {
+                    sequence: tail.event_sequence,
+                    stream: append.stream.clone(),
+                    version,
+                    event_type: event.event_type.clone(),
+                    payload: event.payload.clone(),
+                    recorded_at: now,
+                });
+            }
+        }
+    }
+    let audit_sequence = match &unit.audit {
+        None => None,
+        Some(audit) => {
+            let sequence = tail.audit_sequence + 1;
+            let hash = chain::link(&tail.audit_hash, &audit.record);
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO audit_records \
+                     (sequence, event_id, event_time, record, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await
+                .map_err(db_err)?;
+            tx.execute(
+                &stmt,
+                &[
+                    &sequence,
+                    &audit.event_id,
+                    &audit.event_time,
+                    &audit.record,
+                    &tail.audit_hash,
+                    &hash,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+            tail.audit_sequence = sequence;
+            tail.audit_hash = hash;
+            Some(sequence)
+        }
+    };
+    Ok(CommitReceipt {
+        events,
+        audit_sequence,
+    })
+}
+
+/// Decode one `events` row (columns in table order).
+fn decode_event(row: &Row) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        sequence: row.try_get(0).map_err(corrupt)?,
+        stream: row.try_get(1).map_err(corrupt)?,
+        version: row.try_get(2).map_err(corrupt)?,
+        event_type: row.try_get(3).map_err(corrupt)?,
+        payload: row.try_get(4).map_err(corrupt)?,
+        recorded_at: row.try_get(5).map_err(corrupt)?,
+    })
+}
+
+/// The server's own message when there is one (tokio-postgres' Display says only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            msg
+        }
+    }
+}
+
+/// Map a PostgreSQL error to the store's error, keeping the server's message.
+fn db_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(pg_message(&e))
+}
+
+/// Map a column decoding failure to `Corrupt`.
+fn corrupt(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Corrupt(pg_message(&e))
+}

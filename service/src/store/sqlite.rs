@@ -1,0 +1,447 @@
+//! Embedded SQLite backend: events, audit records and sealed key material in one database file, for
+//! one process on one machine.
+//!
+//! It owns the SQLite schema (`migrations/sqlite/`, embedded at build time) and every SQL statement
+//! run against it. rusqlite is synchronous, so the connection sits behind a mutex and every call runs
+//! on tokio's blocking pool; writers are serialized by that mutex and by `BEGIN IMMEDIATE`. The file
+//! runs in WAL mode with `synchronous=FULL`, so `commit` returns only once the data is on disk.
+//! It must never be shared by two server processes (there is no cross-process read-model follower
+//! for SQLite; use PostgreSQL for replicas).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{
+    CommitReceipt, CommitUnit, EventStore, SealedMaterial, StoreError, StoredAuditRecord,
+    StoredEvent, GENESIS_HASH,
+};
+use crate::audit::chain;
+
+/// The embedded migrations, in order: (version, name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The embedded store: one SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path`; blocking, call it at start-up.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(db_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!(
+                "cannot switch {} to WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Run `f` with the connection on tokio's blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Database("sqlite connection mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("sqlite task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.with_conn(migrate).await
+    }
+
+    async fn commit(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        self.with_conn(move |conn| commit_batch(conn, units)).await
+    }
+
+    async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with_conn(move |conn| {
+            query_events(
+                conn,
+                "SELECT sequence, stream, version, event_type, payload, recorded_at FROM events \
+                 WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+                params![after, limit.max(0)],
+            )
+        })
+        .await
+    }
+
+    async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.to_string();
+        self.with_conn(move |conn| {
+            query_events(
+                conn,
+                "SELECT sequence, stream, version, event_type, payload, recorded_at FROM events \
+                 WHERE stream = ?1 ORDER BY version",
+                params![stream],
+            )
+        })
+        .await
+    }
+
+    async fn read_audit(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT sequence, event_id, event_time, record, prev_hash, hash \
+                     FROM audit_records WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![after, limit.max(0)], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (sequence, event_id, event_time, record, prev_hash, hash) =
+                    row.map_err(db_err)?;
+                out.push(StoredAuditRecord {
+                    sequence,
+                    event_id,
+                    event_time: parse_time(&event_time)?,
+                    record,
+                    prev_hash,
+                    hash,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_material(
+        &self,
+        key_id: &str,
+        version: i32,
+    ) -> Result<Option<SealedMaterial>, StoreError> {
+        let key_id = key_id.to_string();
+        self.with_conn(move |conn| {
+            let sealed: Option<Vec<u8>> = conn
+                .prepare_cached(
+                    "SELECT sealed FROM key_materials WHERE key_id = ?1 AND version = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![key_id, version], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(db_err)?;
+            Ok(sealed.map(|sealed| SealedMaterial {
+                key_id,
+                version,
+                sealed,
+            }))
+        })
+        .await
+    }
+
+    async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError> {
+        let key_id = key_id.to_string();
+        self.with_conn(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM key_materials WHERE key_id = ?1",
+                    params![key_id],
+                )
+                .map_err(db_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+/// Apply the pending migrations in one immediate transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let mig = |e: rusqlite::Error| StoreError::Migration(e.to_string());
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(mig)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )
+    .map_err(mig)?;
+    for (version, name, sql) in MIGRATIONS {
+        let applied: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                params![version],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(mig)?;
+        if applied.is_some() {
+            continue;
+        }
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Migration(format!("{name}: {e}")))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![version, name, format_time(Utc::now())],
+        )
+        .map_err(mig)?;
+    }
+    tx.commit().map_err(mig)
+}
+
+/// Where the batch's writes have got to: the last event sequence and the chain's tail.
+#[derive(Clone)]
+struct Tail {
+    event_sequence: i64,
+    audit_sequence: i64,
+    audit_hash: String,
+}
+
+/// Commit a batch in one immediate transaction, each unit under its own savepoint.
+fn commit_batch(
+    conn: &mut Connection,
+    units: Vec<CommitUnit>,
+) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let now = Utc::now().trunc_subsecs(6);
+    let mut tail = read_tail(&tx)?;
+    let mut results = Vec::with_capacity(units.len());
+    for unit in &units {
+        tx.execute_batch("SAVEPOINT unit").map_err(db_err)?;
+        let mut unit_tail = tail.clone();
+        match apply_unit(&tx, unit, now, &mut unit_tail) {
+            Ok(receipt) => {
+                tx.execute_batch("RELEASE unit").map_err(db_err)?;
+                tail = unit_tail;
+                results.push(Ok(receipt));
+            }
+            Err(e) => {
+                // If the rollback itself fails, the transaction is gone: the whole batch fails.
+                tx.execute_batch("ROLLBACK TO unit; RELEASE unit")
+                    .map_err(db_err)?;
+                results.push(Err(e));
+            }
+        }
+    }
+    if tx.is_autocommit() {
+        return Err(StoreError::Database(
+            "sqlite rolled the batch transaction back".into(),
+        ));
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(results)
+}
+
+/// The last event sequence and the last audit record's sequence and hash.
+fn read_tail(conn: &Connection) -> Result<Tail, StoreError> {
+    let event_sequence: i64 = conn
+        .query_row("SELECT COALESCE(MAX(sequence), 0) FROM events", [], |row| {
+            row.get(0)
+        })
+        .map_err(db_err)?;
+    let audit: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(db_err)?;
+    let (audit_sequence, audit_hash) = audit.unwrap_or((0, GENESIS_HASH.to_string()));
+    Ok(Tail {
+        event_sequence,
+        audit_sequence,
+        audit_hash,
+    })
+}
+
+/// Write one unit: version checks, materials, events, audit record; advances `tail`.
+fn apply_unit(
+    conn: &Connection,
+    unit: &CommitUnit,
+    now: DateTime<Utc>,
+    tail: &mut Tail,
+) -> Result<CommitReceipt, StoreError> {
+    let recorded_at = format_time(now);
+    for m in &unit.materials {
+        conn.prepare_cached(
+            "INSERT INTO key_materials (key_id, version, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![m.key_id, m.version, m.sealed, recorded_at]))
+        .map_err(db_err)?;
+    }
+    let mut events = Vec::new();
+    for append in &unit.appends {
+        let found: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1")
+            .and_then(|mut stmt| stmt.query_row(params![append.stream], |row| row.get(0)))
+            .map_err(db_err)?;
+        if found != append.expected_version {
+            return Err(StoreError::VersionConflict {
+                stream: append.stream.clone(),
+                expected: append.expected_version,
+                found,
+            });
+        }
+        for (i, event) in append.events.iter().enumerate() {
+            tail.event_sequence += 1;
+            let version = found + 1 + i as i64;
+            let payload = serde_json::to_string(&event.payload)
+                .map_err(|e| StoreError::Database(format!("cannot encode payload: {e}")))?;
+            conn.prepare_cached(
+                "INSERT INTO events (sequence, stream, version, event_type, payload, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    tail.event_sequence,
+                    append.stream,
+                    version,
+                    event.event_type,
+                    payload,
+                    recorded_at
+                ])
+            })
+            .map_err(db_err)?;
+            events.push(StoredEvent {
+                sequence: tail.event_sequence,
+                stream: append.stream.clone(),
+                version,
+                event_type: event.event_type.clone(),
+                payload: event.payload.clone(),
+                recorded_at: now,
+            });
+        }
+    }
+    let audit_sequence = match &unit.audit {
+        None => None,
+        Some(audit) => {
+            let sequence = tail.audit_sequence + 1;
+            let hash = chain::link(&tail.audit_hash, &audit.record);
+            conn.prepare_cached(
+                "INSERT INTO audit_records (sequence, event_id, event_time, record, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    sequence,
+                    audit.event_id,
+                    format_time(audit.event_time),
+                    audit.record,
+                    tail.audit_hash,
+                    hash
+                ])
+            })
+            .map_err(db_err)?;
+            tail.audit_sequence = sequence;
+            tail.audit_hash = hash;
+            Some(sequence)
+        }
+    };
+    Ok(CommitReceipt {
+        events,
+        audit_sequence,
+    })
+}
+
+/// Run an event query and decode its rows.
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = stmt.query(params).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(decode_event(row)?);
+    }
+    Ok(out)
+}
+
+/// Decode one `events` row (columns in table order).
+fn decode_event(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
+    let payload: String = row.get(4).map_err(db_err)?;
+    let recorded_at: String = row.get(5).map_err(db_err)?;
+    let sequence: i64 = row.get(0).map_err(db_err)?;
+    Ok(StoredEvent {
+        sequence,
+        stream: row.get(1).map_err(db_err)?,
+        version: row.get(2).map_err(db_err)?,
+        event_type: row.get(3).map_err(db_err)?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("event {sequence}: payload: {e}")))?,
+        recorded_at: parse_time(&recorded_at)?,
+    })
+}
+
+/// The stored form of a time: RFC 3339, UTC, microseconds (fixed width, so it sorts as text).
+fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parse a stored time.
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad time {s:?}: {e}")))
+}
+
+/// Map a SQLite error to the store's error, keeping SQLite's message.
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}

@@ -1,0 +1,320 @@
+//! The black-box harness: a real `trent` process on a free port, against either store, and the
+//! clients that drive it (aws-sdk-kms, raw SigV4-signed HTTP signed by AWS's own signer crate).
+#![allow(dead_code)]
+
+pub mod awscli;
+pub mod pg;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+
+/// The development identity's access key.
+pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+/// The development identity's secret.
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// The development account.
+pub const ACCOUNT: &str = "111122223333";
+/// The region the tests use unless they say otherwise.
+pub const REGION: &str = "us-east-1";
+
+/// Which backend a server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite store in the data directory.
+    Sqlite,
+    /// A fresh database on the harness's PostgreSQL server.
+    Postgres,
+}
+
+/// A running `trent serve`, killed when dropped.
+pub struct TestServer {
+    child: Option<Child>,
+    /// The port it listens on.
+    pub port: u16,
+    /// Its data directory (SQLite store, root key).
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// The PostgreSQL URL when it uses PostgreSQL.
+    pub database_url: Option<String>,
+    extra_args: Vec<String>,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The path of the `trent` binary Cargo built for these tests.
+pub fn trent_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_trent")
+}
+
+impl TestServer {
+    /// Start a server on `store` (a fresh data directory, and a fresh database for PostgreSQL).
+    pub fn start(store: StoreKind) -> Self {
+        Self::start_with(store, &[])
+    }
+
+    /// Start a server with extra `serve` arguments.
+    pub fn start_with(store: StoreKind, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let database_url = match store {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres => Some(pg::require_database_url()),
+        };
+        let mut server = TestServer {
+            child: None,
+            port: free_port(),
+            data_dir: tmp.path().join("data"),
+            _tmp: Some(tmp),
+            database_url,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// The store flags this server uses, for `trent` subcommands.
+    pub fn store_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_string(),
+            self.data_dir.display().to_string(),
+        ];
+        if let Some(url) = &self.database_url {
+            args.push("--database-url".into());
+            args.push(url.clone());
+        }
+        args
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(trent_bin());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(self.store_args())
+            .args(&self.extra_args)
+            .env_remove("TRENT_ROOT_KEY")
+            .env_remove("TRENT_DATABASE_URL")
+            .env("TRENT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("trent starts");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("trent exited before it was ready: {status}");
+                }
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trent did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An aws-sdk-kms client with the development credentials in `REGION`.
+    pub fn client(&self) -> aws_sdk_kms::Client {
+        self.client_as(ACCESS_KEY, SECRET_KEY, REGION)
+    }
+
+    /// An aws-sdk-kms client with the given credentials and region.
+    pub fn client_as(&self, access_key: &str, secret: &str, region: &str) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    /// Kill the server with SIGKILL (no graceful shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stop with SIGTERM and wait for a graceful exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().expect("trent exits")
+    }
+
+    /// Start the server again on the same store and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Run a `trent` subcommand against this server's store; returns (success, stdout).
+    pub fn trent(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(trent_bin())
+            .args(args)
+            .args(self.store_args())
+            .env("TRENT_LOG", "warn")
+            .output()
+            .expect("trent runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// x-amzn-RequestId header.
+    pub request_id: Option<String>,
+    /// Body parsed as JSON (Null when empty).
+    pub body: serde_json::Value,
+}
+
+impl RawResponse {
+    /// The `__type` of an error body.
+    pub fn error_type(&self) -> &str {
+        self.body["__type"].as_str().unwrap_or("")
+    }
+}
+
+/// Send a POST / with the given target and body, signed with AWS's own SigV4 signer (aws-sigv4)
+/// unless `credentials` is None.
+pub async fn raw_call(
+    endpoint: &str,
+    target: &str,
+    body: &[u8],
+    credentials: Option<(&str, &str)>,
+    region: &str,
+) -> RawResponse {
+    raw_call_at(
+        endpoint,
+        target,
+        body,
+        credentials,
+        region,
+        SystemTime::now(),
+    )
+    .await
+}
+
+/// As `raw_call`, signing as if the time were `signing_time`.
+pub async fn raw_call_at(
+    endpoint: &str,
+    target: &str,
+    body: &[u8],
+    credentials: Option<(&str, &str)>,
+    region: &str,
+    signing_time: SystemTime,
+) -> RawResponse {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let url = format!("{endpoint}/");
+    let host = endpoint.trim_start_matches("http://").to_string();
+    let mut headers: Vec<(String, String)> = vec![
+        ("host".into(), host),
+        ("content-type".into(), "application/x-amz-json-1.1".into()),
+        ("x-amz-target".into(), target.into()),
+    ];
+    if let Some((ak, sk)) = credentials {
+        let identity = aws_credential_types::Credentials::new(ak, sk, None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name("kms")
+            .time(signing_time)
+            .settings(SigningSettings::default())
+            .build()
+            .expect("signing params")
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            &url,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+        for (k, v) in instructions.headers() {
+            headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    let client = reqwest::Client::new();
+    let mut req = client.post(&url).body(body.to_vec());
+    for (k, v) in &headers {
+        if k != "host" {
+            req = req.header(k, v);
+        }
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let request_id = resp
+        .headers()
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = resp.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ))
+    };
+    RawResponse {
+        status,
+        request_id,
+        body,
+    }
+}
+
+/// Read every audit record of a SQLite data directory, in chain order (raw SQL, independent of
+/// the server's code).
+pub fn sqlite_audit_records(data_dir: &Path) -> Vec<serde_json::Value> {
+    let conn = rusqlite::Connection::open(data_dir.join("trent.db")).expect("open db");
+    let mut stmt = conn
+        .prepare("SELECT record FROM audit_records ORDER BY sequence")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| serde_json::from_str(&r.expect("row")).expect("record is JSON"))
+        .collect();
+    rows
+}

@@ -1,0 +1,163 @@
+//! Durability and tamper evidence: an acknowledged call's record survives SIGKILL, the chain
+//! verifies, a hand-edited audit row is named by `trent trail verify`, and the database itself
+//! refuses UPDATE on the event table.
+
+mod common;
+
+use aws_sdk_kms::primitives::Blob;
+use common::{StoreKind, TestServer};
+
+/// Raw SQL against the server's database, independent of the server's code.
+enum Db {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Db {
+    async fn open(server: &TestServer) -> Db {
+        match &server.database_url {
+            None => {
+                Db::Sqlite(rusqlite::Connection::open(server.data_dir.join("trent.db")).unwrap())
+            }
+            Some(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                Db::Postgres(client)
+            }
+        }
+    }
+
+    /// Execute a statement; Err carries the database's message.
+    async fn execute(&self, sql: &str) -> Result<u64, String> {
+        match self {
+            Db::Sqlite(c) => c
+                .execute(sql, [])
+                .map(|n| n as u64)
+                .map_err(|e| e.to_string()),
+            Db::Postgres(c) => c.execute(sql, &[]).await.map_err(|e| format!("{e:?}")),
+        }
+    }
+
+    async fn audit_sequence_of(&self, request_id: &str) -> Option<i64> {
+        let pattern = format!("%\"requestID\":\"{request_id}\"%");
+        match self {
+            Db::Sqlite(c) => c
+                .query_row(
+                    "SELECT sequence FROM audit_records WHERE record LIKE ?1",
+                    [&pattern],
+                    |r| r.get(0),
+                )
+                .ok(),
+            Db::Postgres(c) => c
+                .query_opt(
+                    "SELECT sequence FROM audit_records WHERE record LIKE $1",
+                    &[&pattern],
+                )
+                .await
+                .unwrap()
+                .map(|r| r.get(0)),
+        }
+    }
+
+    /// What a database administrator would do to rewrite history: switch the guard off.
+    async fn disable_audit_guard(&self) {
+        match self {
+            Db::Sqlite(c) => {
+                let names: Vec<String> = c
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_records'")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .collect();
+                assert!(!names.is_empty(), "the audit table has no guard triggers");
+                for n in names {
+                    c.execute(&format!("DROP TRIGGER \"{n}\""), []).unwrap();
+                }
+            }
+            Db::Postgres(c) => {
+                c.execute("ALTER TABLE audit_records DISABLE TRIGGER USER", &[])
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn acknowledged_calls_survive_sigkill_and_tampering_is_named(store: StoreKind) {
+    let mut server = TestServer::start(store);
+    let client = server.client();
+    let key = client.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let enc = client
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(b"durable".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let request_id = aws_sdk_kms::operation::RequestId::request_id(&enc)
+        .expect("request id")
+        .to_string();
+    server.kill9();
+
+    let db = Db::open(&server).await;
+    let sequence = db
+        .audit_sequence_of(&request_id)
+        .await
+        .expect("the acknowledged Encrypt has its audit record after SIGKILL");
+
+    server.restart();
+    let client = server.client();
+    let dec = client
+        .decrypt()
+        .ciphertext_blob(enc.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .expect("the key survived the crash");
+    assert_eq!(dec.plaintext().unwrap().as_ref(), b"durable");
+    let (ok, out) = server.trent(&["trail", "verify"]);
+    assert!(ok, "trail verify failed on an intact chain: {out}");
+    assert!(out.contains("hash chain intact"), "{out}");
+
+    // The database refuses to rewrite events and audit records.
+    let refused = db.execute("UPDATE events SET event_type = 'Forged'").await;
+    assert!(refused.is_err(), "UPDATE on events was accepted");
+    assert!(
+        db.execute("DELETE FROM events").await.is_err(),
+        "DELETE on events was accepted"
+    );
+    assert!(db
+        .execute("UPDATE audit_records SET record = 'x'")
+        .await
+        .is_err());
+    server.kill9();
+
+    // A DBA who switches the guard off and edits a record is caught at that record.
+    db.disable_audit_guard().await;
+    let changed = db
+        .execute(&format!(
+            "UPDATE audit_records SET record = replace(record, '\"eventName\":\"Encrypt\"', '\"eventName\":\"Decrypt\"') WHERE sequence = {sequence}"
+        ))
+        .await
+        .expect("the edit");
+    assert_eq!(changed, 1);
+    let (ok, out) = server.trent(&["trail", "verify"]);
+    assert!(!ok, "trail verify passed a tampered chain: {out}");
+    assert!(
+        out.contains(&format!("BROKEN at audit record {sequence}")),
+        "verify did not name record {sequence}: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_durability() {
+    acknowledged_calls_survive_sigkill_and_tampering_is_named(StoreKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_durability() {
+    acknowledged_calls_survive_sigkill_and_tampering_is_named(StoreKind::Postgres).await;
+}

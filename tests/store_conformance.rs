@@ -1,0 +1,670 @@
+//! The store conformance suite: every test below is written once, as an async function over a
+//! `Fixture`, and the `conformance!` macro runs each one against both backends (modules `sqlite::`
+//! and `postgres::`). PostgreSQL comes from `tests/common/pg.rs` (a throwaway cluster, or
+//! `KMS_TEST_DATABASE_URL`); there is no silent skip.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use trent_service::audit::chain::{self, ChainVerifier};
+use trent_service::store::postgres::PostgresStore;
+use trent_service::store::sqlite::SqliteStore;
+use trent_service::store::{
+    CommitReceipt, CommitUnit, NewAuditRecord, NewEvent, SealedMaterial, SharedStore, StoreError,
+    StoredAuditRecord, StreamAppend, GENESIS_HASH,
+};
+
+/// Runs each named suite function against SQLite and against PostgreSQL.
+macro_rules! conformance {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Fixture::sqlite()).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Fixture::postgres().await).await
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    append_and_read,
+    version_conflict_is_per_unit,
+    unit_is_all_or_nothing,
+    audit_chain_links_across_batches_and_handles,
+    database_refuses_changes_to_history,
+    key_materials_get_and_destroy,
+    migrate_is_idempotent,
+    concurrent_handles_keep_one_chain,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixture: one fresh database of one backend, plus raw SQL access to it.
+
+enum Db {
+    Sqlite { dir: PathBuf, path: PathBuf },
+    Postgres { url: String },
+}
+
+struct Fixture {
+    db: Db,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Db::Sqlite { dir, .. } = &self.db {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Fixture {
+    fn sqlite() -> Fixture {
+        let dir = std::env::temp_dir().join(format!("trent-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("trent.db");
+        Fixture {
+            db: Db::Sqlite { dir, path },
+        }
+    }
+
+    async fn postgres() -> Fixture {
+        let url = tokio::task::spawn_blocking(pg::require_database_url)
+            .await
+            .unwrap();
+        Fixture {
+            db: Db::Postgres { url },
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres { .. })
+    }
+
+    /// A new store handle on the fixture's database (its own connection or pool), not migrated.
+    async fn handle(&self) -> SharedStore {
+        match &self.db {
+            Db::Sqlite { path, .. } => Arc::new(SqliteStore::open(path).unwrap()),
+            Db::Postgres { url } => Arc::new(PostgresStore::connect(url).await.unwrap()),
+        }
+    }
+
+    /// A new, migrated store handle.
+    async fn store(&self) -> SharedStore {
+        let store = self.handle().await;
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Run one statement on a raw connection (not through the store); the database's message on error.
+    async fn raw_execute(&self, sql: &str) -> Result<u64, String> {
+        match &self.db {
+            Db::Sqlite { path, .. } => {
+                let (path, sql) = (path.clone(), sql.to_string());
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+                    conn.execute(&sql, [])
+                        .map(|n| n as u64)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap()
+            }
+            Db::Postgres { url } => {
+                let client = pg_client(url).await;
+                client
+                    .execute(sql, &[])
+                    .await
+                    .map_err(|e| match e.as_db_error() {
+                        Some(db) => db.message().to_string(),
+                        None => e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// The single integer a raw query returns (for example a `COUNT(*)`).
+    async fn raw_i64(&self, sql: &str) -> i64 {
+        match &self.db {
+            Db::Sqlite { path, .. } => {
+                let (path, sql) = (path.clone(), sql.to_string());
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open(path).unwrap();
+                    conn.query_row(&sql, [], |row| row.get(0)).unwrap()
+                })
+                .await
+                .unwrap()
+            }
+            Db::Postgres { url } => pg_client(url)
+                .await
+                .query_one(sql, &[])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builders and checks.
+
+fn event(event_type: &str, n: i64) -> NewEvent {
+    NewEvent {
+        event_type: event_type.to_string(),
+        payload: json!({"v": 1, "n": n, "nested": {"list": [1, 2.5, "drei", null], "ok": true}, "text": "clé ✓"}),
+    }
+}
+
+fn append(stream: &str, expected_version: i64, count: i64) -> StreamAppend {
+    StreamAppend {
+        stream: stream.to_string(),
+        expected_version,
+        events: (1..=count).map(|n| event("KeyTagged", n)).collect(),
+    }
+}
+
+fn audit(event_id: &str) -> NewAuditRecord {
+    NewAuditRecord {
+        event_id: event_id.to_string(),
+        event_time: Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap(),
+        record:
+            json!({"eventVersion": "1.08", "eventID": event_id, "eventSource": "kms.amazonaws.com"})
+                .to_string(),
+    }
+}
+
+fn unit(appends: Vec<StreamAppend>, event_id: Option<&str>) -> CommitUnit {
+    CommitUnit {
+        materials: Vec::new(),
+        appends,
+        audit: event_id.map(audit),
+    }
+}
+
+fn material(key_id: &str, version: i32) -> SealedMaterial {
+    SealedMaterial {
+        key_id: key_id.to_string(),
+        version,
+        sealed: format!("sealed:{key_id}:{version}:\u{0}\u{ff}").into_bytes(),
+    }
+}
+
+/// Commit a batch whose units must all succeed.
+async fn commit_ok(store: &SharedStore, units: Vec<CommitUnit>) -> Vec<CommitReceipt> {
+    store
+        .commit(units)
+        .await
+        .expect("batch commits")
+        .into_iter()
+        .map(|r| r.expect("unit commits"))
+        .collect()
+}
+
+/// Read the whole audit trail in small pages and verify its chain; returns the records.
+async fn verify_chain(store: &SharedStore) -> Vec<StoredAuditRecord> {
+    let mut verifier = ChainVerifier::default();
+    let mut all: Vec<StoredAuditRecord> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |r| r.sequence);
+        let page = store.read_audit(after, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for record in &page {
+            verifier
+                .check(record)
+                .unwrap_or_else(|e| panic!("chain broken: {e}"));
+        }
+        all.extend(page);
+    }
+    assert_eq!(verifier.verified(), all.len() as i64);
+    all
+}
+
+fn sequences<T>(items: &[T], f: impl Fn(&T) -> i64) -> Vec<i64> {
+    items.iter().map(f).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite.
+
+async fn append_and_read(fx: Fixture) {
+    let store = fx.store().await;
+    assert!(store.read_events(0, 100).await.unwrap().is_empty());
+    let before = Utc::now() - chrono::Duration::seconds(1);
+
+    let first = commit_ok(
+        &store,
+        vec![unit(
+            vec![append("key/a", 0, 2), append("key/b", 0, 1)],
+            Some("e1"),
+        )],
+    )
+    .await;
+    assert_eq!(first[0].audit_sequence, Some(1));
+    let got: Vec<(i64, &str, i64)> = first[0]
+        .events
+        .iter()
+        .map(|e| (e.sequence, e.stream.as_str(), e.version))
+        .collect();
+    assert_eq!(got, vec![(1, "key/a", 1), (2, "key/a", 2), (3, "key/b", 1)]);
+    assert!(first[0].events[0].recorded_at >= before);
+
+    let second = commit_ok(&store, vec![unit(vec![append("key/a", 2, 1)], None)]).await;
+    assert_eq!(second[0].audit_sequence, None);
+    assert_eq!(
+        (second[0].events[0].sequence, second[0].events[0].version),
+        (4, 3)
+    );
+
+    // What the store returns equals what the receipts said, payloads included.
+    let all = store.read_events(0, 100).await.unwrap();
+    let receipts: Vec<_> = first[0]
+        .events
+        .iter()
+        .chain(&second[0].events)
+        .cloned()
+        .collect();
+    assert_eq!(all, receipts);
+    assert_eq!(all[0].payload, event("KeyTagged", 1).payload);
+
+    let stream_a = store.read_stream("key/a").await.unwrap();
+    assert_eq!(sequences(&stream_a, |e| e.version), vec![1, 2, 3]);
+    assert_eq!(sequences(&stream_a, |e| e.sequence), vec![1, 2, 4]);
+    assert!(store.read_stream("key/none").await.unwrap().is_empty());
+
+    // Paging from a global position.
+    let page = store.read_events(1, 2).await.unwrap();
+    assert_eq!(sequences(&page, |e| e.sequence), vec![2, 3]);
+    assert!(store.read_events(4, 10).await.unwrap().is_empty());
+    assert!(store.read_events(0, 0).await.unwrap().is_empty());
+}
+
+async fn version_conflict_is_per_unit(fx: Fixture) {
+    let store = fx.store().await;
+    let results = store
+        .commit(vec![
+            unit(vec![append("key/1", 0, 1)], Some("a")),
+            unit(vec![append("key/2", 5, 1)], Some("b")),
+            // Conflicts with the first unit of the same batch.
+            unit(vec![append("key/1", 0, 1)], Some("c")),
+            unit(vec![append("key/3", 0, 2)], Some("d")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    let ok_a = results[0].as_ref().unwrap();
+    match &results[1] {
+        Err(StoreError::VersionConflict {
+            stream,
+            expected,
+            found,
+        }) => assert_eq!((stream.as_str(), *expected, *found), ("key/2", 5, 0)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    match &results[2] {
+        Err(StoreError::VersionConflict {
+            stream,
+            expected,
+            found,
+        }) => assert_eq!((stream.as_str(), *expected, *found), ("key/1", 0, 1)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let ok_d = results[3].as_ref().unwrap();
+    assert_eq!(sequences(&ok_a.events, |e| e.sequence), vec![1]);
+    assert_eq!(sequences(&ok_d.events, |e| e.sequence), vec![2, 3]);
+    assert_eq!(
+        (ok_a.audit_sequence, ok_d.audit_sequence),
+        (Some(1), Some(2))
+    );
+
+    let events = store.read_events(0, 100).await.unwrap();
+    assert_eq!(sequences(&events, |e| e.sequence), vec![1, 2, 3]);
+    assert!(store.read_stream("key/2").await.unwrap().is_empty());
+    let trail = verify_chain(&store).await;
+    let ids: Vec<_> = trail.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "d"]);
+
+    // The stream moves on from where it is.
+    let next = commit_ok(&store, vec![unit(vec![append("key/1", 1, 1)], Some("e"))]).await;
+    assert_eq!(
+        (next[0].events[0].version, next[0].events[0].sequence),
+        (2, 4)
+    );
+}
+
+async fn unit_is_all_or_nothing(fx: Fixture) {
+    let store = fx.store().await;
+
+    // The second append of the unit conflicts: its material, first append and audit go too.
+    let mut doomed = unit(
+        vec![append("key/ok", 0, 2), append("key/late", 3, 1)],
+        Some("doomed"),
+    );
+    doomed.materials = vec![material("k-doomed", 1)];
+    let results = store.commit(vec![doomed]).await.unwrap();
+    assert!(matches!(
+        results[0],
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert_eq!(store.get_material("k-doomed", 1).await.unwrap(), None);
+    assert!(store.read_stream("key/ok").await.unwrap().is_empty());
+    assert!(store.read_events(0, 100).await.unwrap().is_empty());
+    assert!(store.read_audit(0, 100).await.unwrap().is_empty());
+
+    // A unit the database itself rejects (duplicate audit eventID) fails alone, and leaves no trace.
+    commit_ok(&store, vec![unit(vec![], Some("dup"))]).await;
+    let mut rejected = unit(vec![append("key/rejected", 0, 1)], Some("dup"));
+    rejected.materials = vec![material("k-rejected", 1)];
+    let results = store
+        .commit(vec![
+            rejected,
+            unit(vec![append("key/fine", 0, 1)], Some("fine")),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(results[0], Err(StoreError::Database(_))),
+        "{:?}",
+        results[0]
+    );
+    let fine = results[1].as_ref().unwrap();
+    assert_eq!(fine.audit_sequence, Some(2));
+    assert_eq!(fine.events[0].sequence, 1);
+    assert_eq!(store.get_material("k-rejected", 1).await.unwrap(), None);
+    assert!(store.read_stream("key/rejected").await.unwrap().is_empty());
+    let trail = verify_chain(&store).await;
+    assert_eq!(trail.len(), 2);
+
+    // A unit with nothing in it commits and gets nothing.
+    let empty = commit_ok(&store, vec![CommitUnit::default()]).await;
+    assert_eq!(
+        empty[0],
+        CommitReceipt {
+            events: vec![],
+            audit_sequence: None
+        }
+    );
+    assert!(store.commit(vec![]).await.unwrap().is_empty());
+}
+
+async fn audit_chain_links_across_batches_and_handles(fx: Fixture) {
+    let store = fx.store().await;
+    let mut expected_ids = Vec::new();
+    for batch in 0..3 {
+        let units: Vec<CommitUnit> = (0..4)
+            .map(|u| {
+                let id = format!("b{batch}-u{u}");
+                // Every other unit has no audit record.
+                let with_audit = u % 2 == 0;
+                if with_audit {
+                    expected_ids.push(id.clone());
+                }
+                unit(
+                    vec![append(&format!("key/{batch}-{u}"), 0, 1)],
+                    with_audit.then_some(id.as_str()),
+                )
+            })
+            .collect();
+        let receipts = commit_ok(&store, units).await;
+        let positions: Vec<_> = receipts.iter().map(|r| r.audit_sequence).collect();
+        let base = batch * 2;
+        assert_eq!(positions, vec![Some(base + 1), None, Some(base + 2), None]);
+    }
+
+    // Another handle (a new connection, as after a restart or from another replica) continues it.
+    let other = fx.store().await;
+    let receipts = commit_ok(&other, vec![unit(vec![], Some("other-handle"))]).await;
+    assert_eq!(receipts[0].audit_sequence, Some(7));
+    expected_ids.push("other-handle".into());
+
+    let trail = verify_chain(&store).await;
+    let ids: Vec<_> = trail.iter().map(|r| r.event_id.clone()).collect();
+    assert_eq!(ids, expected_ids);
+    assert_eq!(trail[0].prev_hash, GENESIS_HASH);
+    assert_eq!(trail[0].hash, chain::link(GENESIS_HASH, &trail[0].record));
+    let sent = audit("b0-u0");
+    assert_eq!(
+        (&trail[0].record, trail[0].event_time),
+        (&sent.record, sent.event_time)
+    );
+    assert_eq!(store.read_audit(5, 10).await.unwrap().len(), 2);
+}
+
+async fn database_refuses_changes_to_history(fx: Fixture) {
+    let store = fx.store().await;
+    commit_ok(
+        &store,
+        vec![
+            unit(vec![append("key/x", 0, 2)], Some("r1")),
+            unit(vec![append("key/y", 0, 1)], Some("r2")),
+        ],
+    )
+    .await;
+
+    let mut statements = vec![
+        "UPDATE events SET event_type = 'Tampered'",
+        "UPDATE events SET payload = '{}' WHERE sequence = 1",
+        "DELETE FROM events WHERE sequence = 2",
+        "DELETE FROM events",
+        "UPDATE audit_records SET record = 'forged'",
+        "DELETE FROM audit_records WHERE sequence = 1",
+        "DELETE FROM audit_records",
+    ];
+    if fx.is_postgres() {
+        statements.extend([
+            "TRUNCATE events",
+            "TRUNCATE audit_records",
+            "TRUNCATE events, audit_records",
+        ]);
+    }
+    for sql in statements {
+        let err = fx
+            .raw_execute(sql)
+            .await
+            .expect_err(&format!("{sql} must be refused"));
+        assert!(err.contains("append-only"), "{sql}: unexpected error {err}");
+    }
+
+    assert_eq!(fx.raw_i64("SELECT COUNT(*) FROM events").await, 3);
+    assert_eq!(fx.raw_i64("SELECT COUNT(*) FROM audit_records").await, 2);
+    let events = store.read_events(0, 10).await.unwrap();
+    assert!(events.iter().all(|e| e.event_type == "KeyTagged"));
+    assert_eq!(verify_chain(&store).await.len(), 2);
+
+    // Inserting stays possible for the store afterwards.
+    commit_ok(&store, vec![unit(vec![append("key/x", 2, 1)], Some("r3"))]).await;
+    assert_eq!(verify_chain(&store).await.len(), 3);
+}
+
+async fn key_materials_get_and_destroy(fx: Fixture) {
+    let store = fx.store().await;
+    let mut create = unit(vec![append("key/k1", 0, 1)], Some("create"));
+    create.materials = vec![material("k1", 1), material("k1", 2), material("k2", 1)];
+    commit_ok(&store, vec![create]).await;
+
+    assert_eq!(
+        store.get_material("k1", 2).await.unwrap(),
+        Some(material("k1", 2))
+    );
+    assert_eq!(store.get_material("k1", 3).await.unwrap(), None);
+    assert_eq!(store.get_material("nope", 1).await.unwrap(), None);
+
+    // The same material version cannot be stored twice.
+    let mut again = unit(vec![], Some("again"));
+    again.materials = vec![material("k1", 1)];
+    let results = store.commit(vec![again]).await.unwrap();
+    assert!(matches!(results[0], Err(StoreError::Database(_))));
+
+    assert_eq!(store.destroy_materials("k1").await.unwrap(), 2);
+    assert_eq!(
+        fx.raw_i64("SELECT COUNT(*) FROM key_materials WHERE key_id = 'k1'")
+            .await,
+        0
+    );
+    assert_eq!(store.get_material("k1", 1).await.unwrap(), None);
+    assert_eq!(
+        store.get_material("k2", 1).await.unwrap(),
+        Some(material("k2", 1))
+    );
+    assert_eq!(store.destroy_materials("k1").await.unwrap(), 0);
+    // The events that describe the key stay.
+    assert_eq!(store.read_stream("key/k1").await.unwrap().len(), 1);
+}
+
+async fn migrate_is_idempotent(fx: Fixture) {
+    let store = fx.store().await;
+    commit_ok(&store, vec![unit(vec![append("key/m", 0, 1)], Some("m1"))]).await;
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    fx.store().await; // a second handle migrating the same database
+    assert_eq!(
+        fx.raw_i64("SELECT COUNT(*) FROM schema_migrations").await,
+        1
+    );
+    assert_eq!(store.read_events(0, 10).await.unwrap().len(), 1);
+    commit_ok(&store, vec![unit(vec![append("key/m", 1, 1)], Some("m2"))]).await;
+    assert_eq!(verify_chain(&store).await.len(), 2);
+
+    // Two handles migrating a fresh database at once.
+    let fresh = match &fx.db {
+        Db::Sqlite { .. } => Fixture::sqlite(),
+        Db::Postgres { .. } => Fixture::postgres().await,
+    };
+    let (a, b) = (fresh.handle().await, fresh.handle().await);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(
+        fresh
+            .raw_i64("SELECT COUNT(*) FROM schema_migrations")
+            .await,
+        1
+    );
+}
+
+/// Rounds each writer runs in the concurrency test.
+const ROUNDS: i64 = 12;
+
+/// One writer of the concurrency test: own streams, plus a contested shared stream with retries.
+/// Returns (events appended, audit records written).
+async fn writer(name: &'static str, store: SharedStore) -> (i64, i64) {
+    let (mut events, mut audits) = (0, 0);
+    let mut own_versions = [0i64; 3];
+    for round in 0..ROUNDS {
+        // A batch of 1..=3 units on this writer's own streams.
+        let width = (round % 3 + 1) as usize;
+        let units: Vec<CommitUnit> = (0..width)
+            .map(|u| {
+                let id = format!("{name}-{round}-{u}");
+                unit(
+                    vec![append(&format!("key/{name}-{u}"), own_versions[u], 2)],
+                    Some(id.as_str()),
+                )
+            })
+            .collect();
+        for receipt in commit_ok(&store, units).await {
+            let stream = &receipt.events[0].stream;
+            let u: usize = stream[stream.len() - 1..].parse().unwrap();
+            own_versions[u] += 2;
+            events += 2;
+            audits += 1;
+        }
+        // One append to the shared stream, retried on conflict with the other writer.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            assert!(attempt < 100, "{name} never got its shared append in");
+            let current = store.read_stream("key/shared").await.unwrap().len() as i64;
+            let id = format!("{name}-{round}-shared-{attempt}");
+            let mut results = store
+                .commit(vec![unit(
+                    vec![append("key/shared", current, 1)],
+                    Some(id.as_str()),
+                )])
+                .await
+                .unwrap();
+            match results.remove(0) {
+                Ok(_) => {
+                    events += 1;
+                    audits += 1;
+                    break;
+                }
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
+    (events, audits)
+}
+
+async fn concurrent_handles_keep_one_chain(fx: Fixture) {
+    let (a, b) = (fx.handle().await, fx.handle().await);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+
+    let ta = tokio::spawn(writer("a", a));
+    let tb = tokio::spawn(writer("b", b.clone()));
+    let (ea, aa) = ta.await.unwrap();
+    let (eb, ab) = tb.await.unwrap();
+
+    let events = b.read_events(0, 10_000).await.unwrap();
+    assert_eq!(
+        sequences(&events, |e| e.sequence),
+        (1..=ea + eb).collect::<Vec<_>>(),
+        "global sequences are gap-free"
+    );
+    let trail = verify_chain(&b).await;
+    assert_eq!(trail.len() as i64, aa + ab);
+    let distinct: BTreeSet<_> = trail.iter().map(|r| r.prev_hash.clone()).collect();
+    assert_eq!(
+        distinct.len(),
+        trail.len(),
+        "no two records share a predecessor"
+    );
+
+    let shared = b.read_stream("key/shared").await.unwrap();
+    assert_eq!(
+        sequences(&shared, |e| e.version),
+        (1..=2 * ROUNDS).collect::<Vec<_>>()
+    );
+    for name in ["a", "b"] {
+        for u in 0..3 {
+            let stream = b.read_stream(&format!("key/{name}-{u}")).await.unwrap();
+            let versions = sequences(&stream, |e| e.version);
+            assert_eq!(versions, (1..=stream.len() as i64).collect::<Vec<_>>());
+        }
+    }
+    // The sequence order is the commit order: within each stream, versions rise with sequences.
+    let mut last: std::collections::HashMap<&str, (i64, i64)> = Default::default();
+    for e in &events {
+        if let Some((seq, version)) = last.get(e.stream.as_str()) {
+            assert!(e.sequence > *seq && e.version == version + 1);
+        }
+        last.insert(&e.stream, (e.sequence, e.version));
+    }
+}
