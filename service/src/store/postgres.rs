@@ -127,7 +127,7 @@ impl EventStore for PostgresStore {
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        tx.batch_execute(&format!("SELECT 1"))
+        tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
             .await
             .map_err(db_err)?;
         let now = Utc::now().trunc_subsecs(6);
