@@ -56,11 +56,13 @@ conformance!(
 // ---------------------------------------------------------------------------------------------
 // Fixture: one fresh database of one backend, plus raw SQL access to it.
 
+/// Where a fixture's database lives.
 enum Db {
     Sqlite { dir: PathBuf, path: PathBuf },
     Postgres { url: String },
 }
 
+/// One fresh database of one backend, for one test.
 struct Fixture {
     db: Db,
 }
@@ -160,6 +162,7 @@ impl Fixture {
     }
 }
 
+/// A raw PostgreSQL connection, outside the store.
 async fn pg_client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await

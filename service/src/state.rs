@@ -48,10 +48,13 @@ impl RegionSet {
     }
 }
 
+/// Sealed material by (key id, material version).
+type SealedByVersion = HashMap<(String, i32), Arc<Vec<u8>>>;
+
 /// Sealed material, cached after first use; opened (unsealed) per use and zeroized after.
 #[derive(Default)]
 pub struct MaterialCache {
-    sealed: RwLock<HashMap<(String, i32), Arc<Vec<u8>>>>,
+    sealed: RwLock<SealedByVersion>,
 }
 
 impl MaterialCache {

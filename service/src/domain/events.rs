@@ -26,39 +26,43 @@ pub struct MaterialInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// The payload of `KeyEvent::KeyCreated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    /// Payload schema version.
+    pub schema: u32,
+    /// The key id (a UUID).
+    pub key_id: String,
+    /// The owning account.
+    pub account: String,
+    /// The region the key lives in.
+    pub region: String,
+    /// The description.
+    pub description: String,
+    /// The KeySpec.
+    pub key_spec: String,
+    /// The KeyUsage.
+    pub key_usage: String,
+    /// The Origin.
+    pub origin: String,
+    /// The key policy document.
+    pub policy: String,
+    /// Tags given at creation.
+    pub tags: Vec<Tag>,
+    /// Whether it is a multi-Region key.
+    pub multi_region: bool,
+    /// The first material.
+    pub material: MaterialInfo,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Every event of a key's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum KeyEvent {
     /// A key was created with its first material.
-    KeyCreated {
-        /// Payload schema version.
-        schema: u32,
-        /// The key id (a UUID).
-        key_id: String,
-        /// The owning account.
-        account: String,
-        /// The region the key lives in.
-        region: String,
-        /// The description.
-        description: String,
-        /// The KeySpec.
-        key_spec: String,
-        /// The KeyUsage.
-        key_usage: String,
-        /// The Origin.
-        origin: String,
-        /// The key policy document.
-        policy: String,
-        /// Tags given at creation.
-        tags: Vec<Tag>,
-        /// Whether it is a multi-Region key.
-        multi_region: bool,
-        /// The first material.
-        material: MaterialInfo,
-        /// When it was created.
-        created_at: DateTime<Utc>,
-    },
+    KeyCreated(Box<KeyCreated>),
     /// The key policy was replaced.
     KeyPolicyPut {
         /// Payload schema version.

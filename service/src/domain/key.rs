@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::events::{MaterialInfo, Tag};
+use super::events::{KeyCreated, MaterialInfo, Tag};
 
 /// The KeyState values of AWS KMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,26 @@ pub struct KeySnapshot {
 }
 
 impl KeySnapshot {
+    /// The snapshot of a key just created, at stream version `version`.
+    pub fn from_created(created: &KeyCreated, version: i64) -> Self {
+        Self {
+            key_id: created.key_id.clone(),
+            account: created.account.clone(),
+            region: created.region.clone(),
+            description: created.description.clone(),
+            key_spec: created.key_spec.clone(),
+            key_usage: created.key_usage.clone(),
+            origin: created.origin.clone(),
+            policy: created.policy.clone(),
+            tags: created.tags.clone(),
+            multi_region: created.multi_region,
+            state: KeyState::Enabled,
+            created_at: created.created_at,
+            materials: vec![created.material.clone()],
+            stream_version: version,
+        }
+    }
+
     /// The key ARN.
     pub fn arn(&self) -> String {
         key_arn(&self.region, &self.account, &self.key_id)

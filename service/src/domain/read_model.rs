@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::store::StoredEvent;
 
 use super::events::KeyEvent;
-use super::key::{KeySnapshot, KeyState};
+use super::key::KeySnapshot;
 
 /// An event that cannot be applied: the stream is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,45 +96,19 @@ impl ReadModel {
             message,
         };
         match decoded {
-            KeyEvent::KeyCreated {
-                key_id,
-                account,
-                region,
-                description,
-                key_spec,
-                key_usage,
-                origin,
-                policy,
-                tags,
-                multi_region,
-                material,
-                created_at,
-                ..
-            } => {
-                if self.keys.contains_key(&key_id) {
-                    return Err(inconsistent(format!("key {key_id} created twice")));
+            KeyEvent::KeyCreated(created) => {
+                if self.keys.contains_key(&created.key_id) {
+                    return Err(inconsistent(format!(
+                        "key {} created twice",
+                        created.key_id
+                    )));
                 }
-                self.listing
-                    .insert((account.clone(), region.clone(), key_id.clone()), ());
-                self.keys.insert(
-                    key_id.clone(),
-                    KeySnapshot {
-                        key_id,
-                        account,
-                        region,
-                        description,
-                        key_spec,
-                        key_usage,
-                        origin,
-                        policy,
-                        tags,
-                        multi_region,
-                        state: KeyState::Enabled,
-                        created_at,
-                        materials: vec![material],
-                        stream_version: event.version,
-                    },
+                let key = KeySnapshot::from_created(&created, event.version);
+                self.listing.insert(
+                    (key.account.clone(), key.region.clone(), key.key_id.clone()),
+                    (),
                 );
+                self.keys.insert(key.key_id.clone(), key);
             }
             KeyEvent::KeyPolicyPut { policy, .. } => {
                 let key = self.key_for_stream(&event.stream).ok_or_else(|| {
@@ -161,7 +135,7 @@ mod tests {
     use chrono::Utc;
 
     fn created(seq: i64, id: &str, account: &str) -> StoredEvent {
-        let e = KeyEvent::KeyCreated {
+        let e = KeyEvent::KeyCreated(Box::new(crate::domain::events::KeyCreated {
             schema: 1,
             key_id: id.into(),
             account: account.into(),
@@ -179,7 +153,7 @@ mod tests {
                 created_at: Utc::now(),
             },
             created_at: Utc::now(),
-        };
+        }));
         StoredEvent {
             sequence: seq,
             stream: KeyEvent::stream_for(id),

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::{authorize, resolve_key, CallContext, Outcome};
 use crate::audit::record::lower_camel_value;
 use crate::crypto::{random_public, random_secret};
-use crate::domain::events::{KeyEvent, MaterialInfo, Tag};
-use crate::domain::key::{KeySnapshot, KeyState};
+use crate::domain::events::{KeyCreated, KeyEvent, MaterialInfo, Tag};
+use crate::domain::key::KeySnapshot;
 use crate::protocol::wire::decode;
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -160,7 +160,7 @@ pub async fn create_key(
         material_id: hex::encode(random_public(32).map_err(internal)?),
         created_at: now,
     };
-    let event = KeyEvent::KeyCreated {
+    let created = KeyCreated {
         schema: 1,
         key_id: key_id.clone(),
         account: ctx.principal.account.clone(),
@@ -175,8 +175,8 @@ pub async fn create_key(
         material: material_info,
         created_at: now,
     };
-    let snapshot = snapshot_of_created(&event);
-    let new_event = event
+    let snapshot = KeySnapshot::from_created(&created, 1);
+    let new_event = KeyEvent::KeyCreated(Box::new(created))
         .to_new_event()
         .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
     state.materials.insert(&key_id, 1, sealed.clone());
@@ -195,42 +195,6 @@ pub async fn create_key(
         events: vec![new_event],
     });
     Ok(outcome)
-}
-
-fn snapshot_of_created(event: &KeyEvent) -> KeySnapshot {
-    match event {
-        KeyEvent::KeyCreated {
-            key_id,
-            account,
-            region,
-            description,
-            key_spec,
-            key_usage,
-            origin,
-            policy,
-            tags,
-            multi_region,
-            material,
-            created_at,
-            ..
-        } => KeySnapshot {
-            key_id: key_id.clone(),
-            account: account.clone(),
-            region: region.clone(),
-            description: description.clone(),
-            key_spec: key_spec.clone(),
-            key_usage: key_usage.clone(),
-            origin: origin.clone(),
-            policy: policy.clone(),
-            tags: tags.clone(),
-            multi_region: *multi_region,
-            state: KeyState::Enabled,
-            created_at: *created_at,
-            materials: vec![material.clone()],
-            stream_version: 1,
-        },
-        KeyEvent::KeyPolicyPut { .. } => unreachable!("only called with KeyCreated"),
-    }
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,8 @@
 //! commit order, without gaps, and the chain cannot fork. Each committing transaction also sends a
 //! `NOTIFY` on [`EVENTS_CHANNEL`] carrying the last event sequence, for replicas following the table.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -33,6 +35,12 @@ const MIGRATION_LOCK: i64 = 0x7472_656e_7402;
 
 /// The most connections one store handle opens.
 const POOL_SIZE: usize = 16;
+
+/// How long opening a new connection may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a call waits for a free pooled connection before it fails (fail closed, never hang).
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The channel on which each commit that appended events notifies its last event sequence.
 pub const EVENTS_CHANNEL: &str = "trent_events";
@@ -65,6 +73,8 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Database(format!("cannot build pool: {e}")))?;
         let store = PostgresStore { pool };
