@@ -5,86 +5,8 @@
 mod common;
 
 use aws_sdk_kms::primitives::Blob;
+use common::db::Db;
 use common::{StoreKind, TestServer};
-
-/// Raw SQL against the server's database, independent of the server's code.
-enum Db {
-    Sqlite(rusqlite::Connection),
-    Postgres(tokio_postgres::Client),
-}
-
-impl Db {
-    async fn open(server: &TestServer) -> Db {
-        match &server.database_url {
-            None => {
-                Db::Sqlite(rusqlite::Connection::open(server.data_dir.join("trent.db")).unwrap())
-            }
-            Some(url) => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                Db::Postgres(client)
-            }
-        }
-    }
-
-    /// Execute a statement; Err carries the database's message.
-    async fn execute(&self, sql: &str) -> Result<u64, String> {
-        match self {
-            Db::Sqlite(c) => c
-                .execute(sql, [])
-                .map(|n| n as u64)
-                .map_err(|e| e.to_string()),
-            Db::Postgres(c) => c.execute(sql, &[]).await.map_err(|e| format!("{e:?}")),
-        }
-    }
-
-    async fn audit_sequence_of(&self, request_id: &str) -> Option<i64> {
-        let pattern = format!("%\"requestID\":\"{request_id}\"%");
-        match self {
-            Db::Sqlite(c) => c
-                .query_row(
-                    "SELECT sequence FROM audit_records WHERE record LIKE ?1",
-                    [&pattern],
-                    |r| r.get(0),
-                )
-                .ok(),
-            Db::Postgres(c) => c
-                .query_opt(
-                    "SELECT sequence FROM audit_records WHERE record LIKE $1",
-                    &[&pattern],
-                )
-                .await
-                .unwrap()
-                .map(|r| r.get(0)),
-        }
-    }
-
-    /// What a database administrator would do to rewrite history: switch the guard off.
-    async fn disable_audit_guard(&self) {
-        match self {
-            Db::Sqlite(c) => {
-                let names: Vec<String> = c
-                    .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_records'")
-                    .unwrap()
-                    .query_map([], |r| r.get(0))
-                    .unwrap()
-                    .map(|r| r.unwrap())
-                    .collect();
-                assert!(!names.is_empty(), "the audit table has no guard triggers");
-                for n in names {
-                    c.execute(&format!("DROP TRIGGER \"{n}\""), []).unwrap();
-                }
-            }
-            Db::Postgres(c) => {
-                c.execute("ALTER TABLE audit_records DISABLE TRIGGER USER", &[])
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
 
 async fn acknowledged_calls_survive_sigkill_and_tampering_is_named(store: StoreKind) {
     let mut server = TestServer::start(store);

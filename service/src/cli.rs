@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::audit::chain::ChainVerifier;
 use crate::audit::writer::CommitWriter;
 use crate::auth::identity::{Identities, DEV_ACCOUNT_ID};
-use crate::clock::SystemClock;
+use crate::clock::{ManualClock, SystemClock};
 use crate::crypto::root_key::RootKey;
 use crate::domain::read_model::ReadModel;
 use crate::state::{AppState, MaterialCache, RegionSet};
@@ -82,6 +82,12 @@ struct ServeArgs {
     /// Account of the development identity.
     #[arg(long, env = "TRENT_ACCOUNT_ID", default_value = DEV_ACCOUNT_ID)]
     account_id: String,
+    /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
+    #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
+    scheduler_interval: u64,
+    /// Testing only: a movable clock and the /_trent/test/ endpoints (loopback only).
+    #[arg(long, env = "TRENT_TEST_CLOCK", hide = true)]
+    test_clock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +199,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    if args.test_clock && !args.listen.ip().is_loopback() {
+        bail!("--test-clock is only allowed on a loopback address");
+    }
     let store = open_store(&args.store).await?;
     store.migrate().await?;
     let root_key = load_root_key(&args.store)?;
@@ -200,17 +209,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
     let (writer, writer_task) = CommitWriter::start(store.clone(), model.clone());
+    let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
     let state = AppState {
         store,
         writer,
         model,
         identities,
-        clock: Arc::new(SystemClock),
+        clock: match &test_clock {
+            Some(c) => c.clone(),
+            None => Arc::new(SystemClock),
+        },
+        wall_clock: Arc::new(SystemClock),
+        test_clock,
         regions: RegionSet::new(args.regions),
         root_key,
         materials: MaterialCache::default(),
     };
-    crate::server::serve(state, args.listen).await?;
+    let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
+    crate::server::serve(state, args.listen, interval).await?;
     writer_task.await.context("the audit writer failed")?;
     tracing::info!("stopped; every acknowledged call is durable");
     Ok(())

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod domain;
 pub mod handlers;
 pub mod protocol;
+pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -22,6 +22,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How many times a command whose append lost an optimistic-concurrency race is retried.
 const CONFLICT_RETRIES: usize = 5;
 
+/// How often a server reads events that other processes sharing its database wrote.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The content type of every AWS JSON 1.1 response.
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
@@ -42,8 +45,47 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut web::ServiceConfig)
         cfg.app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .route("/", web::post().to(kms_endpoint))
-            .route("/health", web::get().to(health))
-            .default_service(web::to(not_found));
+            .route("/health", web::get().to(health));
+        if state.test_clock.is_some() {
+            cfg.route(
+                "/_trent/test/clock/advance",
+                web::post().to(test_advance_clock),
+            )
+            .route(
+                "/_trent/test/scheduler/tick",
+                web::post().to(test_scheduler_tick),
+            );
+        }
+        cfg.default_service(web::to(not_found));
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AdvanceQuery {
+    seconds: i64,
+}
+
+/// Test endpoint (only with `--test-clock`): move the domain clock forward.
+async fn test_advance_clock(
+    query: web::Query<AdvanceQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match &state.test_clock {
+        Some(clock) => {
+            clock.advance(chrono::Duration::seconds(query.seconds));
+            HttpResponse::Ok().json(serde_json::json!({ "now": crate::audit::record::cloudtrail_time(state.clock.now()) }))
+        }
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// Test endpoint (only with `--test-clock`): run one scheduler tick now and report what it did.
+async fn test_scheduler_tick(state: web::Data<AppState>) -> HttpResponse {
+    match crate::scheduler::tick(&state).await {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(e) => {
+            HttpResponse::InternalServerError().json(serde_json::json!({ "error": e.to_string() }))
+        }
     }
 }
 
@@ -130,7 +172,12 @@ async fn kms_endpoint(
             }
             // Another writer changed the key between our read and our append: run the command
             // again on the new state (nothing of the failed attempt was written).
-            Err(StoreError::VersionConflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(StoreError::VersionConflict { .. }) if attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                if let Err(e) = crate::scheduler::catch_up(&state).await {
+                    tracing::warn!(error = %e, "catching up after a conflict failed");
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, %request_id, "call not committed; failing closed");
                 let err =
@@ -245,7 +292,7 @@ async fn process(
         "kms",
         &|region| state.regions.serves(region),
         &|access_key| state.identities.secret_for(access_key),
-        state.clock.now(),
+        state.wall_clock.now(),
     )?;
     let principal = state
         .identities
@@ -288,14 +335,27 @@ async fn process(
     result
 }
 
-/// Serve until a shutdown signal; in-flight requests finish, then the writer drains.
-pub async fn serve(state: AppState, listen: SocketAddr) -> std::io::Result<()> {
+/// Serve until a shutdown signal; in-flight requests finish, the scheduler stops, and then the
+/// writer drains (the caller awaits it once the state is dropped).
+pub async fn serve(
+    state: AppState,
+    listen: SocketAddr,
+    scheduler_interval: std::time::Duration,
+) -> std::io::Result<()> {
     let state = web::Data::new(state);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = crate::scheduler::spawn(state.clone(), scheduler_interval, stopped.clone());
+    let follower = crate::scheduler::spawn_follower(state.clone(), FOLLOW_INTERVAL, stopped);
     let configure = configure(state.clone());
     let server = HttpServer::new(move || App::new().configure(configure.clone()))
         .bind(listen)?
         .shutdown_timeout(30)
         .run();
     tracing::info!(%listen, "trent is serving");
-    server.await
+    let served = server.await;
+    let _ = stop.send(true);
+    if scheduler.await.is_err() || follower.await.is_err() {
+        tracing::error!("a background task panicked");
+    }
+    served
 }

@@ -124,8 +124,13 @@ pub struct AppState {
     pub model: Arc<RwLock<ReadModel>>,
     /// Who may sign requests.
     pub identities: Identities,
-    /// The clock.
+    /// The clock of the domain (deletion dates, rotation schedules, record times).
     pub clock: Arc<dyn Clock>,
+    /// The clock SigV4 checks signing times against: always the wall clock, so a test that moves
+    /// the domain clock forward keeps its clients' signatures valid.
+    pub wall_clock: Arc<dyn Clock>,
+    /// The movable clock, when the server runs with `--test-clock` (test endpoints enabled).
+    pub test_clock: Option<Arc<crate::clock::ManualClock>>,
     /// Served regions.
     pub regions: RegionSet,
     /// The root key sealing key material.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod awscli;
+pub mod db;
 pub mod pg;
 
 use std::net::TcpListener;
@@ -41,6 +42,7 @@ pub struct TestServer {
     /// The PostgreSQL URL when it uses PostgreSQL.
     pub database_url: Option<String>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// A free loopback port.
@@ -76,6 +78,7 @@ impl TestServer {
             _tmp: Some(tmp),
             database_url,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         server.spawn();
         server
@@ -104,6 +107,7 @@ impl TestServer {
             .env_remove("TRENT_ROOT_KEY")
             .env_remove("TRENT_DATABASE_URL")
             .env("TRENT_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = cmd.spawn().expect("trent starts");
@@ -167,6 +171,78 @@ impl TestServer {
             .arg(child.id().to_string())
             .status();
         child.wait().expect("trent exits")
+    }
+
+    /// Start a server with the movable test clock and the /_trent/test/ endpoints.
+    pub fn start_with_test_clock(store: StoreKind) -> Self {
+        Self::start_with(store, &["--test-clock", "--scheduler-interval", "3600"])
+    }
+
+    /// A second server process on the same store (same data directory or database and root key).
+    pub fn another_on_same_store(&self) -> Self {
+        let mut other = TestServer {
+            child: None,
+            port: free_port(),
+            data_dir: self.data_dir.clone(),
+            _tmp: None,
+            database_url: self.database_url.clone(),
+            extra_args: self.extra_args.clone(),
+            env: self.env.clone(),
+        };
+        other.spawn();
+        other
+    }
+
+    /// Set an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_string(), v.to_string()));
+        }
+    }
+
+    /// Start again (after `kill9`, or after the process died by itself).
+    pub fn start_again(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
+    /// Wait for the process to exit by itself (for crash hooks); returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.take().expect("running").wait().expect("wait")
+    }
+
+    /// Move the server's domain clock forward (test clock only).
+    pub async fn advance_clock(&self, seconds: i64) {
+        let url = format!(
+            "{}/_trent/test/clock/advance?seconds={seconds}",
+            self.endpoint()
+        );
+        let r = reqwest::Client::new()
+            .post(url)
+            .send()
+            .await
+            .expect("advance");
+        assert!(
+            r.status().is_success(),
+            "advancing the clock failed: {}",
+            r.status()
+        );
+    }
+
+    /// Run one scheduler pass now; returns its report ({deleted, shredded, rotated}).
+    pub async fn scheduler_tick(&self) -> serde_json::Value {
+        let url = format!("{}/_trent/test/scheduler/tick", self.endpoint());
+        let r = reqwest::Client::new().post(url).send().await.expect("tick");
+        assert!(
+            r.status().is_success(),
+            "scheduler tick failed: {}",
+            r.status()
+        );
+        r.json().await.expect("tick report")
     }
 
     /// Start the server again on the same store and port.

@@ -96,6 +96,43 @@ impl CallRecord {
     }
 }
 
+/// A record of an action the service took by itself (`eventType` `AwsServiceEvent`), such as
+/// deleting a key at the end of its waiting period (`DeleteKey`) or rotating it (`RotateKey`).
+pub fn service_event(
+    event_id: &str,
+    event_name: &str,
+    event_time: DateTime<Utc>,
+    key_arn: &str,
+    additional: Option<Value>,
+) -> Value {
+    let mut parts = key_arn.split(':');
+    let region = parts.nth(3).unwrap_or_default();
+    let account = parts.next().unwrap_or_default();
+    let mut r = json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"accountId": account, "invokedBy": "kms.amazonaws.com"},
+        "eventTime": cloudtrail_time(event_time),
+        "eventSource": "kms.amazonaws.com",
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": "kms.amazonaws.com",
+        "userAgent": "kms.amazonaws.com",
+        "requestParameters": null,
+        "responseElements": null,
+        "eventID": event_id,
+        "readOnly": false,
+        "resources": [{"accountId": account, "type": "AWS::KMS::Key", "ARN": key_arn}],
+        "eventType": "AwsServiceEvent",
+        "managementEvent": true,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    });
+    if let Some(a) = additional {
+        r["additionalEventData"] = a;
+    }
+    r
+}
+
 /// `requestParameters` for a request body: top-level members in lower camel case, minus `blob_members`.
 pub fn request_parameters(body: &Value, blob_members: &[&str]) -> Value {
     let Value::Object(obj) = body else {
@@ -183,6 +220,17 @@ mod tests {
         let body = json!({"KeyId": "k", "Plaintext": "c2VjcmV0", "EncryptionContext": {"a": "b"}});
         let p = request_parameters(&body, &["Plaintext"]);
         assert_eq!(p, json!({"keyId": "k", "encryptionContext": {"a": "b"}}));
+    }
+
+    #[test]
+    fn service_events_name_the_key_and_the_service() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/k";
+        let r = service_event("e", "DeleteKey", Utc::now(), arn, None);
+        assert_eq!(r["eventType"], "AwsServiceEvent");
+        assert_eq!(r["awsRegion"], "eu-west-1");
+        assert_eq!(r["recipientAccountId"], "111122223333");
+        assert_eq!(r["resources"][0]["ARN"], arn);
+        assert_eq!(r["userIdentity"]["invokedBy"], "kms.amazonaws.com");
     }
 
     #[test]

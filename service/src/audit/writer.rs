@@ -60,7 +60,7 @@ async fn run(store: SharedStore, model: Arc<RwLock<ReadModel>>, mut rx: mpsc::Re
             batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
         match store.commit(units).await {
             Ok(results) => {
-                apply_committed(&model, &results);
+                apply_committed(&store, &model, &results).await;
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -76,21 +76,42 @@ async fn run(store: SharedStore, model: Arc<RwLock<ReadModel>>, mut rx: mpsc::Re
     }
 }
 
-fn apply_committed(model: &RwLock<ReadModel>, results: &[Result<CommitReceipt, StoreError>]) {
+/// Apply the batch's committed events in sequence order. Events other processes committed before
+/// them (several servers may share one PostgreSQL database) are read from the store first, so the
+/// model never skips a sequence.
+async fn apply_committed(
+    store: &SharedStore,
+    model: &RwLock<ReadModel>,
+    results: &[Result<CommitReceipt, StoreError>],
+) {
     let mut events: Vec<_> = results
         .iter()
         .filter_map(|r| r.as_ref().ok())
-        .flat_map(|r| r.events.iter())
+        .flat_map(|r| r.events.iter().cloned())
         .collect();
     if events.is_empty() {
         return;
     }
     events.sort_by_key(|e| e.sequence);
+    let last = model.read().map(|m| m.last_sequence()).unwrap_or(0);
+    let first = events[0].sequence;
+    if first > last + 1 {
+        match store.read_events(last, first - 1 - last).await {
+            Ok(mut missing) => {
+                missing.append(&mut events);
+                events = missing;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the events of other writers"),
+        }
+    }
     let Ok(mut model) = model.write() else {
         tracing::error!("read model lock poisoned");
         return;
     };
-    for event in events {
+    for event in &events {
+        if event.sequence != model.last_sequence() + 1 {
+            continue;
+        }
         if let Err(e) = model.apply(event) {
             tracing::error!(error = %e, "committed event does not apply to the read model");
         }

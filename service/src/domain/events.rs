@@ -24,6 +24,10 @@ pub struct MaterialInfo {
     pub material_id: String,
     /// When the material was created.
     pub created_at: DateTime<Utc>,
+    /// How it came to be: None for a key's first material, `AUTOMATIC` or `ON_DEMAND` for a
+    /// rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_type: Option<String>,
 }
 
 /// The payload of `KeyEvent::KeyCreated`.
@@ -74,6 +78,171 @@ pub enum KeyEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The key was enabled.
+    KeyEnabled {
+        /// Payload schema version.
+        schema: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The key was disabled.
+    KeyDisabled {
+        /// Payload schema version.
+        schema: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The description changed.
+    DescriptionUpdated {
+        /// Payload schema version.
+        schema: u32,
+        /// The new description.
+        description: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Tags were added or their values replaced.
+    TagsSet {
+        /// Payload schema version.
+        schema: u32,
+        /// The tags.
+        tags: Vec<Tag>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Tags were removed.
+    TagsRemoved {
+        /// Payload schema version.
+        schema: u32,
+        /// The removed tag keys.
+        keys: Vec<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The key was scheduled for deletion.
+    KeyDeletionScheduled {
+        /// Payload schema version.
+        schema: u32,
+        /// When the service deletes it.
+        deletion_date: DateTime<Utc>,
+        /// The waiting period.
+        pending_window_days: i64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A scheduled deletion was cancelled (the key becomes Disabled).
+    KeyDeletionCancelled {
+        /// Payload schema version.
+        schema: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The service deleted the key at the end of its waiting period.
+    KeyDeleted {
+        /// Payload schema version.
+        schema: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The key's sealed material was destroyed (crypto-shredding done).
+    KeyMaterialDestroyed {
+        /// Payload schema version.
+        schema: u32,
+        /// How many material versions were destroyed.
+        versions: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Automatic rotation was enabled (or its period changed).
+    KeyRotationEnabled {
+        /// Payload schema version.
+        schema: u32,
+        /// The rotation period.
+        rotation_period_days: i64,
+        /// When the next automatic rotation is due.
+        next_rotation_date: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Automatic rotation was disabled.
+    KeyRotationDisabled {
+        /// Payload schema version.
+        schema: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// New material became current; older versions still decrypt.
+    KeyMaterialRotated {
+        /// Payload schema version.
+        schema: u32,
+        /// The new material (its `rotation_type` says automatic or on demand).
+        material: MaterialInfo,
+        /// The next automatic rotation, when automatic rotation is on.
+        next_rotation_date: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Every event of an alias's stream (`alias/ACCOUNT/REGION/NAME`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AliasEvent {
+    /// The alias was created.
+    AliasCreated {
+        /// Payload schema version.
+        schema: u32,
+        /// The owning account.
+        account: String,
+        /// The region.
+        region: String,
+        /// The alias name (`alias/...`).
+        name: String,
+        /// The key it points to.
+        target_key_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The alias now points to another key.
+    AliasRetargeted {
+        /// Payload schema version.
+        schema: u32,
+        /// The new target key.
+        target_key_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The alias was deleted (by its owner, or with its key).
+    AliasDeleted {
+        /// Payload schema version.
+        schema: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl AliasEvent {
+    /// The event type name stored beside the payload.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::AliasCreated { .. } => "AliasCreated",
+            Self::AliasRetargeted { .. } => "AliasRetargeted",
+            Self::AliasDeleted { .. } => "AliasDeleted",
+        }
+    }
+
+    /// The stream of an alias.
+    pub fn stream_for(account: &str, region: &str, name: &str) -> String {
+        format!("alias/{account}/{region}/{name}")
+    }
+
+    /// Encode for the store.
+    pub fn to_new_event(&self) -> Result<NewEvent, serde_json::Error> {
+        Ok(NewEvent {
+            event_type: self.type_name().to_string(),
+            payload: serde_json::to_value(self)?,
+        })
+    }
 }
 
 impl KeyEvent {
@@ -82,6 +251,18 @@ impl KeyEvent {
         match self {
             Self::KeyCreated { .. } => "KeyCreated",
             Self::KeyPolicyPut { .. } => "KeyPolicyPut",
+            Self::KeyEnabled { .. } => "KeyEnabled",
+            Self::KeyDisabled { .. } => "KeyDisabled",
+            Self::DescriptionUpdated { .. } => "DescriptionUpdated",
+            Self::TagsSet { .. } => "TagsSet",
+            Self::TagsRemoved { .. } => "TagsRemoved",
+            Self::KeyDeletionScheduled { .. } => "KeyDeletionScheduled",
+            Self::KeyDeletionCancelled { .. } => "KeyDeletionCancelled",
+            Self::KeyDeleted { .. } => "KeyDeleted",
+            Self::KeyMaterialDestroyed { .. } => "KeyMaterialDestroyed",
+            Self::KeyRotationEnabled { .. } => "KeyRotationEnabled",
+            Self::KeyRotationDisabled { .. } => "KeyRotationDisabled",
+            Self::KeyMaterialRotated { .. } => "KeyMaterialRotated",
         }
     }
 

@@ -64,6 +64,25 @@ pub struct KeySnapshot {
     pub materials: Vec<MaterialInfo>,
     /// The stream version of the last applied event (for optimistic concurrency).
     pub stream_version: i64,
+    /// When the service deletes the key, while it is PendingDeletion.
+    pub deletion_date: Option<DateTime<Utc>>,
+    /// The waiting period of the scheduled deletion.
+    pub pending_window_days: Option<i64>,
+    /// When the service deleted the key (it is then gone for every API call).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Whether the deleted key's sealed material has been destroyed.
+    pub materials_destroyed: bool,
+    /// Automatic rotation, when enabled.
+    pub rotation: Option<RotationSchedule>,
+}
+
+/// Automatic rotation settings of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationSchedule {
+    /// The rotation period in days (90 to 2560).
+    pub period_days: i64,
+    /// When the next automatic rotation is due.
+    pub next_rotation_date: DateTime<Utc>,
 }
 
 impl KeySnapshot {
@@ -84,6 +103,11 @@ impl KeySnapshot {
             created_at: created.created_at,
             materials: vec![created.material.clone()],
             stream_version: version,
+            deletion_date: None,
+            pending_window_days: None,
+            deleted_at: None,
+            materials_destroyed: false,
+            rotation: None,
         }
     }
 
@@ -95,6 +119,19 @@ impl KeySnapshot {
     /// The material that new encryptions use.
     pub fn current_material(&self) -> Option<&MaterialInfo> {
         self.materials.last()
+    }
+
+    /// Whether the key still exists for API callers (not deleted by the service).
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+
+    /// How many rotations were made on demand.
+    pub fn on_demand_rotations(&self) -> usize {
+        self.materials
+            .iter()
+            .filter(|m| m.rotation_type.as_deref() == Some("ON_DEMAND"))
+            .count()
     }
 
     /// One material version, if it exists.
@@ -124,6 +161,10 @@ impl KeySnapshot {
         }
         if let Some(material) = self.current_material() {
             m["CurrentKeyMaterialId"] = json!(material.material_id);
+        }
+        if let (Some(date), Some(days)) = (self.deletion_date, self.pending_window_days) {
+            m["DeletionDate"] = json!(epoch_seconds(date));
+            m["PendingDeletionWindowInDays"] = json!(days);
         }
         m
     }

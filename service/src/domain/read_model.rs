@@ -1,4 +1,4 @@
-//! The in-memory read model: every key, projected from the event stream in sequence order.
+//! The in-memory read model: every key and alias, projected from the event stream in sequence order.
 //!
 //! It is rebuilt from the events at start (`ReadModel::apply` over `read_events`), and kept current
 //! by applying each committed unit's events in order. `trent replay --verify` builds a second one
@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
+
 use crate::store::StoredEvent;
 
-use super::events::KeyEvent;
-use super::key::KeySnapshot;
+use super::events::{AliasEvent, KeyEvent};
+use super::key::{KeySnapshot, KeyState, RotationSchedule};
 
 /// An event that cannot be applied: the stream is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +24,7 @@ pub enum ProjectionError {
         /// The decoder's message.
         message: String,
     },
-    /// The event refers to a key that does not exist, or creates one twice.
+    /// The event refers to something that does not exist, or creates it twice.
     #[error("event {sequence}: {message}")]
     Inconsistent {
         /// The event's sequence.
@@ -32,11 +34,41 @@ pub enum ProjectionError {
     },
 }
 
-/// All keys, indexed for lookup by id and for listing per account and region.
+/// An alias as the read model holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasEntry {
+    /// The owning account.
+    pub account: String,
+    /// The region.
+    pub region: String,
+    /// The alias name (`alias/...`).
+    pub name: String,
+    /// The key it points to.
+    pub target_key_id: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AliasEntry {
+    /// The alias ARN.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:kms:{}:{}:{}", self.region, self.account, self.name)
+    }
+}
+
+type AliasKey = (String, String, String);
+
+/// All keys and aliases, indexed for lookup and for listing per account and region.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadModel {
     keys: HashMap<String, KeySnapshot>,
     listing: BTreeMap<(String, String, String), ()>,
+    aliases: BTreeMap<AliasKey, AliasEntry>,
+    /// Current version of every alias stream ever written (deleted aliases included), so a name
+    /// can be created again with the right expected version.
+    alias_versions: HashMap<String, i64>,
     last_sequence: i64,
 }
 
@@ -46,22 +78,27 @@ impl ReadModel {
         self.last_sequence
     }
 
-    /// A key by id.
+    /// A key by id, deleted ones included (for the scheduler and replay).
     pub fn key(&self, key_id: &str) -> Option<&KeySnapshot> {
         self.keys.get(key_id)
     }
 
-    /// Every key, in no particular order.
+    /// A key by id, if it still exists for API callers.
+    pub fn live_key(&self, key_id: &str) -> Option<&KeySnapshot> {
+        self.keys.get(key_id).filter(|k| k.is_live())
+    }
+
+    /// Every key, deleted ones included, in no particular order.
     pub fn all_keys(&self) -> impl Iterator<Item = &KeySnapshot> {
         self.keys.values()
     }
 
-    /// How many keys exist.
+    /// How many keys exist (deleted ones included).
     pub fn key_count(&self) -> usize {
         self.keys.len()
     }
 
-    /// Keys of one account and region ordered by key id, starting after `after` (exclusive).
+    /// Live keys of one account and region ordered by key id, starting after `after`.
     pub fn keys_in<'a>(
         &'a self,
         account: &'a str,
@@ -78,7 +115,44 @@ impl ReadModel {
             .map(|(k, _)| k)
             .take_while(move |(a, r, _)| a == account && r == region)
             .filter(move |(_, _, id)| Some(id.as_str()) != after)
-            .filter_map(|(_, _, id)| self.keys.get(id))
+            .filter_map(|(_, _, id)| self.live_key(id))
+    }
+
+    /// An alias by name in an account and region.
+    pub fn alias(&self, account: &str, region: &str, name: &str) -> Option<&AliasEntry> {
+        self.aliases
+            .get(&(account.to_string(), region.to_string(), name.to_string()))
+    }
+
+    /// The current version of an alias stream (0 if it was never written).
+    pub fn alias_stream_version(&self, stream: &str) -> i64 {
+        self.alias_versions.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Aliases of one account and region ordered by name, starting after `after`.
+    pub fn aliases_in<'a>(
+        &'a self,
+        account: &'a str,
+        region: &'a str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a AliasEntry> + 'a {
+        let start = (
+            account.to_string(),
+            region.to_string(),
+            after.unwrap_or("").to_string(),
+        );
+        self.aliases
+            .range(start..)
+            .take_while(move |((a, r, _), _)| a == account && r == region)
+            .filter(move |((_, _, n), _)| Some(n.as_str()) != after)
+            .map(|(_, e)| e)
+    }
+
+    /// Aliases that point at a key.
+    pub fn aliases_of<'a>(&'a self, key_id: &'a str) -> impl Iterator<Item = &'a AliasEntry> + 'a {
+        self.aliases
+            .values()
+            .filter(move |a| a.target_key_id == key_id)
     }
 
     /// Apply one stored event. Events must arrive in sequence order; older ones are ignored.
@@ -86,6 +160,77 @@ impl ReadModel {
         if event.sequence <= self.last_sequence {
             return Ok(());
         }
+        if event.stream.starts_with("alias/") {
+            self.apply_alias(event)?;
+        } else {
+            self.apply_key(event)?;
+        }
+        self.last_sequence = event.sequence;
+        Ok(())
+    }
+
+    fn apply_alias(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
+        let decoded: AliasEvent = serde_json::from_value(event.payload.clone()).map_err(|e| {
+            ProjectionError::Undecodable {
+                sequence: event.sequence,
+                message: e.to_string(),
+            }
+        })?;
+        let inconsistent = |message: String| ProjectionError::Inconsistent {
+            sequence: event.sequence,
+            message,
+        };
+        self.alias_versions
+            .insert(event.stream.clone(), event.version);
+        let position = self
+            .aliases
+            .iter()
+            .find(|(k, _)| AliasEvent::stream_for(&k.0, &k.1, &k.2) == event.stream)
+            .map(|(k, _)| k.clone());
+        match decoded {
+            AliasEvent::AliasCreated {
+                account,
+                region,
+                name,
+                target_key_id,
+                at,
+                ..
+            } => {
+                let key = (account.clone(), region.clone(), name.clone());
+                if self.aliases.contains_key(&key) {
+                    return Err(inconsistent(format!("alias {name} created twice")));
+                }
+                self.aliases.insert(
+                    key,
+                    AliasEntry {
+                        account,
+                        region,
+                        name,
+                        target_key_id,
+                        created_at: at,
+                        updated_at: at,
+                    },
+                );
+            }
+            AliasEvent::AliasRetargeted {
+                target_key_id, at, ..
+            } => {
+                let entry = position
+                    .and_then(|k| self.aliases.get_mut(&k))
+                    .ok_or_else(|| inconsistent(format!("no alias for {}", event.stream)))?;
+                entry.target_key_id = target_key_id;
+                entry.updated_at = at;
+            }
+            AliasEvent::AliasDeleted { .. } => {
+                let key = position
+                    .ok_or_else(|| inconsistent(format!("no alias for {}", event.stream)))?;
+                self.aliases.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_key(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
         let decoded =
             KeyEvent::from_payload(&event.payload).map_err(|e| ProjectionError::Undecodable {
                 sequence: event.sequence,
@@ -95,47 +240,103 @@ impl ReadModel {
             sequence: event.sequence,
             message,
         };
-        match decoded {
-            KeyEvent::KeyCreated(created) => {
-                if self.keys.contains_key(&created.key_id) {
-                    return Err(inconsistent(format!(
-                        "key {} created twice",
-                        created.key_id
-                    )));
-                }
-                let key = KeySnapshot::from_created(&created, event.version);
-                self.listing.insert(
-                    (key.account.clone(), key.region.clone(), key.key_id.clone()),
-                    (),
-                );
-                self.keys.insert(key.key_id.clone(), key);
+        if let KeyEvent::KeyCreated(created) = &decoded {
+            if self.keys.contains_key(&created.key_id) {
+                return Err(inconsistent(format!(
+                    "key {} created twice",
+                    created.key_id
+                )));
             }
-            KeyEvent::KeyPolicyPut { policy, .. } => {
-                let key = self.key_for_stream(&event.stream).ok_or_else(|| {
-                    inconsistent(format!("policy put on unknown stream {}", event.stream))
-                })?;
-                key.policy = policy;
-                key.stream_version = event.version;
+            let key = KeySnapshot::from_created(created, event.version);
+            self.listing.insert(
+                (key.account.clone(), key.region.clone(), key.key_id.clone()),
+                (),
+            );
+            self.keys.insert(key.key_id.clone(), key);
+            return Ok(());
+        }
+        let key = event
+            .stream
+            .strip_prefix("key/")
+            .and_then(|id| self.keys.get_mut(id))
+            .ok_or_else(|| inconsistent(format!("event on unknown stream {}", event.stream)))?;
+        key.stream_version = event.version;
+        match decoded {
+            KeyEvent::KeyCreated(_) => {}
+            KeyEvent::KeyPolicyPut { policy, .. } => key.policy = policy,
+            KeyEvent::KeyEnabled { .. } => key.state = KeyState::Enabled,
+            KeyEvent::KeyDisabled { .. } => key.state = KeyState::Disabled,
+            KeyEvent::DescriptionUpdated { description, .. } => key.description = description,
+            KeyEvent::TagsSet { tags, .. } => {
+                for tag in tags {
+                    match key.tags.iter_mut().find(|t| t.key == tag.key) {
+                        Some(existing) => existing.value = tag.value,
+                        None => key.tags.push(tag),
+                    }
+                }
+            }
+            KeyEvent::TagsRemoved { keys, .. } => key.tags.retain(|t| !keys.contains(&t.key)),
+            KeyEvent::KeyDeletionScheduled {
+                deletion_date,
+                pending_window_days,
+                ..
+            } => {
+                key.state = KeyState::PendingDeletion;
+                key.deletion_date = Some(deletion_date);
+                key.pending_window_days = Some(pending_window_days);
+            }
+            KeyEvent::KeyDeletionCancelled { .. } => {
+                key.state = KeyState::Disabled;
+                key.deletion_date = None;
+                key.pending_window_days = None;
+            }
+            KeyEvent::KeyDeleted { at, .. } => key.deleted_at = Some(at),
+            KeyEvent::KeyMaterialDestroyed { .. } => key.materials_destroyed = true,
+            KeyEvent::KeyRotationEnabled {
+                rotation_period_days,
+                next_rotation_date,
+                ..
+            } => {
+                key.rotation = Some(RotationSchedule {
+                    period_days: rotation_period_days,
+                    next_rotation_date,
+                })
+            }
+            KeyEvent::KeyRotationDisabled { .. } => key.rotation = None,
+            KeyEvent::KeyMaterialRotated {
+                material,
+                next_rotation_date,
+                ..
+            } => {
+                key.materials.push(material);
+                if let (Some(schedule), Some(next)) = (key.rotation.as_mut(), next_rotation_date) {
+                    schedule.next_rotation_date = next;
+                }
             }
         }
-        self.last_sequence = event.sequence;
         Ok(())
-    }
-
-    fn key_for_stream(&mut self, stream: &str) -> Option<&mut KeySnapshot> {
-        let id = stream.strip_prefix("key/")?;
-        self.keys.get_mut(id)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::events::MaterialInfo;
+    use crate::domain::events::{KeyCreated, MaterialInfo};
     use chrono::Utc;
 
+    fn stored(seq: i64, stream: &str, version: i64, payload: serde_json::Value) -> StoredEvent {
+        StoredEvent {
+            sequence: seq,
+            stream: stream.into(),
+            version,
+            event_type: String::new(),
+            payload,
+            recorded_at: Utc::now(),
+        }
+    }
+
     fn created(seq: i64, id: &str, account: &str) -> StoredEvent {
-        let e = KeyEvent::KeyCreated(Box::new(crate::domain::events::KeyCreated {
+        let e = KeyEvent::KeyCreated(Box::new(KeyCreated {
             schema: 1,
             key_id: id.into(),
             account: account.into(),
@@ -151,17 +352,16 @@ mod tests {
                 version: 1,
                 material_id: "00".into(),
                 created_at: Utc::now(),
+                rotation_type: None,
             },
             created_at: Utc::now(),
         }));
-        StoredEvent {
-            sequence: seq,
-            stream: KeyEvent::stream_for(id),
-            version: 1,
-            event_type: e.type_name().into(),
-            payload: serde_json::to_value(&e).unwrap(),
-            recorded_at: Utc::now(),
-        }
+        stored(
+            seq,
+            &KeyEvent::stream_for(id),
+            1,
+            serde_json::to_value(&e).unwrap(),
+        )
     }
 
     #[test]
@@ -193,5 +393,81 @@ mod tests {
             m.apply(&created(2, "a", "1")),
             Err(ProjectionError::Inconsistent { .. })
         ));
+    }
+
+    #[test]
+    fn lifecycle_events_move_the_key_through_its_states() {
+        let mut m = ReadModel::default();
+        m.apply(&created(1, "k", "1")).unwrap();
+        let at = Utc::now();
+        let ev =
+            |seq: i64, e: KeyEvent| stored(seq, "key/k", seq, serde_json::to_value(e).unwrap());
+        m.apply(&ev(2, KeyEvent::KeyDisabled { schema: 1, at }))
+            .unwrap();
+        assert_eq!(m.key("k").unwrap().state, KeyState::Disabled);
+        m.apply(&ev(
+            3,
+            KeyEvent::KeyDeletionScheduled {
+                schema: 1,
+                deletion_date: at,
+                pending_window_days: 7,
+                at,
+            },
+        ))
+        .unwrap();
+        assert_eq!(m.key("k").unwrap().state, KeyState::PendingDeletion);
+        m.apply(&ev(4, KeyEvent::KeyDeletionCancelled { schema: 1, at }))
+            .unwrap();
+        let k = m.key("k").unwrap();
+        assert_eq!((k.state, k.deletion_date), (KeyState::Disabled, None));
+        m.apply(&ev(5, KeyEvent::KeyDeleted { schema: 1, at }))
+            .unwrap();
+        assert!(m.live_key("k").is_none());
+        assert!(m.key("k").is_some());
+        assert_eq!(m.keys_in("1", "us-east-1", None).count(), 0);
+        assert_eq!(m.key("k").unwrap().stream_version, 5);
+    }
+
+    #[test]
+    fn aliases_are_created_retargeted_deleted_and_recreated() {
+        let mut m = ReadModel::default();
+        let at = Utc::now();
+        let stream = AliasEvent::stream_for("1", "us-east-1", "alias/a");
+        let ev = |seq: i64, v: i64, e: AliasEvent| {
+            stored(seq, &stream, v, serde_json::to_value(e).unwrap())
+        };
+        let create = |target: &str| AliasEvent::AliasCreated {
+            schema: 1,
+            account: "1".into(),
+            region: "us-east-1".into(),
+            name: "alias/a".into(),
+            target_key_id: target.into(),
+            at,
+        };
+        m.apply(&ev(1, 1, create("k1"))).unwrap();
+        m.apply(&ev(
+            2,
+            2,
+            AliasEvent::AliasRetargeted {
+                schema: 1,
+                target_key_id: "k2".into(),
+                at,
+            },
+        ))
+        .unwrap();
+        assert_eq!(
+            m.alias("1", "us-east-1", "alias/a").unwrap().target_key_id,
+            "k2"
+        );
+        assert_eq!(m.aliases_of("k2").count(), 1);
+        m.apply(&ev(3, 3, AliasEvent::AliasDeleted { schema: 1, at }))
+            .unwrap();
+        assert!(m.alias("1", "us-east-1", "alias/a").is_none());
+        assert_eq!(m.alias_stream_version(&stream), 3);
+        m.apply(&ev(4, 4, create("k3"))).unwrap();
+        assert_eq!(
+            m.alias("1", "us-east-1", "alias/a").unwrap().target_key_id,
+            "k3"
+        );
     }
 }

@@ -103,7 +103,7 @@ async fn open_blob(
         None => {
             let found = state
                 .read_model()?
-                .key(&embedded)
+                .live_key(&embedded)
                 .filter(|k| k.region == ctx.region)
                 .cloned();
             let key = found.ok_or_else(invalid_ciphertext)?;

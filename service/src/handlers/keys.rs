@@ -1,7 +1,5 @@
 //! CreateKey, DescribeKey and ListKeys.
 
-use std::collections::BTreeSet;
-
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,7 +7,7 @@ use serde_json::{json, Value};
 use super::{authorize, resolve_key, CallContext, Outcome};
 use crate::audit::record::lower_camel_value;
 use crate::crypto::{random_public, random_secret};
-use crate::domain::events::{KeyCreated, KeyEvent, MaterialInfo, Tag};
+use crate::domain::events::{KeyCreated, KeyEvent, MaterialInfo};
 use crate::domain::key::KeySnapshot;
 use crate::protocol::wire::decode;
 use crate::protocol::KmsError;
@@ -28,16 +26,9 @@ struct CreateKeyRequest {
     custom_key_store_id: Option<String>,
     #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
-    tags: Option<Vec<WireTag>>,
+    tags: Option<Vec<super::tags::WireTag>>,
     multi_region: Option<bool>,
     xks_key_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireTag {
-    tag_key: String,
-    tag_value: String,
 }
 
 /// The key policy AWS KMS gives a key created without one: full access delegated to the account.
@@ -64,30 +55,6 @@ pub fn check_key_policy(policy: &str) -> Result<(), KmsError> {
     trent_policy::PolicyDocument::parse_kind(policy, trent_policy::PolicyKind::KeyPolicy)
         .map(|_| ())
         .map_err(|e| KmsError::MalformedPolicyDocument(format!("The policy is malformed: {e}")))
-}
-
-fn check_tags(tags: &[WireTag]) -> Result<Vec<Tag>, KmsError> {
-    if tags.len() > 50 {
-        return Err(KmsError::Tag("A key can have at most 50 tags.".into()));
-    }
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::with_capacity(tags.len());
-    for t in tags {
-        if t.tag_key.starts_with("aws:") {
-            return Err(KmsError::Tag(format!(
-                "Tag key '{}' uses the reserved prefix 'aws:'.",
-                t.tag_key
-            )));
-        }
-        if !seen.insert(t.tag_key.clone()) {
-            return Err(KmsError::Tag(format!("Duplicate tag key '{}'.", t.tag_key)));
-        }
-        out.push(Tag {
-            key: t.tag_key.clone(),
-            value: t.tag_value.clone(),
-        });
-    }
-    Ok(out)
 }
 
 /// CreateKey: a new symmetric key with fresh material from aws-lc-rs.
@@ -145,7 +112,7 @@ pub async fn create_key(
         }
         None => default_key_policy(&ctx.principal.account),
     };
-    let tags = check_tags(req.tags.as_deref().unwrap_or_default())?;
+    let tags = super::tags::check_new_tags(&[], req.tags.as_deref().unwrap_or_default())?;
 
     let internal = |_| KmsError::KmsInternal("Key generation failed.".into());
     let key_id = uuid::Uuid::new_v4().to_string();
@@ -159,6 +126,7 @@ pub async fn create_key(
         version: 1,
         material_id: hex::encode(random_public(32).map_err(internal)?),
         created_at: now,
+        rotation_type: None,
     };
     let created = KeyCreated {
         schema: 1,

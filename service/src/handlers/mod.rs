@@ -2,9 +2,13 @@
 //! authorise, check the domain rules, do the cryptography, and return an `Outcome` (response body
 //! plus whatever must be committed). The HTTP edge (`server`) adds the audit record and commits.
 
+mod aliases;
 mod crypto_ops;
 mod key_policy;
 mod keys;
+mod lifecycle;
+pub mod rotation;
+mod tags;
 
 use std::sync::Mutex;
 
@@ -12,10 +16,11 @@ use serde_json::Value;
 
 use crate::auth::identity::Principal;
 use crate::crypto::secret::SecretBytes;
+use crate::domain::events::KeyEvent;
 use crate::domain::key::KeySnapshot;
 use crate::protocol::{KmsError, Operation};
 use crate::state::AppState;
-use crate::store::CommitUnit;
+use crate::store::{CommitUnit, StreamAppend};
 
 /// What one call knows about itself while it runs.
 #[derive(Debug)]
@@ -81,6 +86,23 @@ pub async fn dispatch(
             crypto_ops::generate_data_key(state, ctx, body, false).await
         }
         GenerateRandom => crypto_ops::generate_random(body),
+        EnableKey => lifecycle::enable_key(state, ctx, body),
+        DisableKey => lifecycle::disable_key(state, ctx, body),
+        UpdateKeyDescription => lifecycle::update_key_description(state, ctx, body),
+        ScheduleKeyDeletion => lifecycle::schedule_key_deletion(state, ctx, body),
+        CancelKeyDeletion => lifecycle::cancel_key_deletion(state, ctx, body),
+        CreateAlias => aliases::create_alias(state, ctx, body),
+        UpdateAlias => aliases::update_alias(state, ctx, body),
+        DeleteAlias => aliases::delete_alias(state, ctx, body),
+        ListAliases => aliases::list_aliases(state, ctx, body),
+        TagResource => tags::tag_resource(state, ctx, body),
+        UntagResource => tags::untag_resource(state, ctx, body),
+        ListResourceTags => tags::list_resource_tags(state, ctx, body),
+        EnableKeyRotation => rotation::enable_key_rotation(state, ctx, body),
+        DisableKeyRotation => rotation::disable_key_rotation(state, ctx, body),
+        GetKeyRotationStatus => rotation::get_key_rotation_status(state, ctx, body),
+        RotateKeyOnDemand => rotation::rotate_key_on_demand(state, ctx, body),
+        ListKeyRotations => rotation::list_key_rotations(state, ctx, body),
         GetKeyPolicy => key_policy::get_key_policy(state, ctx, body),
         PutKeyPolicy => key_policy::put_key_policy(state, ctx, body),
         ListKeyPolicies => key_policy::list_key_policies(state, ctx, body),
@@ -116,50 +138,74 @@ pub fn resolve_key(
     ctx: &CallContext,
     key_id: &str,
 ) -> Result<KeySnapshot, KmsError> {
-    let account = &ctx.principal.account;
-    let region = &ctx.region;
-    let (want_account, want_region, id) = if let Some(rest) = key_id.strip_prefix("arn:") {
+    let model = state.read_model()?;
+    let (account, region, id) = if let Some(rest) = key_id.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         if parts.len() != 5 || parts[1] != "kms" {
             return Err(KmsError::InvalidArn(format!("Invalid arn {key_id}")));
         }
         let (arn_region, arn_account, resource) = (parts[2], parts[3], parts[4]);
-        if let Some(alias) = resource.strip_prefix("alias/") {
-            return Err(alias_not_found(arn_region, arn_account, alias));
+        if arn_region != ctx.region {
+            return Err(KmsError::NotFound(format!(
+                "Invalid arn {key_id}: the region is not {}",
+                ctx.region
+            )));
         }
-        let Some(id) = resource.strip_prefix("key/") else {
+        if resource.starts_with("alias/") {
+            let alias = model
+                .alias(arn_account, arn_region, resource)
+                .ok_or_else(|| alias_not_found(arn_region, arn_account, resource))?;
+            (
+                arn_account.to_string(),
+                arn_region.to_string(),
+                alias.target_key_id.clone(),
+            )
+        } else if let Some(id) = resource.strip_prefix("key/") {
+            (
+                arn_account.to_string(),
+                arn_region.to_string(),
+                id.to_string(),
+            )
+        } else {
             return Err(KmsError::InvalidArn(format!("Invalid arn {key_id}")));
-        };
+        }
+    } else if key_id.starts_with("alias/") {
+        let alias = model
+            .alias(&ctx.principal.account, &ctx.region, key_id)
+            .ok_or_else(|| alias_not_found(&ctx.region, &ctx.principal.account, key_id))?;
         (
-            arn_account.to_string(),
-            arn_region.to_string(),
-            id.to_string(),
+            ctx.principal.account.clone(),
+            ctx.region.clone(),
+            alias.target_key_id.clone(),
         )
-    } else if let Some(alias) = key_id.strip_prefix("alias/") {
-        return Err(alias_not_found(region, account, alias));
     } else if uuid::Uuid::try_parse(key_id).is_ok() {
-        (account.clone(), region.clone(), key_id.to_string())
+        (
+            ctx.principal.account.clone(),
+            ctx.region.clone(),
+            key_id.to_string(),
+        )
     } else {
         return Err(KmsError::NotFound(format!("Invalid keyId '{key_id}'")));
     };
-    let arn = crate::domain::key::key_arn(&want_region, &want_account, &id);
-    let found = state
-        .read_model()?
-        .key(&id)
-        .filter(|k| k.account == want_account && k.region == want_region && want_region == *region)
+    let found = model
+        .live_key(&id)
+        .filter(|k| k.account == account && k.region == region)
         .cloned();
     match found {
         Some(key) => {
             ctx.touch(key.arn());
             Ok(key)
         }
-        None => Err(KmsError::NotFound(format!("Key '{arn}' does not exist"))),
+        None => Err(KmsError::NotFound(format!(
+            "Key '{}' does not exist",
+            crate::domain::key::key_arn(&region, &account, &id)
+        ))),
     }
 }
 
 fn alias_not_found(region: &str, account: &str, alias: &str) -> KmsError {
     KmsError::NotFound(format!(
-        "Alias arn:aws:kms:{region}:{account}:alias/{alias} is not found."
+        "Alias arn:aws:kms:{region}:{account}:{alias} is not found."
     ))
 }
 
@@ -178,6 +224,38 @@ pub fn authorize(ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
         key.arn(),
         ctx.op.name()
     )))
+}
+
+/// The start of every command on one key: resolve it, authorise the caller, and check the key
+/// state table for the operation.
+pub fn key_for(state: &AppState, ctx: &CallContext, key_id: &str) -> Result<KeySnapshot, KmsError> {
+    let key = resolve_key(state, ctx, key_id)?;
+    authorize(ctx, &key)?;
+    crate::domain::rules::check_state(ctx.op, &key)?;
+    Ok(key)
+}
+
+/// An outcome that appends `events` to the key's stream (empty events: nothing to commit).
+pub fn key_change(
+    key: &KeySnapshot,
+    events: Vec<KeyEvent>,
+    body: Value,
+) -> Result<Outcome, KmsError> {
+    let mut outcome = Outcome::reply(body);
+    if events.is_empty() {
+        return Ok(outcome);
+    }
+    let encoded = events
+        .iter()
+        .map(KeyEvent::to_new_event)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
+    outcome.unit.appends.push(StreamAppend {
+        stream: KeyEvent::stream_for(&key.key_id),
+        expected_version: key.stream_version,
+        events: encoded,
+    });
+    Ok(outcome)
 }
 
 /// The plaintext material of one key version (unsealed; zeroized when dropped).

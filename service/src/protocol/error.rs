@@ -51,6 +51,9 @@ pub enum KmsError {
     /// The ciphertext was produced under another key than the one named.
     #[error("{0}")]
     IncorrectKey(String),
+    /// An alias name breaks AWS's rules.
+    #[error("{0}")]
+    InvalidAliasName(String),
     /// An ARN is malformed.
     #[error("{0}")]
     InvalidArn(String),
@@ -101,6 +104,7 @@ impl KmsError {
             Self::InvalidKeyUsage(_) => "InvalidKeyUsageException",
             Self::InvalidCiphertext(_) => "InvalidCiphertextException",
             Self::IncorrectKey(_) => "IncorrectKeyException",
+            Self::InvalidAliasName(_) => "InvalidAliasNameException",
             Self::InvalidArn(_) => "InvalidArnException",
             Self::InvalidMarker(_) => "InvalidMarkerException",
             Self::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",

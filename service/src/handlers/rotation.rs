@@ -1,0 +1,240 @@
+//! EnableKeyRotation, DisableKeyRotation, GetKeyRotationStatus, RotateKeyOnDemand and
+//! ListKeyRotations. New material becomes current for new encryptions; every older version keeps
+//! decrypting the ciphertexts that name it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::keys::{decode_marker, encode_marker};
+use super::{authorize, key_change, key_for, resolve_key, CallContext, Outcome};
+use crate::crypto::{random_public, random_secret};
+use crate::domain::events::{KeyEvent, MaterialInfo};
+use crate::domain::key::{epoch_seconds, KeySnapshot};
+use crate::protocol::wire::decode;
+use crate::protocol::KmsError;
+use crate::state::AppState;
+use crate::store::SealedMaterial;
+
+/// The rotation period AWS uses when none is given.
+pub const DEFAULT_ROTATION_PERIOD_DAYS: i64 = 365;
+/// How many on-demand rotations AWS allows per key.
+pub const MAX_ON_DEMAND_ROTATIONS: usize = 10;
+
+/// Refuse rotation for keys AWS does not rotate (asymmetric, HMAC, imported, custom key stores).
+pub fn check_rotatable(key: &KeySnapshot) -> Result<(), KmsError> {
+    if key.key_spec != "SYMMETRIC_DEFAULT" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} has key spec {}; only symmetric encryption keys support key rotation.",
+            key.arn(),
+            key.key_spec
+        )));
+    }
+    if key.origin != "AWS_KMS" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} has origin {}; automatic rotation is not supported for it.",
+            key.arn(),
+            key.origin
+        )));
+    }
+    Ok(())
+}
+
+/// An outcome that gives `key` a new material version (sealed into the same commit).
+pub fn rotation_outcome(
+    state: &AppState,
+    key: &KeySnapshot,
+    rotation_type: &str,
+    next_rotation_date: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(Outcome, MaterialInfo), KmsError> {
+    let internal = |_| KmsError::KmsInternal("Key material generation failed.".into());
+    let version = key.current_material().map(|m| m.version).unwrap_or(0) + 1;
+    let material = random_secret(32).map_err(internal)?;
+    let sealed = state
+        .root_key
+        .seal(&key.key_id, version, &material)
+        .map_err(internal)?;
+    let info = MaterialInfo {
+        version,
+        material_id: hex::encode(random_public(32).map_err(internal)?),
+        created_at: now,
+        rotation_type: Some(rotation_type.to_string()),
+    };
+    let event = KeyEvent::KeyMaterialRotated {
+        schema: 1,
+        material: info.clone(),
+        next_rotation_date,
+        at: now,
+    };
+    let mut outcome = key_change(key, vec![event], Value::Null)?;
+    state.materials.insert(&key.key_id, version, sealed.clone());
+    outcome.unit.materials.push(SealedMaterial {
+        key_id: key.key_id.clone(),
+        version,
+        sealed,
+    });
+    Ok((outcome, info))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EnableKeyRotationRequest {
+    key_id: String,
+    rotation_period_in_days: Option<i64>,
+}
+
+/// EnableKeyRotation (or change the period of an enabled rotation).
+pub fn enable_key_rotation(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: EnableKeyRotationRequest = decode(body)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_rotatable(&key)?;
+    let period = req
+        .rotation_period_in_days
+        .unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
+    let now = state.clock.now();
+    // A changed period counts from the last rotation; a fresh enablement counts from now.
+    let base = match &key.rotation {
+        Some(_) => key.current_material().map(|m| m.created_at).unwrap_or(now),
+        None => now,
+    };
+    let event = KeyEvent::KeyRotationEnabled {
+        schema: 1,
+        rotation_period_days: period,
+        next_rotation_date: base + Duration::days(period),
+        at: now,
+    };
+    key_change(&key, vec![event], Value::Null)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyOnly {
+    key_id: String,
+}
+
+/// DisableKeyRotation.
+pub fn disable_key_rotation(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: KeyOnly = decode(body)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_rotatable(&key)?;
+    let events = match key.rotation {
+        Some(_) => vec![KeyEvent::KeyRotationDisabled {
+            schema: 1,
+            at: state.clock.now(),
+        }],
+        None => vec![],
+    };
+    key_change(&key, events, Value::Null)
+}
+
+/// GetKeyRotationStatus.
+pub fn get_key_rotation_status(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: KeyOnly = decode(body)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_rotatable(&key)?;
+    let mut body = json!({ "KeyId": key.arn(), "KeyRotationEnabled": key.rotation.is_some() });
+    if let Some(r) = &key.rotation {
+        body["RotationPeriodInDays"] = json!(r.period_days);
+        body["NextRotationDate"] = json!(epoch_seconds(r.next_rotation_date));
+    }
+    Ok(Outcome::reply(body))
+}
+
+/// RotateKeyOnDemand: new material now, at most 10 times per key; the automatic schedule stays.
+pub fn rotate_key_on_demand(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: KeyOnly = decode(body)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_rotatable(&key)?;
+    if key.on_demand_rotations() >= MAX_ON_DEMAND_ROTATIONS {
+        return Err(KmsError::LimitExceeded(format!(
+            "{} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.",
+            key.arn()
+        )));
+    }
+    let (mut outcome, _) = rotation_outcome(state, &key, "ON_DEMAND", None, state.clock.now())?;
+    outcome.body = json!({ "KeyId": key.arn() });
+    outcome.response_elements = Some(json!({ "keyId": key.arn() }));
+    Ok(outcome)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListKeyRotationsRequest {
+    key_id: String,
+    include_key_material: Option<String>,
+    limit: Option<usize>,
+    marker: Option<String>,
+}
+
+/// ListKeyRotations: completed rotations, oldest first; with `ALL_KEY_MATERIAL` the key's first
+/// material too, each with its KeyMaterialId and state (CURRENT or NON_CURRENT).
+pub fn list_key_rotations(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: ListKeyRotationsRequest = decode(body)?;
+    let key = resolve_key(state, ctx, &req.key_id)?;
+    authorize(ctx, &key)?;
+    check_rotatable(&key)?;
+    let all = req.include_key_material.as_deref() == Some("ALL_KEY_MATERIAL");
+    let limit = req.limit.unwrap_or(100);
+    let after: Option<i32> = match req.marker.as_deref().map(decode_marker).transpose()? {
+        Some(m) => Some(m.parse().map_err(|_| {
+            KmsError::InvalidMarker(format!(
+                "Invalid marker '{}'",
+                req.marker.as_deref().unwrap_or("")
+            ))
+        })?),
+        None => None,
+    };
+    let current = key.current_material().map(|m| m.version);
+    let mut page: Vec<&MaterialInfo> = key
+        .materials
+        .iter()
+        .filter(|m| all || m.rotation_type.is_some())
+        .filter(|m| after.is_none_or(|a| m.version > a))
+        .take(limit + 1)
+        .collect();
+    let truncated = page.len() > limit;
+    page.truncate(limit);
+    let rotations: Vec<Value> = page
+        .iter()
+        .map(|m| {
+            let mut e = json!({
+                "KeyId": key.arn(),
+                "KeyMaterialId": m.material_id,
+                "KeyMaterialState": if Some(m.version) == current { "CURRENT" } else { "NON_CURRENT" },
+            });
+            if let Some(t) = &m.rotation_type {
+                e["RotationDate"] = json!(epoch_seconds(m.created_at));
+                e["RotationType"] = json!(t);
+            }
+            e
+        })
+        .collect();
+    let mut body = json!({ "Rotations": rotations, "Truncated": truncated });
+    if truncated {
+        if let Some(last) = page.last() {
+            body["NextMarker"] = json!(encode_marker(&last.version.to_string()));
+        }
+    }
+    Ok(Outcome::reply(body))
+}

@@ -1,0 +1,294 @@
+//! The scheduler: the actions the service takes by itself, driven by the clock. Each tick it
+//! (1) catches the read model up with events other processes wrote, (2) deletes keys whose waiting
+//! period has passed (KeyDeleted, aliases removed, a `DeleteKey` AwsServiceEvent record, all in one
+//! commit) and then destroys their sealed material, (3) finishes crypto-shredding that a crash
+//! interrupted, and (4) rotates keys whose automatic rotation is due (`RotateKey` record).
+//!
+//! Exactly once, even with several processes on one database: every action is an append with the
+//! key's expected stream version, so of two processes racing for the same action one commits and the
+//! other gets a version conflict and does nothing. After a restart the first tick catches up on
+//! everything that fell due meanwhile.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::audit::record::{canonical_json, service_event};
+use crate::domain::events::{AliasEvent, KeyEvent};
+use crate::domain::key::{KeySnapshot, KeyState};
+use crate::handlers::rotation::rotation_outcome;
+use crate::state::AppState;
+use crate::store::{CommitUnit, NewAuditRecord, StoreError, StreamAppend};
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct TickReport {
+    /// Keys deleted at the end of their waiting period.
+    pub deleted: Vec<String>,
+    /// Keys whose sealed material was destroyed.
+    pub shredded: Vec<String>,
+    /// Keys rotated automatically.
+    pub rotated: Vec<String>,
+}
+
+/// Errors of a tick (logged by the background loop; the next tick tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Building the action failed.
+    #[error("{0}")]
+    Action(String),
+}
+
+/// Where a test hook may crash the process (honoured only with the test clock).
+pub const CRASH_AFTER_DELETION_EVENT: &str = "deletion-event";
+
+/// Run the scheduler every `interval` until `stop` turns true.
+pub fn spawn(
+    state: actix_web::web::Data<AppState>,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = tick(&state).await {
+                tracing::error!(error = %e, "scheduler tick failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+/// Follow the events other processes write to a shared database, every `interval`, until `stop`.
+pub fn spawn_follower(
+    state: actix_web::web::Data<AppState>,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = catch_up(&state).await {
+                tracing::warn!(error = %e, "following the event table failed");
+            }
+        }
+    })
+}
+
+/// Bring the read model up to date with events written by other processes.
+pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
+    loop {
+        let after = state
+            .read_model()
+            .map_err(|e| SchedulerError::Action(e.to_string()))?
+            .last_sequence();
+        let events = state.store.read_events(after, 1000).await?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let Ok(mut model) = state.model.write() else {
+            return Err(SchedulerError::Action("read model lock poisoned".into()));
+        };
+        for event in &events {
+            if event.sequence == model.last_sequence() + 1 {
+                if let Err(e) = model.apply(event) {
+                    tracing::error!(error = %e, "event from the store does not apply");
+                }
+            }
+        }
+    }
+}
+
+/// One pass over every key.
+pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
+    catch_up(state).await?;
+    let now = state.clock.now();
+    let (due_deletion, unshredded, due_rotation) = {
+        let model = state
+            .read_model()
+            .map_err(|e| SchedulerError::Action(e.to_string()))?;
+        let mut due_deletion = Vec::new();
+        let mut unshredded = Vec::new();
+        let mut due_rotation = Vec::new();
+        for key in model.all_keys() {
+            if !key.is_live() {
+                if !key.materials_destroyed {
+                    unshredded.push(key.clone());
+                }
+            } else if key.state == KeyState::PendingDeletion
+                && key.deletion_date.is_some_and(|d| d <= now)
+            {
+                let aliases: Vec<(String, i64)> = model
+                    .aliases_of(&key.key_id)
+                    .map(|a| {
+                        let stream = AliasEvent::stream_for(&a.account, &a.region, &a.name);
+                        let version = model.alias_stream_version(&stream);
+                        (stream, version)
+                    })
+                    .collect();
+                due_deletion.push((key.clone(), aliases));
+            } else if key.state == KeyState::Enabled
+                && key
+                    .rotation
+                    .as_ref()
+                    .is_some_and(|r| r.next_rotation_date <= now)
+            {
+                due_rotation.push(key.clone());
+            }
+        }
+        (due_deletion, unshredded, due_rotation)
+    };
+    let mut report = TickReport::default();
+    for (key, aliases) in due_deletion {
+        if delete_key(state, &key, &aliases, now).await? {
+            report.deleted.push(key.key_id.clone());
+            crash_hook(state, CRASH_AFTER_DELETION_EVENT);
+            if shred(state, &key.key_id, now).await? {
+                report.shredded.push(key.key_id.clone());
+            }
+        }
+    }
+    for key in unshredded {
+        if shred(state, &key.key_id, now).await? {
+            report.shredded.push(key.key_id.clone());
+        }
+    }
+    for key in due_rotation {
+        if rotate(state, &key, now).await? {
+            report.rotated.push(key.key_id.clone());
+        }
+    }
+    // An action lost to another process is visible once its events are read.
+    catch_up(state).await?;
+    Ok(report)
+}
+
+fn crash_hook(state: &AppState, point: &str) {
+    if state.test_clock.is_some() && std::env::var("TRENT_TEST_CRASH_AFTER").as_deref() == Ok(point)
+    {
+        tracing::warn!(point, "test hook: crashing now");
+        std::process::abort();
+    }
+}
+
+fn audit(
+    event_name: &str,
+    key: &KeySnapshot,
+    at: DateTime<Utc>,
+    extra: Option<serde_json::Value>,
+) -> NewAuditRecord {
+    let event_id = uuid::Uuid::new_v4().to_string();
+    NewAuditRecord {
+        record: canonical_json(&service_event(&event_id, event_name, at, &key.arn(), extra)),
+        event_id,
+        event_time: at,
+    }
+}
+
+fn encode(event: KeyEvent) -> Result<crate::store::NewEvent, SchedulerError> {
+    event
+        .to_new_event()
+        .map_err(|e| SchedulerError::Action(e.to_string()))
+}
+
+/// Commit a unit; `Ok(false)` when another writer got there first.
+async fn commit(state: &AppState, unit: CommitUnit) -> Result<bool, SchedulerError> {
+    match state.writer.commit(unit).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::VersionConflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_key(
+    state: &AppState,
+    key: &KeySnapshot,
+    aliases: &[(String, i64)],
+    now: DateTime<Utc>,
+) -> Result<bool, SchedulerError> {
+    let mut unit = CommitUnit {
+        appends: vec![StreamAppend {
+            stream: KeyEvent::stream_for(&key.key_id),
+            expected_version: key.stream_version,
+            events: vec![encode(KeyEvent::KeyDeleted { schema: 1, at: now })?],
+        }],
+        audit: Some(audit("DeleteKey", key, now, None)),
+        ..Default::default()
+    };
+    for (stream, version) in aliases {
+        let deleted = AliasEvent::AliasDeleted { schema: 1, at: now }
+            .to_new_event()
+            .map_err(|e| SchedulerError::Action(e.to_string()))?;
+        unit.appends.push(StreamAppend {
+            stream: stream.clone(),
+            expected_version: *version,
+            events: vec![deleted],
+        });
+    }
+    let done = commit(state, unit).await?;
+    if done {
+        tracing::info!(key_id = %key.key_id, "key deleted at the end of its waiting period");
+    }
+    Ok(done)
+}
+
+/// Destroy a deleted key's sealed material and record that it is gone.
+async fn shred(state: &AppState, key_id: &str, now: DateTime<Utc>) -> Result<bool, SchedulerError> {
+    let versions = state.store.destroy_materials(key_id).await?;
+    state.materials.forget(key_id);
+    let stream_version = state
+        .read_model()
+        .map_err(|e| SchedulerError::Action(e.to_string()))?
+        .key(key_id)
+        .map(|k| k.stream_version)
+        .unwrap_or_default();
+    let unit = CommitUnit {
+        appends: vec![StreamAppend {
+            stream: KeyEvent::stream_for(key_id),
+            expected_version: stream_version,
+            events: vec![encode(KeyEvent::KeyMaterialDestroyed {
+                schema: 1,
+                versions,
+                at: now,
+            })?],
+        }],
+        ..Default::default()
+    };
+    commit(state, unit).await
+}
+
+async fn rotate(
+    state: &AppState,
+    key: &KeySnapshot,
+    now: DateTime<Utc>,
+) -> Result<bool, SchedulerError> {
+    let Some(schedule) = &key.rotation else {
+        return Ok(false);
+    };
+    let period = Duration::days(schedule.period_days);
+    // After downtime longer than a period the key rotates once, and the schedule restarts.
+    let next = if schedule.next_rotation_date + period > now {
+        schedule.next_rotation_date + period
+    } else {
+        now + period
+    };
+    let (outcome, info) = rotation_outcome(state, key, "AUTOMATIC", Some(next), now)
+        .map_err(|e| SchedulerError::Action(e.to_string()))?;
+    let mut unit = outcome.unit;
+    unit.audit = Some(audit(
+        "RotateKey",
+        key,
+        now,
+        Some(serde_json::json!({ "keyMaterialId": info.material_id })),
+    ));
+    commit(state, unit).await
+}
