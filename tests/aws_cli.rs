@@ -8,8 +8,10 @@ use base64::Engine;
 use common::{awscli, StoreKind, TestServer};
 use serde_json::Value;
 
-fn aws(server: &TestServer, args: &[&str]) -> Value {
-    let out = Command::new(awscli::aws())
+/// Run `aws ARGS` against `server` with the development identity and nothing from the host's
+/// AWS configuration.
+fn run(server: &TestServer, args: &[&str]) -> std::process::Output {
+    Command::new(awscli::aws())
         .args(args)
         .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
         .env("AWS_ACCESS_KEY_ID", common::ACCESS_KEY)
@@ -21,7 +23,12 @@ fn aws(server: &TestServer, args: &[&str]) -> Value {
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .output()
-        .expect("aws runs");
+        .expect("aws runs")
+}
+
+/// Run a command that must succeed; its JSON output (Null when it prints nothing).
+fn aws(server: &TestServer, args: &[&str]) -> Value {
+    let out = run(server, args);
     assert!(
         out.status.success(),
         "aws {args:?} failed: {}",
@@ -32,6 +39,17 @@ fn aws(server: &TestServer, args: &[&str]) -> Value {
     } else {
         serde_json::from_slice(&out.stdout).expect("aws printed JSON")
     }
+}
+
+/// Run a command that must fail (non-zero exit); its stderr.
+fn aws_err(server: &TestServer, args: &[&str]) -> String {
+    let out = run(server, args);
+    assert!(
+        !out.status.success(),
+        "aws {args:?} succeeded but should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn round_trip(store: StoreKind) {
@@ -138,4 +156,358 @@ fn aws_cli_round_trip_sqlite() {
 #[test]
 fn aws_cli_round_trip_postgres() {
     round_trip(StoreKind::Postgres);
+}
+
+/// A timestamp as the CLI prints it (epoch seconds as the service sent them, or ISO 8601 if the
+/// CLI was told to reformat) in epoch seconds.
+fn epoch_seconds(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().expect("a timestamp number"),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("timestamp {s:?}: {e}"))
+            .timestamp() as f64,
+        other => panic!("not a timestamp: {other}"),
+    }
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+const DAY: f64 = 86_400.0;
+
+/// `aws kms encrypt` of `plain` under `key_id`; the raw ciphertext blob.
+fn cli_encrypt(server: &TestServer, dir: &std::path::Path, key_id: &str, plain: &[u8]) -> Vec<u8> {
+    let input = dir.join(format!("plain-{}.bin", uuid::Uuid::new_v4()));
+    std::fs::write(&input, plain).unwrap();
+    let out = aws(
+        server,
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            key_id,
+            "--plaintext",
+            &format!("fileb://{}", input.display()),
+        ],
+    );
+    base64::engine::general_purpose::STANDARD
+        .decode(out["CiphertextBlob"].as_str().expect("CiphertextBlob"))
+        .unwrap()
+}
+
+/// `aws kms decrypt` of a raw ciphertext blob; (plaintext, KeyId the service reported).
+fn cli_decrypt(server: &TestServer, dir: &std::path::Path, blob: &[u8]) -> (Vec<u8>, String) {
+    let file = dir.join(format!("blob-{}.bin", uuid::Uuid::new_v4()));
+    std::fs::write(&file, blob).unwrap();
+    let out = aws(
+        server,
+        &[
+            "kms",
+            "decrypt",
+            "--ciphertext-blob",
+            &format!("fileb://{}", file.display()),
+        ],
+    );
+    let plain = base64::engine::general_purpose::STANDARD
+        .decode(out["Plaintext"].as_str().expect("Plaintext"))
+        .unwrap();
+    (plain, out["KeyId"].as_str().expect("KeyId").to_string())
+}
+
+/// Aliases, tags, deletion scheduling and cancelling, and rotation, all through the real CLI.
+fn lifecycle(store: StoreKind) {
+    let server = TestServer::start(store);
+    let tmp = tempfile::tempdir().unwrap();
+    let created = aws(
+        &server,
+        &["kms", "create-key", "--description", "lifecycle"],
+    );
+    let key_id = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("KeyId")
+        .to_string();
+    let key_arn = created["KeyMetadata"]["Arn"]
+        .as_str()
+        .expect("Arn")
+        .to_string();
+    assert_eq!(
+        key_arn,
+        format!(
+            "arn:aws:kms:{}:{}:key/{key_id}",
+            common::REGION,
+            common::ACCOUNT
+        )
+    );
+
+    // --- Aliases.
+    let out = aws(
+        &server,
+        &[
+            "kms",
+            "create-alias",
+            "--alias-name",
+            "alias/cli-test",
+            "--target-key-id",
+            &key_id,
+        ],
+    );
+    assert_eq!(out, Value::Null, "CreateAlias has an empty response");
+    let alias_arn = format!(
+        "arn:aws:kms:{}:{}:alias/cli-test",
+        common::REGION,
+        common::ACCOUNT
+    );
+    let all = aws(&server, &["kms", "list-aliases"]);
+    let ours: Vec<&Value> = all["Aliases"]
+        .as_array()
+        .expect("Aliases")
+        .iter()
+        .filter(|a| a["AliasName"] == "alias/cli-test")
+        .collect();
+    assert_eq!(ours.len(), 1, "alias/cli-test listed once: {all}");
+    assert_eq!(ours[0]["TargetKeyId"], key_id.as_str());
+    assert_eq!(ours[0]["AliasArn"], alias_arn.as_str());
+    let by_key = aws(&server, &["kms", "list-aliases", "--key-id", &key_id]);
+    let by_key = by_key["Aliases"].as_array().expect("Aliases");
+    assert_eq!(
+        by_key.len(),
+        1,
+        "only our alias points at the key: {by_key:?}"
+    );
+    assert_eq!(by_key[0]["AliasName"], "alias/cli-test");
+    assert_eq!(by_key[0]["TargetKeyId"], key_id.as_str());
+
+    // A reserved alias name is refused by the service, and the CLI exits non-zero.
+    let err = aws_err(
+        &server,
+        &[
+            "kms",
+            "create-alias",
+            "--alias-name",
+            "alias/aws/reserved",
+            "--target-key-id",
+            &key_id,
+        ],
+    );
+    assert!(
+        err.contains("InvalidAliasNameException"),
+        "reserved alias error: {err}"
+    );
+    let by_key = aws(&server, &["kms", "list-aliases", "--key-id", &key_id]);
+    assert_eq!(
+        by_key["Aliases"].as_array().unwrap().len(),
+        1,
+        "the refused alias was not created: {by_key}"
+    );
+
+    // Encrypt through the alias; decrypt needs no key id and names the key behind the alias.
+    let blob = cli_encrypt(&server, tmp.path(), "alias/cli-test", b"via the alias");
+    let (plain, decrypted_by) = cli_decrypt(&server, tmp.path(), &blob);
+    assert_eq!(plain, b"via the alias");
+    assert_eq!(decrypted_by, key_arn);
+
+    // --- Tags.
+    let out = aws(
+        &server,
+        &[
+            "kms",
+            "tag-resource",
+            "--key-id",
+            &key_id,
+            "--tags",
+            "TagKey=team,TagValue=payments",
+        ],
+    );
+    assert_eq!(out, Value::Null, "TagResource has an empty response");
+    // --no-paginate: the CLI's paginator would drop the service's Truncated flag.
+    let tags = aws(
+        &server,
+        &[
+            "kms",
+            "list-resource-tags",
+            "--key-id",
+            &key_id,
+            "--no-paginate",
+        ],
+    );
+    assert_eq!(
+        tags["Tags"],
+        serde_json::json!([{ "TagKey": "team", "TagValue": "payments" }]),
+        "tags: {tags}"
+    );
+    assert_eq!(tags["Truncated"], false);
+
+    // --- Scheduling deletion and cancelling it.
+    let before = now_epoch();
+    let scheduled = aws(
+        &server,
+        &[
+            "kms",
+            "schedule-key-deletion",
+            "--key-id",
+            &key_id,
+            "--pending-window-in-days",
+            "7",
+        ],
+    );
+    assert_eq!(scheduled["KeyId"], key_arn.as_str(), "{scheduled}");
+    assert_eq!(scheduled["KeyState"], "PendingDeletion", "{scheduled}");
+    assert_eq!(scheduled["PendingWindowInDays"], 7, "{scheduled}");
+    let deletion = epoch_seconds(&scheduled["DeletionDate"]);
+    assert!(
+        deletion >= before + 7.0 * DAY - 60.0 && deletion <= now_epoch() + 8.0 * DAY,
+        "DeletionDate {deletion} is about 7 days after {before}"
+    );
+    let described = aws(&server, &["kms", "describe-key", "--key-id", &key_id]);
+    assert_eq!(described["KeyMetadata"]["KeyState"], "PendingDeletion");
+    assert_eq!(described["KeyMetadata"]["Enabled"], false);
+    assert_eq!(
+        epoch_seconds(&described["KeyMetadata"]["DeletionDate"]),
+        deletion,
+        "DescribeKey reports the same DeletionDate: {described}"
+    );
+
+    let cancelled = aws(
+        &server,
+        &["kms", "cancel-key-deletion", "--key-id", &key_id],
+    );
+    assert_eq!(cancelled["KeyId"], key_arn.as_str(), "{cancelled}");
+    let described = aws(&server, &["kms", "describe-key", "--key-id", &key_id]);
+    assert_eq!(
+        described["KeyMetadata"]["KeyState"], "Disabled",
+        "a cancelled deletion leaves the key Disabled: {described}"
+    );
+    assert_eq!(described["KeyMetadata"]["Enabled"], false);
+    assert!(
+        described["KeyMetadata"].get("DeletionDate").is_none(),
+        "no DeletionDate after cancelling: {described}"
+    );
+
+    let out = aws(&server, &["kms", "enable-key", "--key-id", &key_id]);
+    assert_eq!(out, Value::Null, "EnableKey has an empty response");
+    let described = aws(&server, &["kms", "describe-key", "--key-id", &key_id]);
+    assert_eq!(described["KeyMetadata"]["KeyState"], "Enabled");
+    assert_eq!(described["KeyMetadata"]["Enabled"], true);
+
+    // --- Rotation.
+    let status = aws(
+        &server,
+        &["kms", "get-key-rotation-status", "--key-id", &key_id],
+    );
+    assert_eq!(status["KeyRotationEnabled"], false, "{status}");
+    let before = now_epoch();
+    let out = aws(
+        &server,
+        &[
+            "kms",
+            "enable-key-rotation",
+            "--key-id",
+            &key_id,
+            "--rotation-period-in-days",
+            "90",
+        ],
+    );
+    assert_eq!(out, Value::Null, "EnableKeyRotation has an empty response");
+    let status = aws(
+        &server,
+        &["kms", "get-key-rotation-status", "--key-id", &key_id],
+    );
+    assert_eq!(status["KeyRotationEnabled"], true, "{status}");
+    assert_eq!(status["RotationPeriodInDays"], 90, "{status}");
+    let next = epoch_seconds(&status["NextRotationDate"]);
+    assert!(
+        next >= before + 90.0 * DAY - 60.0 && next <= now_epoch() + 91.0 * DAY,
+        "NextRotationDate {next} is about 90 days after {before}"
+    );
+
+    let old_blob = cli_encrypt(&server, tmp.path(), &key_id, b"before the rotation");
+    let rotated = aws(
+        &server,
+        &["kms", "rotate-key-on-demand", "--key-id", &key_id],
+    );
+    assert_eq!(rotated["KeyId"], key_arn.as_str(), "{rotated}");
+
+    let rotations = aws(&server, &["kms", "list-key-rotations", "--key-id", &key_id]);
+    let rotations = rotations["Rotations"].as_array().expect("Rotations");
+    assert_eq!(rotations.len(), 1, "one completed rotation: {rotations:?}");
+    assert_eq!(rotations[0]["KeyId"], key_arn.as_str());
+    assert_eq!(rotations[0]["RotationType"], "ON_DEMAND");
+    let rotation_date = epoch_seconds(&rotations[0]["RotationDate"]);
+    assert!(
+        rotation_date >= before - 60.0 && rotation_date <= now_epoch() + 60.0,
+        "RotationDate {rotation_date} is now"
+    );
+    let rotated_material = rotations[0]["KeyMaterialId"]
+        .as_str()
+        .expect("KeyMaterialId")
+        .to_string();
+
+    let all = aws(
+        &server,
+        &[
+            "kms",
+            "list-key-rotations",
+            "--key-id",
+            &key_id,
+            "--include-key-material",
+            "ALL_KEY_MATERIAL",
+        ],
+    );
+    let all = all["Rotations"].as_array().expect("Rotations");
+    assert_eq!(all.len(), 2, "first material and one rotation: {all:?}");
+    let current: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["KeyMaterialState"] == "CURRENT")
+        .collect();
+    assert_eq!(current.len(), 1, "exactly one CURRENT material: {all:?}");
+    assert_eq!(
+        current[0]["KeyMaterialId"],
+        rotated_material.as_str(),
+        "the rotated material is the current one: {all:?}"
+    );
+    assert_eq!(current[0]["RotationType"], "ON_DEMAND");
+    let first: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["KeyMaterialState"] == "NON_CURRENT")
+        .collect();
+    assert_eq!(first.len(), 1, "the first material is NON_CURRENT: {all:?}");
+    assert!(
+        first[0].get("RotationType").is_none() && first[0].get("RotationDate").is_none(),
+        "the first material has no rotation fields: {all:?}"
+    );
+    assert_ne!(first[0]["KeyMaterialId"], rotated_material.as_str());
+
+    // On-demand rotation leaves the automatic schedule alone.
+    let status = aws(
+        &server,
+        &["kms", "get-key-rotation-status", "--key-id", &key_id],
+    );
+    assert_eq!(status["KeyRotationEnabled"], true, "{status}");
+    assert_eq!(status["RotationPeriodInDays"], 90, "{status}");
+    assert_eq!(epoch_seconds(&status["NextRotationDate"]), next, "{status}");
+
+    // Ciphertexts from before the rotation still decrypt; new ones do too.
+    let (plain, by) = cli_decrypt(&server, tmp.path(), &old_blob);
+    assert_eq!(plain, b"before the rotation");
+    assert_eq!(by, key_arn);
+    let (plain, _) = cli_decrypt(&server, tmp.path(), &blob);
+    assert_eq!(plain, b"via the alias");
+    let new_blob = cli_encrypt(&server, tmp.path(), "alias/cli-test", b"after the rotation");
+    let (plain, by) = cli_decrypt(&server, tmp.path(), &new_blob);
+    assert_eq!(plain, b"after the rotation");
+    assert_eq!(by, key_arn);
+}
+
+#[test]
+fn aws_cli_lifecycle_sqlite() {
+    lifecycle(StoreKind::Sqlite);
+}
+
+#[test]
+fn aws_cli_lifecycle_postgres() {
+    lifecycle(StoreKind::Postgres);
 }
