@@ -378,19 +378,6 @@ async fn unimplemented_operations_say_so(store: StoreKind) {
     assert_eq!(code(&err), "UnsupportedOperationException");
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::StoreKind::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::StoreKind::Postgres).await })*
-        }
-    };
-}
-
 on_both_stores!(
     create_describe_and_list,
     encrypt_decrypt_and_context,

@@ -720,19 +720,6 @@ async fn crash_between_deletion_event_and_shredding(store: StoreKind) {
     assert_eq!(code(&err), "NotFoundException");
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::StoreKind::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::StoreKind::Postgres).await })*
-        }
-    };
-}
-
 on_both_stores!(
     aliases,
     tags_and_description,

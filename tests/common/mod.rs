@@ -13,6 +13,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 
+/// Define each listed async test function twice, in modules `sqlite` and `postgres`, each calling
+/// `$name(StoreKind::...)` (the test file must have the function and `StoreKind` in scope).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { super::$name(super::StoreKind::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { super::$name(super::StoreKind::Postgres).await })*
+        }
+    };
+}
+
 /// The development identity's access key.
 pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 /// The development identity's secret.

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::keys::{decode_marker, encode_marker};
+use super::pagination::{decode_marker, page};
 use super::{authorize, key_for, resolve_key, CallContext, Outcome};
 use crate::domain::events::AliasEvent;
 use crate::domain::key::epoch_seconds;
@@ -224,21 +224,15 @@ pub fn list_aliases(
         None => None,
     };
     let model = state.read_model()?;
-    let mut page: Vec<&AliasEntry> = model
+    let aliases = model
         .aliases_in(&ctx.principal.account, &ctx.region, after.as_deref())
-        .filter(|a| key_filter.as_deref().is_none_or(|k| a.target_key_id == k))
-        .take(limit + 1)
-        .collect();
-    let truncated = page.len() > limit;
-    page.truncate(limit);
-    let mut body = json!({
-        "Aliases": page.iter().map(|a| alias_entry(a)).collect::<Vec<_>>(),
-        "Truncated": truncated,
-    });
-    if truncated {
-        if let Some(last) = page.last() {
-            body["NextMarker"] = json!(encode_marker(&last.name));
-        }
-    }
+        .filter(|a| key_filter.as_deref().is_none_or(|k| a.target_key_id == k));
+    let body = page(
+        aliases,
+        limit,
+        "Aliases",
+        |a| a.name.clone(),
+        |a| alias_entry(a),
+    );
     Ok(Outcome::reply(body))
 }

@@ -1,9 +1,9 @@
 //! CreateKey, DescribeKey and ListKeys.
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::pagination::{decode_marker, page};
 use super::{authorize, resolve_key, CallContext, Outcome};
 use crate::audit::record::lower_camel_value;
 use crate::crypto::{random_public, random_secret};
@@ -190,41 +190,18 @@ struct ListKeysRequest {
     marker: Option<String>,
 }
 
-/// Decode a pagination marker issued by this server.
-pub fn decode_marker(marker: &str) -> Result<String, KmsError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| KmsError::InvalidMarker(format!("Invalid marker '{marker}'")))
-}
-
-/// Encode a pagination marker.
-pub fn encode_marker(position: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
-}
-
 /// ListKeys: the caller's keys in the region, paginated by key id.
 pub fn list_keys(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {
     let req: ListKeysRequest = decode(body)?;
     let limit = req.limit.unwrap_or(100);
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let model = state.read_model()?;
-    let mut page: Vec<&KeySnapshot> = model
-        .keys_in(&ctx.principal.account, &ctx.region, after.as_deref())
-        .take(limit + 1)
-        .collect();
-    let truncated = page.len() > limit;
-    page.truncate(limit);
-    let keys: Vec<Value> = page
-        .iter()
-        .map(|k| json!({ "KeyId": k.key_id, "KeyArn": k.arn() }))
-        .collect();
-    let mut body = json!({ "Keys": keys, "Truncated": truncated });
-    if truncated {
-        if let Some(last) = page.last() {
-            body["NextMarker"] = json!(encode_marker(&last.key_id));
-        }
-    }
+    let body = page(
+        model.keys_in(&ctx.principal.account, &ctx.region, after.as_deref()),
+        limit,
+        "Keys",
+        |k| k.key_id.clone(),
+        |k| json!({ "KeyId": k.key_id, "KeyArn": k.arn() }),
+    );
     Ok(Outcome::reply(body))
 }

@@ -7,6 +7,7 @@ mod crypto_ops;
 mod key_policy;
 mod keys;
 mod lifecycle;
+mod pagination;
 pub mod rotation;
 mod tags;
 

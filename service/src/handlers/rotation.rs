@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::keys::{decode_marker, encode_marker};
+use super::pagination::{decode_marker, page};
 use super::{authorize, key_change, key_for, resolve_key, CallContext, Outcome};
 use crate::crypto::{random_public, random_secret};
 use crate::domain::events::{KeyEvent, MaterialInfo};
@@ -206,18 +206,17 @@ pub fn list_key_rotations(
         None => None,
     };
     let current = key.current_material().map(|m| m.version);
-    let mut page: Vec<&MaterialInfo> = key
+    let entries = key
         .materials
         .iter()
         .filter(|m| all || m.rotation_type.is_some())
-        .filter(|m| after.is_none_or(|a| m.version > a))
-        .take(limit + 1)
-        .collect();
-    let truncated = page.len() > limit;
-    page.truncate(limit);
-    let rotations: Vec<Value> = page
-        .iter()
-        .map(|m| {
+        .filter(|m| after.is_none_or(|a| m.version > a));
+    let body = page(
+        entries,
+        limit,
+        "Rotations",
+        |m| m.version.to_string(),
+        |m| {
             let mut e = json!({
                 "KeyId": key.arn(),
                 "KeyMaterialId": m.material_id,
@@ -228,13 +227,7 @@ pub fn list_key_rotations(
                 e["RotationType"] = json!(t);
             }
             e
-        })
-        .collect();
-    let mut body = json!({ "Rotations": rotations, "Truncated": truncated });
-    if truncated {
-        if let Some(last) = page.last() {
-            body["NextMarker"] = json!(encode_marker(&last.version.to_string()));
-        }
-    }
+        },
+    );
     Ok(Outcome::reply(body))
 }

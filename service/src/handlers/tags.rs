@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::keys::{decode_marker, encode_marker};
+use super::pagination::{decode_marker, page};
 use super::{authorize, key_change, key_for, resolve_key, CallContext, Outcome};
 use crate::domain::events::{KeyEvent, Tag};
 use crate::protocol::wire::decode;
@@ -128,21 +128,15 @@ pub fn list_resource_tags(
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let mut tags: Vec<&Tag> = key.tags.iter().collect();
     tags.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut page: Vec<&Tag> = tags
+    let remaining = tags
         .into_iter()
-        .filter(|t| after.as_deref().is_none_or(|a| t.key.as_str() > a))
-        .take(limit + 1)
-        .collect();
-    let truncated = page.len() > limit;
-    page.truncate(limit);
-    let mut body = json!({
-        "Tags": page.iter().map(|t| json!({"TagKey": t.key, "TagValue": t.value})).collect::<Vec<_>>(),
-        "Truncated": truncated,
-    });
-    if truncated {
-        if let Some(last) = page.last() {
-            body["NextMarker"] = json!(encode_marker(&last.key));
-        }
-    }
+        .filter(|t| after.as_deref().is_none_or(|a| t.key.as_str() > a));
+    let body = page(
+        remaining,
+        limit,
+        "Tags",
+        |t| t.key.clone(),
+        |t| json!({"TagKey": t.key, "TagValue": t.value}),
+    );
     Ok(Outcome::reply(body))
 }
