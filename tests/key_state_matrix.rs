@@ -44,7 +44,7 @@ const MATRIX: &[(&str, [&str; 3])] = &[
     ("EnableKey", [OK, OK, "KMSInvalidStateException"]),
     ("DisableKey", [OK, OK, "KMSInvalidStateException"]),
     ("UpdateKeyDescription", [OK, OK, "KMSInvalidStateException"]),
-    ("PutKeyPolicy", [OK, OK, "KMSInvalidStateException"]),
+    ("PutKeyPolicy", [OK, OK, OK]),
     ("TagResource", [OK, OK, "KMSInvalidStateException"]),
     ("UntagResource", [OK, OK, "KMSInvalidStateException"]),
     ("CreateAlias", [OK, OK, "KMSInvalidStateException"]),

@@ -274,6 +274,8 @@ fn parse_statement(
                     return Err(invalid(&at, "must be an object of condition operators"));
                 };
                 for (op, keys) in ops {
+                    crate::condition::parse_operator(op)
+                        .map_err(|e| invalid(format!("{at}.{op}"), e))?;
                     let Value::Object(keys) = keys else {
                         return Err(invalid(
                             format!("{at}.{op}"),
@@ -432,6 +434,11 @@ mod tests {
                 r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"StringEquals":"x"}}]}"#,
                 PolicyKind::Identity,
                 "Condition.StringEquals: must be an object",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"StringEqualz":{"a":"b"}}}]}"#,
+                PolicyKind::Identity,
+                "Statement[0].Condition.StringEqualz: 'StringEqualz' is not a condition operator",
             ),
         ];
         for (text, kind, expected) in cases {

@@ -82,6 +82,9 @@ struct ServeArgs {
     /// Account of the development identity.
     #[arg(long, env = "TRENT_ACCOUNT_ID", default_value = DEV_ACCOUNT_ID)]
     account_id: String,
+    /// Address of the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, env = "TRENT_ADMIN_LISTEN", default_value = "127.0.0.1:9599")]
+    admin_listen: SocketAddr,
     /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
     #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
     scheduler_interval: u64,
@@ -208,7 +211,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
-    let (writer, writer_task) = CommitWriter::start(store.clone(), model.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let (writer, writer_task) = CommitWriter::start(store.clone(), model.clone(), metrics.clone());
     let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
     let state = AppState {
         store,
@@ -221,12 +225,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         wall_clock: Arc::new(SystemClock),
         test_clock,
+        metrics,
         regions: RegionSet::new(args.regions),
         root_key,
         materials: MaterialCache::default(),
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
-    crate::server::serve(state, args.listen, interval).await?;
+    crate::server::serve(state, args.listen, args.admin_listen, interval).await?;
     writer_task.await.context("the audit writer failed")?;
     tracing::info!("stopped; every acknowledged call is durable");
     Ok(())
@@ -251,7 +256,14 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let root_key = load_root_key(&args.store)?;
     for key in model.all_keys() {
         for m in &key.materials {
-            match store.get_material(&key.key_id, m.version).await? {
+            let stored = store.get_material(&key.key_id, m.version).await?;
+            match stored {
+                // A deleted key's material must be gone once shredding is recorded.
+                Some(_) if key.materials_destroyed => problems.push(format!(
+                    "key {} material {}: still in the keystore after crypto-shredding",
+                    key.key_id, m.version
+                )),
+                None if key.materials_destroyed || !key.is_live() => {}
                 Some(sealed)
                     if root_key
                         .open(&key.key_id, m.version, &sealed.sealed)

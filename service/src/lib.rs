@@ -13,6 +13,7 @@ pub mod clock;
 pub mod crypto;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod protocol;
 pub mod scheduler;
 pub mod server;

@@ -151,6 +151,11 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
     for (key, aliases) in due_deletion {
         if delete_key(state, &key, &aliases, now).await? {
             report.deleted.push(key.key_id.clone());
+            state
+                .metrics
+                .scheduler_actions
+                .with_label_values(&["DeleteKey"])
+                .inc();
             crash_hook(state, CRASH_AFTER_DELETION_EVENT);
             if shred(state, &key.key_id, now).await? {
                 report.shredded.push(key.key_id.clone());
@@ -160,11 +165,21 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
     for key in unshredded {
         if shred(state, &key.key_id, now).await? {
             report.shredded.push(key.key_id.clone());
+            state
+                .metrics
+                .scheduler_actions
+                .with_label_values(&["ShredMaterial"])
+                .inc();
         }
     }
     for key in due_rotation {
         if rotate(state, &key, now).await? {
             report.rotated.push(key.key_id.clone());
+            state
+                .metrics
+                .scheduler_actions
+                .with_label_values(&["RotateKey"])
+                .inc();
         }
     }
     // An action lost to another process is visible once its events are read.

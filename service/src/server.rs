@@ -93,6 +93,29 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// Prometheus text exposition (admin listener).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let text = match state.read_model() {
+        Ok(model) => state.metrics.render(&model),
+        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+/// Ready when the store answers and the audit writer takes units (admin listener).
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let store_ok = state.store.read_events(i64::MAX, 1).await.is_ok();
+    let writer_ok = state.writer.is_running();
+    let body = serde_json::json!({ "store": store_ok, "auditWriter": writer_ok });
+    if store_ok && writer_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
 async fn not_found() -> HttpResponse {
     error_response(
         &uuid::Uuid::new_v4().to_string(),
@@ -132,6 +155,38 @@ async fn kms_endpoint(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let (operation, outcome, response) = handle_kms_call(&req, &body, &state).await;
+    observe(&state, operation, &outcome, started);
+    response
+}
+
+/// Record a finished call in the request metrics.
+fn observe(
+    state: &AppState,
+    operation: Option<Operation>,
+    outcome: &str,
+    started: std::time::Instant,
+) {
+    let op = operation.map(Operation::name).unwrap_or("Unknown");
+    state
+        .metrics
+        .requests
+        .with_label_values(&[op, outcome])
+        .inc();
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[op])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// One call: returns its operation (when known), its outcome label and the response.
+async fn handle_kms_call(
+    req: &HttpRequest,
+    body: &web::Bytes,
+    state: &web::Data<AppState>,
+) -> (Option<Operation>, String, HttpResponse) {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut attempt = 0;
     loop {
@@ -146,12 +201,12 @@ async fn kms_endpoint(
             request_parameters: Value::Null,
         };
         let mut resources = Vec::new();
-        let result = process(&state, &req, &body, &mut call, &mut resources).await;
+        let result = process(state, req, body, &mut call, &mut resources).await;
         let (error, outcome) = match result {
             Ok(outcome) => (None, outcome),
             Err(e) => (Some(e), Outcome::default()),
         };
-        let record = audit_record(&req, &call, event_time, resources, &outcome, error.as_ref());
+        let record = audit_record(req, &call, event_time, resources, &outcome, error.as_ref());
         let mut unit = outcome.unit;
         unit.audit = Some(record);
         match state.writer.commit(unit).await {
@@ -165,16 +220,20 @@ async fn kms_endpoint(
                         };
                         let mut resp = HttpResponse::Ok().content_type(CONTENT_TYPE).body(text);
                         insert_request_id(&mut resp, &request_id);
-                        resp
+                        (call.operation, "success".to_string(), resp)
                     }
-                    Some(e) => error_response(&request_id, &e),
+                    Some(e) => (
+                        call.operation,
+                        e.aws_type().to_string(),
+                        error_response(&request_id, &e),
+                    ),
                 };
             }
             // Another writer changed the key between our read and our append: run the command
             // again on the new state (nothing of the failed attempt was written).
             Err(StoreError::VersionConflict { .. }) if attempt < CONFLICT_RETRIES => {
                 attempt += 1;
-                if let Err(e) = crate::scheduler::catch_up(&state).await {
+                if let Err(e) = crate::scheduler::catch_up(state).await {
                     tracing::warn!(error = %e, "catching up after a conflict failed");
                 }
             }
@@ -185,7 +244,7 @@ async fn kms_endpoint(
                 if matches!(e, StoreError::VersionConflict { .. }) {
                     // The command lost every race; the failure itself is still audited.
                     let record = audit_record(
-                        &req,
+                        req,
                         &call,
                         event_time,
                         Vec::new(),
@@ -200,7 +259,16 @@ async fn kms_endpoint(
                         tracing::error!(%request_id, "audit record of a failed call not written");
                     }
                 }
-                return error_response(&request_id, &err);
+                state
+                    .metrics
+                    .store_errors
+                    .with_label_values(&["call"])
+                    .inc();
+                return (
+                    call.operation,
+                    err.aws_type().to_string(),
+                    error_response(&request_id, &err),
+                );
             }
         }
     }
@@ -327,6 +395,7 @@ async fn process(
         principal,
         region: verified.region,
         resources: Default::default(),
+        metrics: state.metrics.clone(),
     };
     let result = handlers::dispatch(state, &ctx, &json).await;
     if let Ok(r) = ctx.resources.lock() {
@@ -340,6 +409,7 @@ async fn process(
 pub async fn serve(
     state: AppState,
     listen: SocketAddr,
+    admin_listen: SocketAddr,
     scheduler_interval: std::time::Duration,
 ) -> std::io::Result<()> {
     let state = web::Data::new(state);
@@ -351,8 +421,20 @@ pub async fn serve(
         .bind(listen)?
         .shutdown_timeout(30)
         .run();
-    tracing::info!(%listen, "trent is serving");
-    let served = server.await;
+    let admin_state = state.clone();
+    let admin = HttpServer::new(move || {
+        App::new()
+            .app_data(admin_state.clone())
+            .route("/metrics", web::get().to(metrics))
+            .route("/healthz", web::get().to(health))
+            .route("/readyz", web::get().to(ready))
+    })
+    .workers(1)
+    .bind(admin_listen)?
+    .shutdown_timeout(5)
+    .run();
+    tracing::info!(%listen, %admin_listen, "trent is serving");
+    let served = tokio::try_join!(server, admin).map(|_| ());
     let _ = stop.send(true);
     if scheduler.await.is_err() || follower.await.is_err() {
         tracing::error!("a background task panicked");

@@ -92,6 +92,11 @@ impl MaterialCache {
                     .get_material(key_id, version)
                     .await
                     .map_err(|e| {
+                        state
+                            .metrics
+                            .store_errors
+                            .with_label_values(&["keystore"])
+                            .inc();
                         tracing::error!(error = %e, "keystore read failed");
                         KmsError::KmsInternal("The key material could not be read.".into())
                     })?
@@ -131,6 +136,8 @@ pub struct AppState {
     pub wall_clock: Arc<dyn Clock>,
     /// The movable clock, when the server runs with `--test-clock` (test endpoints enabled).
     pub test_clock: Option<Arc<crate::clock::ManualClock>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Served regions.
     pub regions: RegionSet,
     /// The root key sealing key material.

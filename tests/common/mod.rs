@@ -115,12 +115,17 @@ impl TestServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(trent_bin());
-        cmd.arg("serve")
-            .arg("--listen")
+        cmd.arg("serve");
+        if !self.extra_args.iter().any(|a| a == "--admin-listen") {
+            cmd.arg("--admin-listen")
+                .arg(format!("127.0.0.1:{}", free_port()));
+        }
+        cmd.arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(self.store_args())
             .args(&self.extra_args)
             .env_remove("TRENT_ROOT_KEY")
+            .env_remove("TRENT_ADMIN_LISTEN")
             .env_remove("TRENT_DATABASE_URL")
             .env("TRENT_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::read_model::ReadModel;
+use crate::metrics::Metrics;
 use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
 
 /// The most units committed in one transaction.
@@ -24,19 +25,30 @@ struct Pending {
 #[derive(Clone)]
 pub struct CommitWriter {
     tx: mpsc::Sender<Pending>,
+    metrics: Arc<Metrics>,
 }
 
 impl CommitWriter {
     /// Start the writer task over `store`, applying committed events to `model`.
-    pub fn start(store: SharedStore, model: Arc<RwLock<ReadModel>>) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        store: SharedStore,
+        model: Arc<RwLock<ReadModel>>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let handle = tokio::spawn(run(store, model, rx));
-        (Self { tx }, handle)
+        let handle = tokio::spawn(run(store, model, metrics.clone(), rx));
+        (Self { tx, metrics }, handle)
+    }
+
+    /// Whether the writer task still takes units (for readiness).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
     }
 
     /// Commit one unit; returns once it is durable (or failed).
     pub async fn commit(&self, unit: CommitUnit) -> Result<CommitReceipt, StoreError> {
         let (reply, answer) = oneshot::channel();
+        self.metrics.audit_queue_depth.inc();
         self.tx
             .send(Pending { unit, reply })
             .await
@@ -47,7 +59,12 @@ impl CommitWriter {
     }
 }
 
-async fn run(store: SharedStore, model: Arc<RwLock<ReadModel>>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(
+    store: SharedStore,
+    model: Arc<RwLock<ReadModel>>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<Pending>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -58,7 +75,14 @@ async fn run(store: SharedStore, model: Arc<RwLock<ReadModel>>, mut rx: mpsc::Re
         }
         let (units, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
-        match store.commit(units).await {
+        metrics.audit_queue_depth.sub(units.len() as i64);
+        metrics.audit_batch_size.observe(units.len() as f64);
+        let started = std::time::Instant::now();
+        let committed = store.commit(units).await;
+        metrics
+            .audit_commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        match committed {
             Ok(results) => {
                 apply_committed(&store, &model, &results).await;
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -67,6 +91,7 @@ async fn run(store: SharedStore, model: Arc<RwLock<ReadModel>>, mut rx: mpsc::Re
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; failing the calls of the batch");
+                metrics.store_errors.with_label_values(&["commit"]).inc();
                 let message = e.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Database(message.clone())));

@@ -1,5 +1,6 @@
 //! Pure rules: whether a key's state and usage allow an operation. One table decides the state
-//! rule for every operation (`state_rule`), so no handler checks states on its own.
+//! rule for every operation (`state_rule`), so no handler checks states on its own. Nothing here
+//! does I/O or knows about HTTP: `protocol::error` turns a `RuleError` into AWS's error shape.
 
 use crate::protocol::Operation;
 
@@ -19,15 +20,24 @@ pub enum RuleError {
     InvalidState {
         /// The key ARN.
         arn: String,
-        /// The state in AWS's words, for example `pending deletion`.
+        /// The state in AWS's words, for example `pending deletion` or `not pending deletion`.
         state_words: &'static str,
+    },
+    /// Every key that can be in this state is of a kind the operation does not support
+    /// (`UnsupportedOperationException`).
+    #[error("{arn} {reason}")]
+    UnsupportedOperation {
+        /// The key ARN.
+        arn: String,
+        /// What makes the key unfit, as a sentence that follows the ARN.
+        reason: &'static str,
     },
     /// The key's usage or spec does not fit the operation (`InvalidKeyUsageException`).
     #[error("{0}")]
     InvalidKeyUsage(String),
 }
 
-/// What a key state means for one operation.
+/// What a key state means for one operation: one cell of AWS's key state table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateRule {
     /// The operation may run.
@@ -36,6 +46,12 @@ pub enum StateRule {
     Disabled,
     /// Refused with `KMSInvalidStateException`.
     InvalidState,
+    /// Refused with `UnsupportedOperationException`: only keys of a kind the operation does not
+    /// support (imported material, a custom key store) can be in this state.
+    UnsupportedOperation,
+    /// The operation takes no existing key, so no key state applies (`check_state` is never
+    /// needed for it).
+    NotApplicable,
 }
 
 /// Operations that use the key's material (cryptographic operations).
@@ -61,33 +77,150 @@ pub fn is_cryptographic(op: Operation) -> bool {
     )
 }
 
-/// The key state table: what `state` means for `op`.
+/// The key state table: what `state` means for `op`, as AWS KMS answers.
+///
+/// Transcribed from the table in the AWS KMS Developer Guide, "Key states of AWS KMS keys"
+/// (key-state.html), and from the error lists of the KMS API model for operations newer than that
+/// table. Trent's `KeyState` covers five of AWS's columns; the table's `PendingReplicaDeletion`,
+/// `Creating` and `Updating` columns (multi-Region keys) have no state here yet.
+///
+/// How the table reads, per state:
+/// - **Disabled.** Only operations that use or extend the use of the key material are refused
+///   with `DisabledException`: the cryptographic operations, `CreateGrant`, `ReplicateKey`,
+///   `UpdatePrimaryRegion`, `EnableKeyRotation`, `DisableKeyRotation` and `RotateKeyOnDemand`.
+///   Reading the key, `EnableKey`, `DisableKey` (which changes nothing), `ScheduleKeyDeletion`,
+///   tags, aliases, the key policy, `RetireGrant`, `RevokeGrant`, `GetKeyRotationStatus`,
+///   `ListKeyRotations` and the import operations all work.
+/// - **PendingDeletion.** `CancelKeyDeletion` works only here; elsewhere it is refused with
+///   `KMSInvalidStateException` "… is not pending deletion.". Reads, `PutKeyPolicy`,
+///   `DeleteAlias`, `RetireGrant`, `RevokeGrant`, `GetKeyRotationStatus`, `ListKeyRotations` and
+///   `DeleteImportedKeyMaterial` still work. Everything else, `EnableKey`, `DisableKey`,
+///   `TagResource`, `UntagResource`, `CreateAlias`, `UpdateKeyDescription` and a second
+///   `ScheduleKeyDeletion` included, is refused with `KMSInvalidStateException` "… is pending
+///   deletion.". For the cryptographic operations AWS documents either that or a
+///   `DisabledException` with the same message; Trent answers `KMSInvalidStateException`.
+///   `UpdateAlias` is checked against the key the alias moves to: the key it leaves may be
+///   pending deletion.
+/// - **PendingImport.** `GetParametersForImport`, `ImportKeyMaterial` and
+///   `DeleteImportedKeyMaterial` (no effect) work, as they do on an enabled or disabled key with
+///   `EXTERNAL` origin. The cryptographic operations, `CreateGrant`, `EnableKey`, `DisableKey`,
+///   `RotateKeyOnDemand`, `ReplicateKey` and `UpdatePrimaryRegion` are refused with
+///   `KMSInvalidStateException` "… is pending import.". Automatic rotation and
+///   `GetKeyRotationStatus` answer `UnsupportedOperationException` (origin `EXTERNAL`).
+/// - **Unavailable** (custom key store disconnected). The key can be viewed and managed:
+///   `EnableKey` and `DisableKey` succeed (the state follows once the store reconnects),
+///   `CreateGrant` and `ScheduleKeyDeletion` work. The cryptographic operations are refused with
+///   `KMSInvalidStateException` "… is unavailable." — not `KeyUnavailableException`, which is
+///   AWS's retryable server fault (HTTP 500) for a key it transiently cannot reach. Rotation and
+///   import answer `UnsupportedOperationException`, as for any key in a custom key store.
+///
+/// `UnsupportedOperation` cells are key-kind answers seen through the state: AWS gives them to
+/// a key with imported material or in a custom key store in any state (its table reads `[1] or
+/// [7]` for a disabled key), so the operation's own kind check (`check_rotatable`, the origin
+/// check of the import operations) should run before `check_state` to match AWS exactly.
+///
+/// Cells AWS marks "not applicable" because no key of the operation's kind could be in that
+/// state when the table was written (`Sign`, `Verify`, `GenerateMac`, `VerifyMac` and
+/// `GetPublicKey` in PendingImport and Unavailable; `DeleteImportedKeyMaterial`, `ReplicateKey`
+/// and `UpdatePrimaryRegion` in Unavailable) hold the answer of the operation's family, so that a
+/// key that does reach the state (asymmetric and HMAC keys can now have imported material) is
+/// refused. `DeriveSharedSecret`, `Encapsulate` and `Decapsulate` follow the cryptographic rows;
+/// `RotateKeyOnDemand` follows `EnableKeyRotation` except in PendingImport, where imported keys
+/// may rotate on demand once they have material; `ListKeyRotations` also works in PendingImport
+/// (AWS sends callers there to find the material still to import); `GetKeyLastUsage`, whose
+/// API model lists no state error, works in every state.
+///
+/// `NotApplicable` marks the operations that take no existing key: `CreateKey`, `ListKeys`,
+/// `GenerateRandom`, `ListRetirableGrants` (it takes a principal) and the custom key store
+/// operations. `ListAliases` takes an optional key and works in every state.
 pub fn state_rule(op: Operation, state: KeyState) -> StateRule {
-    use KeyState::*;
-    match (is_cryptographic(op), state) {
-        (_, Enabled) => StateRule::Allowed,
-        (true, Disabled) => StateRule::Disabled,
-        (true, _) => StateRule::InvalidState,
-        // Management operations: reading works in every state, and so do policy changes,
-        // except while the key waits for deletion.
-        (false, PendingDeletion) if op == Operation::PutKeyPolicy => StateRule::InvalidState,
-        (false, _) => StateRule::Allowed,
-    }
+    use Operation::*;
+    use StateRule::{
+        Allowed as A, Disabled as D, InvalidState as I, NotApplicable as N,
+        UnsupportedOperation as U,
+    };
+    // Columns in `KeyState` order: Enabled, Disabled, PendingDeletion, PendingImport, Unavailable.
+    let row: [StateRule; 5] = match op {
+        CreateKey
+        | ListKeys
+        | GenerateRandom
+        | ListRetirableGrants
+        | ConnectCustomKeyStore
+        | CreateCustomKeyStore
+        | DeleteCustomKeyStore
+        | DescribeCustomKeyStores
+        | DisconnectCustomKeyStore
+        | UpdateCustomKeyStore => [N; 5],
+        // Reading the key, its policy, and taking aliases and grants away: any state.
+        DescribeKey | GetKeyPolicy | ListKeyPolicies | ListResourceTags | ListGrants
+        | ListAliases | GetKeyLastUsage | PutKeyPolicy | DeleteAlias | RetireGrant
+        | RevokeGrant => [A; 5],
+        // Other management changes stop while the key waits for deletion.
+        CreateAlias | UpdateAlias | TagResource | UntagResource | UpdateKeyDescription
+        | ScheduleKeyDeletion => [A, A, I, A, A],
+        EnableKey | DisableKey => [A, A, I, I, A],
+        CancelKeyDeletion => [I, I, A, I, I],
+        Encrypt
+        | Decrypt
+        | ReEncrypt
+        | GenerateDataKey
+        | GenerateDataKeyWithoutPlaintext
+        | GenerateDataKeyPair
+        | GenerateDataKeyPairWithoutPlaintext
+        | Sign
+        | Verify
+        | GenerateMac
+        | VerifyMac
+        | DeriveSharedSecret
+        | Encapsulate
+        | Decapsulate
+        | GetPublicKey => [A, D, I, I, I],
+        CreateGrant => [A, D, I, I, A],
+        ReplicateKey | UpdatePrimaryRegion => [A, D, I, I, U],
+        EnableKeyRotation | DisableKeyRotation => [A, D, I, U, U],
+        RotateKeyOnDemand => [A, D, I, I, U],
+        GetKeyRotationStatus => [A, A, A, U, U],
+        ListKeyRotations => [A, A, A, A, U],
+        GetParametersForImport | ImportKeyMaterial => [A, A, I, A, U],
+        DeleteImportedKeyMaterial => [A, A, A, A, U],
+    };
+    row[match state {
+        KeyState::Enabled => 0,
+        KeyState::Disabled => 1,
+        KeyState::PendingDeletion => 2,
+        KeyState::PendingImport => 3,
+        KeyState::Unavailable => 4,
+    }]
 }
 
 /// Check `op` against the key's state, with AWS's error and message when refused.
 pub fn check_state(op: Operation, key: &KeySnapshot) -> Result<(), RuleError> {
     match state_rule(op, key.state) {
-        StateRule::Allowed => Ok(()),
+        StateRule::Allowed | StateRule::NotApplicable => Ok(()),
         StateRule::Disabled => Err(RuleError::Disabled { arn: key.arn() }),
         StateRule::InvalidState => Err(RuleError::InvalidState {
             arn: key.arn(),
-            state_words: match key.state {
-                KeyState::PendingDeletion => "pending deletion",
-                KeyState::PendingImport => "pending import",
-                KeyState::Unavailable => "unavailable",
-                KeyState::Disabled => "disabled",
-                KeyState::Enabled => "enabled",
+            state_words: if op == Operation::CancelKeyDeletion {
+                "not pending deletion"
+            } else {
+                match key.state {
+                    KeyState::PendingDeletion => "pending deletion",
+                    KeyState::PendingImport => "pending import",
+                    KeyState::Unavailable => "unavailable",
+                    KeyState::Disabled => "disabled",
+                    KeyState::Enabled => "enabled",
+                }
+            },
+        }),
+        StateRule::UnsupportedOperation => Err(RuleError::UnsupportedOperation {
+            arn: key.arn(),
+            reason: match key.state {
+                // AWS's documented message for keys waiting for imported material.
+                KeyState::PendingImport => {
+                    "origin is EXTERNAL which is not valid for this operation."
+                }
+                // Trent's words: AWS documents the error, not its message.
+                _ => "is in a custom key store, which is not valid for this operation.",
             },
         }),
     }
@@ -126,35 +259,203 @@ pub fn check_symmetric_encryption(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Operation::*;
+
+    const A: StateRule = StateRule::Allowed;
+    const D: StateRule = StateRule::Disabled;
+    const I: StateRule = StateRule::InvalidState;
+    const U: StateRule = StateRule::UnsupportedOperation;
+    const N: StateRule = StateRule::NotApplicable;
+
+    /// The columns of `TABLE`, in order.
+    const STATES: [KeyState; 5] = [
+        KeyState::Enabled,
+        KeyState::Disabled,
+        KeyState::PendingDeletion,
+        KeyState::PendingImport,
+        KeyState::Unavailable,
+    ];
+
+    /// AWS's key state table, written out row by row from the developer guide (cells AWS marks
+    /// "not applicable" for a key kind hold Trent's documented answer, flagged `n/a`).
+    /// Columns: Enabled, Disabled, PendingDeletion, PendingImport, Unavailable.
+    const TABLE: &[(Operation, [StateRule; 5])] = &[
+        (CancelKeyDeletion, [I, I, A, I, I]),
+        (ConnectCustomKeyStore, [N, N, N, N, N]),
+        (CreateAlias, [A, A, I, A, A]),
+        (CreateCustomKeyStore, [N, N, N, N, N]),
+        (CreateGrant, [A, D, I, I, A]),
+        (CreateKey, [N, N, N, N, N]),
+        (Decapsulate, [A, D, I, I, I]), // newer than the table: as the cryptographic rows
+        (Decrypt, [A, D, I, I, I]),
+        (DeleteAlias, [A, A, A, A, A]),
+        (DeleteCustomKeyStore, [N, N, N, N, N]),
+        (DeleteImportedKeyMaterial, [A, A, A, A, U]), // Unavailable: n/a
+        (DeriveSharedSecret, [A, D, I, I, I]),        // newer than the table
+        (DescribeCustomKeyStores, [N, N, N, N, N]),
+        (DescribeKey, [A, A, A, A, A]),
+        (DisableKey, [A, A, I, I, A]),
+        (DisableKeyRotation, [A, D, I, U, U]),
+        (DisconnectCustomKeyStore, [N, N, N, N, N]),
+        (EnableKey, [A, A, I, I, A]),
+        (EnableKeyRotation, [A, D, I, U, U]),
+        (Encapsulate, [A, D, I, I, I]), // newer than the table
+        (Encrypt, [A, D, I, I, I]),
+        (GenerateDataKey, [A, D, I, I, I]),
+        (GenerateDataKeyPair, [A, D, I, I, I]),
+        (GenerateDataKeyPairWithoutPlaintext, [A, D, I, I, I]),
+        (GenerateDataKeyWithoutPlaintext, [A, D, I, I, I]),
+        (GenerateMac, [A, D, I, I, I]), // PendingImport, Unavailable: n/a
+        (GenerateRandom, [N, N, N, N, N]),
+        (GetKeyLastUsage, [A, A, A, A, A]), // newer than the table: no state errors
+        (GetKeyPolicy, [A, A, A, A, A]),
+        (GetKeyRotationStatus, [A, A, A, U, U]),
+        (GetParametersForImport, [A, A, I, A, U]),
+        (GetPublicKey, [A, D, I, I, I]), // PendingImport, Unavailable: n/a
+        (ImportKeyMaterial, [A, A, I, A, U]),
+        (ListAliases, [A, A, A, A, A]),
+        (ListGrants, [A, A, A, A, A]),
+        (ListKeyPolicies, [A, A, A, A, A]),
+        (ListKeyRotations, [A, A, A, A, U]), // newer than the table
+        (ListKeys, [N, N, N, N, N]),
+        (ListResourceTags, [A, A, A, A, A]),
+        (ListRetirableGrants, [N, N, N, N, N]),
+        (PutKeyPolicy, [A, A, A, A, A]),
+        (ReEncrypt, [A, D, I, I, I]),
+        (ReplicateKey, [A, D, I, I, U]), // Unavailable: n/a
+        (RetireGrant, [A, A, A, A, A]),
+        (RevokeGrant, [A, A, A, A, A]),
+        (RotateKeyOnDemand, [A, D, I, I, U]), // newer than the table
+        (ScheduleKeyDeletion, [A, A, I, A, A]),
+        (Sign, [A, D, I, I, I]), // PendingImport, Unavailable: n/a
+        (TagResource, [A, A, I, A, A]),
+        (UntagResource, [A, A, I, A, A]),
+        (UpdateAlias, [A, A, I, A, A]),
+        (UpdateCustomKeyStore, [N, N, N, N, N]),
+        (UpdateKeyDescription, [A, A, I, A, A]),
+        (UpdatePrimaryRegion, [A, D, I, I, U]), // Unavailable: n/a
+        (Verify, [A, D, I, I, I]),              // PendingImport, Unavailable: n/a
+        (VerifyMac, [A, D, I, I, I]),           // PendingImport, Unavailable: n/a
+    ];
+
+    #[test]
+    fn the_table_has_one_row_per_operation() {
+        assert_eq!(TABLE.len(), Operation::ALL.len());
+        for op in Operation::ALL {
+            let rows = TABLE.iter().filter(|(o, _)| *o == op).count();
+            assert_eq!(rows, 1, "{op:?} has {rows} rows");
+        }
+    }
 
     #[test]
     fn the_state_table_answers_as_aws() {
-        use KeyState::*;
-        use Operation::*;
+        let mut wrong = Vec::new();
+        for (op, cells) in TABLE {
+            for (state, expected) in STATES.into_iter().zip(cells) {
+                let got = state_rule(*op, state);
+                if got != *expected {
+                    wrong.push(format!("{op:?} in {state:?}: {got:?}, AWS: {expected:?}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    fn key_in(state: KeyState) -> KeySnapshot {
+        KeySnapshot {
+            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            account: "111122223333".into(),
+            region: "us-east-2".into(),
+            description: String::new(),
+            key_spec: "SYMMETRIC_DEFAULT".into(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            origin: "AWS_KMS".into(),
+            policy: String::new(),
+            tags: vec![],
+            multi_region: false,
+            state,
+            created_at: Default::default(),
+            materials: vec![],
+            stream_version: 0,
+            deletion_date: None,
+            pending_window_days: None,
+            deleted_at: None,
+            materials_destroyed: false,
+            rotation: None,
+        }
+    }
+
+    /// The AWS error code a refusal becomes.
+    fn aws_type(e: &RuleError) -> &'static str {
+        match e {
+            RuleError::Disabled { .. } => "DisabledException",
+            RuleError::InvalidState { .. } => "KMSInvalidStateException",
+            RuleError::UnsupportedOperation { .. } => "UnsupportedOperationException",
+            RuleError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
+        }
+    }
+
+    #[test]
+    fn refusals_carry_aws_messages() {
+        let arn = "arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        // (operation, state, None when allowed, or Some((AWS error code, message after the ARN)))
         let rows = [
-            (Encrypt, Enabled, StateRule::Allowed),
-            (Decrypt, Disabled, StateRule::Disabled),
-            (GenerateDataKey, PendingImport, StateRule::InvalidState),
-            (ReEncrypt, Unavailable, StateRule::InvalidState),
-            (DescribeKey, Disabled, StateRule::Allowed),
-            (GetKeyPolicy, PendingDeletion, StateRule::Allowed),
-            (PutKeyPolicy, Disabled, StateRule::Allowed),
-            (PutKeyPolicy, PendingDeletion, StateRule::InvalidState),
+            (Encrypt, KeyState::Enabled, None),
+            (CreateKey, KeyState::PendingDeletion, None),
+            (DescribeKey, KeyState::PendingDeletion, None),
+            (
+                Encrypt,
+                KeyState::Disabled,
+                Some(("DisabledException", " is disabled.")),
+            ),
+            (
+                Decrypt,
+                KeyState::PendingDeletion,
+                Some(("KMSInvalidStateException", " is pending deletion.")),
+            ),
+            (
+                Sign,
+                KeyState::PendingImport,
+                Some(("KMSInvalidStateException", " is pending import.")),
+            ),
+            (
+                GenerateDataKey,
+                KeyState::Unavailable,
+                Some(("KMSInvalidStateException", " is unavailable.")),
+            ),
+            (
+                CancelKeyDeletion,
+                KeyState::Enabled,
+                Some(("KMSInvalidStateException", " is not pending deletion.")),
+            ),
+            (
+                CancelKeyDeletion,
+                KeyState::Disabled,
+                Some(("KMSInvalidStateException", " is not pending deletion.")),
+            ),
+            (
+                EnableKeyRotation,
+                KeyState::PendingImport,
+                Some((
+                    "UnsupportedOperationException",
+                    " origin is EXTERNAL which is not valid for this operation.",
+                )),
+            ),
+            (
+                ImportKeyMaterial,
+                KeyState::Unavailable,
+                Some((
+                    "UnsupportedOperationException",
+                    " is in a custom key store, which is not valid for this operation.",
+                )),
+            ),
         ];
         for (op, state, expected) in rows {
-            assert_eq!(state_rule(op, state), expected, "{op:?} in {state:?}");
+            let got = check_state(op, &key_in(state))
+                .err()
+                .map(|e| (aws_type(&e), e.to_string()));
+            let expected = expected.map(|(code, words)| (code, format!("{arn}{words}")));
+            assert_eq!(got, expected, "{op:?} in {state:?}");
         }
-        assert_eq!(
-            state_rule(Operation::Encrypt, KeyState::Disabled),
-            StateRule::Disabled
-        );
-        assert_eq!(
-            state_rule(Operation::Decrypt, KeyState::PendingDeletion),
-            StateRule::InvalidState
-        );
-        assert_eq!(
-            state_rule(Operation::DescribeKey, KeyState::PendingDeletion),
-            StateRule::Allowed
-        );
     }
 }

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorize, material, resolve_key, CallContext, Outcome};
+use super::{authorize, check_key_state, material, resolve_key, CallContext, Outcome};
 use crate::crypto::ciphertext::{self, CiphertextError, CiphertextHeader};
 use crate::crypto::random_secret;
 use crate::crypto::secret::SecretBytes;
 use crate::domain::events::MaterialInfo;
 use crate::domain::key::KeySnapshot;
-use crate::domain::rules::{check_state, check_symmetric_encryption};
+use crate::domain::rules::check_symmetric_encryption;
 use crate::protocol::wire::{b64, blob, decode, secret_blob};
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -68,7 +68,7 @@ fn check_encrypt_key(
     algorithm: Option<&str>,
 ) -> Result<(), KmsError> {
     authorize(ctx, key)?;
-    check_state(ctx.op, key)?;
+    check_key_state(ctx, key)?;
     check_symmetric_encryption(ctx.op, key, algorithm)?;
     Ok(())
 }

@@ -4,9 +4,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::keys::check_key_policy;
-use super::{authorize, resolve_key, CallContext, Outcome};
+use super::{authorize, check_key_state, resolve_key, CallContext, Outcome};
 use crate::domain::events::KeyEvent;
-use crate::domain::rules::check_state;
 use crate::protocol::wire::decode;
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -65,7 +64,7 @@ pub fn put_key_policy(
     let key = resolve_key(state, ctx, &req.key_id)?;
     authorize(ctx, &key)?;
     check_policy_name(req.policy_name.as_deref())?;
-    check_state(ctx.op, &key)?;
+    check_key_state(ctx, &key)?;
     check_key_policy(&req.policy)?;
     let event = KeyEvent::KeyPolicyPut {
         schema: 1,

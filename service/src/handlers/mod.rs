@@ -34,6 +34,8 @@ pub struct CallContext {
     pub region: String,
     /// Key ARNs the call resolved (the audit record's `resources`).
     pub resources: Mutex<Vec<String>>,
+    /// Metrics the call updates (authorization decisions, use of keys pending deletion).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl CallContext {
@@ -216,8 +218,16 @@ fn alias_not_found(region: &str, account: &str, alias: &str) -> KmsError {
 /// account; calls from any other account are denied as AWS denies them when no policy allows.
 pub fn authorize(ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
     if ctx.principal.account == key.account {
+        ctx.metrics
+            .authorization_decisions
+            .with_label_values(&["allowed"])
+            .inc();
         return Ok(());
     }
+    ctx.metrics
+        .authorization_decisions
+        .with_label_values(&["implicitDeny"])
+        .inc();
     Err(KmsError::AccessDenied(format!(
         "User: {} is not authorized to perform: kms:{} on resource: {} because no resource-based policy allows the kms:{} action",
         ctx.principal.arn,
@@ -232,8 +242,21 @@ pub fn authorize(ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
 pub fn key_for(state: &AppState, ctx: &CallContext, key_id: &str) -> Result<KeySnapshot, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
     authorize(ctx, &key)?;
-    crate::domain::rules::check_state(ctx.op, &key)?;
+    check_key_state(ctx, &key)?;
     Ok(key)
+}
+
+/// The key state table for the call's operation; a refused use of a key pending deletion is
+/// counted (the classic alarm: something still depends on a key about to disappear).
+pub fn check_key_state(ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
+    let checked = crate::domain::rules::check_state(ctx.op, key);
+    if checked.is_err() && key.state == crate::domain::key::KeyState::PendingDeletion {
+        ctx.metrics
+            .pending_deletion_use
+            .with_label_values(&[ctx.op.name()])
+            .inc();
+    }
+    Ok(checked?)
 }
 
 /// An outcome that appends `events` to the key's stream (empty events: nothing to commit).

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::pagination::{decode_marker, page};
-use super::{authorize, key_change, key_for, resolve_key, CallContext, Outcome};
+use super::{authorize, check_key_state, key_change, resolve_key, CallContext, Outcome};
 use crate::crypto::{random_public, random_secret};
 use crate::domain::events::{KeyEvent, MaterialInfo};
 use crate::domain::key::{epoch_seconds, KeySnapshot};
@@ -38,6 +38,20 @@ pub fn check_rotatable(key: &KeySnapshot) -> Result<(), KmsError> {
         )));
     }
     Ok(())
+}
+
+/// Resolve and authorise a key for a rotation operation; AWS refuses keys that cannot rotate
+/// before it looks at their state.
+fn rotatable_key(
+    state: &AppState,
+    ctx: &CallContext,
+    key_id: &str,
+) -> Result<KeySnapshot, KmsError> {
+    let key = resolve_key(state, ctx, key_id)?;
+    authorize(ctx, &key)?;
+    check_rotatable(&key)?;
+    check_key_state(ctx, &key)?;
+    Ok(key)
 }
 
 /// An outcome that gives `key` a new material version (sealed into the same commit).
@@ -91,8 +105,7 @@ pub fn enable_key_rotation(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: EnableKeyRotationRequest = decode(body)?;
-    let key = key_for(state, ctx, &req.key_id)?;
-    check_rotatable(&key)?;
+    let key = rotatable_key(state, ctx, &req.key_id)?;
     let period = req
         .rotation_period_in_days
         .unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
@@ -124,8 +137,7 @@ pub fn disable_key_rotation(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: KeyOnly = decode(body)?;
-    let key = key_for(state, ctx, &req.key_id)?;
-    check_rotatable(&key)?;
+    let key = rotatable_key(state, ctx, &req.key_id)?;
     let events = match key.rotation {
         Some(_) => vec![KeyEvent::KeyRotationDisabled {
             schema: 1,
@@ -143,8 +155,7 @@ pub fn get_key_rotation_status(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: KeyOnly = decode(body)?;
-    let key = key_for(state, ctx, &req.key_id)?;
-    check_rotatable(&key)?;
+    let key = rotatable_key(state, ctx, &req.key_id)?;
     let mut body = json!({ "KeyId": key.arn(), "KeyRotationEnabled": key.rotation.is_some() });
     if let Some(r) = &key.rotation {
         body["RotationPeriodInDays"] = json!(r.period_days);
@@ -160,8 +171,7 @@ pub fn rotate_key_on_demand(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: KeyOnly = decode(body)?;
-    let key = key_for(state, ctx, &req.key_id)?;
-    check_rotatable(&key)?;
+    let key = rotatable_key(state, ctx, &req.key_id)?;
     if key.on_demand_rotations() >= MAX_ON_DEMAND_ROTATIONS {
         return Err(KmsError::LimitExceeded(format!(
             "{} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.",
@@ -191,9 +201,7 @@ pub fn list_key_rotations(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ListKeyRotationsRequest = decode(body)?;
-    let key = resolve_key(state, ctx, &req.key_id)?;
-    authorize(ctx, &key)?;
-    check_rotatable(&key)?;
+    let key = rotatable_key(state, ctx, &req.key_id)?;
     let all = req.include_key_material.as_deref() == Some("ALL_KEY_MATERIAL");
     let limit = req.limit.unwrap_or(100);
     let after: Option<i32> = match req.marker.as_deref().map(decode_marker).transpose()? {

@@ -146,6 +146,7 @@ impl From<crate::domain::rules::RuleError> for KmsError {
         match e {
             RuleError::Disabled { .. } => Self::Disabled(e.to_string()),
             RuleError::InvalidState { .. } => Self::KmsInvalidState(e.to_string()),
+            RuleError::UnsupportedOperation { .. } => Self::UnsupportedOperation(e.to_string()),
             RuleError::InvalidKeyUsage(m) => Self::InvalidKeyUsage(m),
         }
     }

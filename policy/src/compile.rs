@@ -1,0 +1,485 @@
+//! Compiling a policy document to Cedar, once per change of the document.
+//!
+//! One statement becomes one Cedar policy with an explicit id `SOURCE#INDEX` (and an `@sid`
+//! annotation). The one exception: an `Allow` in a resource policy whose `Principal` mixes account
+//! principals with specific ones is split in two, `SOURCE#INDEX` (the specific principals) and
+//! `SOURCE#INDEX@account` (the accounts), because AWS treats the two differently (an account
+//! principal delegates to the account's IAM policies). Both ids map back to the same statement.
+//!
+//! What Cedar cannot say directly becomes a predicate: the compiler registers it under a
+//! process-unique name `pN`, emits `context.checks.pN == true`, and the evaluator computes it
+//! natively per request. Nothing is dropped: anything not understood is a compile error.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cedar_policy::{Policy, PolicyId, PolicySet};
+use serde_json::Value;
+
+use crate::cedar;
+use crate::condition::Condition;
+use crate::document::{Effect, PolicyDocument, PolicyError, PolicyKind, Statement};
+use crate::pattern::{arn_match, glob_str, has_variables, pieces, variable_names, Piece};
+use crate::request::AccessRequest;
+
+static NEXT_PREDICATE: AtomicU64 = AtomicU64::new(0);
+
+/// Where a deciding Cedar policy came from: the source, the statement, and its Sid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRef {
+    /// The source's name, as given to [`CompiledPolicy::compile`] (e.g. `key-policy`).
+    pub source: String,
+    /// The Cedar policy id (`key-policy#2`, `key-policy#2@account`).
+    pub policy_id: String,
+    /// The statement's `Sid`, if any.
+    pub sid: Option<String>,
+    /// The statement's index in the document.
+    pub index: usize,
+    /// The statement's effect.
+    pub effect: Effect,
+}
+
+/// Something decided natively per request, referenced from Cedar as `context.checks.NAME`.
+#[derive(Debug, Clone)]
+pub(crate) enum Predicate {
+    Condition(Condition),
+    /// Action patterns with `?` (matched case-insensitively).
+    Action(Vec<String>),
+    /// Resource patterns with `?`, wildcards before the last ARN part, or policy variables.
+    Resource {
+        patterns: Vec<String>,
+        variables: bool,
+    },
+}
+
+impl Predicate {
+    /// Evaluate natively.
+    pub(crate) fn holds(&self, req: &AccessRequest) -> bool {
+        match self {
+            Self::Condition(c) => c.holds(req),
+            Self::Action(patterns) => patterns.iter().any(|p| glob_str(p, &req.action, true)),
+            Self::Resource {
+                patterns,
+                variables,
+            } => {
+                let lookup = |n: &str| req.variable(n);
+                patterns.iter().any(|p| {
+                    pieces(p, *variables, &lookup)
+                        .is_some_and(|pc| arn_match(&pc, &req.resource.arn))
+                })
+            }
+        }
+    }
+}
+
+/// A policy document compiled to a Cedar policy set, with the map back to its statements.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    source: String,
+    kind: PolicyKind,
+    pub(crate) set: PolicySet,
+    pub(crate) statements: HashMap<String, (StatementRef, bool)>,
+    pub(crate) predicates: Vec<(String, Predicate)>,
+    pub(crate) context_keys: Vec<(String, String)>,
+    principals: Vec<String>,
+    cedar_text: String,
+}
+
+impl CompiledPolicy {
+    /// Parse (with the rules of `kind`) and compile a policy text.
+    pub fn from_text(text: &str, kind: PolicyKind, source: &str) -> Result<Self, PolicyError> {
+        let doc = PolicyDocument::parse_kind(text, kind)?;
+        Self::compile(&doc, kind, source)
+    }
+
+    /// Compile a parsed document. `source` names it in decisions (e.g. `key-policy`, or an IAM
+    /// policy's name); it must not contain `#`.
+    pub fn compile(
+        doc: &PolicyDocument,
+        kind: PolicyKind,
+        source: &str,
+    ) -> Result<Self, PolicyError> {
+        let mut c = Self {
+            source: source.to_string(),
+            kind,
+            set: PolicySet::new(),
+            statements: HashMap::new(),
+            predicates: Vec::new(),
+            context_keys: Vec::new(),
+            principals: Vec::new(),
+            cedar_text: String::new(),
+        };
+        let variables = doc.version.as_deref() == Some("2012-10-17");
+        for (i, st) in doc.statements.iter().enumerate() {
+            c.statement(i, st, variables)?;
+        }
+        Ok(c)
+    }
+
+    /// The source name given at compile time.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The kind of document compiled.
+    pub fn kind(&self) -> PolicyKind {
+        self.kind
+    }
+
+    /// The generated Cedar text (for inspection and simulation output).
+    pub fn cedar_text(&self) -> &str {
+        &self.cedar_text
+    }
+
+    /// The principal ARNs and account ids the policy names (so the service can refuse principals
+    /// that do not exist, as AWS does).
+    pub fn principals(&self) -> &[String] {
+        &self.principals
+    }
+
+    /// The condition keys the policy references (conditions and policy variables), as written.
+    pub fn context_keys(&self) -> impl Iterator<Item = &str> {
+        self.context_keys.iter().map(|(_, w)| w.as_str())
+    }
+
+    fn predicate(&mut self, p: Predicate) -> String {
+        let name = format!("p{}", NEXT_PREDICATE.fetch_add(1, Ordering::Relaxed));
+        self.predicates.push((name.clone(), p));
+        format!("(context.checks.{name} == true)")
+    }
+
+    fn note_key(&mut self, written: &str) {
+        let lower = written.to_lowercase();
+        if !self.context_keys.iter().any(|(l, _)| *l == lower) {
+            self.context_keys.push((lower, written.to_string()));
+        }
+    }
+
+    fn statement(&mut self, i: usize, st: &Statement, variables: bool) -> Result<(), PolicyError> {
+        let loc = format!("Statement[{i}]");
+        let err = |at: String, problem: String| PolicyError::Invalid {
+            location: at,
+            problem,
+        };
+        let mut parts = Vec::new();
+        match (&st.action, &st.not_action) {
+            (Some(a), _) => parts.push(self.actions(&a.0)),
+            (_, Some(na)) => parts.push(format!("!{}", self.actions(&na.0))),
+            _ => {}
+        }
+        match (&st.resource, &st.not_resource) {
+            (Some(r), _) => parts.push(self.resources(&r.0, variables, &loc)?),
+            (_, Some(nr)) => parts.push(format!("!{}", self.resources(&nr.0, variables, &loc)?)),
+            _ => {}
+        }
+        if let Some(ops) = &st.condition {
+            for (op, keys) in ops {
+                let Value::Object(keys) = keys else { continue };
+                for (key, values) in keys {
+                    let at = format!("{loc}.Condition.{op}.{key}");
+                    let cond = Condition::new(op, key, values, variables)
+                        .map_err(|e| err(at.clone(), e))?;
+                    self.note_key(key);
+                    for v in cond.variable_keys() {
+                        self.note_key(&v);
+                    }
+                    let expr = match cond.cedar() {
+                        Some(e) => e,
+                        None => self.predicate(Predicate::Condition(cond)),
+                    };
+                    parts.push(expr);
+                }
+            }
+        }
+        // Principal: (policy id suffix, expression, via account).
+        let mut principal_forms: Vec<(&str, String, bool)> = Vec::new();
+        if let Some(p) = &st.principal {
+            let (direct, accounts) = self.principal_entries(p, &format!("{loc}.Principal"))?;
+            let direct_expr = or(&direct);
+            let account_expr = or(&accounts);
+            let split = st.effect == Effect::Allow && self.kind == PolicyKind::KeyPolicy;
+            match (split, direct.is_empty(), accounts.is_empty()) {
+                (true, false, false) => {
+                    principal_forms.push(("", direct_expr, false));
+                    principal_forms.push(("@account", account_expr, true));
+                }
+                (true, true, false) => principal_forms.push(("@account", account_expr, true)),
+                _ => principal_forms.push(("", or(&[direct, accounts].concat()), false)),
+            }
+        } else if let Some(np) = &st.not_principal {
+            let expr = self.not_principal(np, &format!("{loc}.NotPrincipal"))?;
+            principal_forms.push(("", expr, false));
+        } else {
+            principal_forms.push(("", "true".into(), false));
+        }
+        let effect = match st.effect {
+            Effect::Allow => "permit",
+            Effect::Deny => "forbid",
+        };
+        for (suffix, principal, via_account) in principal_forms {
+            let id = format!("{}#{i}{suffix}", self.source);
+            let mut conj = vec![principal];
+            conj.extend(parts.iter().cloned());
+            let sid = st.sid.as_deref().unwrap_or("");
+            let text = format!(
+                "@sid({})\n@statement(\"{i}\")\n{effect} (principal, action, resource)\nwhen {{\n  {}\n}};\n",
+                cedar::string(sid),
+                conj.join("\n  && ")
+            );
+            let policy = Policy::parse(Some(PolicyId::new(&id)), &text).map_err(|e| {
+                err(
+                    loc.clone(),
+                    format!("could not be compiled to Cedar ({e}); this is a bug in Trent"),
+                )
+            })?;
+            self.set
+                .add(policy)
+                .map_err(|e| err(loc.clone(), format!("could not be added to the set: {e}")))?;
+            self.cedar_text.push_str(&text);
+            self.statements.insert(
+                id.clone(),
+                (
+                    StatementRef {
+                        source: self.source.clone(),
+                        policy_id: id,
+                        sid: st.sid.clone(),
+                        index: i,
+                        effect: st.effect,
+                    },
+                    via_account,
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn actions(&mut self, patterns: &[String]) -> String {
+        if patterns.iter().any(|p| p == "*") {
+            return "true".into();
+        }
+        let mut alts = Vec::new();
+        let mut exact = Vec::new();
+        let mut native = Vec::new();
+        for p in patterns {
+            let lower = p.to_lowercase();
+            if lower.contains('?') {
+                native.push(lower);
+            } else if lower.contains('*') {
+                let pc = pieces(&lower, false, &|_| None).unwrap_or_default();
+                alts.push(format!("context.action like {}", cedar::like(&pc)));
+            } else {
+                exact.push(format!("Action::{}", cedar::string(&lower)));
+            }
+        }
+        if !exact.is_empty() {
+            alts.push(format!("action in [{}]", exact.join(", ")));
+        }
+        if !native.is_empty() {
+            alts.push(self.predicate(Predicate::Action(native)));
+        }
+        format!("({})", alts.join(" || "))
+    }
+
+    fn resources(
+        &mut self,
+        patterns: &[String],
+        variables: bool,
+        loc: &str,
+    ) -> Result<String, PolicyError> {
+        if patterns.iter().any(|p| p == "*") {
+            return Ok("true".into());
+        }
+        let mut alts = Vec::new();
+        let mut exact = Vec::new();
+        let mut native = Vec::new();
+        for p in patterns {
+            let vars = variables && has_variables(p);
+            if vars {
+                let names = variable_names(p).map_err(|e| PolicyError::Invalid {
+                    location: format!("{loc}.Resource"),
+                    problem: e,
+                })?;
+                for n in names {
+                    self.note_key(&n);
+                }
+            }
+            let segments: Vec<&str> = p.splitn(6, ':').collect();
+            let head_has_wildcard =
+                segments.len() < 6 || segments[..5].iter().any(|s| s.contains('*'));
+            if vars || p.contains('?') || (p.contains('*') && head_has_wildcard) {
+                native.push(p.clone());
+            } else if p.contains('*') {
+                let pc: Vec<Piece> = pieces(p, false, &|_| None).unwrap_or_default();
+                alts.push(format!("context.r.arn like {}", cedar::like(&pc)));
+            } else {
+                exact.push(format!("Resource::{}", cedar::string(p)));
+            }
+        }
+        if !exact.is_empty() {
+            alts.push(format!("resource in [{}]", exact.join(", ")));
+        }
+        if !native.is_empty() {
+            alts.push(self.predicate(Predicate::Resource {
+                patterns: native,
+                variables,
+            }));
+        }
+        Ok(format!("({})", alts.join(" || ")))
+    }
+
+    /// Split a `Principal` into (specific principals, account principals) as Cedar expressions.
+    fn principal_entries(
+        &mut self,
+        v: &Value,
+        loc: &str,
+    ) -> Result<(Vec<String>, Vec<String>), PolicyError> {
+        let mut direct = Vec::new();
+        let mut accounts = Vec::new();
+        for entry in principal_list(v, loc)? {
+            match entry {
+                PrincipalEntry::Any => direct.push("true".to_string()),
+                PrincipalEntry::Account(a) => {
+                    accounts.push(format!("context.p.account == {}", cedar::string(&a)));
+                    self.principals.push(a);
+                }
+                PrincipalEntry::Arn(a) => {
+                    direct.push(format!("context.p.arn == {}", cedar::string(&a)));
+                    self.principals.push(a);
+                }
+                PrincipalEntry::Role(a) => {
+                    let s = cedar::string(&a);
+                    direct.push(format!("(context.p.arn == {s} || context.p.role == {s})"));
+                    self.principals.push(a);
+                }
+                PrincipalEntry::Service(s) => direct.push(format!(
+                    "(context.p.type == \"Service\" && context.p.arn == {})",
+                    cedar::string(&s)
+                )),
+            }
+        }
+        Ok((direct, accounts))
+    }
+
+    /// `NotPrincipal`: the statement applies unless every identity of the caller is listed (the
+    /// account, the user or role, and for a session also the session), as AWS evaluates it.
+    fn not_principal(&mut self, v: &Value, loc: &str) -> Result<String, PolicyError> {
+        let mut accounts = Vec::new();
+        let mut arns = Vec::new();
+        for entry in principal_list(v, loc)? {
+            match entry {
+                PrincipalEntry::Any => return Ok("false".into()),
+                PrincipalEntry::Account(a) => accounts.push(a),
+                PrincipalEntry::Arn(a) | PrincipalEntry::Role(a) | PrincipalEntry::Service(a) => {
+                    arns.push(a)
+                }
+            }
+        }
+        self.principals.extend(accounts.iter().cloned());
+        self.principals.extend(arns.iter().cloned());
+        let a = cedar::string_set(accounts.iter().map(String::as_str));
+        let l = cedar::string_set(arns.iter().map(String::as_str));
+        Ok(format!(
+            "!((context.p.type == \"Service\" && {l}.contains(context.p.arn)) || \
+             ({a}.contains(context.p.account) \
+             && (context.p.type == \"Account\" || {l}.contains(context.p.arn)) \
+             && (context.p.type != \"AssumedRole\" || {l}.contains(context.p.role))))"
+        ))
+    }
+}
+
+fn or(alts: &[String]) -> String {
+    if alts.is_empty() {
+        "false".into()
+    } else {
+        format!("({})", alts.join(" || "))
+    }
+}
+
+enum PrincipalEntry {
+    Any,
+    Account(String),
+    Arn(String),
+    Role(String),
+    Service(String),
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Classify every value of a `Principal`/`NotPrincipal`; refuses what AWS refuses (partial
+/// wildcards, values that are not principals).
+fn principal_list(v: &Value, loc: &str) -> Result<Vec<PrincipalEntry>, PolicyError> {
+    let bad = |at: &str, s: &str, why: &str| PolicyError::Invalid {
+        location: at.to_string(),
+        problem: format!("'{s}' {why}"),
+    };
+    let mut out = Vec::new();
+    let map = match v {
+        Value::String(s) if s == "*" => return Ok(vec![PrincipalEntry::Any]),
+        Value::Object(m) => m,
+        _ => return Err(bad(loc, &v.to_string(), "is not a principal")),
+    };
+    for (ptype, values) in map {
+        let at = format!("{loc}.{ptype}");
+        let list: Vec<&str> = match values {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for s in list {
+            if s == "*" {
+                out.push(PrincipalEntry::Any);
+                continue;
+            }
+            if s.contains('*') || s.contains('?') {
+                return Err(bad(&at, s, "has a wildcard; only \"*\" alone is allowed"));
+            }
+            match ptype.as_str() {
+                "AWS" => {
+                    if is_account(s) {
+                        out.push(PrincipalEntry::Account(s.to_string()));
+                        continue;
+                    }
+                    let parts: Vec<&str> = s.splitn(6, ':').collect();
+                    let ok = parts.len() == 6
+                        && parts[0] == "arn"
+                        && parts[1].starts_with("aws")
+                        && is_account(parts[4]);
+                    if !ok {
+                        return Err(bad(
+                            &at,
+                            s,
+                            "is not a valid principal (an account id or an IAM/STS ARN)",
+                        ));
+                    }
+                    let account = parts[4].to_string();
+                    let rest = parts[5];
+                    out.push(match (parts[2], rest) {
+                        ("iam", "root") => PrincipalEntry::Account(account),
+                        ("iam", r) if r.starts_with("user/") => PrincipalEntry::Arn(s.into()),
+                        ("iam", r) if r.starts_with("role/") => PrincipalEntry::Role(s.into()),
+                        ("sts", r)
+                            if r.starts_with("assumed-role/") || r.starts_with("federated-user/") =>
+                        {
+                            PrincipalEntry::Arn(s.into())
+                        }
+                        _ => return Err(bad(&at, s, "is not a valid principal (root, user, role, assumed-role or federated-user ARN)")),
+                    });
+                }
+                "Service" => {
+                    if !s.contains('.') {
+                        return Err(bad(
+                            &at,
+                            s,
+                            "is not a service principal (like logs.amazonaws.com)",
+                        ));
+                    }
+                    out.push(PrincipalEntry::Service(s.to_string()));
+                }
+                _ => out.push(PrincipalEntry::Arn(s.to_string())),
+            }
+        }
+    }
+    Ok(out)
+}
