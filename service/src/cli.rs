@@ -229,6 +229,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         regions: RegionSet::new(args.regions),
         root_key,
         materials: MaterialCache::default(),
+        account_policies: Default::default(),
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
     crate::server::serve(state, args.listen, args.admin_listen, interval).await?;

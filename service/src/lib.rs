@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authorize;
 pub mod cli;
 pub mod clock;
 pub mod crypto;

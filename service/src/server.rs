@@ -396,6 +396,8 @@ async fn process(
         region: verified.region,
         resources: Default::default(),
         metrics: state.metrics.clone(),
+        source_ip: req.peer_addr().map(|a| a.ip()),
+        request_alias: Default::default(),
     };
     let result = handlers::dispatch(state, &ctx, &json).await;
     if let Ok(r) = ctx.resources.lock() {

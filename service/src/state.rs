@@ -144,9 +144,31 @@ pub struct AppState {
     pub root_key: RootKey,
     /// Cached sealed material.
     pub materials: MaterialCache,
+    /// Per account, the compiled "delegate to IAM" policy for operations that take no key.
+    pub account_policies: RwLock<HashMap<String, crate::authorize::SharedPolicy>>,
 }
 
 impl AppState {
+    /// The compiled account-delegation policy of `account` (compiled on first use).
+    pub fn account_policy(
+        &self,
+        account: &str,
+    ) -> Result<crate::authorize::SharedPolicy, KmsError> {
+        if let Some(p) = self
+            .account_policies
+            .read()
+            .ok()
+            .and_then(|m| m.get(account).cloned())
+        {
+            return Ok(p);
+        }
+        let policy = crate::authorize::account_delegation(account)?;
+        if let Ok(mut m) = self.account_policies.write() {
+            m.insert(account.to_string(), policy.clone());
+        }
+        Ok(policy)
+    }
+
     /// Read access to the read model.
     pub fn read_model(&self) -> Result<RwLockReadGuard<'_, ReadModel>, KmsError> {
         self.model

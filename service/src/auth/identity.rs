@@ -4,11 +4,13 @@
 //! Secrets are held in zeroizing strings and only handed to the SigV4 verifier; nothing here prints
 //! them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use serde::Deserialize;
+use trent_policy::{CompiledPolicy, PolicyKind};
 use zeroize::Zeroizing;
 
 /// The development account used when no identity file is given.
@@ -51,17 +53,19 @@ pub enum PrincipalKind {
     IamUser,
 }
 
-/// An identity policy attached to a user, kept for authorization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An identity policy attached to a user: its text and its compiled form.
+#[derive(Debug, Clone)]
 pub struct IdentityPolicy {
     /// The policy name.
     pub name: String,
     /// The JSON policy document.
     pub document: String,
+    /// The document compiled once, at load.
+    pub compiled: Arc<CompiledPolicy>,
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// The caller's account id.
     pub account: String,
@@ -107,6 +111,8 @@ struct Credential {
 pub struct Identities {
     by_access_key: HashMap<String, Credential>,
     development: bool,
+    accounts: BTreeSet<String>,
+    users: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -210,6 +216,8 @@ impl Identities {
         Self {
             by_access_key,
             development: true,
+            accounts: BTreeSet::from([account.to_string()]),
+            users: BTreeSet::new(),
         }
     }
 
@@ -235,6 +243,8 @@ impl Identities {
             message: e.to_string(),
         })?;
         let mut by_access_key = HashMap::new();
+        let mut accounts = BTreeSet::new();
+        let mut known_users = BTreeSet::new();
         let mut insert = |principal: Principal, secret: Zeroizing<String>| {
             if secret.len() < 16 {
                 return Err(IdentityError::Invalid(format!(
@@ -254,6 +264,7 @@ impl Identities {
             Ok(())
         };
         for account in root.accounts {
+            accounts.insert(account.id.clone());
             if account.id.len() != 12 || !account.id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(IdentityError::Invalid(format!(
                     "account id '{}' is not 12 digits",
@@ -283,14 +294,21 @@ impl Identities {
                 let arn = format!("arn:aws:iam::{}:user{}{}", account.id, user.path, user.name);
                 let mut policies = Vec::new();
                 for p in user.policies {
-                    trent_policy::PolicyDocument::parse(&p.document).map_err(|e| {
-                        IdentityError::Invalid(format!("user {} policy {}: {e}", user.name, p.name))
-                    })?;
+                    let compiled =
+                        CompiledPolicy::from_text(&p.document, PolicyKind::Identity, &p.name)
+                            .map_err(|e| {
+                                IdentityError::Invalid(format!(
+                                    "user {} policy {}: {e}",
+                                    user.name, p.name
+                                ))
+                            })?;
                     policies.push(IdentityPolicy {
                         name: p.name,
                         document: p.document,
+                        compiled: Arc::new(compiled),
                     });
                 }
+                known_users.insert(arn.clone());
                 for key in user.access_keys {
                     let principal = Principal {
                         account: account.id.clone(),
@@ -309,7 +327,29 @@ impl Identities {
         Ok(Self {
             by_access_key,
             development: false,
+            accounts,
+            users: known_users,
         })
+    }
+
+    /// Whether a principal named in a policy exists: an account (bare id or `:root` ARN) or a user
+    /// of this deployment, `*`, or an AWS service principal. Roles and sessions arrive with STS.
+    pub fn principal_exists(&self, principal: &str) -> bool {
+        if principal == "*" || principal.ends_with(".amazonaws.com") {
+            return true;
+        }
+        if self.accounts.contains(principal) {
+            return true;
+        }
+        if let Some(rest) = principal.strip_prefix("arn:aws:iam::") {
+            if let Some((account, resource)) = rest.split_once(':') {
+                return match resource {
+                    "root" => self.accounts.contains(account),
+                    _ => self.users.contains(principal),
+                };
+            }
+        }
+        false
     }
 
     /// Whether these are the built-in development credentials.
@@ -392,6 +432,28 @@ policies = [{ name = "kms", document = '{"Version":"2012-10-17","Statement":[{"E
             Identities::parse("accounts = 3"),
             Err(IdentityError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn principals_named_in_policies_must_exist() {
+        let ids = Identities::parse(FILE).unwrap();
+        for ok in [
+            "*",
+            "444455556666",
+            "arn:aws:iam::444455556666:root",
+            "arn:aws:iam::444455556666:user/team/alice",
+            "kms.amazonaws.com",
+        ] {
+            assert!(ids.principal_exists(ok), "{ok}");
+        }
+        for missing in [
+            "999988887777",
+            "arn:aws:iam::999988887777:root",
+            "arn:aws:iam::444455556666:user/mallory",
+            "arn:aws:iam::444455556666:role/r",
+        ] {
+            assert!(!ids.principal_exists(missing), "{missing}");
+        }
     }
 
     #[test]

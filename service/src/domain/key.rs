@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::events::{KeyCreated, MaterialInfo, Tag};
+use crate::authorize::SharedPolicy;
 
 /// The KeyState values of AWS KMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,9 @@ pub struct KeySnapshot {
     pub materials_destroyed: bool,
     /// Automatic rotation, when enabled.
     pub rotation: Option<RotationSchedule>,
+    /// The key policy compiled to Cedar (None if the stored text no longer compiles: every
+    /// request on the key is then denied).
+    pub compiled_policy: Option<SharedPolicy>,
 }
 
 /// Automatic rotation settings of a key.
@@ -108,6 +112,7 @@ impl KeySnapshot {
             deleted_at: None,
             materials_destroyed: false,
             rotation: None,
+            compiled_policy: compile_stored_policy(&created.key_id, &created.policy),
         }
     }
 
@@ -119,6 +124,33 @@ impl KeySnapshot {
     /// The material that new encryptions use.
     pub fn current_material(&self) -> Option<&MaterialInfo> {
         self.materials.last()
+    }
+
+    /// A stand-in for a key about to be created in `account` and `region` (to evaluate a policy
+    /// proposed at CreateKey before the key exists).
+    pub fn probe(account: &str, region: &str) -> Self {
+        Self {
+            key_id: "00000000-0000-0000-0000-000000000000".into(),
+            account: account.into(),
+            region: region.into(),
+            description: String::new(),
+            key_spec: "SYMMETRIC_DEFAULT".into(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            origin: "AWS_KMS".into(),
+            policy: String::new(),
+            tags: Vec::new(),
+            multi_region: false,
+            state: KeyState::Enabled,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            materials: Vec::new(),
+            stream_version: 0,
+            deletion_date: None,
+            pending_window_days: None,
+            deleted_at: None,
+            materials_destroyed: false,
+            rotation: None,
+            compiled_policy: None,
+        }
     }
 
     /// Whether the key still exists for API callers (not deleted by the service).
@@ -167,6 +199,17 @@ impl KeySnapshot {
             m["PendingDeletionWindowInDays"] = json!(days);
         }
         m
+    }
+}
+
+/// Compile a key policy read from the events; a failure is logged and leaves the key unusable.
+pub fn compile_stored_policy(key_id: &str, policy: &str) -> Option<SharedPolicy> {
+    match crate::authorize::compile_key_policy(policy) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(key_id, error = %e, "stored key policy does not compile; the key denies every request");
+            None
+        }
     }
 }
 

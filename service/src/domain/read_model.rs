@@ -263,7 +263,10 @@ impl ReadModel {
         key.stream_version = event.version;
         match decoded {
             KeyEvent::KeyCreated(_) => {}
-            KeyEvent::KeyPolicyPut { policy, .. } => key.policy = policy,
+            KeyEvent::KeyPolicyPut { policy, .. } => {
+                key.compiled_policy = super::key::compile_stored_policy(&key.key_id, &policy);
+                key.policy = policy;
+            }
             KeyEvent::KeyEnabled { .. } => key.state = KeyState::Enabled,
             KeyEvent::KeyDisabled { .. } => key.state = KeyState::Disabled,
             KeyEvent::DescriptionUpdated { description, .. } => key.description = description,

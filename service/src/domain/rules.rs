@@ -362,27 +362,10 @@ mod tests {
     }
 
     fn key_in(state: KeyState) -> KeySnapshot {
-        KeySnapshot {
-            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
-            account: "111122223333".into(),
-            region: "us-east-2".into(),
-            description: String::new(),
-            key_spec: "SYMMETRIC_DEFAULT".into(),
-            key_usage: "ENCRYPT_DECRYPT".into(),
-            origin: "AWS_KMS".into(),
-            policy: String::new(),
-            tags: vec![],
-            multi_region: false,
-            state,
-            created_at: Default::default(),
-            materials: vec![],
-            stream_version: 0,
-            deletion_date: None,
-            pending_window_days: None,
-            deleted_at: None,
-            materials_destroyed: false,
-            rotation: None,
-        }
+        let mut key = KeySnapshot::probe("111122223333", "us-east-2");
+        key.key_id = "1234abcd-12ab-34cd-56ef-1234567890ab".into();
+        key.state = state;
+        key
     }
 
     /// The AWS error code a refusal becomes.

@@ -130,7 +130,7 @@ pub fn update_alias(
         .ok_or_else(|| alias_not_found(ctx, &req.alias_name))?;
     // The caller needs the operation on both the key it leaves and the key it joins.
     if let Ok(old) = resolve_key(state, ctx, &current.target_key_id) {
-        authorize(ctx, &old)?;
+        authorize(state, ctx, &old)?;
     }
     let key = key_for(state, ctx, &req.target_key_id)?;
     if let Some(old) = state.read_model()?.live_key(&current.target_key_id) {
@@ -175,7 +175,7 @@ pub fn delete_alias(
         .cloned()
         .ok_or_else(|| alias_not_found(ctx, &req.alias_name))?;
     if let Ok(key) = resolve_key(state, ctx, &current.target_key_id) {
-        authorize(ctx, &key)?;
+        authorize(state, ctx, &key)?;
     }
     let stream = AliasEvent::stream_for(&ctx.principal.account, &ctx.region, &req.alias_name);
     let version = state.read_model()?.alias_stream_version(&stream);
@@ -218,10 +218,13 @@ pub fn list_aliases(
     let key_filter = match &req.key_id {
         Some(id) => {
             let key = resolve_key(state, ctx, id)?;
-            authorize(ctx, &key)?;
+            authorize(state, ctx, &key)?;
             Some(key.key_id)
         }
-        None => None,
+        None => {
+            super::authorize_account(state, ctx)?;
+            None
+        }
     };
     let model = state.read_model()?;
     let aliases = model

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorize, check_key_state, material, resolve_key, CallContext, Outcome};
+use super::{authorize_as, check_key_state, material, resolve_key, CallContext, Outcome};
 use crate::crypto::ciphertext::{self, CiphertextError, CiphertextHeader};
 use crate::crypto::random_secret;
 use crate::crypto::secret::SecretBytes;
@@ -63,11 +63,21 @@ async fn seal_under(
 
 /// Everything an encrypting operation checks before touching material.
 fn check_encrypt_key(
+    state: &AppState,
     ctx: &CallContext,
     key: &KeySnapshot,
+    action: &str,
+    context: &Context,
     algorithm: Option<&str>,
 ) -> Result<(), KmsError> {
-    authorize(ctx, key)?;
+    authorize_as(
+        state,
+        ctx,
+        key,
+        action,
+        Some(context),
+        Some(algorithm.unwrap_or("SYMMETRIC_DEFAULT")),
+    )?;
     check_key_state(ctx, key)?;
     check_symmetric_encryption(ctx.op, key, algorithm)?;
     Ok(())
@@ -111,7 +121,11 @@ async fn open_blob(
             key
         }
     };
-    check_encrypt_key(ctx, &key, algorithm)?;
+    let action = match ctx.op {
+        crate::protocol::Operation::ReEncrypt => "kms:ReEncryptFrom".to_string(),
+        op => crate::authorize::action_of(op),
+    };
+    check_encrypt_key(state, ctx, &key, &action, context, algorithm)?;
     let version = i32::try_from(header.material_version).map_err(|_| invalid_ciphertext())?;
     let info = key
         .material(version)
@@ -144,7 +158,15 @@ pub async fn encrypt(
 ) -> Result<Outcome, KmsError> {
     let req: EncryptRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
-    check_encrypt_key(ctx, &key, req.encryption_algorithm.as_deref())?;
+    let action = crate::authorize::action_of(ctx.op);
+    check_encrypt_key(
+        state,
+        ctx,
+        &key,
+        &action,
+        &req.encryption_context,
+        req.encryption_algorithm.as_deref(),
+    )?;
     dry_run(req.dry_run)?;
     let (blob, _) = seal_under(state, &key, &req.plaintext, &req.encryption_context).await?;
     Ok(Outcome::reply(json!({
@@ -227,8 +249,11 @@ pub async fn re_encrypt(
     .await?;
     let destination = resolve_key(state, ctx, &req.destination_key_id)?;
     check_encrypt_key(
+        state,
         ctx,
         &destination,
+        "kms:ReEncryptTo",
+        &req.destination_encryption_context,
         req.destination_encryption_algorithm.as_deref(),
     )?;
     dry_run(req.dry_run)?;
@@ -287,7 +312,8 @@ pub async fn generate_data_key(
         }
     };
     let key = resolve_key(state, ctx, &req.key_id)?;
-    check_encrypt_key(ctx, &key, None)?;
+    let action = crate::authorize::action_of(ctx.op);
+    check_encrypt_key(state, ctx, &key, &action, &req.encryption_context, None)?;
     dry_run(req.dry_run)?;
     let data_key = random_secret(len).map_err(internal)?;
     let (blob, info) = seal_under(state, &key, &data_key, &req.encryption_context).await?;
@@ -311,8 +337,13 @@ struct GenerateRandomRequest {
 }
 
 /// GenerateRandom.
-pub fn generate_random(body: &Value) -> Result<Outcome, KmsError> {
+pub fn generate_random(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
     let req: GenerateRandomRequest = decode(body)?;
+    super::authorize_account(state, ctx)?;
     no_recipient(&req.recipient)?;
     if req.custom_key_store_id.is_some() {
         return Err(KmsError::UnsupportedOperation(

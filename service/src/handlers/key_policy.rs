@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::keys::check_key_policy;
+use super::keys::check_new_key_policy;
 use super::{authorize, check_key_state, resolve_key, CallContext, Outcome};
 use crate::domain::events::KeyEvent;
 use crate::protocol::wire::decode;
@@ -37,7 +37,7 @@ pub fn get_key_policy(
 ) -> Result<Outcome, KmsError> {
     let req: GetKeyPolicyRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     check_policy_name(req.policy_name.as_deref())?;
     Ok(Outcome::reply(
         json!({ "Policy": key.policy, "PolicyName": DEFAULT_POLICY_NAME }),
@@ -50,7 +50,6 @@ struct PutKeyPolicyRequest {
     key_id: String,
     policy_name: Option<String>,
     policy: String,
-    #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
 }
 
@@ -62,10 +61,16 @@ pub fn put_key_policy(
 ) -> Result<Outcome, KmsError> {
     let req: PutKeyPolicyRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     check_policy_name(req.policy_name.as_deref())?;
     check_key_state(ctx, &key)?;
-    check_key_policy(&req.policy)?;
+    check_new_key_policy(
+        state,
+        ctx,
+        &req.policy,
+        Some(&key),
+        req.bypass_policy_lockout_safety_check,
+    )?;
     let event = KeyEvent::KeyPolicyPut {
         schema: 1,
         policy_name: DEFAULT_POLICY_NAME.into(),
@@ -97,7 +102,7 @@ pub fn list_key_policies(
 ) -> Result<Outcome, KmsError> {
     let req: ListKeyPoliciesRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     Ok(Outcome::reply(
         json!({ "PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": false }),
     ))

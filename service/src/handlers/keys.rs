@@ -24,7 +24,6 @@ struct CreateKeyRequest {
     key_spec: Option<String>,
     origin: Option<String>,
     custom_key_store_id: Option<String>,
-    #[allow(dead_code)]
     bypass_policy_lockout_safety_check: Option<bool>,
     tags: Option<Vec<super::tags::WireTag>>,
     multi_region: Option<bool>,
@@ -50,11 +49,58 @@ pub fn default_key_policy(account: &str) -> String {
     )
 }
 
-/// Check a key policy document as PutKeyPolicy and CreateKey do.
-pub fn check_key_policy(policy: &str) -> Result<(), KmsError> {
-    trent_policy::PolicyDocument::parse_kind(policy, trent_policy::PolicyKind::KeyPolicy)
-        .map(|_| ())
-        .map_err(|e| KmsError::MalformedPolicyDocument(format!("The policy is malformed: {e}")))
+/// Check a new key policy as CreateKey and PutKeyPolicy do: it compiles, every principal it
+/// names exists, and (unless the caller bypasses the check) it still lets the caller change the
+/// key policy afterwards. `key` is the key being changed (None at CreateKey).
+pub fn check_new_key_policy(
+    state: &AppState,
+    ctx: &CallContext,
+    text: &str,
+    key: Option<&KeySnapshot>,
+    bypass_lockout_check: Option<bool>,
+) -> Result<(), KmsError> {
+    let compiled = crate::authorize::compile_key_policy(text)?;
+    if let Some(unknown) = compiled
+        .0
+        .principals()
+        .iter()
+        .find(|p| !state.identities.principal_exists(p))
+    {
+        tracing::debug!(principal = %unknown, "key policy names an unknown principal");
+        return Err(KmsError::MalformedPolicyDocument(
+            "Policy contains a statement with one or more invalid principals.".into(),
+        ));
+    }
+    if bypass_lockout_check == Some(true) {
+        return Ok(());
+    }
+    // The caller must still be allowed PutKeyPolicy under the new policy.
+    let probe = match key {
+        Some(k) => k.clone(),
+        None => KeySnapshot::probe(&ctx.principal.account, &ctx.region),
+    };
+    let request = crate::authorize::key_request(
+        &ctx.principal,
+        "kms:PutKeyPolicy",
+        &probe,
+        &crate::authorize::CallFacts {
+            source_ip: ctx.source_ip,
+            ..Default::default()
+        },
+    );
+    let identity: Vec<_> = ctx
+        .principal
+        .policies
+        .iter()
+        .map(|p| p.compiled.clone())
+        .collect();
+    let (_, allowed) = crate::authorize::decide(&request, &compiled, &identity);
+    if allowed.is_err() {
+        return Err(KmsError::MalformedPolicyDocument(
+            "The new key policy will not allow you to update the key policy in the future.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// CreateKey: a new symmetric key with fresh material from aws-lc-rs.
@@ -107,7 +153,7 @@ pub async fn create_key(
     }
     let policy = match req.policy {
         Some(p) => {
-            check_key_policy(&p)?;
+            check_new_key_policy(state, ctx, &p, None, req.bypass_policy_lockout_safety_check)?;
             p
         }
         None => default_key_policy(&ctx.principal.account),
@@ -179,7 +225,7 @@ pub fn describe_key(
 ) -> Result<Outcome, KmsError> {
     let req: DescribeKeyRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     Ok(Outcome::reply(json!({ "KeyMetadata": key.metadata() })))
 }
 
@@ -193,6 +239,7 @@ struct ListKeysRequest {
 /// ListKeys: the caller's keys in the region, paginated by key id.
 pub fn list_keys(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {
     let req: ListKeysRequest = decode(body)?;
+    super::authorize_account(state, ctx)?;
     let limit = req.limit.unwrap_or(100);
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let model = state.read_model()?;

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::auth::identity::Principal;
+use crate::authorize::{action_of, decide, key_request, policy_principal, CallFacts};
 use crate::crypto::secret::SecretBytes;
 use crate::domain::events::KeyEvent;
 use crate::domain::key::KeySnapshot;
@@ -36,9 +37,21 @@ pub struct CallContext {
     pub resources: Mutex<Vec<String>>,
     /// Metrics the call updates (authorization decisions, use of keys pending deletion).
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The client's address (`aws:SourceIp`).
+    pub source_ip: Option<std::net::IpAddr>,
+    /// The alias the caller named the key by, if any (`kms:RequestAlias`).
+    pub request_alias: Mutex<Option<String>>,
 }
 
 impl CallContext {
+    /// Count an authorization decision by its simulator name.
+    pub fn count_decision(&self, decision: &str) {
+        self.metrics
+            .authorization_decisions
+            .with_label_values(&[decision])
+            .inc();
+    }
+
     /// Remember a key ARN the call touched.
     pub fn touch(&self, arn: String) {
         if let Ok(mut r) = self.resources.lock() {
@@ -88,7 +101,7 @@ pub async fn dispatch(
         GenerateDataKeyWithoutPlaintext => {
             crypto_ops::generate_data_key(state, ctx, body, false).await
         }
-        GenerateRandom => crypto_ops::generate_random(body),
+        GenerateRandom => crypto_ops::generate_random(state, ctx, body),
         EnableKey => lifecycle::enable_key(state, ctx, body),
         DisableKey => lifecycle::disable_key(state, ctx, body),
         UpdateKeyDescription => lifecycle::update_key_description(state, ctx, body),
@@ -155,6 +168,9 @@ pub fn resolve_key(
             )));
         }
         if resource.starts_with("alias/") {
+            if let Ok(mut a) = ctx.request_alias.lock() {
+                *a = Some(resource.to_string());
+            }
             let alias = model
                 .alias(arn_account, arn_region, resource)
                 .ok_or_else(|| alias_not_found(arn_region, arn_account, resource))?;
@@ -173,6 +189,9 @@ pub fn resolve_key(
             return Err(KmsError::InvalidArn(format!("Invalid arn {key_id}")));
         }
     } else if key_id.starts_with("alias/") {
+        if let Ok(mut a) = ctx.request_alias.lock() {
+            *a = Some(key_id.to_string());
+        }
         let alias = model
             .alias(&ctx.principal.account, &ctx.region, key_id)
             .ok_or_else(|| alias_not_found(&ctx.region, &ctx.principal.account, key_id))?;
@@ -212,36 +231,86 @@ fn alias_not_found(region: &str, account: &str, alias: &str) -> KmsError {
     ))
 }
 
-/// Authorise the caller for `op` on `key`.
-///
-/// Interim rule until policy evaluation lands (issue 4): the caller must belong to the key's
-/// account; calls from any other account are denied as AWS denies them when no policy allows.
-pub fn authorize(ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
-    if ctx.principal.account == key.account {
-        ctx.metrics
-            .authorization_decisions
-            .with_label_values(&["allowed"])
-            .inc();
-        return Ok(());
+/// Authorise the caller for the call's operation on `key` (no encryption context).
+pub fn authorize(state: &AppState, ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
+    authorize_as(state, ctx, key, &action_of(ctx.op), None, None)
+}
+
+/// Authorise `action` on `key` with the key policy and the caller's identity policies, with the
+/// request's condition keys (encryption context and algorithm for cryptographic operations).
+pub fn authorize_as(
+    state: &AppState,
+    ctx: &CallContext,
+    key: &KeySnapshot,
+    action: &str,
+    encryption_context: Option<&std::collections::BTreeMap<String, String>>,
+    encryption_algorithm: Option<&str>,
+) -> Result<(), KmsError> {
+    let Some(policy) = &key.compiled_policy else {
+        ctx.count_decision("explicitDeny");
+        return Err(KmsError::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action} on resource: {} because the key policy cannot be evaluated",
+            ctx.principal.arn,
+            key.arn()
+        )));
+    };
+    let request_alias = ctx.request_alias.lock().ok().and_then(|a| a.clone());
+    let resource_aliases: Vec<String> = state
+        .read_model()?
+        .aliases_of(&key.key_id)
+        .map(|a| a.name.clone())
+        .collect();
+    let facts = CallFacts {
+        source_ip: ctx.source_ip,
+        encryption_context,
+        encryption_algorithm,
+        request_alias: request_alias.as_deref(),
+        resource_aliases,
+    };
+    let request = key_request(&ctx.principal, action, key, &facts);
+    let identity: Vec<_> = ctx
+        .principal
+        .policies
+        .iter()
+        .map(|p| p.compiled.clone())
+        .collect();
+    let (decision, result) = decide(&request, policy, &identity);
+    ctx.count_decision(decision);
+    result
+}
+
+/// Authorise an operation that takes no key (CreateKey, ListKeys, ListAliases, GenerateRandom):
+/// the caller's identity policies decide (an account's root user is always allowed).
+pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsError> {
+    let policy = state.account_policy(&ctx.principal.account)?;
+    let action = action_of(ctx.op);
+    let mut builder = trent_policy::AccessRequest::builder(
+        policy_principal(&ctx.principal),
+        &action,
+        trent_policy::Resource::from_arn("*"),
+    )
+    .context("aws:SecureTransport", false)
+    .without_encryption_context();
+    if let Some(ip) = ctx.source_ip {
+        builder = builder.context("aws:SourceIp", ip);
     }
-    ctx.metrics
-        .authorization_decisions
-        .with_label_values(&["implicitDeny"])
-        .inc();
-    Err(KmsError::AccessDenied(format!(
-        "User: {} is not authorized to perform: kms:{} on resource: {} because no resource-based policy allows the kms:{} action",
-        ctx.principal.arn,
-        ctx.op.name(),
-        key.arn(),
-        ctx.op.name()
-    )))
+    let request = builder.build();
+    let identity: Vec<_> = ctx
+        .principal
+        .policies
+        .iter()
+        .map(|p| p.compiled.clone())
+        .collect();
+    let (decision, result) = decide(&request, &policy, &identity);
+    ctx.count_decision(decision);
+    result
 }
 
 /// The start of every command on one key: resolve it, authorise the caller, and check the key
 /// state table for the operation.
 pub fn key_for(state: &AppState, ctx: &CallContext, key_id: &str) -> Result<KeySnapshot, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     check_key_state(ctx, &key)?;
     Ok(key)
 }

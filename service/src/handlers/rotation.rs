@@ -48,7 +48,7 @@ fn rotatable_key(
     key_id: &str,
 ) -> Result<KeySnapshot, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     check_rotatable(&key)?;
     check_key_state(ctx, &key)?;
     Ok(key)

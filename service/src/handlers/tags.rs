@@ -123,7 +123,7 @@ pub fn list_resource_tags(
 ) -> Result<Outcome, KmsError> {
     let req: ListResourceTagsRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
-    authorize(ctx, &key)?;
+    authorize(state, ctx, &key)?;
     let limit = req.limit.unwrap_or(50).min(50);
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let mut tags: Vec<&Tag> = key.tags.iter().collect();

@@ -1,0 +1,153 @@
+//! The authorize step: turns a call into a `trent_policy::AccessRequest` (principal, action, key,
+//! condition keys) and evaluates the key's compiled policy together with the caller's compiled
+//! identity policies, with AWS KMS's logic (explicit deny wins; the key policy allows directly or
+//! delegates to the account's IAM; cross-account needs both sides). Nothing is compiled here: key
+//! policies are compiled when their event is applied, identity policies when identities load.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use trent_policy::{AccessRequest, CompiledPolicy, Decision, PolicyKind, Resource};
+
+use crate::auth::identity::{Principal, PrincipalKind};
+use crate::domain::key::KeySnapshot;
+use crate::protocol::{KmsError, Operation};
+
+/// A compiled policy shared between snapshots; equal when their Cedar text is equal.
+#[derive(Clone)]
+pub struct SharedPolicy(pub Arc<CompiledPolicy>);
+
+impl PartialEq for SharedPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.cedar_text() == other.0.cedar_text()
+    }
+}
+
+impl std::fmt::Debug for SharedPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedPolicy({})", self.0.source())
+    }
+}
+
+/// Compile a key policy text; the error is AWS's `MalformedPolicyDocumentException`.
+pub fn compile_key_policy(text: &str) -> Result<SharedPolicy, KmsError> {
+    CompiledPolicy::from_text(text, PolicyKind::KeyPolicy, "key-policy")
+        .map(|p| SharedPolicy(Arc::new(p)))
+        .map_err(|e| KmsError::MalformedPolicyDocument(format!("The policy is malformed: {e}")))
+}
+
+/// The policy that stands in for "no resource policy" on operations that take no key (CreateKey,
+/// ListKeys, ListAliases, GenerateRandom): it delegates everything to the account's IAM, so the
+/// caller's identity policies decide, as AWS does for these operations.
+pub fn account_delegation(account: &str) -> Result<SharedPolicy, KmsError> {
+    let text = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"AccountIAM","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"*","Resource":"*"}}]}}"#
+    );
+    compile_key_policy(&text)
+}
+
+/// The IAM action an operation is authorised as (`kms:Encrypt`...).
+pub fn action_of(op: Operation) -> String {
+    format!("kms:{}", op.name())
+}
+
+/// The policy-language view of an authenticated caller.
+pub fn policy_principal(p: &Principal) -> trent_policy::Principal {
+    let mut out = match (p.kind, p.user_name.as_deref()) {
+        (PrincipalKind::IamUser, Some(name)) => trent_policy::Principal::user(&p.account, name),
+        _ => trent_policy::Principal::root(&p.account),
+    };
+    out.arn = p.arn.clone();
+    out = out.with_userid(&p.principal_id);
+    for (k, v) in &p.tags {
+        out = out.with_tag(k, v);
+    }
+    out
+}
+
+/// What a call knows that policies may test, beyond who and what.
+#[derive(Debug, Default, Clone)]
+pub struct CallFacts<'a> {
+    /// The client's address (`aws:SourceIp`).
+    pub source_ip: Option<std::net::IpAddr>,
+    /// The encryption context of a cryptographic operation.
+    pub encryption_context: Option<&'a BTreeMap<String, String>>,
+    /// The encryption algorithm requested (`kms:EncryptionAlgorithm`).
+    pub encryption_algorithm: Option<&'a str>,
+    /// The alias the caller named the key by (`kms:RequestAlias`).
+    pub request_alias: Option<&'a str>,
+    /// Aliases of the key (`kms:ResourceAliases`).
+    pub resource_aliases: Vec<String>,
+}
+
+/// Build the request for `action` by `principal` on `key`.
+pub fn key_request(
+    principal: &Principal,
+    action: &str,
+    key: &KeySnapshot,
+    facts: &CallFacts<'_>,
+) -> AccessRequest {
+    let mut b = AccessRequest::builder(
+        policy_principal(principal),
+        action,
+        Resource::from_arn(&key.arn()),
+    )
+    .context("aws:SecureTransport", false)
+    .context("kms:KeySpec", key.key_spec.as_str())
+    .context("kms:KeyUsage", key.key_usage.as_str())
+    .context("kms:KeyOrigin", key.origin.as_str());
+    if let Some(ip) = facts.source_ip {
+        b = b.context("aws:SourceIp", ip);
+    }
+    if let Some(alg) = facts.encryption_algorithm {
+        b = b.context("kms:EncryptionAlgorithm", alg);
+    }
+    if let Some(alias) = facts.request_alias {
+        b = b.context("kms:RequestAlias", alias);
+    }
+    if !facts.resource_aliases.is_empty() {
+        b = b.context_values(
+            "kms:ResourceAliases",
+            facts.resource_aliases.iter().map(String::as_str),
+        );
+    }
+    for tag in &key.tags {
+        b = b.context(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
+    }
+    b = match facts.encryption_context {
+        Some(ec) => b.encryption_context(ec.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        None => b.without_encryption_context(),
+    };
+    b.build()
+}
+
+/// Evaluate `request` against `key_policy` and the caller's identity policies; `Ok` when allowed,
+/// otherwise AWS's `AccessDeniedException`. Returns the simulator name of the decision too.
+pub fn decide(
+    request: &AccessRequest,
+    key_policy: &SharedPolicy,
+    identity_policies: &[Arc<CompiledPolicy>],
+) -> (&'static str, Result<(), KmsError>) {
+    let evaluation = trent_policy::authorize(
+        request,
+        &key_policy.0,
+        identity_policies.iter().map(|p| p.as_ref()),
+        None,
+    );
+    let name = evaluation.decision.simulator_name();
+    if evaluation.decision == Decision::Allow {
+        return (name, Ok(()));
+    }
+    if !evaluation.errors.is_empty() {
+        tracing::warn!(errors = ?evaluation.errors, "policy evaluation errors (denied)");
+    }
+    let message = evaluation
+        .access_denied_message(request)
+        .unwrap_or_else(|| {
+            format!(
+                "User: {} is not authorized to perform: {} on resource: {}",
+                request.principal.arn, request.action, request.resource.arn
+            )
+        });
+    (name, Err(KmsError::AccessDenied(message)))
+}
