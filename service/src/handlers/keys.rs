@@ -110,6 +110,7 @@ pub async fn create_key(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: CreateKeyRequest = decode(body)?;
+    super::authorize_account(state, ctx)?;
     if req.key_spec.is_some() && req.customer_master_key_spec.is_some() {
         return Err(KmsError::Validation(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.".into(),

@@ -1,0 +1,311 @@
+//! Authorization, black-box, with the example identities (`examples/identities.toml`): a user the
+//! key policy allows directly, one who relies on IAM delegation without an identity policy, an
+//! explicit Deny, a cross-account user, the lockout safety check, unknown principals, and the audit
+//! record of a denial.
+
+mod common;
+
+use aws_sdk_kms::primitives::Blob;
+use common::db::Db;
+use common::{StoreKind, TestServer, ACCOUNT, REGION};
+
+const ALICE: (&str, &str) = (
+    "AKIAALICEEXAMPLE0001",
+    "aliceSecretKeyExample000000000000000001",
+);
+const BOB: (&str, &str) = (
+    "AKIABOBEXAMPLE000002",
+    "bobSecretKeyExample0000000000000000002",
+);
+const CAROL: (&str, &str) = (
+    "AKIACAROLEXAMPLE0003",
+    "carolSecretKeyExample00000000000000003",
+);
+
+fn server(store: StoreKind) -> TestServer {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/identities.toml");
+    TestServer::start_with(store, &["--config", config])
+}
+
+fn error<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> (String, String)
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata,
+{
+    let e = err.as_service_error().expect("a service error");
+    (
+        e.code().unwrap_or_default().to_string(),
+        e.message().unwrap_or_default().to_string(),
+    )
+}
+
+fn policy(extra_statements: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}{extra_statements}]}}"#
+    )
+}
+
+async fn key_with_policy(server: &TestServer, text: &str) -> (String, String) {
+    let created = server
+        .client()
+        .create_key()
+        .policy(text)
+        .send()
+        .await
+        .expect("create key with policy");
+    let meta = created.key_metadata().unwrap();
+    (meta.key_id().to_string(), meta.arn().unwrap().to_string())
+}
+
+async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
+    let server = server(store);
+    let text = policy(&format!(
+        r#",
+        {{"Sid":"AliceUses","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":["kms:Encrypt","kms:Decrypt","kms:DescribeKey"],"Resource":"*"}},
+        {{"Sid":"NoSecretDecrypt","Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"kms:Decrypt","Resource":"*","Condition":{{"StringEquals":{{"kms:EncryptionContext:class":"secret"}}}}}}"#
+    ));
+    let (key, arn) = key_with_policy(&server, &text).await;
+    let alice = server.client_as(ALICE.0, ALICE.1, REGION);
+    let bob = server.client_as(BOB.0, BOB.1, REGION);
+
+    // alice: allowed by the key policy directly.
+    let enc = alice
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"for alice".to_vec()))
+        .encryption_context("class", "public")
+        .send()
+        .await
+        .expect("alice encrypts");
+    alice
+        .decrypt()
+        .ciphertext_blob(enc.ciphertext_blob().unwrap().clone())
+        .encryption_context("class", "public")
+        .send()
+        .await
+        .expect("alice decrypts");
+    // The key policy delegates PutKeyPolicy to the account's IAM, and alice has no identity
+    // policy: AWS names the missing identity-based allow.
+    let (code, message) = error(
+        &alice
+            .put_key_policy()
+            .key_id(&key)
+            .policy(&text)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "AccessDeniedException");
+    assert_eq!(
+        message,
+        format!("User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: kms:PutKeyPolicy on resource: {arn} because no identity-based policy allows the kms:PutKeyPolicy action")
+    );
+
+    // The explicit Deny wins over the Allow when its condition holds.
+    let secret = alice
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"secret".to_vec()))
+        .encryption_context("class", "secret")
+        .send()
+        .await
+        .expect("encrypting is allowed");
+    let (code, message) = error(
+        &alice
+            .decrypt()
+            .ciphertext_blob(secret.ciphertext_blob().unwrap().clone())
+            .encryption_context("class", "secret")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "AccessDeniedException");
+    assert!(
+        message.contains("with an explicit deny in a resource-based policy"),
+        "{message}"
+    );
+
+    // bob: the key policy only delegates to the account, and bob has no identity policy.
+    let (code, message) = error(&bob.describe_key().key_id(&key).send().await.unwrap_err());
+    assert_eq!(code, "AccessDeniedException");
+    assert!(message.contains("user/bob"), "{message}");
+    // A default key policy delegates to IAM: the root user may, bob may not.
+    let default_key = server.client().create_key().send().await.unwrap();
+    let default_id = default_key.key_metadata().unwrap().key_id().to_string();
+    server
+        .client()
+        .describe_key()
+        .key_id(&default_id)
+        .send()
+        .await
+        .expect("root via delegation");
+    let (code, message) = error(
+        &bob.describe_key()
+            .key_id(&default_id)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "AccessDeniedException");
+    assert!(
+        message.contains("because no identity-based policy allows the kms:DescribeKey action"),
+        "{message}"
+    );
+    // Operations without a key are decided by identity policies: bob has none.
+    let (code, _) = error(&bob.create_key().send().await.unwrap_err());
+    assert_eq!(code, "AccessDeniedException");
+
+    // A denial is audited with its error.
+    let db = Db::open(&server).await;
+    let records = db.audit_records().await;
+    let denied = records
+        .iter()
+        .filter(|r| {
+            r["errorCode"] == "AccessDeniedException" && r["userIdentity"]["userName"] == "bob"
+        })
+        .count();
+    assert_eq!(denied, 3);
+}
+
+async fn cross_account(store: StoreKind) {
+    let server = server(store);
+    let carol = server.client_as(CAROL.0, CAROL.1, REGION);
+    let closed = server.client().create_key().send().await.unwrap();
+    let closed_arn = closed.key_metadata().unwrap().arn().unwrap().to_string();
+    let (code, _) = error(
+        &carol
+            .describe_key()
+            .key_id(&closed_arn)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, "AccessDeniedException",
+        "the key policy does not let carol's account in"
+    );
+
+    let text = policy(
+        r#",
+        {"Sid":"PartnerAccount","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":["kms:Encrypt","kms:Decrypt","kms:DescribeKey","kms:ScheduleKeyDeletion"],"Resource":"*"}"#,
+    );
+    let (_, arn) = key_with_policy(&server, &text).await;
+    carol
+        .describe_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .expect("both sides allow DescribeKey");
+    let enc = carol
+        .encrypt()
+        .key_id(&arn)
+        .plaintext(Blob::new(b"from carol".to_vec()))
+        .send()
+        .await
+        .expect("carol encrypts with the key ARN");
+    let dec = carol
+        .decrypt()
+        .ciphertext_blob(enc.ciphertext_blob().unwrap().clone())
+        .key_id(&arn)
+        .send()
+        .await
+        .expect("carol decrypts");
+    assert_eq!(dec.plaintext().unwrap().as_ref(), b"from carol");
+    // The key policy allows ScheduleKeyDeletion to her account, but her IAM policy does not.
+    let (code, _) = error(
+        &carol
+            .schedule_key_deletion()
+            .key_id(&arn)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, "AccessDeniedException",
+        "cross-account needs both sides"
+    );
+}
+
+async fn lockout_check_and_unknown_principals(store: StoreKind) {
+    let server = server(store);
+    let client = server.client();
+    let key = client.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let alice_only = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    );
+    let (code, message) = error(
+        &client
+            .put_key_policy()
+            .key_id(&key_id)
+            .policy(&alice_only)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "MalformedPolicyDocumentException");
+    assert!(
+        message.contains("will not allow you to update the key policy"),
+        "{message}"
+    );
+    client
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy(&alice_only)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .expect("the bypass lets it through");
+    let stored = client.get_key_policy().key_id(&key_id).send().await;
+    let (code, _) = error(&stored.unwrap_err());
+    assert_eq!(
+        code, "AccessDeniedException",
+        "root is now locked out of this key"
+    );
+    let alice = server.client_as(ALICE.0, ALICE.1, REGION);
+    let got = alice
+        .get_key_policy()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("alice can read it");
+    assert_eq!(
+        got.policy(),
+        Some(alice_only.as_str()),
+        "GetKeyPolicy returns the text byte for byte"
+    );
+
+    let unknown = policy(
+        r#",
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/mallory"},"Action":"kms:*","Resource":"*"}"#,
+    );
+    let (code, message) = error(
+        &client
+            .create_key()
+            .policy(unknown)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "MalformedPolicyDocumentException");
+    assert!(message.contains("invalid principals"), "{message}");
+    let bad_condition = policy(
+        r#",
+        {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"NumericLessThan":{"kms:RotationPeriodInDays":"ninety"}}}"#,
+    );
+    let (code, _) = error(
+        &client
+            .create_key()
+            .policy(bad_condition)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "MalformedPolicyDocumentException");
+}
+
+on_both_stores!(
+    direct_allow_delegation_and_explicit_deny,
+    cross_account,
+    lockout_check_and_unknown_principals,
+);
