@@ -188,8 +188,8 @@ impl KeySnapshot {
             "KeySpec": self.key_spec,
             "MultiRegion": self.multi_region,
         });
-        if self.key_spec == "SYMMETRIC_DEFAULT" {
-            m["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]);
+        for (name, list) in crate::handlers::algorithm_lists(&self.key_spec, &self.key_usage) {
+            m[name] = list;
         }
         if let Some(material) = self.current_material() {
             m["CurrentKeyMaterialId"] = json!(material.material_id);

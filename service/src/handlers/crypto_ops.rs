@@ -42,7 +42,7 @@ fn internal(_: impl std::fmt::Debug) -> KmsError {
 }
 
 /// Encrypt `plaintext` under the key's current material.
-async fn seal_under(
+pub(super) async fn seal_under(
     state: &AppState,
     key: &KeySnapshot,
     plaintext: &SecretBytes,
@@ -158,6 +158,18 @@ pub async fn encrypt(
 ) -> Result<Outcome, KmsError> {
     let req: EncryptRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
+    if key.key_spec != "SYMMETRIC_DEFAULT" {
+        return super::asymmetric::rsa_encrypt_call(
+            state,
+            ctx,
+            &key,
+            &req.plaintext,
+            &req.encryption_context,
+            req.encryption_algorithm.as_deref(),
+            req.dry_run,
+        )
+        .await;
+    }
     let action = crate::authorize::action_of(ctx.op);
     check_encrypt_key(
         state,
@@ -197,6 +209,22 @@ pub async fn decrypt(
 ) -> Result<Outcome, KmsError> {
     let req: DecryptRequest = decode(body)?;
     no_recipient(&req.recipient)?;
+    // Asymmetric ciphertexts do not name their key: AWS requires KeyId for them.
+    if let Some(id) = req.key_id.as_deref() {
+        let key = resolve_key(state, ctx, id)?;
+        if key.key_spec != "SYMMETRIC_DEFAULT" {
+            return super::asymmetric::rsa_decrypt_call(
+                state,
+                ctx,
+                &key,
+                &req.ciphertext_blob,
+                &req.encryption_context,
+                req.encryption_algorithm.as_deref(),
+                req.dry_run,
+            )
+            .await;
+        }
+    }
     let (key, plaintext, info) = open_blob(
         state,
         ctx,
@@ -238,6 +266,17 @@ pub async fn re_encrypt(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ReEncryptRequest = decode(body)?;
+    for id in req
+        .source_key_id
+        .iter()
+        .chain(std::iter::once(&req.destination_key_id))
+    {
+        if resolve_key(state, ctx, id)?.key_spec != "SYMMETRIC_DEFAULT" {
+            return Err(KmsError::UnsupportedOperation(
+                "ReEncrypt with asymmetric KMS keys is not supported by this server yet.".into(),
+            ));
+        }
+    }
     let (source, plaintext, source_info) = open_blob(
         state,
         ctx,

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 use super::pagination::{decode_marker, page};
 use super::{authorize, resolve_key, CallContext, Outcome};
 use crate::audit::record::lower_camel_value;
-use crate::crypto::{random_public, random_secret};
+use std::str::FromStr;
+
+use crate::crypto::keys::{self, KeySpec, KeyUsage};
+use crate::crypto::random_public;
 use crate::domain::events::{KeyCreated, KeyEvent, MaterialInfo};
 use crate::domain::key::KeySnapshot;
 use crate::protocol::wire::decode;
@@ -122,21 +125,14 @@ pub async fn create_key(
         .unwrap_or_else(|| "SYMMETRIC_DEFAULT".into());
     let key_usage = req.key_usage.unwrap_or_else(|| "ENCRYPT_DECRYPT".into());
     let origin = req.origin.unwrap_or_else(|| "AWS_KMS".into());
-    if key_spec == "SM2" {
-        return Err(KmsError::UnsupportedOperation(
-            "KeySpec SM2 is only offered in China Regions; this server does not support it.".into(),
-        ));
+    let spec = KeySpec::from_str(&key_spec)
+        .map_err(|_| KmsError::Validation(format!("KeySpec {key_spec} is not valid")))?;
+    let usage = KeyUsage::from_str(&key_usage)
+        .map_err(|_| KmsError::Validation(format!("KeyUsage {key_usage} is not valid")))?;
+    if !spec.is_offered() {
+        return Err(keys::KeyError::UnsupportedKeySpec(spec).into());
     }
-    if key_spec != "SYMMETRIC_DEFAULT" {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "KeySpec {key_spec} is not supported by this server yet."
-        )));
-    }
-    if key_usage != "ENCRYPT_DECRYPT" {
-        return Err(KmsError::Validation(format!(
-            "KeyUsage {key_usage} is not compatible with KeySpec {key_spec}"
-        )));
-    }
+    keys::validate_spec_usage(spec, usage)?;
     if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
         return Err(KmsError::UnsupportedOperation(
             "Custom key stores are not supported by this server.".into(),
@@ -164,7 +160,11 @@ pub async fn create_key(
     let internal = |_| KmsError::KmsInternal("Key generation failed.".into());
     let key_id = uuid::Uuid::new_v4().to_string();
     let now = state.clock.now();
-    let material = random_secret(32).map_err(internal)?;
+    // RSA 4096 takes up to a second to generate: off the request workers.
+    let material = tokio::task::spawn_blocking(move || keys::generate(spec))
+        .await
+        .map_err(|_| KmsError::KmsInternal("Key generation failed.".into()))??
+        .into_secret();
     let sealed = state
         .root_key
         .seal(&key_id, 1, &material)

@@ -3,6 +3,9 @@
 //! plus whatever must be committed). The HTTP edge (`server`) adds the audit record and commits.
 
 mod aliases;
+mod asymmetric;
+
+pub use asymmetric::algorithm_lists;
 mod crypto_ops;
 mod key_policy;
 mod keys;
@@ -119,6 +122,18 @@ pub async fn dispatch(
         GetKeyRotationStatus => rotation::get_key_rotation_status(state, ctx, body),
         RotateKeyOnDemand => rotation::rotate_key_on_demand(state, ctx, body),
         ListKeyRotations => rotation::list_key_rotations(state, ctx, body),
+        GetPublicKey => asymmetric::get_public_key(state, ctx, body).await,
+        Sign => asymmetric::sign(state, ctx, body).await,
+        Verify => asymmetric::verify(state, ctx, body).await,
+        GenerateMac => asymmetric::generate_mac(state, ctx, body).await,
+        VerifyMac => asymmetric::verify_mac(state, ctx, body).await,
+        DeriveSharedSecret => asymmetric::derive_shared_secret(state, ctx, body).await,
+        Encapsulate => asymmetric::encapsulate(state, ctx, body).await,
+        Decapsulate => asymmetric::decapsulate(state, ctx, body).await,
+        GenerateDataKeyPair => asymmetric::generate_data_key_pair(state, ctx, body, true).await,
+        GenerateDataKeyPairWithoutPlaintext => {
+            asymmetric::generate_data_key_pair(state, ctx, body, false).await
+        }
         GetKeyPolicy => key_policy::get_key_policy(state, ctx, body),
         PutKeyPolicy => key_policy::put_key_policy(state, ctx, body),
         ListKeyPolicies => key_policy::list_key_policies(state, ctx, body),
@@ -142,7 +157,7 @@ pub fn blob_members(op: Operation) -> &'static [&'static str] {
         GenerateMac => &["Message"],
         VerifyMac => &["Message", "Mac"],
         DeriveSharedSecret => &["PublicKey"],
-        Decapsulate => &["Ciphertext"],
+        Decapsulate => &["SharedSecretCiphertextBlob"],
         _ => &[],
     }
 }

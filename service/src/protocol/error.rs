@@ -60,6 +60,15 @@ pub enum KmsError {
     /// A pagination marker is invalid.
     #[error("{0}")]
     InvalidMarker(String),
+    /// A signature did not verify.
+    #[error("{0}")]
+    KmsInvalidSignature(String),
+    /// A MAC did not verify.
+    #[error("{0}")]
+    KmsInvalidMac(String),
+    /// Imported key material is not valid for the key.
+    #[error("{0}")]
+    IncorrectKeyMaterial(String),
     /// A key policy document is malformed.
     #[error("{0}")]
     MalformedPolicyDocument(String),
@@ -108,6 +117,9 @@ impl KmsError {
             Self::InvalidArn(_) => "InvalidArnException",
             Self::InvalidMarker(_) => "InvalidMarkerException",
             Self::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
+            Self::KmsInvalidSignature(_) => "KMSInvalidSignatureException",
+            Self::KmsInvalidMac(_) => "KMSInvalidMacException",
+            Self::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
             Self::Tag(_) => "TagException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AlreadyExists(_) => "AlreadyExistsException",
