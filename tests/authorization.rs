@@ -167,6 +167,125 @@ async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
     assert_eq!(denied, 3);
 }
 
+async fn grants_are_a_further_allow_path(store: StoreKind) {
+    use aws_sdk_kms::types::{GrantConstraints, GrantOperation};
+    let server = server(store);
+    let root = server.client();
+    let bob = server.client_as(BOB.0, BOB.1, REGION);
+    let key = root.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let bob_arn = format!("arn:aws:iam::{ACCOUNT}:user/bob");
+    let encrypt_as_bob = |app: Option<&'static str>| {
+        let bob = bob.clone();
+        let key_id = key_id.clone();
+        async move {
+            let mut call = bob
+                .encrypt()
+                .key_id(key_id)
+                .plaintext(Blob::new(b"g".to_vec()));
+            if let Some(app) = app {
+                call = call.encryption_context("app", app);
+            }
+            call.send().await
+        }
+    };
+    assert!(
+        encrypt_as_bob(Some("payroll")).await.is_err(),
+        "no grant yet"
+    );
+
+    let grant = root
+        .create_grant()
+        .key_id(&key_id)
+        .grantee_principal(&bob_arn)
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .constraints(
+            GrantConstraints::builder()
+                .encryption_context_subset("app", "payroll")
+                .build(),
+        )
+        .name("payroll-bob")
+        .send()
+        .await
+        .expect("create grant");
+    let grant_id = grant.grant_id().unwrap().to_string();
+    assert!(grant.grant_token().is_some());
+    let again = root
+        .create_grant()
+        .key_id(&key_id)
+        .grantee_principal(&bob_arn)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::Encrypt)
+        .constraints(
+            GrantConstraints::builder()
+                .encryption_context_subset("app", "payroll")
+                .build(),
+        )
+        .name("payroll-bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.grant_id(),
+        Some(grant_id.as_str()),
+        "same name and parameters: same grant"
+    );
+
+    encrypt_as_bob(Some("payroll"))
+        .await
+        .expect("the grant allows Encrypt with its context");
+    let (code, _) = error(&encrypt_as_bob(Some("other")).await.unwrap_err());
+    assert_eq!(
+        code, "AccessDeniedException",
+        "the constraint does not hold"
+    );
+    let (code, _) = error(&encrypt_as_bob(None).await.unwrap_err());
+    assert_eq!(code, "AccessDeniedException");
+    let (code, _) = error(&bob.describe_key().key_id(&key_id).send().await.unwrap_err());
+    assert_eq!(
+        code, "AccessDeniedException",
+        "the grant does not list DescribeKey"
+    );
+
+    let listed = root.list_grants().key_id(&key_id).send().await.unwrap();
+    assert_eq!(listed.grants().len(), 1);
+    assert_eq!(
+        listed.grants()[0].grantee_principal(),
+        Some(bob_arn.as_str())
+    );
+    // bob is the grantee but the grant does not include RetireGrant.
+    let (code, _) = error(
+        &bob.retire_grant()
+            .grant_token(grant.grant_token().unwrap())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "AccessDeniedException");
+    root.revoke_grant()
+        .key_id(&key_id)
+        .grant_id(&grant_id)
+        .send()
+        .await
+        .expect("revoke");
+    let (code, _) = error(&encrypt_as_bob(Some("payroll")).await.unwrap_err());
+    assert_eq!(
+        code, "AccessDeniedException",
+        "a revoked grant allows nothing"
+    );
+    let (code, _) = error(
+        &root
+            .revoke_grant()
+            .key_id(&key_id)
+            .grant_id(&grant_id)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "InvalidGrantIdException");
+}
+
 async fn cross_account(store: StoreKind) {
     let server = server(store);
     let carol = server.client_as(CAROL.0, CAROL.1, REGION);
@@ -305,6 +424,7 @@ async fn lockout_check_and_unknown_principals(store: StoreKind) {
 }
 
 on_both_stores!(
+    grants_are_a_further_allow_path,
     direct_allow_delegation_and_explicit_deny,
     cross_account,
     lockout_check_and_unknown_principals,

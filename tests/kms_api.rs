@@ -360,18 +360,17 @@ async fn unimplemented_operations_say_so(store: StoreKind) {
     let client = server.client();
     let key = create_key(&client).await;
     let err = client
-        .create_grant()
+        .get_parameters_for_import()
         .key_id(&key)
-        .grantee_principal("arn:aws:iam::111122223333:root")
-        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .wrapping_algorithm(aws_sdk_kms::types::AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(aws_sdk_kms::types::WrappingKeySpec::Rsa2048)
         .send()
         .await
         .unwrap_err();
     assert_eq!(code(&err), "UnsupportedOperationException");
     let err = client
         .create_key()
-        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
-        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .origin(aws_sdk_kms::types::OriginType::External)
         .send()
         .await
         .unwrap_err();

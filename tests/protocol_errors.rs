@@ -146,9 +146,9 @@ async fn each_bad_request_gets_the_aws_error_type() {
         },
         Case {
             name: "unimplemented operation",
-            target: "TrentService.CreateGrant",
+            target: "TrentService.GetParametersForImport",
             body: j(
-                json!({"KeyId": key_id, "GranteePrincipal": "arn:aws:iam::111122223333:root", "Operations": ["Decrypt"]}),
+                json!({"KeyId": key_id, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"}),
             ),
             creds: CREDS,
             expected: "UnsupportedOperationException",

@@ -127,12 +127,13 @@ pub fn decide(
     request: &AccessRequest,
     key_policy: &SharedPolicy,
     identity_policies: &[Arc<CompiledPolicy>],
+    grants: Option<&trent_policy::GrantIndex>,
 ) -> (&'static str, Result<(), KmsError>) {
     let evaluation = trent_policy::authorize(
         request,
         &key_policy.0,
         identity_policies.iter().map(|p| p.as_ref()),
-        None,
+        grants,
     );
     let name = evaluation.decision.simulator_name();
     if evaluation.decision == Decision::Allow {

@@ -171,6 +171,31 @@ pub enum KeyEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A grant was created on the key.
+    GrantCreated {
+        /// Payload schema version.
+        schema: u32,
+        /// The grant.
+        grant: GrantRecord,
+    },
+    /// A grant was retired (by its retiring principal, its grantee, or the account).
+    GrantRetired {
+        /// Payload schema version.
+        schema: u32,
+        /// The grant id.
+        grant_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A grant was revoked by someone allowed kms:RevokeGrant on the key.
+    GrantRevoked {
+        /// Payload schema version.
+        schema: u32,
+        /// The grant id.
+        grant_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// New material became current; older versions still decrypt.
     KeyMaterialRotated {
         /// Payload schema version.
@@ -182,6 +207,29 @@ pub enum KeyEvent {
         /// When.
         at: DateTime<Utc>,
     },
+}
+
+/// A grant as recorded in its `GrantCreated` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// The grant id (64 hex characters).
+    pub grant_id: String,
+    /// The grant's name, if given (CreateGrant is idempotent on it).
+    pub name: Option<String>,
+    /// Who may use the grant.
+    pub grantee_principal: String,
+    /// Who may retire it.
+    pub retiring_principal: Option<String>,
+    /// The operations it allows (AWS names).
+    pub operations: Vec<String>,
+    /// `EncryptionContextEquals` constraint.
+    pub encryption_context_equals: Option<std::collections::BTreeMap<String, String>>,
+    /// `EncryptionContextSubset` constraint.
+    pub encryption_context_subset: Option<std::collections::BTreeMap<String, String>>,
+    /// The account that created it.
+    pub issuing_account: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Every event of an alias's stream (`alias/ACCOUNT/REGION/NAME`).
@@ -263,6 +311,9 @@ impl KeyEvent {
             Self::KeyRotationEnabled { .. } => "KeyRotationEnabled",
             Self::KeyRotationDisabled { .. } => "KeyRotationDisabled",
             Self::KeyMaterialRotated { .. } => "KeyMaterialRotated",
+            Self::GrantCreated { .. } => "GrantCreated",
+            Self::GrantRetired { .. } => "GrantRetired",
+            Self::GrantRevoked { .. } => "GrantRevoked",
         }
     }
 

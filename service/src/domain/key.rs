@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::events::{KeyCreated, MaterialInfo, Tag};
+use super::events::{GrantRecord, KeyCreated, MaterialInfo, Tag};
 use crate::authorize::SharedPolicy;
 
 /// The KeyState values of AWS KMS.
@@ -78,6 +78,56 @@ pub struct KeySnapshot {
     /// The key policy compiled to Cedar (None if the stored text no longer compiles: every
     /// request on the key is then denied).
     pub compiled_policy: Option<SharedPolicy>,
+    /// The key's live grants, in creation order.
+    pub grants: Vec<GrantRecord>,
+    /// The grants compiled for evaluation (rebuilt when a grant is created or removed).
+    pub compiled_grants: Option<SharedGrants>,
+}
+
+/// A compiled grant index shared between snapshots; equal when the same grants are indexed.
+#[derive(Clone)]
+pub struct SharedGrants(pub std::sync::Arc<trent_policy::GrantIndex>);
+
+impl PartialEq for SharedGrants {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+    }
+}
+
+impl std::fmt::Debug for SharedGrants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedGrants({} grants)", self.0.len())
+    }
+}
+
+/// Compile a key's grants for evaluation; grants that do not compile are left out (and logged),
+/// which can only deny.
+pub fn compile_grants(key_id: &str, grants: &[GrantRecord]) -> Option<SharedGrants> {
+    if grants.is_empty() {
+        return None;
+    }
+    let mut index = trent_policy::GrantIndex::new();
+    for g in grants {
+        let grant = trent_policy::Grant {
+            grant_id: g.grant_id.clone(),
+            grantee_principal: g.grantee_principal.clone(),
+            operations: g
+                .operations
+                .iter()
+                .filter_map(|o| trent_policy::GrantOperation::parse(o))
+                .collect(),
+            constraints: (g.encryption_context_equals.is_some()
+                || g.encryption_context_subset.is_some())
+            .then(|| trent_policy::GrantConstraints {
+                encryption_context_equals: g.encryption_context_equals.clone(),
+                encryption_context_subset: g.encryption_context_subset.clone(),
+            }),
+        };
+        if let Err(e) = index.insert(grant) {
+            tracing::error!(key_id, grant_id = %g.grant_id, error = %e, "grant does not compile");
+        }
+    }
+    Some(SharedGrants(std::sync::Arc::new(index)))
 }
 
 /// Automatic rotation settings of a key.
@@ -113,6 +163,8 @@ impl KeySnapshot {
             materials_destroyed: false,
             rotation: None,
             compiled_policy: compile_stored_policy(&created.key_id, &created.policy),
+            grants: Vec::new(),
+            compiled_grants: None,
         }
     }
 
@@ -150,6 +202,8 @@ impl KeySnapshot {
             materials_destroyed: false,
             rotation: None,
             compiled_policy: None,
+            grants: Vec::new(),
+            compiled_grants: None,
         }
     }
 

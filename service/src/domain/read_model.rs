@@ -306,6 +306,14 @@ impl ReadModel {
                 })
             }
             KeyEvent::KeyRotationDisabled { .. } => key.rotation = None,
+            KeyEvent::GrantCreated { grant, .. } => {
+                key.grants.push(grant);
+                key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
+            }
+            KeyEvent::GrantRetired { grant_id, .. } | KeyEvent::GrantRevoked { grant_id, .. } => {
+                key.grants.retain(|g| g.grant_id != grant_id);
+                key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
+            }
             KeyEvent::KeyMaterialRotated {
                 material,
                 next_rotation_date,

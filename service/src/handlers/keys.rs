@@ -97,7 +97,7 @@ pub fn check_new_key_policy(
         .iter()
         .map(|p| p.compiled.clone())
         .collect();
-    let (_, allowed) = crate::authorize::decide(&request, &compiled, &identity);
+    let (_, allowed) = crate::authorize::decide(&request, &compiled, &identity, None);
     if allowed.is_err() {
         return Err(KmsError::MalformedPolicyDocument(
             "The new key policy will not allow you to update the key policy in the future.".into(),

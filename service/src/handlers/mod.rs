@@ -7,6 +7,7 @@ mod asymmetric;
 
 pub use asymmetric::algorithm_lists;
 mod crypto_ops;
+mod grants;
 mod key_policy;
 mod keys;
 mod lifecycle;
@@ -134,6 +135,11 @@ pub async fn dispatch(
         GenerateDataKeyPairWithoutPlaintext => {
             asymmetric::generate_data_key_pair(state, ctx, body, false).await
         }
+        CreateGrant => grants::create_grant(state, ctx, body),
+        ListGrants => grants::list_grants(state, ctx, body),
+        ListRetirableGrants => grants::list_retirable_grants(state, ctx, body),
+        RetireGrant => grants::retire_grant(state, ctx, body),
+        RevokeGrant => grants::revoke_grant(state, ctx, body),
         GetKeyPolicy => key_policy::get_key_policy(state, ctx, body),
         PutKeyPolicy => key_policy::put_key_policy(state, ctx, body),
         ListKeyPolicies => key_policy::list_key_policies(state, ctx, body),
@@ -142,6 +148,16 @@ pub async fn dispatch(
             other.name()
         ))),
     }
+}
+
+/// `DryRunOperationException` when DryRun is set (every check has passed by then).
+pub fn dry_run_check(flag: Option<bool>) -> Result<(), KmsError> {
+    if flag == Some(true) {
+        return Err(KmsError::DryRunOperation(
+            "The request would have succeeded, but the DryRun option is set.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The blob members of an operation's request, which never reach an audit record.
@@ -289,7 +305,8 @@ pub fn authorize_as(
         .iter()
         .map(|p| p.compiled.clone())
         .collect();
-    let (decision, result) = decide(&request, policy, &identity);
+    let grants = key.compiled_grants.as_ref().map(|g| g.0.as_ref());
+    let (decision, result) = decide(&request, policy, &identity, grants);
     ctx.count_decision(decision);
     result
 }
@@ -316,7 +333,7 @@ pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsE
         .iter()
         .map(|p| p.compiled.clone())
         .collect();
-    let (decision, result) = decide(&request, &policy, &identity);
+    let (decision, result) = decide(&request, &policy, &identity, None);
     ctx.count_decision(decision);
     result
 }

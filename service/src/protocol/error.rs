@@ -69,6 +69,12 @@ pub enum KmsError {
     /// Imported key material is not valid for the key.
     #[error("{0}")]
     IncorrectKeyMaterial(String),
+    /// A grant token is not valid.
+    #[error("{0}")]
+    InvalidGrantToken(String),
+    /// A grant id does not name a grant of the key.
+    #[error("{0}")]
+    InvalidGrantId(String),
     /// A key policy document is malformed.
     #[error("{0}")]
     MalformedPolicyDocument(String),
@@ -117,6 +123,8 @@ impl KmsError {
             Self::InvalidArn(_) => "InvalidArnException",
             Self::InvalidMarker(_) => "InvalidMarkerException",
             Self::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
+            Self::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            Self::InvalidGrantId(_) => "InvalidGrantIdException",
             Self::KmsInvalidSignature(_) => "KMSInvalidSignatureException",
             Self::KmsInvalidMac(_) => "KMSInvalidMacException",
             Self::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
