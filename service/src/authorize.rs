@@ -121,20 +121,27 @@ pub fn key_request(
     b.build()
 }
 
-/// Evaluate `request` against `key_policy` and the caller's identity policies; `Ok` when allowed,
-/// otherwise AWS's `AccessDeniedException`. Returns the simulator name of the decision too.
-pub fn decide(
+/// Evaluate `request` against the key policy, the caller's identity policies and the key's grants:
+/// the one evaluation that live calls and `trent policy simulate` share.
+pub fn evaluate(
     request: &AccessRequest,
     key_policy: &SharedPolicy,
     identity_policies: &[Arc<CompiledPolicy>],
     grants: Option<&trent_policy::GrantIndex>,
-) -> (&'static str, Result<(), KmsError>) {
-    let evaluation = trent_policy::authorize(
+) -> trent_policy::Evaluation {
+    trent_policy::authorize(
         request,
         &key_policy.0,
         identity_policies.iter().map(|p| p.as_ref()),
         grants,
-    );
+    )
+}
+
+/// `Ok` for an allow, otherwise AWS's `AccessDeniedException`; with the decision's simulator name.
+pub fn verdict(
+    request: &AccessRequest,
+    evaluation: &trent_policy::Evaluation,
+) -> (&'static str, Result<(), KmsError>) {
     let name = evaluation.decision.simulator_name();
     if evaluation.decision == Decision::Allow {
         return (name, Ok(()));
@@ -151,4 +158,17 @@ pub fn decide(
             )
         });
     (name, Err(KmsError::AccessDenied(message)))
+}
+
+/// Evaluate and judge in one step (the request path).
+pub fn decide(
+    request: &AccessRequest,
+    key_policy: &SharedPolicy,
+    identity_policies: &[Arc<CompiledPolicy>],
+    grants: Option<&trent_policy::GrantIndex>,
+) -> (&'static str, Result<(), KmsError>) {
+    verdict(
+        request,
+        &evaluate(request, key_policy, identity_policies, grants),
+    )
 }

@@ -36,11 +36,63 @@ enum Command {
     Migrate(StoreArgs),
     /// Rebuild the read model from the events alone and check it against the keystore.
     Replay(ReplayArgs),
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Audit trail tools.
     Trail {
         #[command(subcommand)]
         command: TrailCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Would PRINCIPAL be allowed ACTION on KEY? Prints the decision (allowed, explicitDeny,
+    /// implicitDeny), the deciding statements and grants, and the context keys the policies
+    /// needed but the request lacked, as JSON. Uses the same evaluation as live calls.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Identity file (the server's --config); without it, the development identity.
+    #[arg(long, env = "TRENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Account of the development identity.
+    #[arg(long, env = "TRENT_ACCOUNT_ID", default_value = DEV_ACCOUNT_ID)]
+    account_id: String,
+    /// The caller's ARN.
+    #[arg(long)]
+    principal: String,
+    /// The action, e.g. kms:Decrypt.
+    #[arg(long)]
+    action: String,
+    /// The key ARN (or key id).
+    #[arg(long)]
+    key: String,
+    /// Encryption context pairs, KEY=VALUE (repeatable).
+    #[arg(long = "encryption-context", value_parser = parse_pair)]
+    encryption_context: Vec<(String, String)>,
+    /// The client address for aws:SourceIp.
+    #[arg(long)]
+    source_ip: Option<std::net::IpAddr>,
+    /// A candidate key policy (file) instead of the key's current one.
+    #[arg(long)]
+    key_policy_file: Option<PathBuf>,
+    /// Candidate identity policies (files) instead of the principal's current ones.
+    #[arg(long = "identity-policy-file")]
+    identity_policy_files: Vec<PathBuf>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +193,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => replay(args).await,
+        Command::Policy {
+            command: PolicyCommand::Simulate(args),
+        } => simulate(args).await,
         Command::Trail {
             command: TrailCommand::Verify(store),
         } => trail_verify(store).await,
@@ -289,6 +344,46 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let identities = match &args.config {
+        Some(path) => Identities::load(path)?,
+        None => Identities::development(&args.account_id),
+    };
+    let store = open_store(&args.store).await?;
+    let model = rebuild_read_model(&store).await?;
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let input = crate::simulate::SimulationInput {
+        principal: args.principal,
+        action: args.action,
+        key: args.key,
+        region: None,
+        encryption_context: (!args.encryption_context.is_empty())
+            .then(|| args.encryption_context.into_iter().collect()),
+        encryption_algorithm: None,
+        source_ip: args.source_ip,
+        key_policy: args.key_policy_file.as_ref().map(read).transpose()?,
+        identity_policies: if args.identity_policy_files.is_empty() {
+            None
+        } else {
+            Some(
+                args.identity_policy_files
+                    .iter()
+                    .map(read)
+                    .collect::<Result<_, _>>()?,
+            )
+        },
+    };
+    let result = crate::simulate::simulate(&model, &identities, &input)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(if result.decision == "allowed" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn trail_verify(args: StoreArgs) -> anyhow::Result<ExitCode> {

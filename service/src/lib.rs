@@ -18,5 +18,6 @@ pub mod metrics;
 pub mod protocol;
 pub mod scheduler;
 pub mod server;
+pub mod simulate;
 pub mod state;
 pub mod store;

@@ -104,6 +104,21 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
+/// Policy simulation (admin listener): the JSON body is a `simulate::SimulationInput`.
+async fn simulate_endpoint(
+    state: web::Data<AppState>,
+    input: web::Json<crate::simulate::SimulationInput>,
+) -> HttpResponse {
+    let model = match state.read_model() {
+        Ok(m) => m,
+        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
+    };
+    match crate::simulate::simulate(&model, &state.identities, &input) {
+        Ok(result) => HttpResponse::Ok().json(result),
+        Err(e) => HttpResponse::BadRequest().json(serde_json::json!({ "error": e.to_string() })),
+    }
+}
+
 /// Ready when the store answers and the audit writer takes units (admin listener).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let store_ok = state.store.read_events(i64::MAX, 1).await.is_ok();
@@ -430,6 +445,7 @@ pub async fn serve(
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(health))
             .route("/readyz", web::get().to(ready))
+            .route("/simulate", web::post().to(simulate_endpoint))
     })
     .workers(1)
     .bind(admin_listen)?

@@ -364,6 +364,15 @@ impl Identities {
             .map(|c| c.secret.clone())
     }
 
+    /// A principal by ARN (the first access key's view of it), for policy simulation.
+    pub fn principal_by_arn(&self, arn: &str) -> Option<&Principal> {
+        self.by_access_key
+            .values()
+            .map(|c| &c.principal)
+            .filter(|p| p.arn == arn)
+            .min_by(|a, b| a.access_key_id.cmp(&b.access_key_id))
+    }
+
     /// The principal an access key belongs to.
     pub fn principal(&self, access_key_id: &str) -> Option<&Principal> {
         self.by_access_key.get(access_key_id).map(|c| &c.principal)

@@ -1,0 +1,161 @@
+//! Policy simulation: would this principal be allowed this action on this key, with this request
+//! context, under the current policies or proposed ones, and which statements and grants decide?
+//! It builds the request and evaluates it with `authorize::key_request` and `authorize::evaluate`,
+//! the same functions live calls use; nothing here re-implements a rule.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use trent_policy::{CompiledPolicy, PolicyKind};
+
+use crate::auth::identity::Identities;
+use crate::authorize::{compile_key_policy, evaluate, key_request, verdict, CallFacts};
+use crate::domain::read_model::ReadModel;
+
+/// A simulation question.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationInput {
+    /// The caller's ARN (a principal of the identity file).
+    pub principal: String,
+    /// The action, e.g. `kms:Decrypt`.
+    pub action: String,
+    /// The key: key ARN, or key id with `region`.
+    pub key: String,
+    /// The region, when `key` is a bare key id.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The request's encryption context (cryptographic operations).
+    #[serde(default)]
+    pub encryption_context: Option<BTreeMap<String, String>>,
+    /// The encryption algorithm requested.
+    #[serde(default)]
+    pub encryption_algorithm: Option<String>,
+    /// The client's address (`aws:SourceIp`).
+    #[serde(default)]
+    pub source_ip: Option<std::net::IpAddr>,
+    /// A candidate key policy to evaluate instead of the key's current one.
+    #[serde(default)]
+    pub key_policy: Option<String>,
+    /// Candidate identity policies to evaluate instead of the principal's current ones.
+    #[serde(default)]
+    pub identity_policies: Option<Vec<String>>,
+}
+
+/// One statement that matched.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchedStatement {
+    /// `key-policy`, or the identity policy's name.
+    pub source: String,
+    /// The statement's Sid, if any.
+    pub sid: Option<String>,
+    /// The statement's index in its document.
+    pub index: usize,
+    /// `Allow` or `Deny`.
+    pub effect: String,
+}
+
+/// The answer, in IAM's policy simulator's terms.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationResult {
+    /// `allowed`, `explicitDeny` or `implicitDeny`.
+    pub decision: String,
+    /// The statements that decided.
+    pub matched_statements: Vec<MatchedStatement>,
+    /// The grants that allowed.
+    pub matched_grants: Vec<String>,
+    /// Condition keys the policies use that the request did not carry.
+    pub missing_context_keys: Vec<String>,
+    /// The AccessDeniedException message a live call would get, for a denial.
+    pub denial_message: Option<String>,
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    /// The principal is not in the identities.
+    #[error("no principal {0} in the identities")]
+    UnknownPrincipal(String),
+    /// The key does not exist.
+    #[error("no key {0}")]
+    UnknownKey(String),
+    /// A candidate policy does not compile.
+    #[error("{0}")]
+    MalformedPolicy(String),
+}
+
+/// Run one simulation against the read model and identities.
+pub fn simulate(
+    model: &ReadModel,
+    identities: &Identities,
+    input: &SimulationInput,
+) -> Result<SimulationResult, SimulationError> {
+    let principal = identities
+        .principal_by_arn(&input.principal)
+        .ok_or_else(|| SimulationError::UnknownPrincipal(input.principal.clone()))?;
+    let key_id = match input.key.rsplit_once(":key/") {
+        Some((_, id)) => id.to_string(),
+        None => input.key.clone(),
+    };
+    let key = model
+        .live_key(&key_id)
+        .filter(|k| input.region.as_deref().is_none_or(|r| k.region == r))
+        .ok_or_else(|| SimulationError::UnknownKey(input.key.clone()))?;
+    let key_policy = match &input.key_policy {
+        Some(text) => {
+            compile_key_policy(text).map_err(|e| SimulationError::MalformedPolicy(e.to_string()))?
+        }
+        None => key.compiled_policy.clone().ok_or_else(|| {
+            SimulationError::MalformedPolicy("the stored key policy does not compile".into())
+        })?,
+    };
+    let identity: Vec<Arc<CompiledPolicy>> = match &input.identity_policies {
+        Some(texts) => texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                CompiledPolicy::from_text(t, PolicyKind::Identity, &format!("candidate-{i}"))
+                    .map(Arc::new)
+                    .map_err(|e| SimulationError::MalformedPolicy(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+        None => principal
+            .policies
+            .iter()
+            .map(|p| p.compiled.clone())
+            .collect(),
+    };
+    let facts = CallFacts {
+        source_ip: input.source_ip,
+        encryption_context: input.encryption_context.as_ref(),
+        encryption_algorithm: input.encryption_algorithm.as_deref(),
+        request_alias: None,
+        resource_aliases: model
+            .aliases_of(&key.key_id)
+            .map(|a| a.name.clone())
+            .collect(),
+    };
+    let request = key_request(principal, &input.action, key, &facts);
+    let grants = key.compiled_grants.as_ref().map(|g| g.0.as_ref());
+    let evaluation = evaluate(&request, &key_policy, &identity, grants);
+    let (decision, result) = verdict(&request, &evaluation);
+    Ok(SimulationResult {
+        decision: decision.to_string(),
+        matched_statements: evaluation
+            .statements
+            .iter()
+            .map(|s| MatchedStatement {
+                source: s.source.clone(),
+                sid: s.sid.clone(),
+                index: s.index,
+                effect: format!("{:?}", s.effect),
+            })
+            .collect(),
+        matched_grants: evaluation.grants.clone(),
+        missing_context_keys: evaluation.missing_context_keys.clone(),
+        denial_message: result.err().map(|e| e.message()),
+    })
+}
