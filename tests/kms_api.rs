@@ -377,7 +377,68 @@ async fn unimplemented_operations_say_so(store: StoreKind) {
     assert_eq!(code(&err), "UnsupportedOperationException");
 }
 
+async fn key_last_usage(store: StoreKind) {
+    let mut server = TestServer::start(store);
+    let client = server.client();
+    let key = create_key(&client).await;
+    let fresh = client
+        .get_key_last_usage()
+        .key_id(&key)
+        .send()
+        .await
+        .expect("last usage");
+    assert!(fresh.key_last_usage().is_none(), "a new key has no use");
+    assert!(fresh.tracking_start_date().is_some());
+    let enc = client
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"u".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let request_id = aws_sdk_kms::operation::RequestId::request_id(&enc)
+        .unwrap()
+        .to_string();
+    client.describe_key().key_id(&key).send().await.unwrap();
+    let _ = client
+        .decrypt()
+        .ciphertext_blob(Blob::new(vec![0u8; 80]))
+        .send()
+        .await
+        .unwrap_err();
+    let check = |out: aws_sdk_kms::operation::get_key_last_usage::GetKeyLastUsageOutput| {
+        let last = out.key_last_usage().expect("a use").clone();
+        assert_eq!(
+            last.operation().map(|o| o.as_str()),
+            Some("Encrypt"),
+            "DescribeKey and failures do not count"
+        );
+        assert_eq!(last.kms_request_id(), Some(request_id.as_str()));
+        assert!(last.cloud_trail_event_id().is_some());
+    };
+    check(
+        client
+            .get_key_last_usage()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap(),
+    );
+    // Rebuilt from the audit records after a restart.
+    server.restart();
+    check(
+        server
+            .client()
+            .get_key_last_usage()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap(),
+    );
+}
+
 on_both_stores!(
+    key_last_usage,
     create_describe_and_list,
     encrypt_decrypt_and_context,
     data_keys_and_random,

@@ -232,6 +232,24 @@ fn load_root_key(args: &StoreArgs) -> anyhow::Result<RootKey> {
     Ok(RootKey::load_or_create(&path)?)
 }
 
+/// Rebuild the last-use table from the audit records (the source of truth).
+pub async fn rebuild_key_usage(store: &SharedStore) -> anyhow::Result<crate::usage::KeyUsage> {
+    let usage = crate::usage::KeyUsage::default();
+    let mut after = 0;
+    loop {
+        let records = store.read_audit(after, 1000).await?;
+        let Some(last) = records.last() else {
+            return Ok(usage);
+        };
+        after = last.sequence;
+        for r in &records {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&r.record) {
+                usage.observe_record(&json);
+            }
+        }
+    }
+}
+
 /// Project every stored event into a fresh read model.
 pub async fn rebuild_read_model(store: &SharedStore) -> anyhow::Result<ReadModel> {
     let mut model = ReadModel::default();
@@ -266,6 +284,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
+    let key_usage = rebuild_key_usage(&store).await?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (writer, writer_task) = CommitWriter::start(store.clone(), model.clone(), metrics.clone());
     let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
@@ -285,6 +304,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         root_key,
         materials: MaterialCache::default(),
         account_policies: Default::default(),
+        key_usage,
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
     crate::server::serve(state, args.listen, args.admin_listen, interval).await?;

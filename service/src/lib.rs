@@ -21,3 +21,4 @@ pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod store;
+pub mod usage;

@@ -221,11 +221,35 @@ async fn handle_kms_call(
             Ok(outcome) => (None, outcome),
             Err(e) => (Some(e), Outcome::default()),
         };
-        let record = audit_record(req, &call, event_time, resources, &outcome, error.as_ref());
+        let record = audit_record(
+            req,
+            &call,
+            event_time,
+            resources.clone(),
+            &outcome,
+            error.as_ref(),
+        );
+        let event_id = record.event_id.clone();
         let mut unit = outcome.unit;
         unit.audit = Some(record);
         match state.writer.commit(unit).await {
             Ok(_) => {
+                state.key_usage.start_tracking(event_time);
+                if let (None, Some(op)) = (&error, call.operation) {
+                    if crate::usage::is_tracked(op) {
+                        for arn in &resources {
+                            state.key_usage.record(
+                                arn,
+                                crate::usage::LastUse {
+                                    operation: op.name().to_string(),
+                                    at: event_time,
+                                    event_id: event_id.clone(),
+                                    request_id: request_id.clone(),
+                                },
+                            );
+                        }
+                    }
+                }
                 return match error {
                     None => {
                         let text = if outcome.body.is_null() {

@@ -146,6 +146,8 @@ pub struct AppState {
     pub materials: MaterialCache,
     /// Per account, the compiled "delegate to IAM" policy for operations that take no key.
     pub account_policies: RwLock<HashMap<String, crate::authorize::SharedPolicy>>,
+    /// The last cryptographic use of each key (GetKeyLastUsage).
+    pub key_usage: crate::usage::KeyUsage,
 }
 
 impl AppState {

@@ -253,3 +253,38 @@ pub fn list_keys(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Ou
     );
     Ok(Outcome::reply(body))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetKeyLastUsageRequest {
+    key_id: String,
+}
+
+/// GetKeyLastUsage: the key's last successful cryptographic use since tracking started.
+pub fn get_key_last_usage(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: GetKeyLastUsageRequest = decode(body)?;
+    let key = super::key_for(state, ctx, &req.key_id)?;
+    let mut body = json!({
+        "KeyId": key.arn(),
+        "KeyCreationDate": crate::domain::key::epoch_seconds(key.created_at),
+    });
+    let start = state
+        .key_usage
+        .tracking_start()
+        .map(|t| t.max(key.created_at))
+        .unwrap_or(key.created_at);
+    body["TrackingStartDate"] = json!(crate::domain::key::epoch_seconds(start));
+    if let Some(last) = state.key_usage.last_use(&key.arn()) {
+        body["KeyLastUsage"] = json!({
+            "Operation": last.operation,
+            "Timestamp": crate::domain::key::epoch_seconds(last.at),
+            "CloudTrailEventId": last.event_id,
+            "KmsRequestId": last.request_id,
+        });
+    }
+    Ok(Outcome::reply(body))
+}
