@@ -511,3 +511,204 @@ fn aws_cli_lifecycle_sqlite() {
 fn aws_cli_lifecycle_postgres() {
     lifecycle(StoreKind::Postgres);
 }
+
+/// Run the CLI as another identity; returns (success, stdout JSON or Null, stderr).
+fn run_as(server: &TestServer, creds: (&str, &str), args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(awscli::aws())
+        .args(args)
+        .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", creds.0)
+        .env("AWS_SECRET_ACCESS_KEY", creds.1)
+        .env("AWS_DEFAULT_REGION", common::REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .expect("aws runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asymmetric and HMAC keys through the real CLI: create-key with a spec, get-public-key, sign,
+/// verify (and a tampered signature), generate-mac and verify-mac.
+#[test]
+fn aws_cli_asymmetric_keys() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("msg");
+    std::fs::write(&msg, b"release v1.2.3").unwrap();
+    let msg_arg = format!("fileb://{}", msg.display());
+
+    let created = aws(
+        &server,
+        &[
+            "kms",
+            "create-key",
+            "--key-spec",
+            "ECC_NIST_P256",
+            "--key-usage",
+            "SIGN_VERIFY",
+        ],
+    );
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        created["KeyMetadata"]["SigningAlgorithms"],
+        serde_json::json!(["ECDSA_SHA_256"])
+    );
+    let public = aws(&server, &["kms", "get-public-key", "--key-id", &key]);
+    assert_eq!(public["KeySpec"], "ECC_NIST_P256");
+    assert!(public["PublicKey"].as_str().is_some_and(|p| !p.is_empty()));
+
+    let signed = aws(
+        &server,
+        &[
+            "kms",
+            "sign",
+            "--key-id",
+            &key,
+            "--message",
+            &msg_arg,
+            "--signing-algorithm",
+            "ECDSA_SHA_256",
+        ],
+    );
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signed["Signature"].as_str().unwrap())
+        .unwrap();
+    let sig = dir.path().join("sig");
+    std::fs::write(&sig, &signature).unwrap();
+    let sig_arg = format!("fileb://{}", sig.display());
+    let verified = aws(
+        &server,
+        &[
+            "kms",
+            "verify",
+            "--key-id",
+            &key,
+            "--message",
+            &msg_arg,
+            "--signature",
+            &sig_arg,
+            "--signing-algorithm",
+            "ECDSA_SHA_256",
+        ],
+    );
+    assert_eq!(verified["SignatureValid"], true);
+    let mut bad = signature.clone();
+    let n = bad.len() - 3;
+    bad[n] ^= 1;
+    std::fs::write(&sig, &bad).unwrap();
+    let err = aws_err(
+        &server,
+        &[
+            "kms",
+            "verify",
+            "--key-id",
+            &key,
+            "--message",
+            &msg_arg,
+            "--signature",
+            &sig_arg,
+            "--signing-algorithm",
+            "ECDSA_SHA_256",
+        ],
+    );
+    assert!(err.contains("KMSInvalidSignatureException"), "{err}");
+
+    let mac_key = aws(
+        &server,
+        &[
+            "kms",
+            "create-key",
+            "--key-spec",
+            "HMAC_256",
+            "--key-usage",
+            "GENERATE_VERIFY_MAC",
+        ],
+    );
+    let mac_key = mac_key["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mac = aws(
+        &server,
+        &[
+            "kms",
+            "generate-mac",
+            "--key-id",
+            &mac_key,
+            "--message",
+            &msg_arg,
+            "--mac-algorithm",
+            "HMAC_SHA_256",
+        ],
+    );
+    let mac_file = dir.path().join("mac");
+    std::fs::write(
+        &mac_file,
+        base64::engine::general_purpose::STANDARD
+            .decode(mac["Mac"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let ok = aws(
+        &server,
+        &[
+            "kms",
+            "verify-mac",
+            "--key-id",
+            &mac_key,
+            "--message",
+            &msg_arg,
+            "--mac",
+            &format!("fileb://{}", mac_file.display()),
+            "--mac-algorithm",
+            "HMAC_SHA_256",
+        ],
+    );
+    assert_eq!(ok["MacValid"], true);
+}
+
+/// Authorization through the real CLI with the example identities: bob is denied by a default key
+/// policy (no identity policy), alice is allowed where the key policy names her.
+#[test]
+fn aws_cli_authorization_with_example_identities() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/identities.toml");
+    let server = TestServer::start_with(StoreKind::Sqlite, &["--config", config]);
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+        {"Sid":"Alice","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kms:DescribeKey","Resource":"*"}]}"#;
+    let created = aws(&server, &["kms", "create-key", "--policy", policy]);
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alice = (
+        "AKIAALICEEXAMPLE0001",
+        "aliceSecretKeyExample000000000000000001",
+    );
+    let bob = (
+        "AKIABOBEXAMPLE000002",
+        "bobSecretKeyExample0000000000000000002",
+    );
+    let (ok, described, stderr) =
+        run_as(&server, alice, &["kms", "describe-key", "--key-id", &key]);
+    assert!(ok, "alice: {stderr}");
+    assert_eq!(described["KeyMetadata"]["KeyId"], key.as_str());
+    let (ok, _, stderr) = run_as(&server, bob, &["kms", "describe-key", "--key-id", &key]);
+    assert!(!ok);
+    assert!(stderr.contains("AccessDeniedException"), "{stderr}");
+    assert!(
+        stderr.contains("user/bob is not authorized to perform: kms:DescribeKey"),
+        "{stderr}"
+    );
+}
