@@ -99,6 +99,39 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 enum TrailCommand {
     /// Walk the audit hash chain and name the first broken link.
     Verify(StoreArgs),
+    /// Write the audit records not yet exported as CloudTrail log files with signed digests.
+    Export(TrailExportArgs),
+    /// Check an export directory: digest signatures and chains, log file hashes, missing and
+    /// added files (needs no store).
+    Validate(TrailValidateArgs),
+}
+
+#[derive(Debug, Args)]
+struct TrailExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The export directory (CloudTrail's bucket layout; the resume point is kept in it).
+    #[arg(long)]
+    out: PathBuf,
+    /// The private digest key (PKCS#8 DER, created 0600 on first export); by default
+    /// `DATA_DIR/trail-digest.key`.
+    #[arg(long, env = "TRENT_DIGEST_KEY_FILE")]
+    digest_key_file: Option<PathBuf>,
+    /// The trail name used in digest file names.
+    #[arg(long, default_value = "trent")]
+    trail_name: String,
+    /// At most this many records per log file (a file never spans two 5-minute slices either).
+    #[arg(long, default_value_t = 1000)]
+    max_records_per_file: usize,
+}
+
+#[derive(Debug, Args)]
+struct TrailValidateArgs {
+    /// The export directory.
+    dir: PathBuf,
+    /// Trust only this public key (PEM or DER), instead of those published in the directory.
+    #[arg(long)]
+    public_key: Option<PathBuf>,
 }
 
 /// Where the events, audit records and sealed key material live.
@@ -199,6 +232,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trail {
             command: TrailCommand::Verify(store),
         } => trail_verify(store).await,
+        Command::Trail {
+            command: TrailCommand::Export(args),
+        } => trail_export(args).await,
+        Command::Trail {
+            command: TrailCommand::Validate(args),
+        } => trail_validate(args),
     }
 }
 
@@ -431,4 +470,42 @@ async fn trail_verify(args: StoreArgs) -> anyhow::Result<ExitCode> {
         verifier.verified()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn trail_export(args: TrailExportArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args.store).await?;
+    let opts = crate::trail::export::ExportOptions {
+        key_file: args
+            .digest_key_file
+            .unwrap_or_else(|| args.store.data_dir.join("trail-digest.key")),
+        out: args.out,
+        trail_name: args.trail_name,
+        max_records_per_file: args.max_records_per_file,
+    };
+    let started = std::time::Instant::now();
+    let report = crate::trail::export::export(&store, &opts, chrono::Utc::now()).await?;
+    if report.finished_interrupted_run {
+        println!("trail export: finished the digests of an interrupted run");
+    }
+    println!(
+        "trail export: {} records in {} log files, {} digest files, up to audit record {}, digest key {} ({:.0} records/s)",
+        report.records,
+        report.log_files,
+        report.digests,
+        report.last_sequence,
+        report.key_fingerprint,
+        report.records as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trail_validate(args: TrailValidateArgs) -> anyhow::Result<ExitCode> {
+    let report = crate::trail::validate::validate(&args.dir, args.public_key.as_deref())
+        .with_context(|| format!("cannot read {}", args.dir.display()))?;
+    println!("{report}");
+    Ok(if report.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -21,4 +21,5 @@ pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod store;
+pub mod trail;
 pub mod usage;
