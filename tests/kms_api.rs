@@ -370,7 +370,7 @@ async fn unimplemented_operations_say_so(store: StoreKind) {
     assert_eq!(code(&err), "UnsupportedOperationException");
     let err = client
         .create_key()
-        .origin(aws_sdk_kms::types::OriginType::External)
+        .origin(aws_sdk_kms::types::OriginType::AwsCloudhsm)
         .send()
         .await
         .unwrap_err();

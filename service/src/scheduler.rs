@@ -2,7 +2,8 @@
 //! (1) catches the read model up with events other processes wrote, (2) deletes keys whose waiting
 //! period has passed (KeyDeleted, aliases removed, a `DeleteKey` AwsServiceEvent record, all in one
 //! commit) and then destroys their sealed material, (3) finishes crypto-shredding that a crash
-//! interrupted, and (4) rotates keys whose automatic rotation is due (`RotateKey` record).
+//! interrupted, (4) rotates keys whose automatic rotation is due (`RotateKey` record), and (5)
+//! destroys imported key material whose ValidTo has passed (`DeleteExpiredKeyMaterial` record).
 //!
 //! Exactly once, even with several processes on one database: every action is an append with the
 //! key's expected stream version, so of two processes racing for the same action one commits and the
@@ -30,6 +31,8 @@ pub struct TickReport {
     pub shredded: Vec<String>,
     /// Keys rotated automatically.
     pub rotated: Vec<String>,
+    /// Keys whose imported material expired and was destroyed.
+    pub expired: Vec<String>,
 }
 
 /// Errors of a tick (logged by the background loop; the next tick tries again).
@@ -182,6 +185,16 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
                 .inc();
         }
     }
+    for key in due_expiry(state, now)? {
+        if expire_imported_material(state, &key, now).await? {
+            report.expired.push(key.key_id.clone());
+            state
+                .metrics
+                .scheduler_actions
+                .with_label_values(&["DeleteExpiredKeyMaterial"])
+                .inc();
+        }
+    }
     // An action lost to another process is visible once its events are read.
     catch_up(state).await?;
     Ok(report)
@@ -306,4 +319,47 @@ async fn rotate(
         Some(serde_json::json!({ "keyMaterialId": info.material_id })),
     ));
     commit(state, unit).await
+}
+
+/// Live keys whose imported material is present and past its ValidTo.
+fn due_expiry(state: &AppState, now: DateTime<Utc>) -> Result<Vec<KeySnapshot>, SchedulerError> {
+    let model = state
+        .read_model()
+        .map_err(|e| SchedulerError::Action(e.to_string()))?;
+    Ok(model
+        .all_keys()
+        .filter(|k| k.is_live())
+        .filter(|k| {
+            k.imported
+                .as_ref()
+                .is_some_and(|i| i.present && i.valid_to.is_some_and(|t| t <= now))
+        })
+        .cloned()
+        .collect())
+}
+
+/// Destroy expired imported material (the key goes back to PendingImport) with a
+/// `DeleteExpiredKeyMaterial` record. The material goes first; the events and the record commit
+/// with the key's expected version, so of two processes only one records the expiry, and a
+/// crash in between only repeats the (idempotent) destruction at the next tick.
+async fn expire_imported_material(
+    state: &AppState,
+    key: &KeySnapshot,
+    now: DateTime<Utc>,
+) -> Result<bool, SchedulerError> {
+    let events = crate::handlers::import::destroy_imported_material(state, key, true, now).await?;
+    let unit = CommitUnit {
+        appends: vec![StreamAppend {
+            stream: KeyEvent::stream_for(&key.key_id),
+            expected_version: key.stream_version,
+            events: events.into_iter().map(encode).collect::<Result<_, _>>()?,
+        }],
+        audit: Some(audit("DeleteExpiredKeyMaterial", key, now, None)),
+        ..Default::default()
+    };
+    let done = commit(state, unit).await?;
+    if done {
+        tracing::info!(key_id = %key.key_id, "imported key material expired and was destroyed");
+    }
+    Ok(done)
 }

@@ -55,8 +55,9 @@ pub struct KeyCreated {
     pub tags: Vec<Tag>,
     /// Whether it is a multi-Region key.
     pub multi_region: bool,
-    /// The first material.
-    pub material: MaterialInfo,
+    /// The first material (None for a key of Origin EXTERNAL, which waits for imported material).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<MaterialInfo>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }
@@ -207,6 +208,33 @@ pub enum KeyEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Key material was imported into a key of Origin EXTERNAL (first import, or the same
+    /// material again); the key becomes usable.
+    KeyMaterialImported {
+        /// Payload schema version.
+        schema: u32,
+        /// The material version (the same version again when the same material is re-imported).
+        material: MaterialInfo,
+        /// Hex SHA-256 of the material bound to the key id: compares a re-import with the
+        /// first import without keeping the material (which deletion destroys).
+        fingerprint: String,
+        /// `KEY_MATERIAL_EXPIRES` or `KEY_MATERIAL_DOES_NOT_EXPIRE`.
+        expiration_model: String,
+        /// When the material expires (with `KEY_MATERIAL_EXPIRES`).
+        valid_to: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Imported material was deleted (by DeleteImportedKeyMaterial, or by the service when it
+    /// expired); the key waits for the same material again.
+    ImportedKeyMaterialDeleted {
+        /// Payload schema version.
+        schema: u32,
+        /// Whether the service deleted it at its ValidTo.
+        expired: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// A grant as recorded in its `GrantCreated` event.
@@ -311,6 +339,8 @@ impl KeyEvent {
             Self::KeyRotationEnabled { .. } => "KeyRotationEnabled",
             Self::KeyRotationDisabled { .. } => "KeyRotationDisabled",
             Self::KeyMaterialRotated { .. } => "KeyMaterialRotated",
+            Self::KeyMaterialImported { .. } => "KeyMaterialImported",
+            Self::ImportedKeyMaterialDeleted { .. } => "ImportedKeyMaterialDeleted",
             Self::GrantCreated { .. } => "GrantCreated",
             Self::GrantRetired { .. } => "GrantRetired",
             Self::GrantRevoked { .. } => "GrantRevoked",

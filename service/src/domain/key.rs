@@ -82,6 +82,23 @@ pub struct KeySnapshot {
     pub grants: Vec<GrantRecord>,
     /// The grants compiled for evaluation (rebuilt when a grant is created or removed).
     pub compiled_grants: Option<SharedGrants>,
+    /// Imported material of a key of Origin EXTERNAL (None until the first import).
+    pub imported: Option<ImportedMaterial>,
+}
+
+/// What the service knows about a key's imported material (never the material itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedMaterial {
+    /// The material version it is sealed under.
+    pub version: i32,
+    /// Hex SHA-256 of the material bound to the key id (re-imports must match it).
+    pub fingerprint: String,
+    /// Whether the material is in the keystore (false after deletion or expiry).
+    pub present: bool,
+    /// `KEY_MATERIAL_EXPIRES` or `KEY_MATERIAL_DOES_NOT_EXPIRE`.
+    pub expiration_model: String,
+    /// When the material expires, while it is present.
+    pub valid_to: Option<DateTime<Utc>>,
 }
 
 /// A compiled grant index shared between snapshots; equal when the same grants are indexed.
@@ -153,9 +170,12 @@ impl KeySnapshot {
             policy: created.policy.clone(),
             tags: created.tags.clone(),
             multi_region: created.multi_region,
-            state: KeyState::Enabled,
+            state: match created.material {
+                Some(_) => KeyState::Enabled,
+                None => KeyState::PendingImport,
+            },
             created_at: created.created_at,
-            materials: vec![created.material.clone()],
+            materials: created.material.iter().cloned().collect(),
             stream_version: version,
             deletion_date: None,
             pending_window_days: None,
@@ -165,6 +185,7 @@ impl KeySnapshot {
             compiled_policy: compile_stored_policy(&created.key_id, &created.policy),
             grants: Vec::new(),
             compiled_grants: None,
+            imported: None,
         }
     }
 
@@ -176,6 +197,15 @@ impl KeySnapshot {
     /// The material that new encryptions use.
     pub fn current_material(&self) -> Option<&MaterialInfo> {
         self.materials.last()
+    }
+
+    /// Whether the key has usable material (a key of Origin EXTERNAL only while imported
+    /// material is present).
+    pub fn has_material(&self) -> bool {
+        match &self.imported {
+            Some(imported) => imported.present,
+            None => !self.materials.is_empty(),
+        }
     }
 
     /// A stand-in for a key about to be created in `account` and `region` (to evaluate a policy
@@ -204,6 +234,7 @@ impl KeySnapshot {
             compiled_policy: None,
             grants: Vec::new(),
             compiled_grants: None,
+            imported: None,
         }
     }
 
@@ -245,8 +276,14 @@ impl KeySnapshot {
         for (name, list) in crate::handlers::algorithm_lists(&self.key_spec, &self.key_usage) {
             m[name] = list;
         }
-        if let Some(material) = self.current_material() {
+        if let Some(material) = self.current_material().filter(|_| self.has_material()) {
             m["CurrentKeyMaterialId"] = json!(material.material_id);
+        }
+        if let Some(imported) = self.imported.as_ref().filter(|i| i.present) {
+            m["ExpirationModel"] = json!(imported.expiration_model);
+            if let Some(valid_to) = imported.valid_to {
+                m["ValidTo"] = json!(epoch_seconds(valid_to));
+            }
         }
         if let (Some(date), Some(days)) = (self.deletion_date, self.pending_window_days) {
             m["DeletionDate"] = json!(epoch_seconds(date));

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::store::StoredEvent;
 
 use super::events::{AliasEvent, KeyEvent};
-use super::key::{KeySnapshot, KeyState, RotationSchedule};
+use super::key::{ImportedMaterial, KeySnapshot, KeyState, RotationSchedule};
 
 /// An event that cannot be applied: the stream is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -289,7 +289,12 @@ impl ReadModel {
                 key.pending_window_days = Some(pending_window_days);
             }
             KeyEvent::KeyDeletionCancelled { .. } => {
-                key.state = KeyState::Disabled;
+                // A key without material goes back to waiting for it, as in AWS.
+                key.state = if key.has_material() {
+                    KeyState::Disabled
+                } else {
+                    KeyState::PendingImport
+                };
                 key.deletion_date = None;
                 key.pending_window_days = None;
             }
@@ -306,6 +311,38 @@ impl ReadModel {
                 })
             }
             KeyEvent::KeyRotationDisabled { .. } => key.rotation = None,
+            KeyEvent::KeyMaterialImported {
+                material,
+                fingerprint,
+                expiration_model,
+                valid_to,
+                ..
+            } => {
+                let version = material.version;
+                if key.material(version).is_none() {
+                    key.materials.push(material);
+                }
+                key.imported = Some(ImportedMaterial {
+                    version,
+                    fingerprint,
+                    present: true,
+                    expiration_model,
+                    valid_to,
+                });
+                key.materials_destroyed = false;
+                if key.state == KeyState::PendingImport {
+                    key.state = KeyState::Enabled;
+                }
+            }
+            KeyEvent::ImportedKeyMaterialDeleted { .. } => {
+                if let Some(imported) = key.imported.as_mut() {
+                    imported.present = false;
+                    imported.valid_to = None;
+                }
+                if key.state != KeyState::PendingDeletion {
+                    key.state = KeyState::PendingImport;
+                }
+            }
             KeyEvent::GrantCreated { grant, .. } => {
                 key.grants.push(grant);
                 key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
@@ -359,12 +396,12 @@ mod tests {
             policy: "{}".into(),
             tags: vec![],
             multi_region: false,
-            material: MaterialInfo {
+            material: Some(MaterialInfo {
                 version: 1,
                 material_id: "00".into(),
                 created_at: Utc::now(),
                 rotation_type: None,
-            },
+            }),
             created_at: Utc::now(),
         }));
         stored(

@@ -106,7 +106,8 @@ pub fn check_new_key_policy(
     Ok(())
 }
 
-/// CreateKey: a new symmetric key with fresh material from aws-lc-rs.
+/// CreateKey: a new key with fresh material from aws-lc-rs, or (Origin EXTERNAL) a key that waits
+/// in PendingImport for imported material.
 pub async fn create_key(
     state: &AppState,
     ctx: &CallContext,
@@ -138,7 +139,7 @@ pub async fn create_key(
             "Custom key stores are not supported by this server.".into(),
         ));
     }
-    if origin != "AWS_KMS" {
+    if origin != "AWS_KMS" && origin != "EXTERNAL" {
         return Err(KmsError::UnsupportedOperation(format!(
             "Origin {origin} is not supported by this server yet."
         )));
@@ -160,20 +161,26 @@ pub async fn create_key(
     let internal = |_| KmsError::KmsInternal("Key generation failed.".into());
     let key_id = uuid::Uuid::new_v4().to_string();
     let now = state.clock.now();
-    // RSA 4096 takes up to a second to generate: off the request workers.
-    let material = tokio::task::spawn_blocking(move || keys::generate(spec))
-        .await
-        .map_err(|_| KmsError::KmsInternal("Key generation failed.".into()))??
-        .into_secret();
-    let sealed = state
-        .root_key
-        .seal(&key_id, 1, &material)
-        .map_err(internal)?;
-    let material_info = MaterialInfo {
-        version: 1,
-        material_id: hex::encode(random_public(32).map_err(internal)?),
-        created_at: now,
-        rotation_type: None,
+    // A key of Origin EXTERNAL has no material until it is imported (PendingImport).
+    let first = if origin == "EXTERNAL" {
+        None
+    } else {
+        // RSA 4096 takes up to a second to generate: off the request workers.
+        let material = tokio::task::spawn_blocking(move || keys::generate(spec))
+            .await
+            .map_err(|_| KmsError::KmsInternal("Key generation failed.".into()))??
+            .into_secret();
+        let sealed = state
+            .root_key
+            .seal(&key_id, 1, &material)
+            .map_err(internal)?;
+        let material_info = MaterialInfo {
+            version: 1,
+            material_id: hex::encode(random_public(32).map_err(internal)?),
+            created_at: now,
+            rotation_type: None,
+        };
+        Some((material_info, sealed))
     };
     let created = KeyCreated {
         schema: 1,
@@ -187,23 +194,25 @@ pub async fn create_key(
         policy,
         tags,
         multi_region: false,
-        material: material_info,
+        material: first.as_ref().map(|(info, _)| info.clone()),
         created_at: now,
     };
     let snapshot = KeySnapshot::from_created(&created, 1);
     let new_event = KeyEvent::KeyCreated(Box::new(created))
         .to_new_event()
         .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
-    state.materials.insert(&key_id, 1, sealed.clone());
     ctx.touch(snapshot.arn());
     let metadata = snapshot.metadata();
     let mut outcome = Outcome::reply(json!({ "KeyMetadata": metadata }));
     outcome.response_elements = Some(json!({ "keyMetadata": lower_camel_value(&metadata) }));
-    outcome.unit.materials.push(SealedMaterial {
-        key_id: key_id.clone(),
-        version: 1,
-        sealed,
-    });
+    if let Some((_, sealed)) = first {
+        state.materials.insert(&key_id, 1, sealed.clone());
+        outcome.unit.materials.push(SealedMaterial {
+            key_id: key_id.clone(),
+            version: 1,
+            sealed,
+        });
+    }
     outcome.unit.appends.push(StreamAppend {
         stream: KeyEvent::stream_for(&key_id),
         expected_version: 0,

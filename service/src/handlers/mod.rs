@@ -8,6 +8,7 @@ mod asymmetric;
 pub use asymmetric::algorithm_lists;
 mod crypto_ops;
 mod grants;
+pub mod import;
 mod key_policy;
 mod keys;
 mod lifecycle;
@@ -144,6 +145,9 @@ pub async fn dispatch(
         GetKeyPolicy => key_policy::get_key_policy(state, ctx, body),
         PutKeyPolicy => key_policy::put_key_policy(state, ctx, body),
         ListKeyPolicies => key_policy::list_key_policies(state, ctx, body),
+        GetParametersForImport => import::get_parameters_for_import(state, ctx, body).await,
+        ImportKeyMaterial => import::import_key_material(state, ctx, body).await,
+        DeleteImportedKeyMaterial => import::delete_imported_key_material(state, ctx, body).await,
         other => Err(KmsError::UnsupportedOperation(format!(
             "{} is not supported by this server yet.",
             other.name()

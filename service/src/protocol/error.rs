@@ -69,6 +69,12 @@ pub enum KmsError {
     /// Imported key material is not valid for the key.
     #[error("{0}")]
     IncorrectKeyMaterial(String),
+    /// An import token that is not valid for the key (forged, tampered, or another key's).
+    #[error("{0}")]
+    InvalidImportToken(String),
+    /// An import token older than 24 hours.
+    #[error("{0}")]
+    ExpiredImportToken(String),
     /// A grant token is not valid.
     #[error("{0}")]
     InvalidGrantToken(String),
@@ -128,6 +134,8 @@ impl KmsError {
             Self::KmsInvalidSignature(_) => "KMSInvalidSignatureException",
             Self::KmsInvalidMac(_) => "KMSInvalidMacException",
             Self::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
+            Self::InvalidImportToken(_) => "InvalidImportTokenException",
+            Self::ExpiredImportToken(_) => "ExpiredImportTokenException",
             Self::Tag(_) => "TagException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AlreadyExists(_) => "AlreadyExistsException",

@@ -1,0 +1,585 @@
+//! GetParametersForImport, ImportKeyMaterial and DeleteImportedKeyMaterial: bringing your own key
+//! material into a key of Origin EXTERNAL.
+//!
+//! The import token needs no storage: it carries the RSA wrapping private key (PKCS#8) sealed
+//! under the root key, with the key id, the wrapping algorithm and the token's expiry bound into
+//! the seal's associated data. A token is therefore unforgeable, useless for any other key or
+//! algorithm, and expires 24 hours after issue by the domain clock; nothing has to be cleaned up
+//! when it is never used. Re-imports are compared with the first import through a SHA-256
+//! fingerprint of the material bound to the key id (kept in the events, because deletion
+//! destroys the material itself). Nothing here ever logs or returns material.
+
+use std::str::FromStr;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::key_wrap::{AesKek, KeyWrapPadded, AES_256};
+use aws_lc_rs::rsa::{
+    KeySize, OaepAlgorithm, OaepPrivateDecryptingKey, PrivateDecryptingKey, OAEP_SHA1_MGF1SHA1,
+    OAEP_SHA256_MGF1SHA256,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{key_change, key_for, CallContext, Outcome};
+use crate::crypto::keys::{self, KeySpec};
+use crate::crypto::random_public;
+use crate::crypto::secret::SecretBytes;
+use crate::domain::events::{KeyEvent, MaterialInfo};
+use crate::domain::key::{epoch_seconds, KeySnapshot};
+use crate::protocol::wire::{b64, blob, decode};
+use crate::protocol::KmsError;
+use crate::state::AppState;
+use crate::store::SealedMaterial;
+
+/// How long an import token and its wrapping key stay valid.
+pub const IMPORT_TOKEN_LIFETIME_HOURS: i64 = 24;
+
+const TOKEN_MAGIC: &[u8; 4] = b"TIT1";
+const TOKEN_HEADER_LEN: usize = 4 + 1 + 8;
+
+/// The wrapping algorithms Trent accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WrappingAlgorithm {
+    RsaesOaepSha1,
+    RsaesOaepSha256,
+    RsaAesKeyWrapSha1,
+    RsaAesKeyWrapSha256,
+}
+
+impl WrappingAlgorithm {
+    fn parse(name: &str) -> Result<Self, KmsError> {
+        match name {
+            "RSAES_OAEP_SHA_1" => Ok(Self::RsaesOaepSha1),
+            "RSAES_OAEP_SHA_256" => Ok(Self::RsaesOaepSha256),
+            "RSA_AES_KEY_WRAP_SHA_1" => Ok(Self::RsaAesKeyWrapSha1),
+            "RSA_AES_KEY_WRAP_SHA_256" => Ok(Self::RsaAesKeyWrapSha256),
+            "RSAES_PKCS1_V1_5" => Err(KmsError::Validation(
+                "The wrapping algorithm RSAES_PKCS1_V1_5 is no longer supported; use \
+                 RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256."
+                    .into(),
+            )),
+            "SM2PKE" => Err(KmsError::UnsupportedOperation(
+                "The wrapping algorithm SM2PKE is not supported in this Region.".into(),
+            )),
+            other => Err(KmsError::Validation(format!(
+                "1 validation error detected: Value '{other}' at 'wrappingAlgorithm' failed to \
+                 satisfy constraint: Member must satisfy enum value set: [RSAES_PKCS1_V1_5, \
+                 RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, RSA_AES_KEY_WRAP_SHA_1, \
+                 RSA_AES_KEY_WRAP_SHA_256, SM2PKE]"
+            ))),
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::RsaesOaepSha1 => 1,
+            Self::RsaesOaepSha256 => 2,
+            Self::RsaAesKeyWrapSha1 => 3,
+            Self::RsaAesKeyWrapSha256 => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        [
+            Self::RsaesOaepSha1,
+            Self::RsaesOaepSha256,
+            Self::RsaAesKeyWrapSha1,
+            Self::RsaAesKeyWrapSha256,
+        ]
+        .into_iter()
+        .find(|a| a.code() == code)
+    }
+
+    fn oaep(self) -> &'static OaepAlgorithm {
+        match self {
+            Self::RsaesOaepSha1 | Self::RsaAesKeyWrapSha1 => &OAEP_SHA1_MGF1SHA1,
+            Self::RsaesOaepSha256 | Self::RsaAesKeyWrapSha256 => &OAEP_SHA256_MGF1SHA256,
+        }
+    }
+
+    fn uses_aes_key_wrap(self) -> bool {
+        matches!(self, Self::RsaAesKeyWrapSha1 | Self::RsaAesKeyWrapSha256)
+    }
+}
+
+fn wrapping_key_size(name: &str) -> Result<KeySize, KmsError> {
+    match name {
+        "RSA_2048" => Ok(KeySize::Rsa2048),
+        "RSA_3072" => Ok(KeySize::Rsa3072),
+        "RSA_4096" => Ok(KeySize::Rsa4096),
+        "SM2" => Err(KmsError::UnsupportedOperation(
+            "The wrapping key spec SM2 is not supported in this Region.".into(),
+        )),
+        other => Err(KmsError::Validation(format!(
+            "1 validation error detected: Value '{other}' at 'wrappingKeySpec' failed to satisfy \
+             constraint: Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, SM2]"
+        ))),
+    }
+}
+
+/// What a seal of an import token is bound to (never a valid key id, so never a keystore seal).
+fn token_binding(key_id: &str, algorithm: WrappingAlgorithm, expires_ms: i64) -> String {
+    format!("import-token/{key_id}/{}/{expires_ms}", algorithm.code())
+}
+
+/// Refuse keys that do not take imported material.
+fn check_external(key: &KeySnapshot) -> Result<(), KmsError> {
+    if key.origin != "EXTERNAL" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} has origin {}; key material can only be imported into keys with origin EXTERNAL.",
+            key.arn(),
+            key.origin
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetParametersForImportRequest {
+    key_id: String,
+    wrapping_algorithm: String,
+    wrapping_key_spec: String,
+}
+
+/// GetParametersForImport: a fresh RSA wrapping key and the import token that holds it.
+pub async fn get_parameters_for_import(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: GetParametersForImportRequest = decode(body)?;
+    let algorithm = WrappingAlgorithm::parse(&req.wrapping_algorithm)?;
+    let size = wrapping_key_size(&req.wrapping_key_spec)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_external(&key)?;
+    let internal = |_| KmsError::KmsInternal("Wrapping key generation failed.".into());
+    // RSA 4096 takes up to a second to generate: off the request workers.
+    let (private_der, public_der) = tokio::task::spawn_blocking(move || {
+        let private = PrivateDecryptingKey::generate(size)?;
+        let public = private.public_key().as_der()?.as_ref().to_vec();
+        let private = SecretBytes::new(private.as_der()?.as_ref().to_vec());
+        Ok::<_, aws_lc_rs::error::Unspecified>((private, public))
+    })
+    .await
+    .map_err(|_| KmsError::KmsInternal("Wrapping key generation failed.".into()))?
+    .map_err(internal)?;
+    let valid_to = state.clock.now() + Duration::hours(IMPORT_TOKEN_LIFETIME_HOURS);
+    let expires_ms = valid_to.timestamp_millis();
+    let sealed = state
+        .root_key
+        .seal(
+            &token_binding(&key.key_id, algorithm, expires_ms),
+            0,
+            &private_der,
+        )
+        .map_err(|_| KmsError::KmsInternal("Import token sealing failed.".into()))?;
+    let mut token = TOKEN_MAGIC.to_vec();
+    token.push(algorithm.code());
+    token.extend_from_slice(&expires_ms.to_be_bytes());
+    token.extend_from_slice(&sealed);
+    Ok(Outcome::reply(json!({
+        "KeyId": key.arn(),
+        "ImportToken": b64(&token),
+        "PublicKey": b64(&public_der),
+        "ParametersValidTo": epoch_seconds(valid_to),
+    })))
+}
+
+/// An opened import token: the wrapping private key and its algorithm.
+struct OpenedToken {
+    algorithm: WrappingAlgorithm,
+    private_key: SecretBytes,
+}
+
+/// Open an import token for `key_id`; expired and foreign tokens get AWS's errors.
+fn open_token(
+    state: &AppState,
+    key: &KeySnapshot,
+    token: &[u8],
+    now: DateTime<Utc>,
+) -> Result<OpenedToken, KmsError> {
+    let invalid = || {
+        KmsError::InvalidImportToken(format!(
+            "The import token is invalid or is associated with a different KMS key than {}.",
+            key.arn()
+        ))
+    };
+    if token.len() <= TOKEN_HEADER_LEN || &token[..4] != TOKEN_MAGIC {
+        return Err(invalid());
+    }
+    let algorithm = WrappingAlgorithm::from_code(token[4]).ok_or_else(invalid)?;
+    let mut expiry = [0u8; 8];
+    expiry.copy_from_slice(&token[5..TOKEN_HEADER_LEN]);
+    let expires_ms = i64::from_be_bytes(expiry);
+    let private_key = state
+        .root_key
+        .open(
+            &token_binding(&key.key_id, algorithm, expires_ms),
+            0,
+            &token[TOKEN_HEADER_LEN..],
+        )
+        .map_err(|_| invalid())?;
+    // Authentic, so the expiry is the one Trent wrote.
+    if now.timestamp_millis() > expires_ms {
+        return Err(KmsError::ExpiredImportToken(
+            "The import token is expired. Use GetParametersForImport to get a new import token \
+             and public key, wrap the key material with the new public key, and try again."
+                .into(),
+        ));
+    }
+    Ok(OpenedToken {
+        algorithm,
+        private_key,
+    })
+}
+
+/// Unwrap the encrypted key material with the token's wrapping key and algorithm.
+fn unwrap_material(opened: &OpenedToken, wrapped: &[u8]) -> Result<SecretBytes, KmsError> {
+    let invalid = || {
+        KmsError::InvalidCiphertext(
+            "The encrypted key material could not be decrypted with the wrapping key of the \
+             import token."
+                .into(),
+        )
+    };
+    let private =
+        PrivateDecryptingKey::from_pkcs8(opened.private_key.as_slice()).map_err(|_| {
+            KmsError::KmsInternal("The import token's wrapping key does not load.".into())
+        })?;
+    let modulus_len = private.key_size_bytes();
+    let oaep = OaepPrivateDecryptingKey::new(private).map_err(|_| {
+        KmsError::KmsInternal("The import token's wrapping key does not load.".into())
+    })?;
+    let rsa_part = if opened.algorithm.uses_aes_key_wrap() {
+        if wrapped.len() <= modulus_len {
+            return Err(invalid());
+        }
+        &wrapped[..modulus_len]
+    } else {
+        wrapped
+    };
+    let mut out = SecretBytes::new(vec![0u8; modulus_len]);
+    let len = oaep
+        .decrypt(opened.algorithm.oaep(), rsa_part, out.as_mut_slice(), None)
+        .map_err(|_| invalid())?
+        .len();
+    let first = SecretBytes::new(out.as_slice()[..len].to_vec());
+    if !opened.algorithm.uses_aes_key_wrap() {
+        return Ok(first);
+    }
+    // RSA_AES_KEY_WRAP_*: the RSA part holds a 256-bit AES key, the rest is the material
+    // wrapped with it by AES key wrap with padding (RFC 5649).
+    if first.len() != 32 {
+        return Err(invalid());
+    }
+    let kek = AesKek::new(&AES_256, first.as_slice()).map_err(|_| invalid())?;
+    let aes_part = &wrapped[modulus_len..];
+    let mut material = SecretBytes::new(vec![0u8; aes_part.len()]);
+    let len = kek
+        .unwrap_with_padding(aes_part, material.as_mut_slice())
+        .map_err(|_| invalid())?
+        .len();
+    Ok(SecretBytes::new(material.as_slice()[..len].to_vec()))
+}
+
+/// Hex SHA-256 of material bound to its key id: the same material gives the same fingerprint
+/// only for the same key.
+fn fingerprint(key_id: &str, material: &SecretBytes) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"trent-imported-material-v1\0");
+    ctx.update(key_id.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(material.as_slice());
+    hex::encode(ctx.finish().as_ref())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImportKeyMaterialRequest {
+    key_id: String,
+    #[serde(deserialize_with = "blob")]
+    import_token: Vec<u8>,
+    #[serde(deserialize_with = "blob")]
+    encrypted_key_material: Vec<u8>,
+    expiration_model: Option<String>,
+    valid_to: Option<f64>,
+    import_type: Option<String>,
+    /// Accepted, not stored yet (it describes a material version of NEW_KEY_MATERIAL).
+    #[allow(dead_code)]
+    key_material_description: Option<String>,
+    key_material_id: Option<String>,
+}
+
+/// The expiry of an import: `(ExpirationModel, ValidTo)` as AWS checks them.
+fn expiration(
+    model: Option<&str>,
+    valid_to: Option<f64>,
+    now: DateTime<Utc>,
+) -> Result<(String, Option<DateTime<Utc>>), KmsError> {
+    let valid_to = valid_to
+        .map(|secs| {
+            Utc.timestamp_millis_opt((secs * 1000.0).round() as i64)
+                .single()
+                .ok_or_else(|| KmsError::Validation("ValidTo is not a valid timestamp.".into()))
+        })
+        .transpose()?;
+    let model = match (model, valid_to) {
+        (Some(m), _) => m,
+        (None, Some(_)) => "KEY_MATERIAL_EXPIRES",
+        (None, None) => "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    };
+    match (model, valid_to) {
+        ("KEY_MATERIAL_EXPIRES", None) => Err(KmsError::Validation(
+            "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES".into(),
+        )),
+        ("KEY_MATERIAL_EXPIRES", Some(t)) if t <= now => Err(KmsError::Validation(
+            "The ValidTo date must be in the future.".into(),
+        )),
+        ("KEY_MATERIAL_EXPIRES", Some(t)) => Ok((model.to_string(), Some(t))),
+        ("KEY_MATERIAL_DOES_NOT_EXPIRE", Some(_)) => Err(KmsError::Validation(
+            "A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE"
+                .into(),
+        )),
+        ("KEY_MATERIAL_DOES_NOT_EXPIRE", None) => Ok((model.to_string(), None)),
+        (other, _) => Err(KmsError::Validation(format!(
+            "1 validation error detected: Value '{other}' at 'expirationModel' failed to satisfy \
+             constraint: Member must satisfy enum value set: [KEY_MATERIAL_EXPIRES, \
+             KEY_MATERIAL_DOES_NOT_EXPIRE]"
+        ))),
+    }
+}
+
+/// ImportKeyMaterial: unwrap, check the material for the key spec (and against an earlier
+/// import), seal it as the key's material, and make the key usable.
+pub async fn import_key_material(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: ImportKeyMaterialRequest = decode(body)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_external(&key)?;
+    let now = state.clock.now();
+    let (expiration_model, valid_to) =
+        expiration(req.expiration_model.as_deref(), req.valid_to, now)?;
+    let previous = key.imported.clone();
+    match req.import_type.as_deref() {
+        None | Some("EXISTING_KEY_MATERIAL") | Some("NEW_KEY_MATERIAL") => {}
+        Some(other) => {
+            return Err(KmsError::Validation(format!(
+                "1 validation error detected: Value '{other}' at 'importType' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [NEW_KEY_MATERIAL, \
+                 EXISTING_KEY_MATERIAL]"
+            )))
+        }
+    }
+    if req.import_type.as_deref() == Some("NEW_KEY_MATERIAL") && previous.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "Importing new key material into a key that already has imported material \
+             (on-demand rotation of imported keys) is not supported by this server yet."
+                .into(),
+        ));
+    }
+    if req.import_type.as_deref() == Some("EXISTING_KEY_MATERIAL") && previous.is_none() {
+        return Err(KmsError::IncorrectKeyMaterial(format!(
+            "No key material has been imported into {} yet; use ImportType NEW_KEY_MATERIAL.",
+            key.arn()
+        )));
+    }
+    if let (Some(id), Some(current)) = (&req.key_material_id, key.current_material()) {
+        if *id != current.material_id {
+            return Err(KmsError::IncorrectKeyMaterial(format!(
+                "Key material {id} is not the key material of {}.",
+                key.arn()
+            )));
+        }
+    }
+    let opened = open_token(state, &key, &req.import_token, now)?;
+    let material = unwrap_material(&opened, &req.encrypted_key_material)?;
+    let spec = KeySpec::from_str(&key.key_spec)
+        .map_err(|_| KmsError::KmsInternal("The key's spec is unknown.".into()))?;
+    let material = keys::import_private_key(spec, material)?.into_secret();
+    let print = fingerprint(&key.key_id, &material);
+    if let Some(previous) = &previous {
+        if previous.fingerprint != print {
+            return Err(KmsError::IncorrectKeyMaterial(format!(
+                "The key material is not the key material that was previously imported into {}.",
+                key.arn()
+            )));
+        }
+    }
+    let internal = |_| KmsError::KmsInternal("Key material sealing failed.".into());
+    let info = match previous.as_ref().and_then(|p| key.material(p.version)) {
+        Some(info) => info.clone(),
+        None => MaterialInfo {
+            version: 1,
+            material_id: hex::encode(random_public(32).map_err(internal)?),
+            created_at: now,
+            rotation_type: None,
+        },
+    };
+    let event = KeyEvent::KeyMaterialImported {
+        schema: 1,
+        material: info.clone(),
+        fingerprint: print,
+        expiration_model,
+        valid_to,
+        at: now,
+    };
+    let body = json!({ "KeyId": key.arn(), "KeyMaterialId": info.material_id });
+    let mut outcome = key_change(&key, vec![event], body.clone())?;
+    // Material still in the keystore (a re-import that changes the expiry) is not sealed again.
+    if !previous.as_ref().is_some_and(|p| p.present) {
+        let sealed = state
+            .root_key
+            .seal(&key.key_id, info.version, &material)
+            .map_err(internal)?;
+        state
+            .materials
+            .insert(&key.key_id, info.version, sealed.clone());
+        outcome.unit.materials.push(SealedMaterial {
+            key_id: key.key_id.clone(),
+            version: info.version,
+            sealed,
+        });
+    }
+    outcome.response_elements = Some(json!({
+        "keyId": key.arn(),
+        "keyMaterialId": info.material_id,
+    }));
+    Ok(outcome)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteImportedKeyMaterialRequest {
+    key_id: String,
+    key_material_id: Option<String>,
+}
+
+/// DeleteImportedKeyMaterial: destroy the sealed material now (crypto-shredding) and put the key
+/// back in PendingImport; the same material can be imported again.
+pub async fn delete_imported_key_material(
+    state: &AppState,
+    ctx: &CallContext,
+    body: &Value,
+) -> Result<Outcome, KmsError> {
+    let req: DeleteImportedKeyMaterialRequest = decode(body)?;
+    let key = key_for(state, ctx, &req.key_id)?;
+    check_external(&key)?;
+    let current = key.current_material().map(|m| m.material_id.clone());
+    if let Some(id) = &req.key_material_id {
+        if Some(id) != current.as_ref() {
+            return Err(KmsError::NotFound(format!(
+                "Key material {id} does not exist for {}.",
+                key.arn()
+            )));
+        }
+    }
+    let mut body = json!({ "KeyId": key.arn() });
+    if let Some(id) = &current {
+        body["KeyMaterialId"] = json!(id);
+    }
+    if !key.imported.as_ref().is_some_and(|i| i.present) {
+        // Nothing to delete (PendingImport): no effect, as in AWS.
+        return Ok(Outcome::reply(body));
+    }
+    let events = destroy_imported_material(state, &key, false, state.clock.now())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "destroying imported key material failed");
+            KmsError::KmsInternal("The key material could not be deleted.".into())
+        })?;
+    key_change(&key, events, body)
+}
+
+/// Destroy a key's sealed material and forget it, returning the events that record it. The
+/// material goes first: if the events then fail to commit, the deletion is simply retried.
+pub async fn destroy_imported_material(
+    state: &AppState,
+    key: &KeySnapshot,
+    expired: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyEvent>, crate::store::StoreError> {
+    let versions = state.store.destroy_materials(&key.key_id).await?;
+    state.materials.forget(&key.key_id);
+    Ok(vec![
+        KeyEvent::ImportedKeyMaterialDeleted {
+            schema: 1,
+            expired,
+            at: now,
+        },
+        KeyEvent::KeyMaterialDestroyed {
+            schema: 1,
+            versions,
+            at: now,
+        },
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_rules_follow_aws() {
+        let now = Utc::now();
+        let later = (now + Duration::hours(1)).timestamp() as f64;
+        let earlier = (now - Duration::hours(1)).timestamp() as f64;
+        let rows: &[(Option<&str>, Option<f64>, Option<&str>)] = &[
+            (None, None, Some("KEY_MATERIAL_DOES_NOT_EXPIRE")),
+            (None, Some(later), Some("KEY_MATERIAL_EXPIRES")),
+            (
+                Some("KEY_MATERIAL_EXPIRES"),
+                Some(later),
+                Some("KEY_MATERIAL_EXPIRES"),
+            ),
+            (Some("KEY_MATERIAL_EXPIRES"), None, None),
+            (Some("KEY_MATERIAL_EXPIRES"), Some(earlier), None),
+            (Some("KEY_MATERIAL_DOES_NOT_EXPIRE"), Some(later), None),
+            (
+                Some("KEY_MATERIAL_DOES_NOT_EXPIRE"),
+                None,
+                Some("KEY_MATERIAL_DOES_NOT_EXPIRE"),
+            ),
+            (Some("SOMETIMES"), None, None),
+        ];
+        for (model, valid_to, expected) in rows {
+            let got = expiration(*model, *valid_to, now).ok().map(|(m, _)| m);
+            assert_eq!(got.as_deref(), *expected, "{model:?} {valid_to:?}");
+        }
+    }
+
+    #[test]
+    fn wrapping_algorithms_round_trip_their_codes_and_refuse_the_rest() {
+        for name in [
+            "RSAES_OAEP_SHA_1",
+            "RSAES_OAEP_SHA_256",
+            "RSA_AES_KEY_WRAP_SHA_1",
+            "RSA_AES_KEY_WRAP_SHA_256",
+        ] {
+            let a = WrappingAlgorithm::parse(name).unwrap();
+            assert_eq!(WrappingAlgorithm::from_code(a.code()), Some(a));
+        }
+        assert!(matches!(
+            WrappingAlgorithm::parse("RSAES_PKCS1_V1_5"),
+            Err(KmsError::Validation(_))
+        ));
+        assert!(matches!(
+            WrappingAlgorithm::parse("SM2PKE"),
+            Err(KmsError::UnsupportedOperation(_))
+        ));
+    }
+
+    #[test]
+    fn fingerprints_depend_on_key_and_material() {
+        let a = SecretBytes::new(vec![1; 32]);
+        let b = SecretBytes::new(vec![2; 32]);
+        assert_eq!(fingerprint("k1", &a), fingerprint("k1", &a));
+        assert_ne!(fingerprint("k1", &a), fingerprint("k1", &b));
+        assert_ne!(fingerprint("k1", &a), fingerprint("k2", &a));
+    }
+}

@@ -1,0 +1,726 @@
+//! Imported key material through aws-sdk-kms: keys of Origin EXTERNAL, material wrapped OUTSIDE
+//! Trent by the OpenSSL command line with each wrapping algorithm (RSA-OAEP with `pkeyutl`; for
+//! RSA_AES_KEY_WRAP_* an ephemeral AES-256 key wrapped with RSA-OAEP and the material wrapped
+//! with AES key wrap with padding by `openssl enc -id-aes256-wrap-pad`), then used; import
+//! tokens that expired, belong to another key or were altered; re-import of different and of
+//! the same material; DeleteImportedKeyMaterial; and expiry of material by the scheduler, with
+//! time moved by the test clock.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use aws_sdk_kms::primitives::{Blob, DateTime};
+use aws_sdk_kms::types::{
+    AlgorithmSpec, ExpirationModelType, ImportType, KeySpec, KeyState, KeyUsageType,
+    MacAlgorithmSpec, OriginType, WrappingKeySpec,
+};
+use common::db::Db;
+use common::{StoreKind, TestServer};
+
+const DAY: i64 = 86_400;
+
+fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("<no service error>")
+        .to_string()
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl command line is needed by these tests");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_str().unwrap().to_string()
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    openssl(&["rand", &n.to_string()])
+}
+
+/// Wrap `material` for import with `algorithm` and the wrapping public key (DER SPKI), using
+/// only the OpenSSL command line.
+fn wrap(dir: &Path, public_der: &[u8], material: &[u8], algorithm: &AlgorithmSpec) -> Vec<u8> {
+    std::fs::write(path(dir, "wrapping.der"), public_der).unwrap();
+    openssl(&[
+        "pkey",
+        "-pubin",
+        "-inform",
+        "DER",
+        "-in",
+        &path(dir, "wrapping.der"),
+        "-out",
+        &path(dir, "wrapping.pem"),
+    ]);
+    let md = match algorithm {
+        AlgorithmSpec::RsaesOaepSha1 | AlgorithmSpec::RsaAesKeyWrapSha1 => "sha1",
+        _ => "sha256",
+    };
+    let oaep = |input: &str| {
+        openssl(&[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            &path(dir, "wrapping.pem"),
+            "-in",
+            input,
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            &format!("rsa_oaep_md:{md}"),
+            "-pkeyopt",
+            &format!("rsa_mgf1_md:{md}"),
+        ])
+    };
+    std::fs::write(path(dir, "material.bin"), material).unwrap();
+    match algorithm {
+        AlgorithmSpec::RsaesOaepSha1 | AlgorithmSpec::RsaesOaepSha256 => {
+            oaep(&path(dir, "material.bin"))
+        }
+        _ => {
+            let aes = random_bytes(32);
+            std::fs::write(path(dir, "aes.bin"), &aes).unwrap();
+            let mut wrapped = oaep(&path(dir, "aes.bin"));
+            wrapped.extend(openssl(&[
+                "enc",
+                "-id-aes256-wrap-pad",
+                "-K",
+                &hex::encode(&aes),
+                "-iv",
+                "A65959A6",
+                "-in",
+                &path(dir, "material.bin"),
+            ]));
+            wrapped
+        }
+    }
+}
+
+async fn create_external(
+    client: &aws_sdk_kms::Client,
+    spec: KeySpec,
+    usage: KeyUsageType,
+) -> String {
+    let meta = client
+        .create_key()
+        .origin(OriginType::External)
+        .key_spec(spec)
+        .key_usage(usage)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.origin(), Some(&OriginType::External));
+    assert_eq!(meta.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(meta.current_key_material_id(), None);
+    meta.key_id
+}
+
+/// GetParametersForImport: (public key DER, import token).
+async fn parameters(
+    client: &aws_sdk_kms::Client,
+    key: &str,
+    algorithm: AlgorithmSpec,
+) -> (Vec<u8>, Vec<u8>) {
+    let out = client
+        .get_parameters_for_import()
+        .key_id(key)
+        .wrapping_algorithm(algorithm)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap();
+    (
+        out.public_key.unwrap().into_inner(),
+        out.import_token.unwrap().into_inner(),
+    )
+}
+
+async fn import(
+    client: &aws_sdk_kms::Client,
+    key: &str,
+    token: &[u8],
+    wrapped: &[u8],
+    valid_to: Option<i64>,
+) -> Result<String, String> {
+    let mut req = client
+        .import_key_material()
+        .key_id(key)
+        .import_token(Blob::new(token.to_vec()))
+        .encrypted_key_material(Blob::new(wrapped.to_vec()));
+    req = match valid_to {
+        Some(t) => req
+            .expiration_model(ExpirationModelType::KeyMaterialExpires)
+            .valid_to(DateTime::from_secs(t)),
+        None => req.expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire),
+    };
+    match req.send().await {
+        Ok(out) => Ok(out.key_material_id.unwrap_or_default()),
+        Err(e) => Err(code(&e)),
+    }
+}
+
+/// Get parameters, wrap outside, import (material that does not expire).
+async fn import_fresh(
+    client: &aws_sdk_kms::Client,
+    dir: &Path,
+    key: &str,
+    material: &[u8],
+    algorithm: AlgorithmSpec,
+) -> Result<String, String> {
+    let (public, token) = parameters(client, key, algorithm.clone()).await;
+    let wrapped = wrap(dir, &public, material, &algorithm);
+    import(client, key, &token, &wrapped, None).await
+}
+
+async fn encrypt(client: &aws_sdk_kms::Client, key: &str) -> Blob {
+    client
+        .encrypt()
+        .key_id(key)
+        .plaintext(Blob::new(b"imported".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap()
+}
+
+async fn decrypt(client: &aws_sdk_kms::Client, blob: &Blob) -> Result<Vec<u8>, String> {
+    client
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .send()
+        .await
+        .map(|o| o.plaintext.unwrap().into_inner())
+        .map_err(|e| code(&e))
+}
+
+async fn describe(client: &aws_sdk_kms::Client, key: &str) -> aws_sdk_kms::types::KeyMetadata {
+    client
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+}
+
+fn service_events(records: &[serde_json::Value], name: &str, key: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| {
+            r["eventType"] == "AwsServiceEvent"
+                && r["eventName"] == name
+                && r["resources"][0]["ARN"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with(key))
+        })
+        .count()
+}
+
+/// Symmetric material with each wrapping algorithm; HMAC and EC material checked against
+/// OpenSSL; DeleteImportedKeyMaterial and re-import.
+async fn import_flow(store: StoreKind) {
+    let server = TestServer::start(store);
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+
+    for algorithm in [
+        AlgorithmSpec::RsaesOaepSha1,
+        AlgorithmSpec::RsaesOaepSha256,
+        AlgorithmSpec::RsaAesKeyWrapSha1,
+        AlgorithmSpec::RsaAesKeyWrapSha256,
+    ] {
+        let key = create_external(
+            &client,
+            KeySpec::SymmetricDefault,
+            KeyUsageType::EncryptDecrypt,
+        )
+        .await;
+        let err = client
+            .encrypt()
+            .key_id(&key)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "KMSInvalidStateException", "no material yet");
+        let material = random_bytes(32);
+        let material_id = import_fresh(&client, dir, &key, &material, algorithm.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{algorithm:?}: {e}"));
+        let meta = describe(&client, &key).await;
+        assert_eq!(meta.key_state(), Some(&KeyState::Enabled), "{algorithm:?}");
+        assert_eq!(meta.current_key_material_id(), Some(material_id.as_str()));
+        assert_eq!(
+            meta.expiration_model(),
+            Some(&ExpirationModelType::KeyMaterialDoesNotExpire)
+        );
+        assert_eq!(meta.valid_to(), None);
+        let blob = encrypt(&client, &key).await;
+        assert_eq!(decrypt(&client, &blob).await.unwrap(), b"imported");
+    }
+
+    // HMAC material: Trent's MAC equals OpenSSL's with the same key.
+    let hmac = create_external(&client, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    let hmac_material = random_bytes(32);
+    import_fresh(
+        &client,
+        dir,
+        &hmac,
+        &hmac_material,
+        AlgorithmSpec::RsaesOaepSha256,
+    )
+    .await
+    .unwrap();
+    let mac = client
+        .generate_mac()
+        .key_id(&hmac)
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .message(Blob::new(b"message".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .mac
+        .unwrap()
+        .into_inner();
+    std::fs::write(path(dir, "message.bin"), b"message").unwrap();
+    let expected = openssl(&[
+        "mac",
+        "-digest",
+        "SHA256",
+        "-macopt",
+        &format!("hexkey:{}", hex::encode(&hmac_material)),
+        "-binary",
+        "-in",
+        &path(dir, "message.bin"),
+        "HMAC",
+    ]);
+    assert_eq!(mac, expected, "the MAC uses the imported material");
+
+    // EC private key (PKCS#8 from OpenSSL): GetPublicKey returns its public key.
+    let ec = create_external(&client, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-outform",
+        "DER",
+        "-out",
+        &path(dir, "ec-sec1.der"),
+    ]);
+    // AWS takes asymmetric material as PKCS#8; OpenSSL writes EC keys as SEC1 in DER.
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-inform",
+        "DER",
+        "-in",
+        &path(dir, "ec-sec1.der"),
+        "-outform",
+        "DER",
+        "-out",
+        &path(dir, "ec.der"),
+    ]);
+    let ec_material = std::fs::read(path(dir, "ec.der")).unwrap();
+    let ec_public = openssl(&[
+        "pkey",
+        "-inform",
+        "DER",
+        "-in",
+        &path(dir, "ec.der"),
+        "-pubout",
+        "-outform",
+        "DER",
+    ]);
+    import_fresh(
+        &client,
+        dir,
+        &ec,
+        &ec_material,
+        AlgorithmSpec::RsaAesKeyWrapSha256,
+    )
+    .await
+    .unwrap();
+    let public = client.get_public_key().key_id(&ec).send().await.unwrap();
+    assert_eq!(public.public_key.unwrap().into_inner(), ec_public);
+
+    // Delete, then re-import: different material refused, the same restores decryption.
+    let key = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let material = random_bytes(32);
+    let material_id = import_fresh(
+        &client,
+        dir,
+        &key,
+        &material,
+        AlgorithmSpec::RsaesOaepSha256,
+    )
+    .await
+    .unwrap();
+    let blob = encrypt(&client, &key).await;
+    let err = import_fresh(
+        &client,
+        dir,
+        &key,
+        &random_bytes(32),
+        AlgorithmSpec::RsaesOaepSha256,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err, "IncorrectKeyMaterialException",
+        "different material while present"
+    );
+    let db = Db::open(&server).await;
+    assert_eq!(db.material_rows(&key).await, 1);
+    client
+        .delete_imported_key_material()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        db.material_rows(&key).await,
+        0,
+        "material destroyed at once"
+    );
+    let meta = describe(&client, &key).await;
+    assert_eq!(meta.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(meta.expiration_model(), None);
+    assert_eq!(
+        decrypt(&client, &blob).await.unwrap_err(),
+        "KMSInvalidStateException"
+    );
+    let err = import_fresh(
+        &client,
+        dir,
+        &key,
+        &random_bytes(32),
+        AlgorithmSpec::RsaesOaepSha1,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err, "IncorrectKeyMaterialException",
+        "different material after deletion"
+    );
+    let again = import_fresh(
+        &client,
+        dir,
+        &key,
+        &material,
+        AlgorithmSpec::RsaAesKeyWrapSha1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again, material_id,
+        "the same material keeps its KeyMaterialId"
+    );
+    assert_eq!(decrypt(&client, &blob).await.unwrap(), b"imported");
+    assert_eq!(db.material_rows(&key).await, 1);
+
+    let (ok, out) = server.trent(&["replay", "--verify"]);
+    assert!(ok, "{out}");
+}
+
+/// Import tokens: 24 hours by the domain clock, bound to their key and algorithm, unforgeable;
+/// wrapped material that does not unwrap; refused wrapping algorithms and keys.
+async fn tokens(store: StoreKind) {
+    let server = TestServer::start_with_test_clock(store);
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let other = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let material = random_bytes(32);
+
+    let out = client
+        .get_parameters_for_import()
+        .key_id(&key)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa3072)
+        .send()
+        .await
+        .unwrap();
+    let created = describe(&client, &key).await.creation_date.unwrap().secs();
+    let valid_to = out.parameters_valid_to.unwrap().secs();
+    assert!((valid_to - created - DAY).abs() < 60, "valid for 24 hours");
+    assert_eq!(
+        out.public_key.as_ref().unwrap().as_ref().len(),
+        422,
+        "RSA 3072 SPKI"
+    );
+    let (public, token) = (
+        out.public_key.unwrap().into_inner(),
+        out.import_token.unwrap().into_inner(),
+    );
+    let wrapped = wrap(dir, &public, &material, &AlgorithmSpec::RsaesOaepSha256);
+    let (public2, token2) = parameters(&client, &key, AlgorithmSpec::RsaesOaepSha256).await;
+    let wrapped2 = wrap(dir, &public2, &material, &AlgorithmSpec::RsaesOaepSha256);
+
+    // Foreign, altered and truncated tokens.
+    let (other_public, other_token) =
+        parameters(&client, &other, AlgorithmSpec::RsaesOaepSha256).await;
+    let other_wrapped = wrap(
+        dir,
+        &other_public,
+        &material,
+        &AlgorithmSpec::RsaesOaepSha256,
+    );
+    assert_eq!(
+        import(&client, &key, &other_token, &other_wrapped, None)
+            .await
+            .unwrap_err(),
+        "InvalidImportTokenException"
+    );
+    let mut altered = token.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    assert_eq!(
+        import(&client, &key, &altered, &wrapped, None)
+            .await
+            .unwrap_err(),
+        "InvalidImportTokenException"
+    );
+    let mut later = token.clone();
+    later[12] ^= 0x40; // the expiry in the header
+    assert_eq!(
+        import(&client, &key, &later, &wrapped, None)
+            .await
+            .unwrap_err(),
+        "InvalidImportTokenException"
+    );
+    // Material wrapped with another OAEP hash, or not wrapped at all.
+    let sha1_wrapped = wrap(dir, &public, &material, &AlgorithmSpec::RsaesOaepSha1);
+    assert_eq!(
+        import(&client, &key, &token, &sha1_wrapped, None)
+            .await
+            .unwrap_err(),
+        "InvalidCiphertextException"
+    );
+    assert_eq!(
+        import(&client, &key, &token, &material, None)
+            .await
+            .unwrap_err(),
+        "InvalidCiphertextException"
+    );
+    // Material of the wrong size for the key spec.
+    let short = wrap(
+        dir,
+        &public,
+        &random_bytes(16),
+        &AlgorithmSpec::RsaesOaepSha256,
+    );
+    assert_eq!(
+        import(&client, &key, &token, &short, None)
+            .await
+            .unwrap_err(),
+        "IncorrectKeyMaterialException"
+    );
+    // ExpirationModel and ValidTo must agree.
+    let err = client
+        .import_key_material()
+        .key_id(&key)
+        .import_token(Blob::new(token.clone()))
+        .encrypted_key_material(Blob::new(wrapped.clone()))
+        .expiration_model(ExpirationModelType::KeyMaterialExpires)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException");
+
+    // Still valid 10 seconds before 24 hours; expired 1 second after.
+    server.advance_clock(DAY - 10).await;
+    import(&client, &key, &token, &wrapped, None).await.unwrap();
+    server.advance_clock(11).await;
+    assert_eq!(
+        import(&client, &key, &token2, &wrapped2, None)
+            .await
+            .unwrap_err(),
+        "ExpiredImportTokenException"
+    );
+
+    // Refused wrapping algorithms, and keys that are not EXTERNAL.
+    let err = client
+        .get_parameters_for_import()
+        .key_id(&other)
+        .wrapping_algorithm(AlgorithmSpec::RsaesPkcs1V15)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException");
+    let err = client
+        .get_parameters_for_import()
+        .key_id(&other)
+        .wrapping_algorithm(AlgorithmSpec::Sm2Pke)
+        .wrapping_key_spec(WrappingKeySpec::Sm2)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "UnsupportedOperationException");
+    let native = client
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let err = client
+        .get_parameters_for_import()
+        .key_id(&native)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "UnsupportedOperationException");
+    let err = client
+        .import_key_material()
+        .key_id(&key)
+        .import_type(ImportType::NewKeyMaterial)
+        .import_token(Blob::new(token2))
+        .encrypted_key_material(Blob::new(wrapped2))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        "UnsupportedOperationException",
+        "rotation of imported keys"
+    );
+}
+
+/// Material with a ValidTo is destroyed by the scheduler when it passes, exactly once, with a
+/// DeleteExpiredKeyMaterial service event; the same material can be imported again.
+async fn expiry(store: StoreKind) {
+    let server = TestServer::start_with_test_clock(store);
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let keeps = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let now = describe(&client, &key).await.creation_date.unwrap().secs();
+    let material = random_bytes(32);
+    let (public, token) = parameters(&client, &key, AlgorithmSpec::RsaesOaepSha256).await;
+    let wrapped = wrap(dir, &public, &material, &AlgorithmSpec::RsaesOaepSha256);
+    import(&client, &key, &token, &wrapped, Some(now + 3600))
+        .await
+        .unwrap();
+    import_fresh(
+        &client,
+        dir,
+        &keeps,
+        &random_bytes(32),
+        AlgorithmSpec::RsaesOaepSha1,
+    )
+    .await
+    .unwrap();
+    let meta = describe(&client, &key).await;
+    assert_eq!(
+        meta.expiration_model(),
+        Some(&ExpirationModelType::KeyMaterialExpires)
+    );
+    assert_eq!(meta.valid_to().map(|t| t.secs()), Some(now + 3600));
+    let blob = encrypt(&client, &key).await;
+
+    server.advance_clock(3500).await;
+    let report = server.scheduler_tick().await;
+    assert_eq!(report["expired"], serde_json::json!([]), "not yet");
+    server.advance_clock(200).await;
+    let report = server.scheduler_tick().await;
+    assert_eq!(report["expired"], serde_json::json!([key]));
+    let again = server.scheduler_tick().await;
+    assert_eq!(again["expired"], serde_json::json!([]), "expired twice");
+
+    let meta = describe(&client, &key).await;
+    assert_eq!(meta.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(meta.valid_to(), None);
+    assert_eq!(
+        decrypt(&client, &blob).await.unwrap_err(),
+        "KMSInvalidStateException"
+    );
+    assert_eq!(
+        describe(&client, &keeps).await.key_state(),
+        Some(&KeyState::Enabled)
+    );
+    let db = Db::open(&server).await;
+    assert_eq!(
+        db.material_rows(&key).await,
+        0,
+        "expired material destroyed"
+    );
+    assert_eq!(db.material_rows(&keeps).await, 1);
+    let records = db.audit_records().await;
+    assert_eq!(
+        service_events(&records, "DeleteExpiredKeyMaterial", &key),
+        1
+    );
+    assert_eq!(
+        service_events(&records, "DeleteExpiredKeyMaterial", &keeps),
+        0
+    );
+
+    import_fresh(
+        &client,
+        dir,
+        &key,
+        &material,
+        AlgorithmSpec::RsaesOaepSha256,
+    )
+    .await
+    .unwrap();
+    assert_eq!(decrypt(&client, &blob).await.unwrap(), b"imported");
+    let (ok, out) = server.trent(&["trail", "verify"]);
+    assert!(ok, "{out}");
+}
+
+on_both_stores!(import_flow, tokens, expiry);
