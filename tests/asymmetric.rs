@@ -14,7 +14,7 @@ use aws_sdk_kms::types::{
     KeyAgreementAlgorithmSpec, KeySpec, KeyUsageType, MacAlgorithmSpec, MessageType,
     SigningAlgorithmSpec,
 };
-use common::{StoreKind, TestServer};
+use common::{code, StoreKind, TestServer};
 
 fn openssl(args: &[&str]) -> std::process::Output {
     let out = Command::new("openssl")
@@ -44,16 +44,6 @@ fn write_pem(dir: &Path, name: &str, der: &[u8]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     pem_path.to_str().unwrap().to_string()
-}
-
-fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .unwrap_or("<none>")
-        .to_string()
 }
 
 async fn create(client: &aws_sdk_kms::Client, spec: KeySpec, usage: KeyUsageType) -> String {

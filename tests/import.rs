@@ -17,19 +17,9 @@ use aws_sdk_kms::types::{
     MacAlgorithmSpec, OriginType, WrappingKeySpec,
 };
 use common::db::Db;
-use common::{StoreKind, TestServer};
+use common::{code, StoreKind, TestServer};
 
 const DAY: i64 = 86_400;
-
-fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .unwrap_or("<no service error>")
-        .to_string()
-}
 
 fn openssl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")

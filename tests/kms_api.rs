@@ -4,17 +4,7 @@ mod common;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyState, Tag};
-use common::{StoreKind, TestServer};
-
-fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .unwrap_or("<no service error>")
-        .to_string()
-}
+use common::{code, StoreKind, TestServer};
 
 async fn create_key(client: &aws_sdk_kms::Client) -> String {
     client

@@ -7,19 +7,9 @@ mod common;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{IncludeKeyMaterial, KeyState, Tag};
 use common::db::Db;
-use common::{StoreKind, TestServer};
+use common::{code, StoreKind, TestServer};
 
 const DAY: i64 = 86_400;
-
-fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .unwrap_or("<no service error>")
-        .to_string()
-}
 
 async fn new_key(client: &aws_sdk_kms::Client) -> String {
     client

@@ -29,6 +29,17 @@ macro_rules! on_both_stores {
     };
 }
 
+/// The AWS error code of a failed SDK call (`<no service error>` when it failed before a response).
+pub fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("<no service error>")
+        .to_string()
+}
+
 /// The development identity's access key.
 pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 /// The development identity's secret.

@@ -10,8 +10,6 @@
 //! All cryptography is aws-lc-rs, except the three primitives in `ffi`, its only unsafe code.
 
 mod agreement;
-#[cfg(test)]
-mod bench;
 mod der;
 mod ffi;
 mod kem;

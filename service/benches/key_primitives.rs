@@ -1,7 +1,6 @@
-//! A quick timing loop (ignored by default): operations per second of bare aws-lc-rs with the
-//! key already parsed, and of this module's functions (which load the key from its PKCS#8 on
-//! every call). Run: `cargo test --release -p trent-service crypto::keys::bench -- --ignored
-//! --nocapture`.
+//! Operations per second of bare aws-lc-rs with the key already parsed, and of
+//! `trent_service::crypto::keys` (which loads the key from its PKCS#8 on every call), for the
+//! same operations. Run: `cargo bench -p trent-service --bench key_primitives`.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, KeyPair, UnparsedPublicKey};
 use aws_lc_rs::{hmac, kem};
 
-use super::*;
+use trent_service::crypto::keys::*;
 
 /// Runs `op` for about `budget` and returns operations per second.
 fn rate(mut op: impl FnMut()) -> f64 {
@@ -30,9 +29,7 @@ fn report(name: &str, bare: f64, module: f64) {
     println!("{name:<28} bare aws-lc-rs {bare:>10.0}/s   crypto::keys {module:>10.0}/s");
 }
 
-#[test]
-#[ignore = "timing loop; run in release mode on demand"]
-fn operations_per_second() {
+fn main() {
     let message = [0x42u8; 256];
     let rng = SystemRandom::new();
     let algorithm = |spec: KeySpec| spec.algorithms(KeyUsage::SignVerify).signing[0];
@@ -119,7 +116,8 @@ fn operations_per_second() {
 
     let material = generate(KeySpec::MlKem768).unwrap();
     let public = public_key_der(KeySpec::MlKem768, &material).unwrap();
-    let raw = der::parse_spki(&public).unwrap().key.to_vec();
+    // The SPKI's BIT STRING ends with the 1184-byte ML-KEM-768 encapsulation key.
+    let raw = public[public.len() - 1184..].to_vec();
     let key = kem::EncapsulationKey::new(&kem::ML_KEM_768, &raw).unwrap();
     report(
         "ML_KEM_768 encapsulate",
