@@ -712,3 +712,127 @@ fn aws_cli_authorization_with_example_identities() {
         "{stderr}"
     );
 }
+
+/// The import flow through the real CLI: create-key --origin EXTERNAL, get-parameters-for-import,
+/// material wrapped outside Trent by the openssl command line, import-key-material, use, and
+/// delete-imported-key-material.
+#[test]
+fn aws_cli_import_flow() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let created = aws(&server, &["kms", "create-key", "--origin", "EXTERNAL"]);
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(created["KeyMetadata"]["KeyState"], "PendingImport");
+
+    let params = aws(
+        &server,
+        &[
+            "kms",
+            "get-parameters-for-import",
+            "--key-id",
+            &key,
+            "--wrapping-algorithm",
+            "RSAES_OAEP_SHA_256",
+            "--wrapping-key-spec",
+            "RSA_2048",
+        ],
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    std::fs::write(
+        file("wrapping.der"),
+        b64.decode(params["PublicKey"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        file("token.bin"),
+        b64.decode(params["ImportToken"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let material: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
+    std::fs::write(file("material.bin"), &material).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "pkey",
+        "-pubin",
+        "-inform",
+        "DER",
+        "-in",
+        &file("wrapping.der"),
+        "-out",
+        &file("wrapping.pem"),
+    ]);
+    openssl(&[
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        &file("wrapping.pem"),
+        "-in",
+        &file("material.bin"),
+        "-out",
+        &file("wrapped.bin"),
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-pkeyopt",
+        "rsa_oaep_md:sha256",
+        "-pkeyopt",
+        "rsa_mgf1_md:sha256",
+    ]);
+    aws(
+        &server,
+        &[
+            "kms",
+            "import-key-material",
+            "--key-id",
+            &key,
+            "--encrypted-key-material",
+            &format!("fileb://{}", file("wrapped.bin")),
+            "--import-token",
+            &format!("fileb://{}", file("token.bin")),
+            "--expiration-model",
+            "KEY_MATERIAL_DOES_NOT_EXPIRE",
+        ],
+    );
+    let described = aws(&server, &["kms", "describe-key", "--key-id", &key]);
+    assert_eq!(described["KeyMetadata"]["KeyState"], "Enabled");
+    assert_eq!(described["KeyMetadata"]["Origin"], "EXTERNAL");
+
+    let blob = cli_encrypt(&server, dir.path(), &key, b"imported");
+    let (plain, _) = cli_decrypt(&server, dir.path(), &blob);
+    assert_eq!(plain, b"imported");
+
+    aws(
+        &server,
+        &["kms", "delete-imported-key-material", "--key-id", &key],
+    );
+    let described = aws(&server, &["kms", "describe-key", "--key-id", &key]);
+    assert_eq!(described["KeyMetadata"]["KeyState"], "PendingImport");
+    let blob_file = dir.path().join("after-delete.bin");
+    std::fs::write(&blob_file, &blob).unwrap();
+    let err = aws_err(
+        &server,
+        &[
+            "kms",
+            "decrypt",
+            "--ciphertext-blob",
+            &format!("fileb://{}", blob_file.display()),
+        ],
+    );
+    assert!(err.contains("KMSInvalidStateException"), "{err}");
+}
