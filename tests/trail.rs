@@ -571,3 +571,76 @@ async fn export_and_validate_throughput() {
     );
     assert_exactly_once(&exported_event_ids(&dir), &table_event_ids(&server).await);
 }
+
+/// `trent serve --trail-export-dir` exports while serving and once more at shutdown: after a
+/// SIGTERM the directory validates and holds every record exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_exports_periodically_and_at_shutdown() {
+    let out = tempfile::tempdir().unwrap();
+    let out_arg = out.path().display().to_string();
+    let mut server = TestServer::start_with(
+        StoreKind::Sqlite,
+        &[
+            "--trail-export-dir",
+            &out_arg,
+            "--trail-export-interval",
+            "1",
+        ],
+    );
+    calls(&server, 5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    calls(&server, 5).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.terminate();
+        (s, server)
+    });
+    let (status, server) = status.await.unwrap();
+    assert!(status.success());
+    let (ok, report) = validate(out.path());
+    assert!(ok, "{report}");
+    assert_exactly_once(
+        &exported_event_ids(out.path()),
+        &table_event_ids(&server).await,
+    );
+}
+
+/// `trent trail usage KEY` summarises who used a key, how, and when, from the records.
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_summarises_a_keys_past() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let client = server.client();
+    let key = client.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    for _ in 0..3 {
+        client
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(aws_sdk_kms::primitives::Blob::new(b"u".to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let _ = client
+        .schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(3)
+        .send()
+        .await
+        .unwrap_err();
+    let out = std::process::Command::new(common::trent_bin())
+        .args(["trail", "usage", &key_id, "--format", "json"])
+        .args(server.store_args())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = &report["principals"]["arn:aws:iam::111122223333:root"];
+    assert_eq!(root["operations"]["Encrypt"], 3);
+    assert_eq!(root["operations"]["CreateKey"], 1);
+    assert_eq!(
+        root["failed"], 0,
+        "the refused ScheduleKeyDeletion has no key resource yet"
+    );
+    assert_eq!(report["lastSuccessfulUse"][0], "Encrypt");
+    assert_eq!(report["totalCalls"], 4);
+}

@@ -104,6 +104,19 @@ enum TrailCommand {
     /// Check an export directory: digest signatures and chains, log file hashes, missing and
     /// added files (needs no store).
     Validate(TrailValidateArgs),
+    /// Who used a key, with which operations, when first and last, per day (from the records).
+    Usage(TrailUsageArgs),
+}
+
+#[derive(Debug, Args)]
+struct TrailUsageArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The key: key id or key ARN.
+    key: String,
+    /// Output format.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    format: String,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +186,13 @@ struct ServeArgs {
     /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
     #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
     scheduler_interval: u64,
+    /// Export the audit trail as CloudTrail log files and signed digests into this directory,
+    /// every `--trail-export-interval` seconds and once more at shutdown.
+    #[arg(long, env = "TRENT_TRAIL_EXPORT_DIR")]
+    trail_export_dir: Option<PathBuf>,
+    /// Seconds between periodic trail exports.
+    #[arg(long, env = "TRENT_TRAIL_EXPORT_INTERVAL", default_value_t = 300)]
+    trail_export_interval: u64,
     /// Testing only: a movable clock and the /_trent/test/ endpoints (loopback only).
     #[arg(long, env = "TRENT_TEST_CLOCK", hide = true)]
     test_clock: bool,
@@ -229,6 +249,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Simulate(args),
         } => simulate(args).await,
+        Command::Trail {
+            command: TrailCommand::Usage(args),
+        } => {
+            let store = open_store(&args.store).await?;
+            let report = crate::trail::usage::key_usage(&store, &args.key).await?;
+            if args.format == "json" {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Trail {
             command: TrailCommand::Verify(store),
         } => trail_verify(store).await,
@@ -346,10 +378,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         key_usage,
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
+    let (stop_export, export_stopped) = tokio::sync::watch::channel(false);
+    let exporter = args.trail_export_dir.clone().map(|out| {
+        let opts = crate::trail::export::ExportOptions {
+            key_file: args.store.data_dir.join("trail-digest.key"),
+            out,
+            trail_name: "trent".into(),
+            max_records_per_file: 1000,
+        };
+        let every = std::time::Duration::from_secs(args.trail_export_interval.max(1));
+        tokio::spawn(periodic_export(
+            state.store.clone(),
+            opts,
+            every,
+            export_stopped,
+        ))
+    });
     crate::server::serve(state, args.listen, args.admin_listen, interval).await?;
+    let _ = stop_export.send(true);
+    if let Some(task) = exporter {
+        task.await.context("the trail exporter failed")?;
+    }
     writer_task.await.context("the audit writer failed")?;
     tracing::info!("stopped; every acknowledged call is durable");
     Ok(())
+}
+
+/// Export the trail every `every`, and once more when `stop` turns true.
+async fn periodic_export(
+    store: SharedStore,
+    opts: crate::trail::export::ExportOptions,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(every) => false,
+            _ = stop.changed() => true,
+        };
+        match crate::trail::export::export(&store, &opts, chrono::Utc::now()).await {
+            Ok(r) if r.records > 0 => {
+                tracing::info!(records = r.records, files = r.log_files, "trail exported")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "trail export failed"),
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

@@ -3,7 +3,8 @@
 //! `export` turns the hash-chained audit records into gzip log files in CloudTrail's bucket
 //! layout, one signed digest per account and region per export run, and keeps its resume point in
 //! the export directory; `validate` checks such a directory with nothing but its files and the
-//! published public key (like `aws cloudtrail validate-logs`). Layout and formats:
+//! published public key (like `aws cloudtrail validate-logs`); `usage` summarises the past usage
+//! of one key from the records. Layout and formats:
 //! `docs/cloudtrail-export.md`.
 //!
 //! This module never writes to the store and never changes a file a digest already lists.
@@ -13,6 +14,7 @@ pub mod export;
 pub mod layout;
 pub mod signing;
 pub mod state;
+pub mod usage;
 pub mod validate;
 
 /// What can stop an export.
