@@ -210,6 +210,7 @@ async fn prometheus_scrapes_trent_and_every_shipped_query_has_series() {
     }
     let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
     mixed_outcomes(&server, &key_arn).await;
+    imported_key_expiring_in_three_days(&server).await;
     let doomed = client.create_key().send().await.unwrap();
     let doomed_id = doomed.key_metadata().unwrap().key_id().to_string();
     client
@@ -334,6 +335,82 @@ async fn mixed_outcomes(server: &TestServer, key_arn: &str) {
         common::REGION,
     );
     assert!(bad.list_keys().send().await.is_err());
+}
+
+/// An imported key whose material expires in three days (for the expiry gauge and its alert):
+/// 32 bytes wrapped by the openssl command line with the wrapping key Trent hands out.
+async fn imported_key_expiring_in_three_days(server: &TestServer) {
+    use aws_sdk_kms::types::{AlgorithmSpec, ExpirationModelType, OriginType, WrappingKeySpec};
+    let client = server.client();
+    let key = client
+        .create_key()
+        .origin(OriginType::External)
+        .send()
+        .await
+        .unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let params = client
+        .get_parameters_for_import()
+        .key_id(&key_id)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(file("pub.der"), params.public_key().unwrap().as_ref()).unwrap();
+    std::fs::write(file("material"), [7u8; 32]).unwrap();
+    for args in [
+        vec![
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-in",
+            &file("pub.der"),
+            "-out",
+            &file("pub.pem"),
+        ],
+        vec![
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            &file("pub.pem"),
+            "-in",
+            &file("material"),
+            "-out",
+            &file("wrapped"),
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            "rsa_oaep_md:sha256",
+            "-pkeyopt",
+            "rsa_mgf1_md:sha256",
+        ],
+    ] {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let valid_to = std::time::SystemTime::now() + Duration::from_secs(3 * 86_400);
+    client
+        .import_key_material()
+        .key_id(&key_id)
+        .import_token(params.import_token().unwrap().clone())
+        .encrypted_key_material(Blob::new(std::fs::read(file("wrapped")).unwrap()))
+        .expiration_model(ExpirationModelType::KeyMaterialExpires)
+        .valid_to(aws_sdk_kms::primitives::DateTime::from(valid_to))
+        .send()
+        .await
+        .expect("import");
 }
 
 /// The expression an alert rule compares against its threshold (`expr > 0.05` -> `expr`).

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub audit_commit_duration: Histogram,
     /// Keys by state and key spec (set at scrape).
     pub keys: IntGaugeVec,
+    /// Seconds until each key's imported material expires (set at scrape).
+    pub material_expiry: IntGaugeVec,
     /// Attempts to use a key that is pending deletion (the classic alarm), by operation.
     pub pending_deletion_use: IntCounterVec,
     /// Authorization decisions by result (`allowed`, `explicitDeny`, `implicitDeny`).
@@ -88,6 +90,14 @@ impl Metrics {
                 &["state", "key_spec"],
             )
             .unwrap_or_else(|e| unreachable!("{e}")),
+            material_expiry: IntGaugeVec::new(
+                Opts::new(
+                    "trent_key_material_expires_in_seconds",
+                    "Seconds until a key's imported material expires (keys whose material expires).",
+                ),
+                &["key_arn"],
+            )
+            .unwrap_or_else(|e| unreachable!("{e}")),
             pending_deletion_use: counter(
                 "trent_pending_deletion_key_use_total",
                 "Attempts to use a key that is pending deletion, by operation.",
@@ -116,6 +126,7 @@ impl Metrics {
             Box::new(m.audit_queue_depth.clone()),
             Box::new(m.audit_commit_duration.clone()),
             Box::new(m.keys.clone()),
+            Box::new(m.material_expiry.clone()),
             Box::new(m.pending_deletion_use.clone()),
             Box::new(m.authorization_decisions.clone()),
             Box::new(m.store_errors.clone()),
@@ -143,13 +154,24 @@ impl Metrics {
         m
     }
 
-    /// The Prometheus text exposition, with the key gauges refreshed from `model`.
-    pub fn render(&self, model: &ReadModel) -> String {
+    /// The Prometheus text exposition, with the key gauges refreshed from `model` at `now`.
+    pub fn render(&self, model: &ReadModel, now: chrono::DateTime<chrono::Utc>) -> String {
         self.keys.reset();
+        self.material_expiry.reset();
         for key in model.all_keys().filter(|k| k.is_live()) {
             self.keys
                 .with_label_values(&[key.state.as_str(), key.key_spec.as_str()])
                 .inc();
+            if let Some(valid_to) = key
+                .imported
+                .as_ref()
+                .filter(|i| i.present)
+                .and_then(|i| i.valid_to)
+            {
+                self.material_expiry
+                    .with_label_values(&[key.arn().as_str()])
+                    .set((valid_to - now).num_seconds());
+            }
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
@@ -180,7 +202,7 @@ mod tests {
         let m = Metrics::new();
         m.requests.with_label_values(&["Encrypt", "success"]).inc();
         m.pending_deletion_use.with_label_values(&["Decrypt"]).inc();
-        let text = m.render(&ReadModel::default());
+        let text = m.render(&ReadModel::default(), chrono::Utc::now());
         assert!(text.contains("trent_requests_total{operation=\"Encrypt\",outcome=\"success\"} 1"));
         assert!(text.contains("trent_pending_deletion_key_use_total{operation=\"Decrypt\"} 1"));
         assert!(text.contains("# TYPE trent_audit_queue_depth gauge"));

@@ -96,7 +96,7 @@ async fn health() -> HttpResponse {
 /// Prometheus text exposition (admin listener).
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let text = match state.read_model() {
-        Ok(model) => state.metrics.render(&model),
+        Ok(model) => state.metrics.render(&model, state.clock.now()),
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
     };
     HttpResponse::Ok()
