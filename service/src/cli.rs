@@ -357,7 +357,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(keys = key_count, "read model rebuilt from events");
     let key_usage = rebuild_key_usage(&store).await?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let (writer, writer_task) = CommitWriter::start(store.clone(), model.clone(), metrics.clone());
+    let audit_index = Arc::new(crate::lookup::rebuild(&store).await?);
+    let (writer, writer_task) = CommitWriter::start(
+        store.clone(),
+        model.clone(),
+        metrics.clone(),
+        audit_index.clone(),
+    );
     let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
     let state = AppState {
         store,
@@ -376,6 +382,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         materials: MaterialCache::default(),
         account_policies: Default::default(),
         key_usage,
+        audit_index,
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
     let (stop_export, export_stopped) = tokio::sync::watch::channel(false);

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod crypto;
 pub mod domain;
 pub mod handlers;
+pub mod lookup;
 pub mod metrics;
 pub mod protocol;
 pub mod scheduler;

@@ -148,6 +148,8 @@ pub struct AppState {
     pub account_policies: RwLock<HashMap<String, crate::authorize::SharedPolicy>>,
     /// The last cryptographic use of each key (GetKeyLastUsage).
     pub key_usage: crate::usage::KeyUsage,
+    /// The LookupEvents index over the audit records (kept current by the writer).
+    pub audit_index: Arc<crate::lookup::AuditIndex>,
 }
 
 impl AppState {

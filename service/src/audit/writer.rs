@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::read_model::ReadModel;
+use crate::lookup::AuditIndex;
 use crate::metrics::Metrics;
 use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
 
@@ -34,9 +35,10 @@ impl CommitWriter {
         store: SharedStore,
         model: Arc<RwLock<ReadModel>>,
         metrics: Arc<Metrics>,
+        index: Arc<AuditIndex>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let handle = tokio::spawn(run(store, model, metrics.clone(), rx));
+        let handle = tokio::spawn(run(store, model, metrics.clone(), index, rx));
         (Self { tx, metrics }, handle)
     }
 
@@ -63,6 +65,7 @@ async fn run(
     store: SharedStore,
     model: Arc<RwLock<ReadModel>>,
     metrics: Arc<Metrics>,
+    index: Arc<AuditIndex>,
     mut rx: mpsc::Receiver<Pending>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -75,6 +78,10 @@ async fn run(
         }
         let (units, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
+        let audit_texts: Vec<Option<String>> = units
+            .iter()
+            .map(|u| u.audit.as_ref().map(|a| a.record.clone()))
+            .collect();
         metrics.audit_queue_depth.sub(units.len() as i64);
         metrics.audit_batch_size.observe(units.len() as f64);
         let started = std::time::Instant::now();
@@ -85,6 +92,15 @@ async fn run(
         match committed {
             Ok(results) => {
                 apply_committed(&store, &model, &results).await;
+                for (result, text) in results.iter().zip(&audit_texts) {
+                    if let (Ok(receipt), Some(text)) = (result, text) {
+                        if let (Some(seq), Ok(json)) =
+                            (receipt.audit_sequence, serde_json::from_str(text))
+                        {
+                            index.observe(seq, &json);
+                        }
+                    }
+                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
