@@ -286,3 +286,64 @@ fn development_identity_is_refused_off_loopback() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("development identity"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_over_quota_are_throttled_audited_and_counted() {
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let server = TestServer::start_with(
+        StoreKind::Sqlite,
+        &["--quota-cryptographic", "3", "--admin-listen", &admin],
+    );
+    let created = call(&server, "TrentService.CreateKey", json!({})).await;
+    let key_id = created.body["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut throttled = 0;
+    for _ in 0..10 {
+        let r = call(
+            &server,
+            "TrentService.Encrypt",
+            json!({"KeyId": key_id, "Plaintext": "eA=="}),
+        )
+        .await;
+        if r.status != 200 {
+            assert_eq!(r.error_type(), "ThrottlingException", "{:?}", r.body);
+            assert_eq!(r.status, 400);
+            throttled += 1;
+        }
+    }
+    assert!(
+        throttled >= 5,
+        "only {throttled} of 10 were throttled with a quota of 3/s"
+    );
+    // Management operations have their own quota.
+    assert_eq!(
+        call(
+            &server,
+            "TrentService.DescribeKey",
+            json!({"KeyId": key_id})
+        )
+        .await
+        .status,
+        200
+    );
+    let records = common::sqlite_audit_records(&server.data_dir);
+    let audited = records
+        .iter()
+        .filter(|r| r["errorCode"] == "ThrottlingException")
+        .count();
+    assert_eq!(audited, throttled);
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "trent_throttled_requests_total{{class=\"cryptographic\"}} {throttled}"
+        )),
+        "{metrics}"
+    );
+}

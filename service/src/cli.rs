@@ -183,6 +183,16 @@ struct ServeArgs {
     /// Address of the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "TRENT_ADMIN_LISTEN", default_value = "127.0.0.1:9599")]
     admin_listen: SocketAddr,
+    /// Cryptographic requests per second per account and region (0: unlimited; AWS's default
+    /// shared quota for symmetric keys starts at 5,500).
+    #[arg(long, env = "TRENT_QUOTA_CRYPTOGRAPHIC", default_value_t = 0)]
+    quota_cryptographic: u32,
+    /// GenerateRandom requests per second per account and region (0: unlimited).
+    #[arg(long, env = "TRENT_QUOTA_GENERATE_RANDOM", default_value_t = 0)]
+    quota_generate_random: u32,
+    /// Other requests per second per account and region (0: unlimited).
+    #[arg(long, env = "TRENT_QUOTA_MANAGEMENT", default_value_t = 0)]
+    quota_management: u32,
     /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
     #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
     scheduler_interval: u64,
@@ -383,6 +393,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_policies: Default::default(),
         key_usage,
         audit_index,
+        quotas: crate::quota::Quotas::new(crate::quota::QuotaLimits {
+            cryptographic: args.quota_cryptographic,
+            generate_random: args.quota_generate_random,
+            management: args.quota_management,
+        }),
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
     let (stop_export, export_stopped) = tokio::sync::watch::channel(false);

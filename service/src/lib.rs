@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod lookup;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod scheduler;
 pub mod server;
 pub mod simulate;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub material_expiry: IntGaugeVec,
     /// Attempts to use a key that is pending deletion (the classic alarm), by operation.
     pub pending_deletion_use: IntCounterVec,
+    /// Requests refused over quota, by operation class.
+    pub throttled: IntCounterVec,
     /// Authorization decisions by result (`allowed`, `explicitDeny`, `implicitDeny`).
     pub authorization_decisions: IntCounterVec,
     /// Store failures by kind.
@@ -103,6 +105,11 @@ impl Metrics {
                 "Attempts to use a key that is pending deletion, by operation.",
                 &["operation"],
             ),
+            throttled: counter(
+                "trent_throttled_requests_total",
+                "Requests refused with ThrottlingException, by quota class.",
+                &["class"],
+            ),
             authorization_decisions: counter(
                 "trent_authorization_decisions_total",
                 "Authorization decisions by result.",
@@ -128,6 +135,7 @@ impl Metrics {
             Box::new(m.keys.clone()),
             Box::new(m.material_expiry.clone()),
             Box::new(m.pending_deletion_use.clone()),
+            Box::new(m.throttled.clone()),
             Box::new(m.authorization_decisions.clone()),
             Box::new(m.store_errors.clone()),
             Box::new(m.scheduler_actions.clone()),
@@ -141,6 +149,9 @@ impl Metrics {
         // alerts over them have data before the first event.
         for result in ["allowed", "explicitDeny", "implicitDeny"] {
             m.authorization_decisions.with_label_values(&[result]);
+        }
+        for class in ["cryptographic", "generate_random", "management"] {
+            m.throttled.with_label_values(&[class]);
         }
         for kind in ["commit", "call", "keystore"] {
             m.store_errors.with_label_values(&[kind]);

@@ -521,6 +521,14 @@ async fn process(
     call.region = verified.region.clone();
     call.user_identity = principal.user_identity();
     call.account = Some(principal.account.clone());
+    if !state.quotas.admit(&principal.account, &verified.region, op) {
+        state
+            .metrics
+            .throttled
+            .with_label_values(&[crate::quota::QuotaClass::of(op).as_str()])
+            .inc();
+        return Err(KmsError::Throttling("Rate exceeded".into()));
+    }
 
     let json: Value = if body.is_empty() {
         Value::Object(Default::default())

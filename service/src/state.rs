@@ -150,6 +150,8 @@ pub struct AppState {
     pub key_usage: crate::usage::KeyUsage,
     /// The LookupEvents index over the audit records (kept current by the writer).
     pub audit_index: Arc<crate::lookup::AuditIndex>,
+    /// Request quotas per account, region and operation class.
+    pub quotas: crate::quota::Quotas,
 }
 
 impl AppState {

@@ -102,6 +102,9 @@ pub enum KmsError {
     /// The request body is larger than the server accepts.
     #[error("{0}")]
     RequestEntityTooLarge(String),
+    /// The caller is over its request quota.
+    #[error("{0}")]
+    Throttling(String),
     /// Something failed inside the service (storage unavailable, audit not durable).
     #[error("{0}")]
     KmsInternal(String),
@@ -142,6 +145,7 @@ impl KmsError {
             Self::UnsupportedOperation(_) => "UnsupportedOperationException",
             Self::DryRunOperation(_) => "DryRunOperationException",
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
+            Self::Throttling(_) => "ThrottlingException",
             Self::KmsInternal(_) => "KMSInternalException",
         }
     }
