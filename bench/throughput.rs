@@ -66,8 +66,18 @@ where
     }
 }
 
+/// One metric's value from Prometheus text (summed over its series).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
 async fn bench_store(store: StoreKind, seconds: u64, concurrency: usize) {
-    let server = TestServer::start(store);
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let server = TestServer::start_with(store, &["--admin-listen", &admin]);
     let client = server.client();
     let key = client.create_key().send().await.expect("create key");
     let key_id = key.key_metadata().unwrap().key_id().to_string();
@@ -100,6 +110,20 @@ async fn bench_store(store: StoreKind, seconds: u64, concurrency: usize) {
     })
     .await;
     enc.print(&format!("{store:?} Encrypt 4 KiB"));
+    let text = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let commits = metric(&text, "trent_audit_commit_duration_seconds_count");
+    println!(
+        "{:<28} {:>9.2} ms mean group commit, {:.1} calls per commit ({} commits)",
+        format!("{store:?} audit writer"),
+        1000.0 * metric(&text, "trent_audit_commit_duration_seconds_sum") / commits.max(1.0),
+        metric(&text, "trent_audit_batch_size_sum") / commits.max(1.0),
+        commits
+    );
 
     let http = reqwest::Client::new();
     let url = format!("{}/health", server.endpoint());
