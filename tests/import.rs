@@ -13,8 +13,9 @@ use std::process::Command;
 
 use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::{
-    AlgorithmSpec, ExpirationModelType, ImportType, KeySpec, KeyState, KeyUsageType,
-    MacAlgorithmSpec, OriginType, WrappingKeySpec,
+    AlgorithmSpec, ExpirationModelType, ImportState, ImportType, IncludeKeyMaterial,
+    KeyMaterialState, KeySpec, KeyState, KeyUsageType, MacAlgorithmSpec, OriginType, RotationType,
+    WrappingKeySpec,
 };
 use common::db::Db;
 use common::{code, StoreKind, TestServer};
@@ -603,20 +604,224 @@ async fn tokens(store: StoreKind) {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "UnsupportedOperationException");
+    let (public3, token3) = parameters(&client, &key, AlgorithmSpec::RsaesOaepSha256).await;
+    let wrapped3 = wrap(dir, &public3, &material, &AlgorithmSpec::RsaesOaepSha256);
     let err = client
         .import_key_material()
         .key_id(&key)
         .import_type(ImportType::NewKeyMaterial)
-        .import_token(Blob::new(token2))
-        .encrypted_key_material(Blob::new(wrapped2))
+        .import_token(Blob::new(token3))
+        .encrypted_key_material(Blob::new(wrapped3))
         .send()
         .await
         .unwrap_err();
     assert_eq!(
         code(&err),
-        "UnsupportedOperationException",
-        "rotation of imported keys"
+        "IncorrectKeyMaterialException",
+        "NEW_KEY_MATERIAL with the material the key already has"
     );
+}
+
+/// On-demand rotation of an imported key: NEW_KEY_MATERIAL imports a further version in state
+/// PENDING_ROTATION (with its description); RotateKeyOnDemand makes it current; older
+/// ciphertexts still decrypt; with nothing pending, RotateKeyOnDemand is refused.
+async fn rotation(store: StoreKind) {
+    let server = TestServer::start(store);
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let material_a = random_bytes(32);
+    let material_b = random_bytes(32);
+    let a = import_fresh(
+        &client,
+        dir,
+        &key,
+        &material_a,
+        AlgorithmSpec::RsaesOaepSha256,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.len(), 64);
+    let c1 = encrypt(&client, &key).await;
+
+    let err = client.rotate_key_on_demand().key_id(&key).send().await;
+    assert_eq!(
+        code(&err.unwrap_err()),
+        "UnsupportedOperationException",
+        "nothing pending before the NEW_KEY_MATERIAL import"
+    );
+
+    let (public, token) = parameters(&client, &key, AlgorithmSpec::RsaesOaepSha256).await;
+    let wrapped = wrap(dir, &public, &material_b, &AlgorithmSpec::RsaesOaepSha256);
+    let out = client
+        .import_key_material()
+        .key_id(&key)
+        .import_type(ImportType::NewKeyMaterial)
+        .key_material_description("second material")
+        .import_token(Blob::new(token))
+        .encrypted_key_material(Blob::new(wrapped))
+        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.key_id().unwrap().ends_with(&key));
+    let b = out.key_material_id.unwrap();
+    assert_ne!(a, b);
+
+    let list = |client: aws_sdk_kms::Client, key: String| async move {
+        client
+            .list_key_rotations()
+            .key_id(key)
+            .include_key_material(IncludeKeyMaterial::AllKeyMaterial)
+            .send()
+            .await
+            .unwrap()
+            .rotations
+            .unwrap_or_default()
+    };
+    let rows = list(client.clone(), key.clone()).await;
+    let states: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.key_material_id().unwrap().to_string(),
+                r.key_material_state().cloned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (a.clone(), Some(KeyMaterialState::Current)),
+            (b.clone(), Some(KeyMaterialState::PendingRotation)),
+        ]
+    );
+    assert_eq!(rows[1].key_material_description(), Some("second material"));
+    assert_eq!(rows[1].import_state(), Some(&ImportState::Imported));
+    assert_eq!(rows[0].key_material_description(), None);
+    assert_eq!(
+        describe(&client, &key).await.current_key_material_id(),
+        Some(a.as_str())
+    );
+    let still_a = encrypt(&client, &key).await;
+    assert_eq!(
+        decrypt_material(&client, &still_a).await,
+        a,
+        "pending is not used"
+    );
+
+    client
+        .rotate_key_on_demand()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let rows = list(client.clone(), key.clone()).await;
+    let states: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.key_material_id().unwrap().to_string(),
+                r.key_material_state().cloned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (a.clone(), Some(KeyMaterialState::NonCurrent)),
+            (b.clone(), Some(KeyMaterialState::Current)),
+        ]
+    );
+    assert_eq!(rows[1].rotation_type(), Some(&RotationType::OnDemand));
+    assert_eq!(rows[1].key_material_description(), Some("second material"));
+    assert_eq!(
+        describe(&client, &key).await.current_key_material_id(),
+        Some(b.as_str())
+    );
+    let c2 = encrypt(&client, &key).await;
+    assert_eq!(decrypt_material(&client, &c2).await, b);
+    assert_eq!(decrypt_material(&client, &c1).await, a);
+    assert_eq!(decrypt(&client, &c1).await.unwrap(), b"imported");
+
+    let err = client.rotate_key_on_demand().key_id(&key).send().await;
+    assert_eq!(
+        code(&err.unwrap_err()),
+        "UnsupportedOperationException",
+        "nothing pending after the rotation"
+    );
+
+    // After deletion, EXISTING_KEY_MATERIAL re-imports the version KeyMaterialId names.
+    client
+        .delete_imported_key_material()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        decrypt(&client, &c1).await.unwrap_err(),
+        "KMSInvalidStateException"
+    );
+    let reimport = |material: Vec<u8>, id: String| {
+        let client = client.clone();
+        let key = key.clone();
+        async move {
+            let (public, token) = parameters(&client, &key, AlgorithmSpec::RsaesOaepSha256).await;
+            let wrapped = wrap(dir, &public, &material, &AlgorithmSpec::RsaesOaepSha256);
+            client
+                .import_key_material()
+                .key_id(&key)
+                .import_type(ImportType::ExistingKeyMaterial)
+                .key_material_id(id)
+                .import_token(Blob::new(token))
+                .encrypted_key_material(Blob::new(wrapped))
+                .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+                .send()
+                .await
+                .map(|o| o.key_material_id.unwrap())
+                .map_err(|e| code(&e))
+        }
+    };
+    assert_eq!(
+        reimport(material_a.clone(), b.clone()).await.unwrap_err(),
+        "IncorrectKeyMaterialException",
+        "A's material under B's id"
+    );
+    assert_eq!(reimport(material_a.clone(), a.clone()).await.unwrap(), a);
+    assert_eq!(
+        describe(&client, &key).await.key_state(),
+        Some(&KeyState::PendingImport),
+        "the current material (B) is still missing"
+    );
+    assert_eq!(reimport(material_b.clone(), b.clone()).await.unwrap(), b);
+    assert_eq!(
+        describe(&client, &key).await.key_state(),
+        Some(&KeyState::Enabled)
+    );
+    assert_eq!(decrypt_material(&client, &c1).await, a);
+    assert_eq!(decrypt_material(&client, &c2).await, b);
+    let (ok, out) = server.trent(&["trail", "verify"]);
+    assert!(ok, "{out}");
+    let (ok, out) = server.trent(&["replay", "--verify"]);
+    assert!(ok, "{out}");
+}
+
+/// The KeyMaterialId a Decrypt response names.
+async fn decrypt_material(client: &aws_sdk_kms::Client, blob: &Blob) -> String {
+    client
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .send()
+        .await
+        .unwrap()
+        .key_material_id
+        .unwrap()
 }
 
 /// Material with a ValidTo is destroyed by the scheduler when it passes, exactly once, with a
@@ -713,4 +918,4 @@ async fn expiry(store: StoreKind) {
     assert!(ok, "{out}");
 }
 
-on_both_stores!(import_flow, tokens, expiry);
+on_both_stores!(import_flow, tokens, expiry, rotation);

@@ -471,25 +471,36 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for key in model.all_keys() {
         for m in &key.materials {
             let stored = store.get_material(&key.key_id, m.version).await?;
-            match stored {
-                // A deleted key's material must be gone once shredding is recorded.
-                Some(_) if key.materials_destroyed => problems.push(format!(
-                    "key {} material {}: still in the keystore after crypto-shredding",
+            // Whether the events say this version's sealed material must (not) be in the keystore.
+            let expected = if key.materials_destroyed {
+                Some(false)
+            } else if let Some(imported) = &key.imported {
+                imported.versions.get(&m.version).map(|v| v.present)
+            } else if key.is_live() {
+                Some(true)
+            } else {
+                None
+            };
+            match (stored, expected) {
+                (Some(_), Some(false)) => problems.push(format!(
+                    "key {} material {}: still in the keystore after it was destroyed",
                     key.key_id, m.version
                 )),
-                None if key.materials_destroyed || !key.is_live() => {}
-                Some(sealed)
-                    if root_key
-                        .open(&key.key_id, m.version, &sealed.sealed)
-                        .is_ok() => {}
-                Some(_) => problems.push(format!(
-                    "key {} material {}: sealed material does not open under the root key",
-                    key.key_id, m.version
-                )),
-                None => problems.push(format!(
+                (None, Some(true)) => problems.push(format!(
                     "key {} material {}: missing from the keystore",
                     key.key_id, m.version
                 )),
+                (Some(sealed), _)
+                    if root_key
+                        .open(&key.key_id, m.version, &sealed.sealed)
+                        .is_err() =>
+                {
+                    problems.push(format!(
+                        "key {} material {}: sealed material does not open under the root key",
+                        key.key_id, m.version
+                    ))
+                }
+                _ => {}
             }
         }
     }

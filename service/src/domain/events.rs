@@ -222,6 +222,14 @@ pub enum KeyEvent {
         expiration_model: String,
         /// When the material expires (with `KEY_MATERIAL_EXPIRES`).
         valid_to: Option<DateTime<Utc>>,
+        /// A new material version imported with ImportType `NEW_KEY_MATERIAL` into a key that
+        /// already has material: it waits (`PENDING_ROTATION`) for RotateKeyOnDemand to make it
+        /// current. Absent (false) in events written before on-demand rotation of imported keys.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pending: bool,
+        /// The `KeyMaterialDescription` given with the import (None: keep the earlier one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -381,6 +389,27 @@ mod tests {
         let stored = e.to_new_event().unwrap();
         assert_eq!(stored.event_type, "KeyPolicyPut");
         assert_eq!(KeyEvent::from_payload(&stored.payload).unwrap(), e);
+    }
+
+    #[test]
+    fn an_import_event_without_pending_or_description_stays_readable() {
+        let payload = serde_json::json!({
+            "type": "KeyMaterialImported", "schema": 1,
+            "material": {"version": 1, "material_id": "ab", "created_at": "2026-01-01T00:00:00Z"},
+            "fingerprint": "00", "expiration_model": "KEY_MATERIAL_DOES_NOT_EXPIRE",
+            "valid_to": null, "at": "2026-01-01T00:00:00Z"
+        });
+        match KeyEvent::from_payload(&payload).unwrap() {
+            KeyEvent::KeyMaterialImported {
+                pending,
+                description,
+                ..
+            } => {
+                assert!(!pending);
+                assert_eq!(description, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -99,6 +99,37 @@ pub struct ImportedMaterial {
     pub expiration_model: String,
     /// When the material expires, while it is present.
     pub valid_to: Option<DateTime<Utc>>,
+    /// Every imported version that was current at some time (the current one included), by
+    /// material version.
+    pub versions: std::collections::BTreeMap<i32, ImportedVersion>,
+    /// New material imported with `NEW_KEY_MATERIAL`, waiting for RotateKeyOnDemand.
+    pub pending: Option<PendingMaterial>,
+}
+
+/// One imported material version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedVersion {
+    /// Hex SHA-256 of the material bound to the key id.
+    pub fingerprint: String,
+    /// Whether its sealed material is in the keystore.
+    pub present: bool,
+    /// Its `KeyMaterialDescription`.
+    pub description: Option<String>,
+}
+
+/// Imported material in state `PENDING_ROTATION` (sealed, not yet used to encrypt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMaterial {
+    /// Its version (one more than the key's newest) and KeyMaterialId.
+    pub material: MaterialInfo,
+    /// Hex SHA-256 of the material bound to the key id.
+    pub fingerprint: String,
+    /// `KEY_MATERIAL_EXPIRES` or `KEY_MATERIAL_DOES_NOT_EXPIRE`, once it is current.
+    pub expiration_model: String,
+    /// When it expires, once it is current.
+    pub valid_to: Option<DateTime<Utc>>,
+    /// Its `KeyMaterialDescription`.
+    pub description: Option<String>,
 }
 
 /// A compiled grant index shared between snapshots; equal when the same grants are indexed.

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::store::StoredEvent;
 
 use super::events::{AliasEvent, KeyEvent};
-use super::key::{ImportedMaterial, KeySnapshot, KeyState, RotationSchedule};
+use super::key::{
+    ImportedMaterial, ImportedVersion, KeySnapshot, KeyState, PendingMaterial, RotationSchedule,
+};
 
 /// An event that cannot be applied: the stream is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -316,28 +318,78 @@ impl ReadModel {
                 fingerprint,
                 expiration_model,
                 valid_to,
+                pending,
+                description,
                 ..
             } => {
+                if pending {
+                    // NEW_KEY_MATERIAL into a key with material: PENDING_ROTATION until
+                    // RotateKeyOnDemand; the current material and the key state do not change.
+                    let description = description.or_else(|| {
+                        key.imported
+                            .as_ref()
+                            .and_then(|i| i.pending.as_ref())
+                            .filter(|p| p.material.version == material.version)
+                            .and_then(|p| p.description.clone())
+                    });
+                    if let Some(imported) = key.imported.as_mut() {
+                        imported.pending = Some(PendingMaterial {
+                            material,
+                            fingerprint,
+                            expiration_model,
+                            valid_to,
+                            description,
+                        });
+                    }
+                    return Ok(());
+                }
                 let version = material.version;
                 if key.material(version).is_none() {
                     key.materials.push(material);
                 }
-                key.imported = Some(ImportedMaterial {
+                let current = key.current_material().map(|m| m.version);
+                let imported = key.imported.get_or_insert_with(|| ImportedMaterial {
                     version,
-                    fingerprint,
-                    present: true,
-                    expiration_model,
+                    fingerprint: fingerprint.clone(),
+                    present: false,
+                    expiration_model: expiration_model.clone(),
                     valid_to,
+                    versions: Default::default(),
+                    pending: None,
                 });
+                let entry = imported
+                    .versions
+                    .entry(version)
+                    .or_insert_with(|| ImportedVersion {
+                        fingerprint: fingerprint.clone(),
+                        present: true,
+                        description: None,
+                    });
+                entry.present = true;
+                if description.is_some() {
+                    entry.description = description;
+                }
                 key.materials_destroyed = false;
-                if key.state == KeyState::PendingImport {
-                    key.state = KeyState::Enabled;
+                if Some(version) == current {
+                    imported.version = version;
+                    imported.fingerprint = fingerprint;
+                    imported.present = true;
+                    imported.expiration_model = expiration_model;
+                    imported.valid_to = valid_to;
+                    if key.state == KeyState::PendingImport {
+                        key.state = KeyState::Enabled;
+                    }
                 }
             }
             KeyEvent::ImportedKeyMaterialDeleted { .. } => {
+                // Deletion destroys every version (and material pending rotation).
                 if let Some(imported) = key.imported.as_mut() {
                     imported.present = false;
                     imported.valid_to = None;
+                    imported.pending = None;
+                    for v in imported.versions.values_mut() {
+                        v.present = false;
+                    }
                 }
                 if key.state != KeyState::PendingDeletion {
                     key.state = KeyState::PendingImport;
@@ -356,6 +408,27 @@ impl ReadModel {
                 next_rotation_date,
                 ..
             } => {
+                // An imported key's rotation makes its pending material current.
+                if let Some(imported) = key.imported.as_mut() {
+                    if let Some(p) = imported
+                        .pending
+                        .take_if(|p| p.material.version == material.version)
+                    {
+                        imported.version = p.material.version;
+                        imported.fingerprint = p.fingerprint.clone();
+                        imported.present = true;
+                        imported.expiration_model = p.expiration_model;
+                        imported.valid_to = p.valid_to;
+                        imported.versions.insert(
+                            p.material.version,
+                            ImportedVersion {
+                                fingerprint: p.fingerprint,
+                                present: true,
+                                description: p.description,
+                            },
+                        );
+                    }
+                }
                 key.materials.push(material);
                 if let (Some(schedule), Some(next)) = (key.rotation.as_mut(), next_rotation_date) {
                     schedule.next_rotation_date = next;

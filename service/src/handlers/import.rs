@@ -307,8 +307,7 @@ struct ImportKeyMaterialRequest {
     expiration_model: Option<String>,
     valid_to: Option<f64>,
     import_type: Option<String>,
-    /// Accepted, not stored yet (it describes a material version of NEW_KEY_MATERIAL).
-    #[allow(dead_code)]
+    /// Describes the imported material version (kept with it; shown by ListKeyRotations).
     key_material_description: Option<String>,
     key_material_id: Option<String>,
 }
@@ -366,8 +365,12 @@ pub async fn import_key_material(
     let (expiration_model, valid_to) =
         expiration(req.expiration_model.as_deref(), req.valid_to, now)?;
     let previous = key.imported.clone();
-    match req.import_type.as_deref() {
-        None | Some("EXISTING_KEY_MATERIAL") | Some("NEW_KEY_MATERIAL") => {}
+    // AWS: omitted, ImportType is NEW_KEY_MATERIAL for a key that never had material and
+    // EXISTING_KEY_MATERIAL after that.
+    let new_material = match req.import_type.as_deref() {
+        None => previous.is_none(),
+        Some("NEW_KEY_MATERIAL") => true,
+        Some("EXISTING_KEY_MATERIAL") => false,
         Some(other) => {
             return Err(KmsError::Validation(format!(
                 "1 validation error detected: Value '{other}' at 'importType' failed to satisfy \
@@ -375,51 +378,126 @@ pub async fn import_key_material(
                  EXISTING_KEY_MATERIAL]"
             )))
         }
-    }
-    if req.import_type.as_deref() == Some("NEW_KEY_MATERIAL") && previous.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Importing new key material into a key that already has imported material \
-             (on-demand rotation of imported keys) is not supported by this server yet."
-                .into(),
-        ));
-    }
-    if req.import_type.as_deref() == Some("EXISTING_KEY_MATERIAL") && previous.is_none() {
+    };
+    if !new_material && previous.is_none() {
         return Err(KmsError::IncorrectKeyMaterial(format!(
             "No key material has been imported into {} yet; use ImportType NEW_KEY_MATERIAL.",
             key.arn()
         )));
     }
-    if let (Some(id), Some(current)) = (&req.key_material_id, key.current_material()) {
-        if *id != current.material_id {
-            return Err(KmsError::IncorrectKeyMaterial(format!(
-                "Key material {id} is not the key material of {}.",
-                key.arn()
+    let rotation = new_material && previous.is_some();
+    if rotation && key.key_spec != "SYMMETRIC_DEFAULT" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} has key spec {}; only symmetric encryption keys take new key material after \
+             the first import.",
+            key.arn(),
+            key.key_spec
+        )));
+    }
+    if new_material && req.key_material_id.is_some() {
+        return Err(KmsError::Validation(
+            "A KeyMaterialId cannot be specified with ImportType NEW_KEY_MATERIAL.".into(),
+        ));
+    }
+    if let Some(p) = previous.as_ref().and_then(|p| p.pending.as_ref()) {
+        if rotation {
+            return Err(KmsError::KmsInvalidState(format!(
+                "{} already has key material {} pending rotation; rotate the key on demand or \
+                 delete the imported key material first.",
+                key.arn(),
+                p.material.material_id
             )));
         }
     }
+    // The version an EXISTING_KEY_MATERIAL import restores: the one KeyMaterialId names, or the
+    // current one; `pending` when it names the material pending rotation.
+    let target = match (&previous, &req.key_material_id) {
+        (Some(prev), _) if !new_material => {
+            let pending = prev
+                .pending
+                .as_ref()
+                .filter(|p| req.key_material_id.as_ref() == Some(&p.material.material_id));
+            let info = match (pending, &req.key_material_id) {
+                (Some(p), _) => p.material.clone(),
+                (None, Some(id)) => key
+                    .materials
+                    .iter()
+                    .find(|m| m.material_id == *id && prev.versions.contains_key(&m.version))
+                    .or_else(|| key.current_material().filter(|m| m.material_id == *id))
+                    .cloned()
+                    .ok_or_else(|| {
+                        KmsError::IncorrectKeyMaterial(format!(
+                            "Key material {id} is not key material of {}.",
+                            key.arn()
+                        ))
+                    })?,
+                (None, None) => key.material(prev.version).cloned().ok_or_else(|| {
+                    KmsError::KmsInternal("The key's material is unknown.".into())
+                })?,
+            };
+            Some((info, pending.is_some()))
+        }
+        _ => None,
+    };
     let opened = open_token(state, &key, &req.import_token, now)?;
     let material = unwrap_material(&opened, &req.encrypted_key_material)?;
     let spec = KeySpec::from_str(&key.key_spec)
         .map_err(|_| KmsError::KmsInternal("The key's spec is unknown.".into()))?;
     let material = keys::import_private_key(spec, material)?.into_secret();
     let print = fingerprint(&key.key_id, &material);
-    if let Some(previous) = &previous {
-        if previous.fingerprint != print {
-            return Err(KmsError::IncorrectKeyMaterial(format!(
-                "The key material is not the key material that was previously imported into {}.",
-                key.arn()
-            )));
-        }
-    }
     let internal = |_| KmsError::KmsInternal("Key material sealing failed.".into());
-    let info = match previous.as_ref().and_then(|p| key.material(p.version)) {
-        Some(info) => info.clone(),
-        None => MaterialInfo {
-            version: 1,
-            material_id: hex::encode(random_public(32).map_err(internal)?),
-            created_at: now,
-            rotation_type: None,
-        },
+    // (material info, pending rotation, already in the keystore)
+    let (info, pending, present) = match (&previous, target) {
+        (Some(prev), Some((info, true))) => {
+            let expected = prev.pending.as_ref().map(|p| p.fingerprint.as_str());
+            if expected != Some(print.as_str()) {
+                return Err(not_previous(&key));
+            }
+            (info, true, true)
+        }
+        (Some(prev), Some((info, false))) => {
+            let version = prev.versions.get(&info.version);
+            let expected = version
+                .map(|v| v.fingerprint.as_str())
+                .or((info.version == prev.version).then_some(prev.fingerprint.as_str()));
+            if expected != Some(print.as_str()) {
+                return Err(not_previous(&key));
+            }
+            let present = match version {
+                Some(v) => v.present,
+                None => prev.present,
+            };
+            (info, false, present)
+        }
+        (Some(prev), None) => {
+            // NEW_KEY_MATERIAL into a key with material: a further version, pending rotation.
+            let known =
+                prev.fingerprint == print || prev.versions.values().any(|v| v.fingerprint == print);
+            if known {
+                return Err(KmsError::IncorrectKeyMaterial(format!(
+                    "The key material is already associated with {}; import it with ImportType \
+                     EXISTING_KEY_MATERIAL.",
+                    key.arn()
+                )));
+            }
+            let version = key.materials.iter().map(|m| m.version).max().unwrap_or(0) + 1;
+            let info = MaterialInfo {
+                version,
+                material_id: hex::encode(random_public(32).map_err(internal)?),
+                created_at: now,
+                rotation_type: None,
+            };
+            (info, true, false)
+        }
+        (None, _) => {
+            let info = MaterialInfo {
+                version: 1,
+                material_id: hex::encode(random_public(32).map_err(internal)?),
+                created_at: now,
+                rotation_type: None,
+            };
+            (info, false, false)
+        }
     };
     let event = KeyEvent::KeyMaterialImported {
         schema: 1,
@@ -427,12 +505,14 @@ pub async fn import_key_material(
         fingerprint: print,
         expiration_model,
         valid_to,
+        pending,
+        description: req.key_material_description.clone(),
         at: now,
     };
     let body = json!({ "KeyId": key.arn(), "KeyMaterialId": info.material_id });
     let mut outcome = key_change(&key, vec![event], body.clone())?;
     // Material still in the keystore (a re-import that changes the expiry) is not sealed again.
-    if !previous.as_ref().is_some_and(|p| p.present) {
+    if !present {
         let sealed = state
             .root_key
             .seal(&key.key_id, info.version, &material)
@@ -451,6 +531,14 @@ pub async fn import_key_material(
         "keyMaterialId": info.material_id,
     }));
     Ok(outcome)
+}
+
+/// The error for material that is not the material imported before.
+fn not_previous(key: &KeySnapshot) -> KmsError {
+    KmsError::IncorrectKeyMaterial(format!(
+        "The key material is not the key material that was previously imported into {}.",
+        key.arn()
+    ))
 }
 
 #[derive(Deserialize)]

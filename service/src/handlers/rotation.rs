@@ -47,9 +47,22 @@ fn rotatable_key(
     ctx: &CallContext,
     key_id: &str,
 ) -> Result<KeySnapshot, KmsError> {
+    rotatable_key_with(state, ctx, key_id, false)
+}
+
+/// `rotatable_key`, also accepting symmetric keys of Origin EXTERNAL when `imported` (they
+/// rotate on demand to imported material and list their material versions).
+fn rotatable_key_with(
+    state: &AppState,
+    ctx: &CallContext,
+    key_id: &str,
+    imported: bool,
+) -> Result<KeySnapshot, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
     authorize(state, ctx, &key)?;
-    check_rotatable(&key)?;
+    if !(imported && key.origin == "EXTERNAL" && key.key_spec == "SYMMETRIC_DEFAULT") {
+        check_rotatable(&key)?;
+    }
     check_key_state(ctx, &key)?;
     Ok(key)
 }
@@ -165,23 +178,56 @@ pub fn get_key_rotation_status(
 }
 
 /// RotateKeyOnDemand: new material now, at most 10 times per key; the automatic schedule stays.
+/// An imported key's new material is its material pending rotation.
 pub fn rotate_key_on_demand(
     state: &AppState,
     ctx: &CallContext,
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: KeyOnly = decode(body)?;
-    let key = rotatable_key(state, ctx, &req.key_id)?;
+    let key = rotatable_key_with(state, ctx, &req.key_id, true)?;
     if key.on_demand_rotations() >= MAX_ON_DEMAND_ROTATIONS {
         return Err(KmsError::LimitExceeded(format!(
             "{} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.",
             key.arn()
         )));
     }
-    let (mut outcome, _) = rotation_outcome(state, &key, "ON_DEMAND", None, state.clock.now())?;
+    let mut outcome = if key.origin == "EXTERNAL" {
+        imported_rotation(&key, state.clock.now())?
+    } else {
+        rotation_outcome(state, &key, "ON_DEMAND", None, state.clock.now())?.0
+    };
     outcome.body = json!({ "KeyId": key.arn() });
     outcome.response_elements = Some(json!({ "keyId": key.arn() }));
     Ok(outcome)
+}
+
+/// On-demand rotation of an imported key: its material pending rotation (imported with
+/// `NEW_KEY_MATERIAL`, already sealed) becomes current. Without one, AWS refuses.
+fn imported_rotation(key: &KeySnapshot, now: DateTime<Utc>) -> Result<Outcome, KmsError> {
+    let pending = key
+        .imported
+        .as_ref()
+        .and_then(|i| i.pending.as_ref())
+        .ok_or_else(|| {
+            KmsError::UnsupportedOperation(format!(
+                "{} has no imported key material in state PENDING_ROTATION; import new key \
+                 material with ImportType NEW_KEY_MATERIAL before rotating it on demand.",
+                key.arn()
+            ))
+        })?;
+    let material = MaterialInfo {
+        created_at: now,
+        rotation_type: Some("ON_DEMAND".to_string()),
+        ..pending.material.clone()
+    };
+    let event = KeyEvent::KeyMaterialRotated {
+        schema: 1,
+        material,
+        next_rotation_date: None,
+        at: now,
+    };
+    key_change(key, vec![event], Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -194,14 +240,16 @@ struct ListKeyRotationsRequest {
 }
 
 /// ListKeyRotations: completed rotations, oldest first; with `ALL_KEY_MATERIAL` the key's first
-/// material too, each with its KeyMaterialId and state (CURRENT or NON_CURRENT).
+/// material and imported material pending rotation too, each with its KeyMaterialId and state
+/// (CURRENT, NON_CURRENT or PENDING_ROTATION); imported keys add ImportState, the
+/// KeyMaterialDescription and the expiry of the current (or pending) material.
 pub fn list_key_rotations(
     state: &AppState,
     ctx: &CallContext,
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ListKeyRotationsRequest = decode(body)?;
-    let key = rotatable_key(state, ctx, &req.key_id)?;
+    let key = rotatable_key_with(state, ctx, &req.key_id, true)?;
     let all = req.include_key_material.as_deref() == Some("ALL_KEY_MATERIAL");
     let limit = req.limit.unwrap_or(100);
     let after: Option<i32> = match req.marker.as_deref().map(decode_marker).transpose()? {
@@ -214,25 +262,68 @@ pub fn list_key_rotations(
         None => None,
     };
     let current = key.current_material().map(|m| m.version);
+    let imported = key.imported.as_ref();
+    let pending = imported.and_then(|i| i.pending.as_ref());
     let entries = key
         .materials
         .iter()
-        .filter(|m| all || m.rotation_type.is_some())
-        .filter(|m| after.is_none_or(|a| m.version > a));
+        .map(|m| {
+            let state = if Some(m.version) == current {
+                "CURRENT"
+            } else {
+                "NON_CURRENT"
+            };
+            (m, state)
+        })
+        .chain(pending.map(|p| (&p.material, "PENDING_ROTATION")))
+        .filter(|(m, _)| all || m.rotation_type.is_some())
+        .filter(|(m, _)| after.is_none_or(|a| m.version > a));
     let body = page(
         entries,
         limit,
         "Rotations",
-        |m| m.version.to_string(),
-        |m| {
+        |(m, _)| m.version.to_string(),
+        |(m, material_state)| {
             let mut e = json!({
                 "KeyId": key.arn(),
                 "KeyMaterialId": m.material_id,
-                "KeyMaterialState": if Some(m.version) == current { "CURRENT" } else { "NON_CURRENT" },
+                "KeyMaterialState": material_state,
             });
             if let Some(t) = &m.rotation_type {
                 e["RotationDate"] = json!(epoch_seconds(m.created_at));
                 e["RotationType"] = json!(t);
+            }
+            if let Some(imported) = imported {
+                let (present, description, expiry) = match pending {
+                    Some(p) if p.material.version == m.version => (
+                        true,
+                        p.description.as_ref(),
+                        Some((&p.expiration_model, p.valid_to)),
+                    ),
+                    _ => {
+                        let v = imported.versions.get(&m.version);
+                        let is_current = imported.version == m.version;
+                        (
+                            v.map_or(is_current && imported.present, |v| v.present),
+                            v.and_then(|v| v.description.as_ref()),
+                            is_current.then_some((&imported.expiration_model, imported.valid_to)),
+                        )
+                    }
+                };
+                e["ImportState"] = json!(if present {
+                    "IMPORTED"
+                } else {
+                    "PENDING_IMPORT"
+                });
+                if let Some(d) = description {
+                    e["KeyMaterialDescription"] = json!(d);
+                }
+                if let Some((model, valid_to)) = expiry {
+                    e["ExpirationModel"] = json!(model);
+                    if let Some(t) = valid_to.filter(|_| present) {
+                        e["ValidTo"] = json!(epoch_seconds(t));
+                    }
+                }
             }
             e
         },
