@@ -423,7 +423,40 @@ async fn lockout_check_and_unknown_principals(store: StoreKind) {
     assert_eq!(code, "MalformedPolicyDocumentException");
 }
 
+/// A key policy can test the key's aliases (kms:ResourceAliases): alice may encrypt only once
+/// the key carries the alias the statement names.
+async fn conditions_on_the_keys_aliases(store: StoreKind) {
+    let server = server(store);
+    let text = policy(&format!(
+        r#",
+        {{"Sid":"PaymentsKeysOnly","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"kms:Encrypt","Resource":"*","Condition":{{"ForAnyValue:StringEquals":{{"kms:ResourceAliases":"alias/payments"}}}}}}"#
+    ));
+    let (key, _) = key_with_policy(&server, &text).await;
+    let alice = server.client_as(ALICE.0, ALICE.1, REGION);
+    let try_encrypt = || {
+        alice
+            .encrypt()
+            .key_id(&key)
+            .plaintext(Blob::new(b"a".to_vec()))
+            .send()
+    };
+    let (code, _) = error(&try_encrypt().await.unwrap_err());
+    assert_eq!(code, "AccessDeniedException", "no alias yet");
+    server
+        .client()
+        .create_alias()
+        .alias_name("alias/payments")
+        .target_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    try_encrypt()
+        .await
+        .expect("the alias now matches the condition");
+}
+
 on_both_stores!(
+    conditions_on_the_keys_aliases,
     grants_are_a_further_allow_path,
     direct_allow_delegation_and_explicit_deny,
     cross_account,

@@ -291,11 +291,26 @@ pub fn authorize_as(
         )));
     };
     let request_alias = ctx.request_alias.lock().ok().and_then(|a| a.clone());
-    let resource_aliases: Vec<String> = state
-        .read_model()?
-        .aliases_of(&key.key_id)
-        .map(|a| a.name.clone())
-        .collect();
+    // Listing a key's aliases scans the alias table: do it only when a policy tests them.
+    let mentions_aliases = |p: &trent_policy::CompiledPolicy| {
+        p.context_keys()
+            .any(|k| k.eq_ignore_ascii_case("kms:ResourceAliases"))
+    };
+    let resource_aliases: Vec<String> = if mentions_aliases(&policy.0)
+        || ctx
+            .principal
+            .policies
+            .iter()
+            .any(|p| mentions_aliases(&p.compiled))
+    {
+        state
+            .read_model()?
+            .aliases_of(&key.key_id)
+            .map(|a| a.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let facts = CallFacts {
         source_ip: ctx.source_ip,
         encryption_context,
