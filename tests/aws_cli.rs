@@ -11,17 +11,8 @@ use serde_json::Value;
 /// Run `aws ARGS` against `server` with the development identity and nothing from the host's
 /// AWS configuration.
 fn run(server: &TestServer, args: &[&str]) -> std::process::Output {
-    Command::new(awscli::aws())
+    awscli::command(&server.endpoint(), (common::ACCESS_KEY, common::SECRET_KEY))
         .args(args)
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", common::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", common::SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", common::REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .expect("aws runs")
 }
@@ -514,17 +505,8 @@ fn aws_cli_lifecycle_postgres() {
 
 /// Run the CLI as another identity; returns (success, stdout JSON or Null, stderr).
 fn run_as(server: &TestServer, creds: (&str, &str), args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(awscli::aws())
+    let out = awscli::command(&server.endpoint(), creds)
         .args(args)
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", creds.0)
-        .env("AWS_SECRET_ACCESS_KEY", creds.1)
-        .env("AWS_DEFAULT_REGION", common::REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .expect("aws runs");
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);

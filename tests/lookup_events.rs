@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use aws_sdk_kms::primitives::Blob;
 use common::{awscli, StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
 use serde_json::Value;
@@ -17,16 +15,9 @@ const CAROL: (&str, &str) = (
 );
 
 fn lookup(server: &TestServer, creds: (&str, &str), args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(awscli::aws())
+    let out = awscli::command(&server.endpoint(), creds)
         .args(["cloudtrail", "lookup-events", "--no-paginate"])
         .args(args)
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", creds.0)
-        .env("AWS_SECRET_ACCESS_KEY", creds.1)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("aws runs");
     if out.status.success() {

@@ -49,3 +49,19 @@ pub fn aws() -> PathBuf {
     })
     .clone()
 }
+
+/// An `aws` command against `endpoint` as `creds` (access key, secret), JSON output, in
+/// `common::REGION`, and nothing from the host's AWS configuration.
+pub fn command(endpoint: &str, creds: (&str, &str)) -> Command {
+    let mut cmd = Command::new(aws());
+    cmd.args(["--endpoint-url", endpoint, "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", creds.0)
+        .env("AWS_SECRET_ACCESS_KEY", creds.1)
+        .env("AWS_DEFAULT_REGION", super::REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    cmd
+}

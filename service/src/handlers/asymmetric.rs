@@ -10,7 +10,10 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorize_as, check_key_state, material, resolve_key, CallContext, Outcome};
+use super::{
+    authorize_as, check_key_state, dry_run_check, material, no_recipient, resolve_key, CallContext,
+    KeyOnly, Outcome,
+};
 use crate::crypto::keys::{self, KeyError, KeySpec, KeyUsage, PrivateKeyMaterial};
 use crate::crypto::secret::SecretBytes;
 use crate::domain::key::KeySnapshot;
@@ -89,15 +92,6 @@ async fn private_material(
     ))
 }
 
-fn dry_run(flag: Option<bool>) -> Result<(), KmsError> {
-    if flag == Some(true) {
-        return Err(KmsError::DryRunOperation(
-            "The request would have succeeded, but the DryRun option is set.".into(),
-        ));
-    }
-    Ok(())
-}
-
 fn parse<T: FromStr>(value: &str) -> Result<T, KmsError> {
     T::from_str(value).map_err(|_| KmsError::Validation(format!("'{value}' is not a valid value")))
 }
@@ -108,45 +102,30 @@ pub fn algorithm_lists(key_spec: &str, key_usage: &str) -> Vec<(&'static str, Va
         return Vec::new();
     };
     let a = spec.algorithms(usage);
-    let names = |v: Vec<&'static str>| Value::from(v);
-    let mut out = Vec::new();
-    if !a.encryption.is_empty() {
-        out.push((
+    let lists: [(&'static str, Vec<&'static str>); 5] = [
+        (
             "EncryptionAlgorithms",
-            names(a.encryption.iter().map(|x| x.as_str()).collect()),
-        ));
-    }
-    if !a.signing.is_empty() {
-        out.push((
+            a.encryption.iter().map(|x| x.as_str()).collect(),
+        ),
+        (
             "SigningAlgorithms",
-            names(a.signing.iter().map(|x| x.as_str()).collect()),
-        ));
-    }
-    if !a.mac.is_empty() {
-        out.push((
-            "MacAlgorithms",
-            names(a.mac.iter().map(|x| x.as_str()).collect()),
-        ));
-    }
-    if !a.key_agreement.is_empty() {
-        out.push((
+            a.signing.iter().map(|x| x.as_str()).collect(),
+        ),
+        ("MacAlgorithms", a.mac.iter().map(|x| x.as_str()).collect()),
+        (
             "KeyAgreementAlgorithms",
-            names(a.key_agreement.iter().map(|x| x.as_str()).collect()),
-        ));
-    }
-    if !a.encapsulation.is_empty() {
-        out.push((
+            a.key_agreement.iter().map(|x| x.as_str()).collect(),
+        ),
+        (
             "EncapsulationAlgorithms",
-            names(a.encapsulation.iter().map(|x| x.as_str()).collect()),
-        ));
-    }
-    out
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct KeyOnly {
-    key_id: String,
+            a.encapsulation.iter().map(|x| x.as_str()).collect(),
+        ),
+    ];
+    lists
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(name, names)| (name, Value::from(names)))
+        .collect()
 }
 
 /// GetPublicKey: the DER SubjectPublicKeyInfo and the metadata AWS returns with it.
@@ -186,13 +165,9 @@ struct SignRequest {
     message: SecretBytes,
     message_type: Option<String>,
     signing_algorithm: String,
-    #[serde(default, deserialize_with = "opt_blob_default")]
+    #[serde(default, deserialize_with = "blob")]
     signature: Vec<u8>,
     dry_run: Option<bool>,
-}
-
-fn opt_blob_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    blob(d)
 }
 
 /// Sign (RAW, DIGEST, or EXTERNAL_MU for ML-DSA).
@@ -202,7 +177,7 @@ pub async fn sign(state: &AppState, ctx: &CallContext, body: &Value) -> Result<O
     let algorithm = parse(&req.signing_algorithm)?;
     let message_type = parse(req.message_type.as_deref().unwrap_or("RAW"))?;
     keys::validate_signing_input(spec, algorithm, message_type, req.message.as_slice())?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     let signature = keys::sign(
         spec,
@@ -229,7 +204,7 @@ pub async fn verify(
     let algorithm = parse(&req.signing_algorithm)?;
     let message_type = parse(req.message_type.as_deref().unwrap_or("RAW"))?;
     keys::validate_signing_input(spec, algorithm, message_type, req.message.as_slice())?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     let valid = keys::verify(
         spec,
@@ -256,7 +231,7 @@ struct MacRequest {
     #[serde(deserialize_with = "secret_blob")]
     message: SecretBytes,
     mac_algorithm: String,
-    #[serde(default, deserialize_with = "opt_blob_default")]
+    #[serde(default, deserialize_with = "blob")]
     mac: Vec<u8>,
     dry_run: Option<bool>,
 }
@@ -270,7 +245,7 @@ pub async fn generate_mac(
     let req: MacRequest = decode(body)?;
     let (key, spec) = key_for_usage(state, ctx, &req.key_id, KeyUsage::GenerateVerifyMac)?;
     let algorithm = parse(&req.mac_algorithm)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     let mac = keys::hmac_generate(spec, &material, algorithm, req.message.as_slice())?;
     Ok(Outcome::reply(json!({
@@ -289,7 +264,7 @@ pub async fn verify_mac(
     let req: MacRequest = decode(body)?;
     let (key, spec) = key_for_usage(state, ctx, &req.key_id, KeyUsage::GenerateVerifyMac)?;
     let algorithm = parse(&req.mac_algorithm)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     if !keys::hmac_verify(spec, &material, algorithm, req.message.as_slice(), &req.mac)? {
         return Err(KmsError::KmsInvalidMac(String::new()));
@@ -319,14 +294,10 @@ pub async fn derive_shared_secret(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: DeriveSharedSecretRequest = decode(body)?;
-    if req.recipient.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Recipient (Nitro Enclaves attestation) is not supported by this server.".into(),
-        ));
-    }
+    no_recipient(&req.recipient)?;
     let (key, spec) = key_for_usage(state, ctx, &req.key_id, KeyUsage::KeyAgreement)?;
     let algorithm = parse(&req.key_agreement_algorithm)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     let secret = keys::derive_shared_secret(spec, &material, algorithm, &req.public_key)?;
     Ok(Outcome::reply(json!({
@@ -342,7 +313,7 @@ pub async fn derive_shared_secret(
 struct KemRequest {
     key_id: String,
     encapsulation_algorithm: String,
-    #[serde(default, deserialize_with = "opt_blob_default")]
+    #[serde(default, deserialize_with = "blob")]
     shared_secret_ciphertext_blob: Vec<u8>,
     dry_run: Option<bool>,
 }
@@ -356,7 +327,7 @@ pub async fn encapsulate(
     let req: KemRequest = decode(body)?;
     let (key, spec) = key_for_usage(state, ctx, &req.key_id, KeyUsage::EncapsulateDecapsulate)?;
     let algorithm = parse(&req.encapsulation_algorithm)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     let public = keys::public_key_der(spec, &material)?;
     let out = keys::encapsulate(spec, algorithm, &public)?;
@@ -377,7 +348,7 @@ pub async fn decapsulate(
     let req: KemRequest = decode(body)?;
     let (key, spec) = key_for_usage(state, ctx, &req.key_id, KeyUsage::EncapsulateDecapsulate)?;
     let algorithm = parse(&req.encapsulation_algorithm)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let material = private_material(state, &key).await?;
     let secret = keys::decapsulate(
         spec,
@@ -412,11 +383,7 @@ pub async fn generate_data_key_pair(
     with_plaintext: bool,
 ) -> Result<Outcome, KmsError> {
     let req: DataKeyPairRequest = decode(body)?;
-    if req.recipient.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Recipient (Nitro Enclaves attestation) is not supported by this server.".into(),
-        ));
-    }
+    no_recipient(&req.recipient)?;
     let pair_spec = parse(&req.key_pair_spec)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
     let action = crate::authorize::action_of(ctx.op);
@@ -430,7 +397,7 @@ pub async fn generate_data_key_pair(
     )?;
     check_key_state(ctx, &key)?;
     crate::domain::rules::check_symmetric_encryption(ctx.op, &key, None)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let pair = tokio::task::spawn_blocking(move || keys::generate_data_key_pair(pair_spec))
         .await
         .map_err(|_| KmsError::KmsInternal("Key pair generation failed.".into()))??;
@@ -499,7 +466,7 @@ pub async fn rsa_encrypt_call(
     dry: Option<bool>,
 ) -> Result<Outcome, KmsError> {
     let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, context, algorithm)?;
-    dry_run(dry)?;
+    dry_run_check(dry)?;
     let material = private_material(state, key).await?;
     let ciphertext = keys::rsa_encrypt(spec, &material, alg, plaintext.as_slice())?;
     Ok(Outcome::reply(json!({
@@ -520,7 +487,7 @@ pub async fn rsa_decrypt_call(
     dry: Option<bool>,
 ) -> Result<Outcome, KmsError> {
     let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, context, algorithm)?;
-    dry_run(dry)?;
+    dry_run_check(dry)?;
     let material = private_material(state, key).await?;
     let plaintext = keys::rsa_decrypt(spec, &material, alg, ciphertext)?;
     let mut body = json!({

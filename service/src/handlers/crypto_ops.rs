@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorize_as, check_key_state, material, resolve_key, CallContext, Outcome};
+use super::{
+    authorize_as, check_key_state, dry_run_check, material, no_recipient, resolve_key, CallContext,
+    Outcome,
+};
 use crate::crypto::ciphertext::{self, CiphertextError, CiphertextHeader};
 use crate::crypto::random_secret;
 use crate::crypto::secret::SecretBytes;
@@ -18,24 +21,6 @@ use crate::protocol::KmsError;
 use crate::state::AppState;
 
 type Context = BTreeMap<String, String>;
-
-fn dry_run(flag: Option<bool>) -> Result<(), KmsError> {
-    if flag == Some(true) {
-        return Err(KmsError::DryRunOperation(
-            "The request would have succeeded, but the DryRun option is set.".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn no_recipient(recipient: &Option<Value>) -> Result<(), KmsError> {
-    if recipient.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Recipient (Nitro Enclaves attestation) is not supported by this server.".into(),
-        ));
-    }
-    Ok(())
-}
 
 fn internal(_: impl std::fmt::Debug) -> KmsError {
     KmsError::KmsInternal("The cryptographic operation failed.".into())
@@ -179,7 +164,7 @@ pub async fn encrypt(
         &req.encryption_context,
         req.encryption_algorithm.as_deref(),
     )?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let (blob, _) = seal_under(state, &key, &req.plaintext, &req.encryption_context).await?;
     Ok(Outcome::reply(json!({
         "CiphertextBlob": b64(&blob),
@@ -234,7 +219,7 @@ pub async fn decrypt(
         req.encryption_algorithm.as_deref(),
     )
     .await?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     Ok(Outcome::reply(json!({
         "KeyId": key.arn(),
         "Plaintext": b64(plaintext.as_slice()),
@@ -295,7 +280,7 @@ pub async fn re_encrypt(
         &req.destination_encryption_context,
         req.destination_encryption_algorithm.as_deref(),
     )?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let (blob, destination_info) = seal_under(
         state,
         &destination,
@@ -353,7 +338,7 @@ pub async fn generate_data_key(
     let key = resolve_key(state, ctx, &req.key_id)?;
     let action = crate::authorize::action_of(ctx.op);
     check_encrypt_key(state, ctx, &key, &action, &req.encryption_context, None)?;
-    dry_run(req.dry_run)?;
+    dry_run_check(req.dry_run)?;
     let data_key = random_secret(len).map_err(internal)?;
     let (blob, info) = seal_under(state, &key, &data_key, &req.encryption_context).await?;
     let mut body = json!({

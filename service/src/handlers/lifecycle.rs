@@ -4,18 +4,12 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{key_change, key_for, CallContext, Outcome};
+use super::{key_change, key_for, CallContext, KeyOnly, Outcome};
 use crate::domain::events::KeyEvent;
 use crate::domain::key::{epoch_seconds, KeyState};
 use crate::protocol::wire::decode;
 use crate::protocol::KmsError;
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct KeyOnly {
-    key_id: String,
-}
 
 /// EnableKey (enabling an enabled key changes nothing, as in AWS).
 pub fn enable_key(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {

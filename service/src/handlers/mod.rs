@@ -155,6 +155,24 @@ pub async fn dispatch(
     }
 }
 
+/// A request whose only member that matters is `KeyId`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct KeyOnly {
+    /// The key.
+    pub key_id: String,
+}
+
+/// Nitro Enclaves attestation (`Recipient`) is not offered: refuse it clearly.
+pub(super) fn no_recipient(recipient: &Option<Value>) -> Result<(), KmsError> {
+    if recipient.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "Recipient (Nitro Enclaves attestation) is not supported by this server.".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `DryRunOperationException` when DryRun is set (every check has passed by then).
 pub fn dry_run_check(flag: Option<bool>) -> Result<(), KmsError> {
     if flag == Some(true) {

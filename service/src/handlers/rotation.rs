@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::pagination::{decode_marker, page};
-use super::{authorize, check_key_state, key_change, resolve_key, CallContext, Outcome};
+use super::{authorize, check_key_state, key_change, resolve_key, CallContext, KeyOnly, Outcome};
 use crate::crypto::{random_public, random_secret};
 use crate::domain::events::{KeyEvent, MaterialInfo};
 use crate::domain::key::{epoch_seconds, KeySnapshot};
@@ -135,12 +135,6 @@ pub fn enable_key_rotation(
         at: now,
     };
     key_change(&key, vec![event], Value::Null)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct KeyOnly {
-    key_id: String,
 }
 
 /// DisableKeyRotation.
