@@ -197,7 +197,7 @@ impl CompiledPolicy {
             let (direct, accounts) = self.principal_entries(p, &format!("{loc}.Principal"))?;
             let direct_expr = or(&direct);
             let account_expr = or(&accounts);
-            let split = st.effect == Effect::Allow && self.kind == PolicyKind::KeyPolicy;
+            let split = st.effect == Effect::Allow && self.kind != PolicyKind::Identity;
             match (split, direct.is_empty(), accounts.is_empty()) {
                 (true, false, false) => {
                     principal_forms.push(("", direct_expr, false));

@@ -12,6 +12,9 @@ pub enum PolicyKind {
     KeyPolicy,
     /// An identity policy attached to a user or role: no statement names a principal.
     Identity,
+    /// A role's trust policy (who may assume it): every statement names a principal, none names a
+    /// resource (the role is the resource).
+    TrustPolicy,
 }
 
 /// Why a document is malformed; the message says what and where.
@@ -342,6 +345,20 @@ fn parse_statement(
                 return Err(invalid(loc, "must have a Resource or NotResource"));
             }
         }
+        Some(PolicyKind::TrustPolicy) => {
+            if st.principal.is_none() && st.not_principal.is_none() {
+                return Err(invalid(
+                    loc,
+                    "must have a Principal or NotPrincipal in a trust policy",
+                ));
+            }
+            if st.resource.is_some() || st.not_resource.is_some() {
+                return Err(invalid(
+                    loc,
+                    "has a prohibited field Resource (a trust policy's resource is its role)",
+                ));
+            }
+        }
         None => {}
     }
     Ok(st)
@@ -439,6 +456,16 @@ mod tests {
                 r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"StringEqualz":{"a":"b"}}}]}"#,
                 PolicyKind::Identity,
                 "Statement[0].Condition.StringEqualz: 'StringEqualz' is not a condition operator",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+                PolicyKind::TrustPolicy,
+                "Statement[0]: has a prohibited field Resource",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}"#,
+                PolicyKind::TrustPolicy,
+                "Statement[0]: must have a Principal or NotPrincipal in a trust policy",
             ),
         ];
         for (text, kind, expected) in cases {

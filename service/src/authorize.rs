@@ -53,8 +53,15 @@ pub fn action_of(op: Operation) -> String {
 
 /// The policy-language view of an authenticated caller.
 pub fn policy_principal(p: &Principal) -> trent_policy::Principal {
-    let mut out = match (p.kind, p.user_name.as_deref()) {
-        (PrincipalKind::IamUser, Some(name)) => trent_policy::Principal::user(&p.account, name),
+    let mut out = match (p.kind, p.user_name.as_deref(), &p.session) {
+        (PrincipalKind::IamUser, Some(name), _) => trent_policy::Principal::user(&p.account, name),
+        (PrincipalKind::AssumedRole, _, Some(s)) => {
+            let mut session =
+                trent_policy::Principal::assumed_role(&p.account, &s.role_name, &s.session_name);
+            // A role with a path: its ARN keeps the path, the session ARN does not.
+            session.role_arn = Some(s.role_arn.clone());
+            session
+        }
         _ => trent_policy::Principal::root(&p.account),
     };
     out.arn = p.arn.clone();

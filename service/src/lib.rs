@@ -2,13 +2,15 @@
 //! store (embedded SQLite or PostgreSQL), and a hash-chained CloudTrail-format audit trail.
 //!
 //! Modules, in the order a request visits them: `server` (HTTP edge), `protocol` (decode and
-//! validate), `auth` (SigV4 -> principal), `handlers` (one per operation group), `domain` (key
+//! validate), `caller` and `auth` (SigV4 -> principal), `sts` (AssumeRole, GetCallerIdentity on the
+//! same listener), `handlers` (one per operation group), `domain` (key
 //! rules, read model), `crypto` (aws-lc-rs), `audit` (records, chain, group-commit writer), `store`
 //! (events, audit, keystore). `state` holds what requests share; `cli` is the binary.
 
 pub mod audit;
 pub mod auth;
 pub mod authorize;
+pub mod caller;
 pub mod cli;
 pub mod clock;
 pub mod crypto;
@@ -23,5 +25,6 @@ pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod store;
+pub mod sts;
 pub mod trail;
 pub mod usage;

@@ -1,6 +1,7 @@
-//! The HTTP edge: one actix-web route for the AWS JSON 1.1 protocol. For each request it decodes
-//! the operation, verifies SigV4, validates the body against the model, runs the handler, and
-//! commits the call's events together with exactly one audit record before answering.
+//! The HTTP edge: one actix-web route for the AWS JSON 1.1 protocol (KMS, and CloudTrail's
+//! LookupEvents), which also hands STS's query-protocol calls to `sts`. For each KMS request it
+//! decodes the operation, verifies SigV4, validates the body against the model, runs the handler,
+//! and commits the call's events together with exactly one audit record before answering.
 
 use std::net::SocketAddr;
 
@@ -9,7 +10,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
 
 use crate::audit::record::{canonical_json, request_parameters, CallRecord};
-use crate::auth::sigv4::{self, SigV4Error, SignedRequest};
+use crate::auth::sigv4::SigV4Error;
 use crate::handlers::{self, blob_members, CallContext, Outcome};
 use crate::protocol::model::Model;
 use crate::protocol::{KmsError, Operation};
@@ -161,6 +162,7 @@ impl From<SigV4Error> for KmsError {
             SigV4Error::IncompleteSignature(_) => Self::IncompleteSignature(message),
             SigV4Error::InvalidSignature(_) => Self::InvalidSignature(message),
             SigV4Error::UnrecognizedClient(_) => Self::UnrecognizedClient(message),
+            SigV4Error::ExpiredToken => Self::ExpiredToken(message),
         }
     }
 }
@@ -177,8 +179,18 @@ async fn kms_endpoint(
         return cloudtrail_call(&req, &body, &state).await;
     }
     let started = std::time::Instant::now();
+    if crate::sts::is_sts_request(&req) {
+        let (action, outcome, response) = crate::sts::handle(&req, &body, &state).await;
+        observe(&state, &action, &outcome, started);
+        return response;
+    }
     let (operation, outcome, response) = handle_kms_call(&req, &body, &state).await;
-    observe(&state, operation, &outcome, started);
+    observe(
+        &state,
+        operation.map(Operation::name).unwrap_or("Unknown"),
+        &outcome,
+        started,
+    );
     response
 }
 
@@ -196,39 +208,11 @@ fn cloudtrail_error(aws_type: &str, message: &str) -> HttpResponse {
 async fn cloudtrail_call(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
     let target = header(req, "x-amz-target").unwrap_or_default();
     let operation = target.trim_start_matches(CLOUDTRAIL_PREFIX);
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let signed = SignedRequest {
-        method: req.method().as_str(),
-        path: req.path(),
-        query: req.query_string(),
-        headers: &headers,
-        body,
-    };
-    let verified = match sigv4::verify(
-        &signed,
-        "cloudtrail",
-        &|region| state.regions.serves(region),
-        &|access_key| state.identities.secret_for(access_key),
-        state.wall_clock.now(),
-    ) {
-        Ok(v) => v,
+    let principal = match crate::caller::authenticate(state, req, body, "cloudtrail") {
+        Ok(caller) => caller.principal,
         Err(e) => return cloudtrail_error(e.aws_error_code(), &e.to_string()),
     };
-    let Some(principal) = state.identities.principal(&verified.access_key_id) else {
-        return cloudtrail_error(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        );
-    };
+    let principal = &principal;
     if operation != "LookupEvents" {
         return cloudtrail_error(
             "UnsupportedOperationException",
@@ -285,13 +269,7 @@ async fn cloudtrail_call(req: &HttpRequest, body: &[u8], state: &AppState) -> Ht
 }
 
 /// Record a finished call in the request metrics.
-fn observe(
-    state: &AppState,
-    operation: Option<Operation>,
-    outcome: &str,
-    started: std::time::Instant,
-) {
-    let op = operation.map(Operation::name).unwrap_or("Unknown");
+fn observe(state: &AppState, op: &str, outcome: &str, started: std::time::Instant) {
     state
         .metrics
         .requests
@@ -433,7 +411,8 @@ fn audit_record(
         event_id: uuid::Uuid::new_v4().to_string(),
         event_time,
         event_name: call.event_name.clone(),
-        operation: call.operation,
+        event_source: "kms.amazonaws.com",
+        read_only: call.operation.is_some_and(Operation::is_read_only),
         region: call.region.clone(),
         user_identity: call.user_identity.clone(),
         recipient_account: call.account.clone(),
@@ -484,40 +463,10 @@ async fn process(
     })?;
     call.operation = Some(op);
 
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let query = req.query_string();
-    let signed = SignedRequest {
-        method: req.method().as_str(),
-        path: req.path(),
-        query,
-        headers: &headers,
-        body,
-    };
-    let verified = sigv4::verify(
-        &signed,
-        "kms",
-        &|region| state.regions.serves(region),
-        &|access_key| state.identities.secret_for(access_key),
-        state.wall_clock.now(),
-    )?;
-    let principal = state
-        .identities
-        .principal(&verified.access_key_id)
-        .cloned()
-        .ok_or_else(|| {
-            KmsError::UnrecognizedClient(
-                "The security token included in the request is invalid.".into(),
-            )
-        })?;
+    let crate::caller::Caller {
+        signature: verified,
+        principal,
+    } = crate::caller::authenticate(state, req, body, "kms")?;
     call.region = verified.region.clone();
     call.user_identity = principal.user_identity();
     call.account = Some(principal.account.clone());

@@ -5,6 +5,7 @@
 pub mod awscli;
 pub mod db;
 pub mod pg;
+pub mod sts;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -107,6 +108,14 @@ impl TestServer {
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
         };
+        // A port free when picked may be taken before trent binds it (by another test's server
+        // or a client's ephemeral port): the first start tries fresh ports a few times.
+        for _ in 0..3 {
+            if server.try_spawn().is_ok() {
+                return server;
+            }
+            server.port = free_port();
+        }
         server.spawn();
         server
     }
@@ -125,6 +134,13 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
+        if let Err(status) = self.try_spawn() {
+            panic!("trent exited before it was ready: {status}");
+        }
+    }
+
+    /// Start the process and wait until it listens; Err(exit status) if it exits first.
+    fn try_spawn(&mut self) -> Result<(), std::process::ExitStatus> {
         let mut cmd = Command::new(trent_bin());
         cmd.arg("serve");
         if !self.extra_args.iter().any(|a| a == "--admin-listen") {
@@ -144,19 +160,20 @@ impl TestServer {
             .stderr(Stdio::inherit());
         let child = cmd.spawn().expect("trent starts");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("trent exited before it was ready: {status}");
+                    self.child = None;
+                    return Err(status);
                 }
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,

@@ -6,8 +6,6 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::protocol::Operation;
-
 /// Everything a record says about one call.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
@@ -17,8 +15,10 @@ pub struct CallRecord {
     pub event_time: DateTime<Utc>,
     /// The operation name (as sent, for unknown operations).
     pub event_name: String,
-    /// The operation, when known (decides readOnly).
-    pub operation: Option<Operation>,
+    /// The service that answered (`kms.amazonaws.com`, `sts.amazonaws.com`).
+    pub event_source: &'static str,
+    /// Whether the call only reads (`readOnly`).
+    pub read_only: bool,
     /// The region of the request (its credential scope), or the service's default.
     pub region: String,
     /// The caller's `userIdentity` element.
@@ -43,6 +43,15 @@ pub struct CallRecord {
     pub error_message: Option<String>,
 }
 
+/// The CloudTrail resource type of an ARN Trent records: a role or a KMS key.
+fn resource_type(arn: &str) -> &'static str {
+    if arn.starts_with("arn:aws:iam::") && arn.contains(":role/") {
+        "AWS::IAM::Role"
+    } else {
+        "AWS::KMS::Key"
+    }
+}
+
 /// A CloudTrail timestamp: `2026-11-29T02:45:01Z`.
 pub fn cloudtrail_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -55,7 +64,7 @@ impl CallRecord {
             "eventVersion": "1.08",
             "userIdentity": self.user_identity,
             "eventTime": cloudtrail_time(self.event_time),
-            "eventSource": "kms.amazonaws.com",
+            "eventSource": self.event_source,
             "eventName": self.event_name,
             "awsRegion": self.region,
             "sourceIPAddress": self.source_ip,
@@ -64,7 +73,7 @@ impl CallRecord {
             "responseElements": self.response_elements,
             "requestID": self.request_id,
             "eventID": self.event_id,
-            "readOnly": self.operation.map(Operation::is_read_only).unwrap_or(false),
+            "readOnly": self.read_only,
             "eventType": "AwsApiCall",
             "managementEvent": true,
             "eventCategory": "Management",
@@ -76,7 +85,7 @@ impl CallRecord {
                     .map(|arn| {
                         json!({
                             "accountId": arn.split(':').nth(4).unwrap_or_default(),
-                            "type": "AWS::KMS::Key",
+                            "type": resource_type(arn),
                             "ARN": arn,
                         })
                     })

@@ -1,5 +1,7 @@
-//! Identities: accounts, their root users and IAM users, access keys and identity policies, loaded
-//! from a TOML file (`docs/identities.md`) or the built-in development identity.
+//! Identities: accounts, their root users, IAM users and roles, access keys, identity policies and
+//! trust policies, loaded from a TOML file (`docs/identities.md`) or the built-in development
+//! identity. Role sessions (STS temporary credentials) are not stored here: a session's principal
+//! is rebuilt per request from its sealed token and the role defined here.
 //!
 //! Secrets are held in zeroizing strings and only handed to the SigV4 verifier; nothing here prints
 //! them.
@@ -9,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use trent_policy::{CompiledPolicy, PolicyKind};
 use zeroize::Zeroizing;
@@ -51,6 +54,46 @@ pub enum PrincipalKind {
     Root,
     /// An IAM user.
     IamUser,
+    /// A session of an IAM role (temporary credentials from STS `AssumeRole`).
+    AssumedRole,
+}
+
+/// The role and session behind an assumed-role principal.
+#[derive(Debug, Clone)]
+pub struct RoleSession {
+    /// The role's ARN (`arn:aws:iam::ACCOUNT:role/PATH/NAME`).
+    pub role_arn: String,
+    /// The role's name.
+    pub role_name: String,
+    /// The role's unique id (`AROA...`).
+    pub role_id: String,
+    /// The session name the caller chose.
+    pub session_name: String,
+    /// When STS issued the credentials.
+    pub issued_at: DateTime<Utc>,
+    /// When they stop working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An IAM role: who may assume it (trust policy) and what its sessions may do (identity policies).
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// The owning account.
+    pub account: String,
+    /// The role name.
+    pub name: String,
+    /// The role ARN.
+    pub arn: String,
+    /// The unique id AWS calls RoleId (`AROA...`).
+    pub role_id: String,
+    /// The trust policy, compiled once at load.
+    pub trust_policy: Arc<CompiledPolicy>,
+    /// Identity policies attached to the role.
+    pub policies: Vec<IdentityPolicy>,
+    /// Role tags (`aws:PrincipalTag/...` in its sessions).
+    pub tags: BTreeMap<String, String>,
+    /// The longest session `AssumeRole` may grant, in seconds (3,600 to 43,200).
+    pub max_session_duration: u32,
 }
 
 /// An identity policy attached to a user: its text and its compiled form.
@@ -71,7 +114,7 @@ pub struct Principal {
     pub account: String,
     /// The caller's ARN (`arn:aws:iam::ACCOUNT:root` or `arn:aws:iam::ACCOUNT:user/PATH/NAME`).
     pub arn: String,
-    /// Root or IAM user.
+    /// Root, IAM user or role session.
     pub kind: PrincipalKind,
     /// The IAM user name (None for root).
     pub user_name: Option<String>,
@@ -81,15 +124,21 @@ pub struct Principal {
     pub access_key_id: String,
     /// Principal tags (`aws:PrincipalTag/...`).
     pub tags: BTreeMap<String, String>,
-    /// Identity policies attached to the principal.
+    /// Identity policies attached to the principal (for a session, the role's).
     pub policies: Vec<IdentityPolicy>,
+    /// For a role session, the role and session.
+    pub session: Option<RoleSession>,
 }
 
 impl Principal {
     /// The CloudTrail `userIdentity` element for this principal.
     pub fn user_identity(&self) -> serde_json::Value {
         let mut v = serde_json::json!({
-            "type": match self.kind { PrincipalKind::Root => "Root", PrincipalKind::IamUser => "IAMUser" },
+            "type": match self.kind {
+                PrincipalKind::Root => "Root",
+                PrincipalKind::IamUser => "IAMUser",
+                PrincipalKind::AssumedRole => "AssumedRole",
+            },
             "principalId": self.principal_id,
             "arn": self.arn,
             "accountId": self.account,
@@ -97,6 +146,21 @@ impl Principal {
         });
         if let Some(name) = &self.user_name {
             v["userName"] = serde_json::Value::String(name.clone());
+        }
+        if let Some(s) = &self.session {
+            v["sessionContext"] = serde_json::json!({
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": s.role_id,
+                    "arn": s.role_arn,
+                    "accountId": self.account,
+                    "userName": s.role_name,
+                },
+                "attributes": {
+                    "creationDate": crate::audit::record::cloudtrail_time(s.issued_at),
+                    "mfaAuthenticated": "false",
+                },
+            });
         }
         v
     }
@@ -113,6 +177,7 @@ pub struct Identities {
     development: bool,
     accounts: BTreeSet<String>,
     users: BTreeSet<String>,
+    roles: HashMap<String, Role>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -139,6 +204,27 @@ struct FileAccount {
     root_access_keys: Vec<FileAccessKey>,
     #[serde(default)]
     users: Vec<FileUser>,
+    #[serde(default)]
+    roles: Vec<FileRole>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRole {
+    name: String,
+    #[serde(default = "default_path")]
+    path: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    trust_policy: String,
+    #[serde(default)]
+    policies: Vec<FilePolicy>,
+    #[serde(default = "default_max_session_duration")]
+    max_session_duration: u32,
+}
+
+fn default_max_session_duration() -> u32 {
+    3600
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +265,64 @@ fn default_path() -> String {
     "/".to_string()
 }
 
+/// Compile the identity policies of `owner` (a user or role, for messages).
+fn identity_policies(
+    files: Vec<FilePolicy>,
+    owner: &str,
+) -> Result<Vec<IdentityPolicy>, IdentityError> {
+    files
+        .into_iter()
+        .map(|p| {
+            let compiled = CompiledPolicy::from_text(&p.document, PolicyKind::Identity, &p.name)
+                .map_err(|e| IdentityError::Invalid(format!("{owner} policy {}: {e}", p.name)))?;
+            Ok(IdentityPolicy {
+                name: p.name,
+                document: p.document,
+                compiled: Arc::new(compiled),
+            })
+        })
+        .collect()
+}
+
+/// Check and compile a role of `account`.
+fn load_role(account: &str, role: FileRole) -> Result<Role, IdentityError> {
+    let owner = format!("role {}", role.name);
+    if !role.path.starts_with('/') || !role.path.ends_with('/') {
+        return Err(IdentityError::Invalid(format!(
+            "{owner}: path must begin and end with '/'"
+        )));
+    }
+    let name_ok = (1..=64).contains(&role.name.len())
+        && role
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if !name_ok {
+        return Err(IdentityError::Invalid(format!(
+            "{owner}: a role name is 1 to 64 letters, digits and +=,.@_-"
+        )));
+    }
+    if !(3600..=43200).contains(&role.max_session_duration) {
+        return Err(IdentityError::Invalid(format!(
+            "{owner}: max_session_duration must be between 3600 and 43200 seconds"
+        )));
+    }
+    let trust_policy =
+        CompiledPolicy::from_text(&role.trust_policy, PolicyKind::TrustPolicy, "trust-policy")
+            .map_err(|e| IdentityError::Invalid(format!("{owner} trust policy: {e}")))?;
+    let arn = format!("arn:aws:iam::{account}:role{}{}", role.path, role.name);
+    Ok(Role {
+        account: account.to_string(),
+        role_id: unique_id("AROA", &arn),
+        policies: identity_policies(role.policies, &owner)?,
+        name: role.name,
+        arn,
+        trust_policy: Arc::new(trust_policy),
+        tags: role.tags,
+        max_session_duration: role.max_session_duration,
+    })
+}
+
 /// AWS-style unique id for a user: a prefix and 17 characters derived from the ARN.
 fn unique_id(prefix: &str, arn: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -204,6 +348,7 @@ impl Identities {
             access_key_id: DEV_ACCESS_KEY_ID.to_string(),
             tags: BTreeMap::new(),
             policies: Vec::new(),
+            session: None,
         };
         let mut by_access_key = HashMap::new();
         by_access_key.insert(
@@ -218,6 +363,7 @@ impl Identities {
             development: true,
             accounts: BTreeSet::from([account.to_string()]),
             users: BTreeSet::new(),
+            roles: HashMap::new(),
         }
     }
 
@@ -245,6 +391,7 @@ impl Identities {
         let mut by_access_key = HashMap::new();
         let mut accounts = BTreeSet::new();
         let mut known_users = BTreeSet::new();
+        let mut roles = HashMap::new();
         let mut insert = |principal: Principal, secret: Zeroizing<String>| {
             if secret.len() < 16 {
                 return Err(IdentityError::Invalid(format!(
@@ -281,6 +428,7 @@ impl Identities {
                     access_key_id: key.access_key_id,
                     tags: BTreeMap::new(),
                     policies: Vec::new(),
+                    session: None,
                 };
                 insert(principal, key.secret_access_key)?;
             }
@@ -292,22 +440,7 @@ impl Identities {
                     )));
                 }
                 let arn = format!("arn:aws:iam::{}:user{}{}", account.id, user.path, user.name);
-                let mut policies = Vec::new();
-                for p in user.policies {
-                    let compiled =
-                        CompiledPolicy::from_text(&p.document, PolicyKind::Identity, &p.name)
-                            .map_err(|e| {
-                                IdentityError::Invalid(format!(
-                                    "user {} policy {}: {e}",
-                                    user.name, p.name
-                                ))
-                            })?;
-                    policies.push(IdentityPolicy {
-                        name: p.name,
-                        document: p.document,
-                        compiled: Arc::new(compiled),
-                    });
-                }
+                let policies = identity_policies(user.policies, &format!("user {}", user.name))?;
                 known_users.insert(arn.clone());
                 for key in user.access_keys {
                     let principal = Principal {
@@ -319,21 +452,47 @@ impl Identities {
                         access_key_id: key.access_key_id,
                         tags: user.tags.clone(),
                         policies: policies.clone(),
+                        session: None,
                     };
                     insert(principal, key.secret_access_key)?;
                 }
             }
+            for role in account.roles {
+                let role = load_role(&account.id, role)?;
+                if roles.insert(role.arn.clone(), role).is_some() {
+                    return Err(IdentityError::Invalid(format!(
+                        "a role of account {} is defined twice",
+                        account.id
+                    )));
+                }
+            }
         }
-        Ok(Self {
+        let identities = Self {
             by_access_key,
             development: false,
             accounts,
             users: known_users,
-        })
+            roles,
+        };
+        for role in identities.roles.values() {
+            if let Some(missing) = role
+                .trust_policy
+                .principals()
+                .iter()
+                .find(|p| !identities.principal_exists(p))
+            {
+                return Err(IdentityError::Invalid(format!(
+                    "role {}: the trust policy names principal {missing}, which does not exist",
+                    role.arn
+                )));
+            }
+        }
+        Ok(identities)
     }
 
-    /// Whether a principal named in a policy exists: an account (bare id or `:root` ARN) or a user
-    /// of this deployment, `*`, or an AWS service principal. Roles and sessions arrive with STS.
+    /// Whether a principal named in a policy exists: an account (bare id or `:root` ARN), a user or
+    /// a role of this deployment, a session of such a role
+    /// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`), `*`, or an AWS service principal.
     pub fn principal_exists(&self, principal: &str) -> bool {
         if principal == "*" || principal.ends_with(".amazonaws.com") {
             return true;
@@ -345,11 +504,63 @@ impl Identities {
             if let Some((account, resource)) = rest.split_once(':') {
                 return match resource {
                     "root" => self.accounts.contains(account),
+                    r if r.starts_with("role/") => self.roles.contains_key(principal),
                     _ => self.users.contains(principal),
                 };
             }
         }
+        if let Some(rest) = principal.strip_prefix("arn:aws:sts::") {
+            let session = rest
+                .split_once(":assumed-role/")
+                .and_then(|(account, r)| Some((account, r.split_once('/')?)));
+            if let Some((account, (role, name))) = session {
+                return !name.is_empty()
+                    && !name.contains('/')
+                    && self
+                        .roles
+                        .values()
+                        .any(|r| r.account == account && r.name == role);
+            }
+        }
         false
+    }
+
+    /// A role by ARN.
+    pub fn role(&self, arn: &str) -> Option<&Role> {
+        self.roles.get(arn)
+    }
+
+    /// The principal of a session of role `role_arn` (None when the role no longer exists).
+    pub fn session_principal(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        access_key_id: &str,
+        issued_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Option<Principal> {
+        let role = self.roles.get(role_arn)?;
+        Some(Principal {
+            account: role.account.clone(),
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+                role.account, role.name
+            ),
+            kind: PrincipalKind::AssumedRole,
+            user_name: None,
+            principal_id: format!("{}:{session_name}", role.role_id),
+            access_key_id: access_key_id.to_string(),
+            tags: role.tags.clone(),
+            policies: role.policies.clone(),
+            session: Some(RoleSession {
+                role_arn: role.arn.clone(),
+                role_name: role.name.clone(),
+                role_id: role.role_id.clone(),
+                session_name: session_name.to_string(),
+                issued_at,
+                expires_at,
+            }),
+        })
     }
 
     /// Whether these are the built-in development credentials.
@@ -462,6 +673,68 @@ policies = [{ name = "kms", document = '{"Version":"2012-10-17","Statement":[{"E
             "arn:aws:iam::444455556666:role/r",
         ] {
             assert!(!ids.principal_exists(missing), "{missing}");
+        }
+    }
+
+    const ROLE: &str = r#"
+[[accounts.roles]]
+name = "deployer"
+path = "/ci/"
+tags = { team = "platform" }
+max_session_duration = 7200
+trust_policy = '{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:user/team/alice"},"Action":"sts:AssumeRole"}]}'
+policies = [{ name = "kms", document = '{"Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}' }]
+"#;
+
+    #[test]
+    fn roles_have_trust_policies_and_sessions() {
+        let ids = Identities::parse(&format!("{FILE}{ROLE}")).unwrap();
+        let arn = "arn:aws:iam::444455556666:role/ci/deployer";
+        let role = ids.role(arn).unwrap();
+        assert!(role.role_id.starts_with("AROA") && role.role_id.len() == 21);
+        assert_eq!(role.max_session_duration, 7200);
+        assert_eq!(role.policies.len(), 1);
+        assert!(ids.principal_exists(arn));
+        assert!(ids.principal_exists("arn:aws:sts::444455556666:assumed-role/deployer/any-session"));
+        assert!(!ids.principal_exists("arn:aws:sts::444455556666:assumed-role/nobody/any-session"));
+        assert!(
+            !ids.principal_exists("arn:aws:sts::111122223333:assumed-role/deployer/any-session")
+        );
+        let now = chrono::Utc::now();
+        let p = ids
+            .session_principal(arn, "build-7", "ASIAEXAMPLE", now, now)
+            .unwrap();
+        assert_eq!(
+            p.arn,
+            "arn:aws:sts::444455556666:assumed-role/deployer/build-7"
+        );
+        assert_eq!(p.kind, PrincipalKind::AssumedRole);
+        assert_eq!(p.principal_id, format!("{}:build-7", role.role_id));
+        assert_eq!(p.tags.get("team").map(String::as_str), Some("platform"));
+        let identity = p.user_identity();
+        assert_eq!(identity["type"], "AssumedRole");
+        assert_eq!(identity["sessionContext"]["sessionIssuer"]["arn"], arn);
+        assert!(ids
+            .session_principal("arn:aws:iam::444455556666:role/gone", "s", "ASIA", now, now)
+            .is_none());
+    }
+
+    #[test]
+    fn bad_roles_are_refused() {
+        for (from, to) in [
+            ("user/team/alice", "user/mallory"),
+            ("max_session_duration = 7200", "max_session_duration = 60"),
+            ("name = \"deployer\"", "name = \"has space\""),
+            (
+                "\"Action\":\"sts:AssumeRole\"",
+                "\"Action\":\"sts:AssumeRole\",\"Resource\":\"*\"",
+            ),
+        ] {
+            let text = format!("{FILE}{}", ROLE.replace(from, to));
+            assert!(
+                matches!(Identities::parse(&text), Err(IdentityError::Invalid(_))),
+                "{to}"
+            );
         }
     }
 

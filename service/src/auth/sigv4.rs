@@ -7,8 +7,9 @@
 //!
 //! Must never: do I/O, know about an HTTP framework, keep a secret beyond the call, or put a secret,
 //! a signing key or the signature it computed into an error or a log line. Presigned URLs
-//! (query-string authentication) and session tokens (STS) are not supported: a request carrying
-//! `X-Amz-Security-Token` is refused the way AWS refuses an invalid token.
+//! (query-string authentication) are not supported. Session credentials (STS) are: the caller's
+//! credential lookup receives the `X-Amz-Security-Token` with the access key id and answers with
+//! the secret or the error (invalid or expired token).
 
 use std::fmt;
 
@@ -77,6 +78,9 @@ pub enum SigV4Error {
     /// The access key id, or the security token, is not recognised.
     #[error("{0}")]
     UnrecognizedClient(UnrecognizedClient),
+    /// The session token is authentic but its credentials have expired.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
 }
 
 impl SigV4Error {
@@ -87,6 +91,7 @@ impl SigV4Error {
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
             Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::ExpiredToken => "ExpiredTokenException",
         }
     }
 }
@@ -186,21 +191,25 @@ pub enum UnrecognizedClient {
     /// No secret is known for the access key id.
     #[error("The security token included in the request is invalid.")]
     UnknownAccessKey,
-    /// An `X-Amz-Security-Token` is present; Trent has no session credentials yet.
+    /// The `X-Amz-Security-Token` is not a session token of this access key id.
     #[error("The security token included in the request is invalid")]
-    SecurityTokenPresent,
+    InvalidSecurityToken,
 }
+
+/// Looks up the secret of an access key id, given the request's session token if it has one.
+pub type CredentialLookup<'a> =
+    dyn Fn(&str, Option<&str>) -> Result<Zeroizing<String>, SigV4Error> + 'a;
 
 /// Verify a SigV4-signed request and say who signed it, for which region and service, and when.
 ///
 /// Checks run in the order AWS runs them, so the first failure is the one AWS would report:
 /// header presence and shape, date, clock window, signed `host`, algorithm, credential shape and
-/// scope, access key, signature, and last the security token.
+/// scope, access key and session token (through `credentials`), and last the signature.
 pub fn verify(
     req: &SignedRequest<'_>,
     expected_service: &str,
     region_is_served: &dyn Fn(&str) -> bool,
-    secret_for: &dyn Fn(&str) -> Option<Zeroizing<String>>,
+    credentials: &CredentialLookup<'_>,
     now: DateTime<Utc>,
 ) -> Result<VerifiedSignature, SigV4Error> {
     let incomplete = |e| Err(SigV4Error::IncompleteSignature(e));
@@ -296,11 +305,8 @@ pub fn verify(
         });
     }
 
-    let Some(secret) = secret_for(scope.access_key_id) else {
-        return Err(SigV4Error::UnrecognizedClient(
-            UnrecognizedClient::UnknownAccessKey,
-        ));
-    };
+    let token = header_value(req.headers, "x-amz-security-token");
+    let secret = credentials(scope.access_key_id, token.as_deref())?;
 
     // From here on every failure is the same `Mismatch`, whatever its cause.
     let mismatch = || SigV4Error::InvalidSignature(InvalidSignature::Mismatch);
@@ -316,12 +322,6 @@ pub fn verify(
     let key = signing_key(&secret, scope.date, scope.region, scope.service);
     drop(secret);
     hmac::verify(&key, to_sign.as_bytes(), &provided).map_err(|_| mismatch())?;
-
-    if header_value(req.headers, "x-amz-security-token").is_some() {
-        return Err(SigV4Error::UnrecognizedClient(
-            UnrecognizedClient::SecurityTokenPresent,
-        ));
-    }
     Ok(VerifiedSignature {
         access_key_id: scope.access_key_id.to_owned(),
         region: scope.region.to_owned(),
@@ -794,7 +794,18 @@ mod tests {
             &req,
             "service",
             &|region| region == "us-east-1",
-            &|id| (id == SUITE_KEY_ID).then(|| Zeroizing::new(SUITE_SECRET.to_owned())),
+            &|id, token| match token {
+                None if id == SUITE_KEY_ID => Ok(Zeroizing::new(SUITE_SECRET.to_owned())),
+                Some(STS_TOKEN) if id == SUITE_KEY_ID => {
+                    Ok(Zeroizing::new(SUITE_SECRET.to_owned()))
+                }
+                Some(_) => Err(SigV4Error::UnrecognizedClient(
+                    UnrecognizedClient::InvalidSecurityToken,
+                )),
+                None => Err(SigV4Error::UnrecognizedClient(
+                    UnrecognizedClient::UnknownAccessKey,
+                )),
+            },
             time(SUITE_TIME),
         )
     }
@@ -912,14 +923,14 @@ mod tests {
             &req,
             "s3",
             &|r| r == "us-east-1",
-            &|id| (id == KEY_ID).then(|| Zeroizing::new(SECRET.to_owned())),
+            &permanent_key_only,
             time("20130524T000000Z"),
         );
         assert_eq!(verified.map(|v| v.service), Ok("s3".to_owned()));
     }
 
     #[test]
-    fn session_token_is_refused_only_after_the_signature_is_checked() {
+    fn session_tokens_reach_the_credential_lookup_signed_or_not() {
         let before = Vector {
             method: "POST",
             headers: &[("X-Amz-Security-Token", STS_TOKEN)],
@@ -931,12 +942,13 @@ mod tests {
                 "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead",
             )
         };
-        let token = Err(SigV4Error::UnrecognizedClient(
-            UnrecognizedClient::SecurityTokenPresent,
-        ));
+        let accepted = |r: Result<VerifiedSignature, SigV4Error>| r.map(|v| v.access_key_id);
         assert_eq!(
-            verify_suite(&before, &suite_headers(&before, before.signature)),
-            token
+            accepted(verify_suite(
+                &before,
+                &suite_headers(&before, before.signature)
+            )),
+            Ok(SUITE_KEY_ID.to_owned())
         );
         // post-sts-header-after: the token travels unsigned.
         let after = Vector {
@@ -950,8 +962,21 @@ mod tests {
             )
         };
         assert_eq!(
-            verify_suite(&after, &suite_headers(&after, after.signature)),
-            token
+            accepted(verify_suite(
+                &after,
+                &suite_headers(&after, after.signature)
+            )),
+            Ok(SUITE_KEY_ID.to_owned())
+        );
+        let foreign = Vector {
+            headers: &[("X-Amz-Security-Token", "another-token")],
+            ..after
+        };
+        assert_eq!(
+            verify_suite(&foreign, &suite_headers(&foreign, foreign.signature)),
+            Err(SigV4Error::UnrecognizedClient(
+                UnrecognizedClient::InvalidSecurityToken
+            ))
         );
         let tampered = Vector {
             body: "x",
@@ -1098,9 +1123,22 @@ mod tests {
                 &self.request(),
                 "kms",
                 &|region| region == "us-east-1" || region == "eu-west-1",
-                &|id| (id == KEY_ID).then(|| Zeroizing::new(SECRET.to_owned())),
+                &permanent_key_only,
                 self.now,
             )
+        }
+    }
+
+    /// The credential lookup of a deployment with one permanent key and no sessions.
+    fn permanent_key_only(id: &str, token: Option<&str>) -> Result<Zeroizing<String>, SigV4Error> {
+        match token {
+            None if id == KEY_ID => Ok(Zeroizing::new(SECRET.to_owned())),
+            None => Err(SigV4Error::UnrecognizedClient(
+                UnrecognizedClient::UnknownAccessKey,
+            )),
+            Some(_) => Err(SigV4Error::UnrecognizedClient(
+                UnrecognizedClient::InvalidSecurityToken,
+            )),
         }
     }
 
@@ -1211,7 +1249,7 @@ mod tests {
         ("payload hash header not the body's", |c| { c.set("X-Amz-Content-Sha256", EMPTY_HASH); c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-content-sha256;x-amz-date;x-amz-target") }, |_| MISMATCH),
         ("unsigned payload", |c| c.set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"), |_| MISMATCH),
         ("query-string and header authentication", |c| c.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256".to_owned(), |_| invalid(InvalidSignature::BothQueryAndHeader)),
-        ("security token", |c| { c.set("X-Amz-Security-Token", "FwoGZXIvYXdzEXAMPLE"); c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-date;x-amz-security-token;x-amz-target") }, |_| Err(SigV4Error::UnrecognizedClient(UnrecognizedClient::SecurityTokenPresent))),
+        ("security token", |c| { c.set("X-Amz-Security-Token", "FwoGZXIvYXdzEXAMPLE"); c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-date;x-amz-security-token;x-amz-target") }, |_| Err(SigV4Error::UnrecognizedClient(UnrecognizedClient::InvalidSecurityToken))),
     ];
 
     #[test]

@@ -30,6 +30,9 @@ pub enum KmsError {
     /// The access key is unknown.
     #[error("{0}")]
     UnrecognizedClient(String),
+    /// The session credentials (STS) have expired.
+    #[error("{0}")]
+    ExpiredToken(String),
     /// The caller is not allowed to perform the operation.
     #[error("{0}")]
     AccessDenied(String),
@@ -121,6 +124,7 @@ impl KmsError {
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
             Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::ExpiredToken(_) => "ExpiredTokenException",
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::NotFound(_) => "NotFoundException",
             Self::Disabled(_) => "DisabledException",

@@ -1,0 +1,98 @@
+//! Who is calling: SigV4 verification of an HTTP request against the permanent access keys of the
+//! identity file and the STS session credentials, giving the verified signature and the principal.
+//! One function for the three protocols on the listener (KMS, CloudTrail, STS).
+
+use std::cell::RefCell;
+
+use actix_web::HttpRequest;
+
+use crate::auth::identity::Principal;
+use crate::auth::session::{self, SessionClaims, SessionError};
+use crate::auth::sigv4::{self, SigV4Error, SignedRequest, UnrecognizedClient, VerifiedSignature};
+use crate::state::AppState;
+
+/// An authenticated caller.
+pub struct Caller {
+    /// What the signature established (access key, region, signing time).
+    pub signature: VerifiedSignature,
+    /// The principal behind the access key (a user, a root user or a role session).
+    pub principal: Principal,
+}
+
+fn unrecognized(reason: UnrecognizedClient) -> SigV4Error {
+    SigV4Error::UnrecognizedClient(reason)
+}
+
+/// Verify `req` (with `body`) as a SigV4 request for `service` and name its principal. Session
+/// tokens expire by the domain clock; signing times are checked against the wall clock.
+pub fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    service: &str,
+) -> Result<Caller, SigV4Error> {
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let signed = SignedRequest {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: req.query_string(),
+        headers: &headers,
+        body,
+    };
+    let now = state.clock.now();
+    let session: RefCell<Option<SessionClaims>> = RefCell::new(None);
+    let lookup = |access_key: &str, token: Option<&str>| match token {
+        None => state
+            .identities
+            .secret_for(access_key)
+            .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey)),
+        Some(token) => {
+            let claims =
+                session::open(&state.root_key, access_key, token, now).map_err(|e| match e {
+                    SessionError::Expired => SigV4Error::ExpiredToken,
+                    SessionError::Invalid => unrecognized(UnrecognizedClient::InvalidSecurityToken),
+                })?;
+            let secret = claims.secret.clone();
+            *session.borrow_mut() = Some(claims);
+            Ok(secret)
+        }
+    };
+    let signature = sigv4::verify(
+        &signed,
+        service,
+        &|region| state.regions.serves(region),
+        &lookup,
+        state.wall_clock.now(),
+    )?;
+    let principal = match session.into_inner() {
+        None => state
+            .identities
+            .principal(&signature.access_key_id)
+            .cloned()
+            .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey))?,
+        // A session of a role that the identity file no longer defines is not a valid token.
+        Some(claims) => state
+            .identities
+            .session_principal(
+                &claims.role_arn,
+                &claims.session_name,
+                &signature.access_key_id,
+                claims.issued_at(),
+                claims.expires_at(),
+            )
+            .ok_or(unrecognized(UnrecognizedClient::InvalidSecurityToken))?,
+    };
+    Ok(Caller {
+        signature,
+        principal,
+    })
+}

@@ -1,0 +1,492 @@
+//! STS on the KMS listener: the query protocol (form-encoded `POST /`, XML answers) for
+//! `AssumeRole` and `GetCallerIdentity`, so that `aws sts assume-role --endpoint-url ...` hands out
+//! role sessions that every Trent API accepts.
+//!
+//! `AssumeRole` is authorised with the same evaluation as KMS calls: the role's trust policy in the
+//! place of the key policy and the caller's identity policies (explicit deny wins; a trust policy
+//! that trusts the caller's account delegates to its IAM; cross-account needs both sides). The
+//! credentials are issued by `auth::session` and leave only after the call's audit record
+//! (`eventSource` `sts.amazonaws.com`) is durable. Other STS operations answer
+//! `UnsupportedOperationException`.
+
+pub mod error;
+mod xml;
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use trent_policy::{AccessRequest, Resource};
+
+use crate::audit::record::{canonical_json, cloudtrail_time, CallRecord};
+use crate::auth::identity::PrincipalKind;
+use crate::caller::{authenticate, Caller};
+use crate::protocol::KmsError;
+use crate::state::AppState;
+use crate::store::{CommitUnit, NewAuditRecord};
+use error::StsError;
+
+/// The API version STS's query protocol names.
+const API_VERSION: &str = "2011-06-15";
+/// The default session length, in seconds.
+const DEFAULT_DURATION: i64 = 3600;
+/// The longest session a role session may request for another role (role chaining).
+const CHAINED_MAX_DURATION: i64 = 3600;
+/// STS operations of the API that Trent does not implement.
+const UNSUPPORTED_ACTIONS: &[&str] = &[
+    "AssumeRoleWithSAML",
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoot",
+    "DecodeAuthorizationMessage",
+    "GetAccessKeyInfo",
+    "GetDelegatedAccessToken",
+    "GetFederationToken",
+    "GetSessionToken",
+    "GetWebIdentityToken",
+];
+/// AssumeRole parameters Trent does not implement (by name or list prefix).
+const UNSUPPORTED_PARAMETERS: &[&str] = &[
+    "Policy",
+    "PolicyArns",
+    "Tags",
+    "TransitiveTagKeys",
+    "SerialNumber",
+    "TokenCode",
+    "SourceIdentity",
+    "ProvidedContexts",
+];
+
+/// Whether a request on the listener is an STS query-protocol call: no `X-Amz-Target`, and a
+/// form-encoded body.
+pub fn is_sts_request(req: &HttpRequest) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    header("x-amz-target").is_none()
+        && header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// What the audit record of an STS call says beyond the request itself.
+struct StsCall {
+    region: String,
+    user_identity: Value,
+    account: Option<String>,
+    request_parameters: Value,
+    response_elements: Value,
+    resources: Vec<String>,
+}
+
+/// Answer one STS call: its action name (for metrics), outcome label and response.
+pub async fn handle(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> (String, String, HttpResponse) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let event_time = state.clock.now();
+    let params: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let action = params.get("Action").cloned().unwrap_or_default();
+    let mut call = StsCall {
+        region: state.regions.default_region(),
+        user_identity: json!({"type": "Unknown"}),
+        account: None,
+        request_parameters: Value::Null,
+        response_elements: Value::Null,
+        resources: Vec::new(),
+    };
+    let mut result = process(
+        state,
+        req,
+        body,
+        &params,
+        &request_id,
+        event_time,
+        &mut call,
+    );
+    let record = CallRecord {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_time,
+        event_name: action.clone(),
+        event_source: "sts.amazonaws.com",
+        read_only: action == "GetCallerIdentity",
+        region: call.region.clone(),
+        user_identity: call.user_identity.clone(),
+        recipient_account: call.account.clone(),
+        source_ip: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        user_agent: req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        request_parameters: call.request_parameters.clone(),
+        response_elements: if result.is_ok() {
+            call.response_elements.clone()
+        } else {
+            Value::Null
+        },
+        request_id: request_id.clone(),
+        resources: call.resources.clone(),
+        error_code: result.as_ref().err().map(|e| e.code().to_string()),
+        error_message: result.as_ref().err().map(ToString::to_string),
+    };
+    let unit = CommitUnit {
+        audit: Some(NewAuditRecord {
+            event_id: record.event_id.clone(),
+            event_time,
+            record: canonical_json(&record.to_json()),
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = state.writer.commit(unit).await {
+        tracing::error!(error = %e, %request_id, "STS call not recorded; failing closed");
+        state
+            .metrics
+            .store_errors
+            .with_label_values(&["call"])
+            .inc();
+        result = Err(StsError::Internal(
+            "The request could not be recorded durably.".into(),
+        ));
+    }
+    let name = if action.is_empty() {
+        "Unknown".to_string()
+    } else {
+        action
+    };
+    let (outcome, status, text) = match result {
+        Ok(document) => (
+            "success".to_string(),
+            actix_web::http::StatusCode::OK,
+            document,
+        ),
+        Err(e) => (
+            e.code().to_string(),
+            e.status(),
+            xml::error(&e, &request_id),
+        ),
+    };
+    let response = HttpResponse::build(status)
+        .content_type("text/xml")
+        .insert_header(("x-amzn-RequestId", request_id))
+        .body(text);
+    (name, outcome, response)
+}
+
+/// Authenticate, dispatch and run the action; the XML document of the answer.
+fn process(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    params: &BTreeMap<String, String>,
+    request_id: &str,
+    now: DateTime<Utc>,
+    call: &mut StsCall,
+) -> Result<String, StsError> {
+    let action = params.get("Action").map_or("", String::as_str);
+    let caller = authenticate(state, req, body, "sts").map_err(StsError::Auth)?;
+    call.region = caller.signature.region.clone();
+    call.user_identity = caller.principal.user_identity();
+    call.account = Some(caller.principal.account.clone());
+    if let Some(version) = params.get("Version").filter(|v| *v != API_VERSION) {
+        return Err(StsError::InvalidAction(format!(
+            "Could not find operation {action} for version {version}"
+        )));
+    }
+    let result = match action {
+        "GetCallerIdentity" => get_caller_identity(&caller),
+        "AssumeRole" => assume_role(state, &caller, params, req, now, call)?,
+        a if UNSUPPORTED_ACTIONS.contains(&a) => {
+            return Err(StsError::Unsupported(format!(
+                "Trent's STS endpoint implements AssumeRole and GetCallerIdentity; {a} is not supported."
+            )))
+        }
+        a => {
+            return Err(StsError::InvalidAction(format!(
+                "Could not find operation {a} for version {API_VERSION}"
+            )))
+        }
+    };
+    Ok(xml::response(action, &result, request_id))
+}
+
+/// `GetCallerIdentity`: who signed the request. Needs no permission (AWS answers it even under an
+/// explicit deny).
+fn get_caller_identity(caller: &Caller) -> Vec<String> {
+    let p = &caller.principal;
+    vec![
+        xml::element("UserId", &p.principal_id),
+        xml::element("Account", &p.account),
+        xml::element("Arn", &p.arn),
+    ]
+}
+
+/// One failed constraint, worded as AWS's validation errors are.
+fn constraint(value: Option<&str>, member: &str, rule: &str) -> String {
+    let value = value.map_or("null".to_string(), |v| format!("'{v}'"));
+    format!("Value {value} at '{member}' failed to satisfy constraint: Member {rule}")
+}
+
+/// Length and pattern checks of one string parameter.
+fn check_string(
+    problems: &mut Vec<String>,
+    value: Option<&String>,
+    member: &str,
+    (min, max): (usize, usize),
+    allowed: fn(char) -> bool,
+    pattern: &str,
+    required: bool,
+) {
+    let Some(v) = value else {
+        if required {
+            problems.push(constraint(None, member, "must not be null"));
+        }
+        return;
+    };
+    let len = v.chars().count();
+    if len < min {
+        problems.push(constraint(
+            Some(v),
+            member,
+            &format!("must have length greater than or equal to {min}"),
+        ));
+    }
+    if len > max {
+        problems.push(constraint(
+            Some(v),
+            member,
+            &format!("must have length less than or equal to {max}"),
+        ));
+    }
+    if !v.chars().all(allowed) {
+        problems.push(constraint(
+            Some(v),
+            member,
+            &format!("must satisfy regular expression pattern: {pattern}"),
+        ));
+    }
+}
+
+fn word_or(extra: &'static str) -> impl Fn(char) -> bool {
+    move |c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c)
+}
+
+fn session_name_char(c: char) -> bool {
+    word_or("+=,.@-")(c)
+}
+
+fn external_id_char(c: char) -> bool {
+    word_or("+=,.@:/-")(c)
+}
+
+fn arn_char(c: char) -> bool {
+    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// `AssumeRole`: check the parameters, authorise against the trust policy and the caller's IAM
+/// policies, and issue a session.
+fn assume_role(
+    state: &AppState,
+    caller: &Caller,
+    params: &BTreeMap<String, String>,
+    req: &HttpRequest,
+    now: DateTime<Utc>,
+    call: &mut StsCall,
+) -> Result<Vec<String>, StsError> {
+    if let Some(name) = params.keys().find(|k| {
+        UNSUPPORTED_PARAMETERS
+            .iter()
+            .any(|p| *k == p || k.starts_with(&format!("{p}.")))
+    }) {
+        return Err(StsError::Unsupported(format!(
+            "Trent's AssumeRole does not support the {name} parameter (session policies, session \
+             tags, MFA, source identity and provided contexts are not implemented)."
+        )));
+    }
+    let role_arn = params.get("RoleArn");
+    let session_name = params.get("RoleSessionName");
+    let external_id = params.get("ExternalId");
+    let duration = params.get("DurationSeconds");
+    let mut parameters = json!({});
+    if let Some(v) = role_arn {
+        parameters["roleArn"] = json!(v);
+    }
+    if let Some(v) = session_name {
+        parameters["roleSessionName"] = json!(v);
+    }
+    if let Some(v) = external_id {
+        parameters["externalId"] = json!(v);
+    }
+    let mut problems = Vec::new();
+    check_string(&mut problems, role_arn, "roleArn", (20, 2048), arn_char, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+", true);
+    check_string(
+        &mut problems,
+        session_name,
+        "roleSessionName",
+        (2, 64),
+        session_name_char,
+        "[\\w+=,.@-]*",
+        true,
+    );
+    check_string(
+        &mut problems,
+        external_id,
+        "externalId",
+        (2, 1224),
+        external_id_char,
+        "[\\w+=,.@:\\/-]*",
+        false,
+    );
+    let duration = match duration {
+        None => DEFAULT_DURATION,
+        Some(text) => match text.parse::<i64>() {
+            Ok(d) => {
+                parameters["durationSeconds"] = json!(d);
+                if d < 900 {
+                    problems.push(constraint(
+                        Some(text),
+                        "durationSeconds",
+                        "must have value greater than or equal to 900",
+                    ));
+                }
+                if d > 43200 {
+                    problems.push(constraint(
+                        Some(text),
+                        "durationSeconds",
+                        "must have value less than or equal to 43200",
+                    ));
+                }
+                d
+            }
+            Err(_) => {
+                problems.push(constraint(
+                    Some(text),
+                    "durationSeconds",
+                    "must be an integer",
+                ));
+                DEFAULT_DURATION
+            }
+        },
+    };
+    call.request_parameters = parameters;
+    if !problems.is_empty() {
+        let n = problems.len();
+        return Err(StsError::Validation(format!(
+            "{n} validation error{} detected: {}",
+            if n == 1 { "" } else { "s" },
+            problems.join("; ")
+        )));
+    }
+    let (Some(role_arn), Some(session_name)) = (role_arn, session_name) else {
+        return Err(StsError::Validation(
+            "RoleArn and RoleSessionName are required.".into(),
+        ));
+    };
+    let principal = &caller.principal;
+    if principal.kind == PrincipalKind::Root {
+        return Err(StsError::AccessDenied(
+            "Roles may not be assumed by root accounts.".into(),
+        ));
+    }
+    let denied = || {
+        StsError::AccessDenied(format!(
+            "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+            principal.arn
+        ))
+    };
+    let mut builder = AccessRequest::builder(
+        crate::authorize::policy_principal(principal),
+        "sts:AssumeRole",
+        Resource::from_arn(role_arn),
+    )
+    .context("aws:SecureTransport", false)
+    .context("sts:RoleSessionName", session_name.as_str())
+    .now(now.into())
+    .without_encryption_context();
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        builder = builder.context("aws:SourceIp", ip);
+    }
+    if let Some(id) = external_id {
+        builder = builder.context("sts:ExternalId", id.as_str());
+    }
+    let request = builder.build();
+    let Some(role) = state.identities.role(role_arn) else {
+        state
+            .metrics
+            .authorization_decisions
+            .with_label_values(&["implicitDeny"])
+            .inc();
+        return Err(denied());
+    };
+    call.resources = vec![role.arn.clone()];
+    let identity: Vec<_> = principal
+        .policies
+        .iter()
+        .map(|p| p.compiled.as_ref())
+        .collect();
+    let evaluation = trent_policy::authorize(&request, &role.trust_policy, identity, None);
+    let (decision, verdict) = crate::authorize::verdict(&request, &evaluation);
+    state
+        .metrics
+        .authorization_decisions
+        .with_label_values(&[decision])
+        .inc();
+    if let Err(e) = verdict {
+        return Err(match e {
+            KmsError::AccessDenied(message) => StsError::AccessDenied(message),
+            _ => denied(),
+        });
+    }
+    if duration > i64::from(role.max_session_duration) {
+        return Err(StsError::Validation(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                .into(),
+        ));
+    }
+    if principal.kind == PrincipalKind::AssumedRole && duration > CHAINED_MAX_DURATION {
+        return Err(StsError::Validation(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+                .into(),
+        ));
+    }
+    let issued = crate::auth::session::issue(
+        &state.root_key,
+        &role.arn,
+        session_name,
+        &principal.arn,
+        now,
+        duration,
+    )
+    .map_err(|_| StsError::Internal("The session credentials could not be issued.".into()))?;
+    let assumed_id = format!("{}:{session_name}", role.role_id);
+    let assumed_arn = format!(
+        "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+        role.account, role.name
+    );
+    let expiration = cloudtrail_time(issued.expiration);
+    call.response_elements = json!({
+        "credentials": {"accessKeyId": issued.access_key_id, "expiration": expiration},
+        "assumedRoleUser": {"assumedRoleId": assumed_id, "arn": assumed_arn},
+    });
+    Ok(vec![
+        xml::parent(
+            "Credentials",
+            &[
+                xml::element("AccessKeyId", &issued.access_key_id),
+                xml::element("SecretAccessKey", &issued.secret_access_key),
+                xml::element("SessionToken", &issued.session_token),
+                xml::element("Expiration", &expiration),
+            ],
+        ),
+        xml::parent(
+            "AssumedRoleUser",
+            &[
+                xml::element("AssumedRoleId", &assumed_id),
+                xml::element("Arn", &assumed_arn),
+            ],
+        ),
+    ])
+}
