@@ -201,6 +201,30 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
         "{message}"
     );
 
+    // Policy simulation names sessions (and roles) as live calls see them.
+    let simulate = |principal: &str| -> serde_json::Value {
+        let out = std::process::Command::new(common::trent_bin())
+            .args(["policy", "simulate", "--config", CONFIG])
+            .args(server.store_args())
+            .args([
+                "--principal",
+                principal,
+                "--action",
+                "kms:Decrypt",
+                "--key",
+                &shared_id,
+            ])
+            .env("TRENT_LOG", "warn")
+            .output()
+            .expect("trent runs");
+        serde_json::from_slice(&out.stdout).expect("simulate prints JSON")
+    };
+    let denied = simulate("arn:aws:sts::111122223333:assumed-role/auditor/audit-2");
+    assert_eq!(denied["decision"], "explicitDeny", "{denied}");
+    assert_eq!(denied["denialMessage"], message.as_str());
+    assert_eq!(simulate(session_arn)["decision"], "allowed");
+    assert_eq!(simulate(ROLE)["decision"], "allowed");
+
     // The trail: the AssumeRole call as sts.amazonaws.com with the role as resource, the session's
     // KMS calls as an AssumedRole identity, and no secret or token anywhere.
     let records = Db::open(&server).await.audit_records().await;

@@ -138,7 +138,7 @@ pub fn simulate(
             .map(|a| a.name.clone())
             .collect(),
     };
-    let request = key_request(principal, &input.action, key, &facts);
+    let request = key_request(&principal, &input.action, key, &facts);
     let grants = key.compiled_grants.as_ref().map(|g| g.0.as_ref());
     let evaluation = evaluate(&request, &key_policy, &identity, grants);
     let (decision, result) = verdict(&request, &evaluation);

@@ -575,13 +575,32 @@ impl Identities {
             .map(|c| c.secret.clone())
     }
 
-    /// A principal by ARN (the first access key's view of it), for policy simulation.
-    pub fn principal_by_arn(&self, arn: &str) -> Option<&Principal> {
-        self.by_access_key
+    /// A principal by ARN, for policy simulation: a user or root user (the first access key's view
+    /// of it), a role session (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`), or a role (as a
+    /// session named `simulation`).
+    pub fn principal_by_arn(&self, arn: &str) -> Option<Principal> {
+        let permanent = self
+            .by_access_key
             .values()
             .map(|c| &c.principal)
             .filter(|p| p.arn == arn)
-            .min_by(|a, b| a.access_key_id.cmp(&b.access_key_id))
+            .min_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
+        if let Some(p) = permanent {
+            return Some(p.clone());
+        }
+        let now = Utc::now();
+        if self.roles.contains_key(arn) {
+            return self.session_principal(arn, "simulation", "", now, now);
+        }
+        let (account, rest) = arn
+            .strip_prefix("arn:aws:sts::")?
+            .split_once(":assumed-role/")?;
+        let (name, session) = rest.split_once('/')?;
+        let role = self
+            .roles
+            .values()
+            .find(|r| r.account == account && r.name == name)?;
+        self.session_principal(&role.arn, session, "", now, now)
     }
 
     /// The principal an access key belongs to.
