@@ -455,7 +455,139 @@ async fn conditions_on_the_keys_aliases(store: StoreKind) {
         .expect("the alias now matches the condition");
 }
 
+/// Condition keys the request itself carries: kms:GrantOperations, kms:GranteePrincipal,
+/// kms:ScheduleKeyDeletionPendingWindowInDays, aws:RequestTag/* and aws:TagKeys, kms:MessageType,
+/// kms:ReEncryptOnSameKey.
+async fn conditions_on_the_request(store: StoreKind) {
+    use aws_sdk_kms::types::{
+        GrantOperation, KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec, Tag,
+    };
+    let server = server(store);
+    let alice_arn = format!("arn:aws:iam::{ACCOUNT}:user/alice");
+    let bob_arn = format!("arn:aws:iam::{ACCOUNT}:user/bob");
+    let text = policy(&format!(
+        r#",
+        {{"Sid":"DecryptGrantsForBob","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:CreateGrant","Resource":"*",
+          "Condition":{{"ForAllValues:StringEquals":{{"kms:GrantOperations":["Decrypt","Encrypt"]}},"StringEquals":{{"kms:GranteePrincipal":"{bob_arn}"}}}}}},
+        {{"Sid":"LongWindows","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:ScheduleKeyDeletion","Resource":"*",
+          "Condition":{{"NumericGreaterThanEquals":{{"kms:ScheduleKeyDeletionPendingWindowInDays":"20"}}}}}},
+        {{"Sid":"TeamTagOnly","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:TagResource","Resource":"*",
+          "Condition":{{"StringEquals":{{"aws:RequestTag/team":"payments"}},"ForAllValues:StringEquals":{{"aws:TagKeys":["team"]}}}}}},
+        {{"Sid":"SameKeyOnly","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":["kms:ReEncrypt*","kms:Encrypt"],"Resource":"*",
+          "Condition":{{"Bool":{{"kms:ReEncryptOnSameKey":"true"}}}}}},
+        {{"Sid":"Encrypt","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:Encrypt","Resource":"*"}}"#
+    ));
+    let (key, _) = key_with_policy(&server, &text).await;
+    let alice = server.client_as(ALICE.0, ALICE.1, REGION);
+    let denied = |code: String| assert_eq!(code, "AccessDeniedException");
+
+    let grant = |ops: &[GrantOperation], grantee: &str| {
+        let mut call = alice.create_grant().key_id(&key).grantee_principal(grantee);
+        for op in ops {
+            call = call.operations(op.clone());
+        }
+        call.send()
+    };
+    grant(&[GrantOperation::Decrypt], &bob_arn)
+        .await
+        .expect("a Decrypt grant for bob");
+    denied(common::code(
+        &grant(
+            &[GrantOperation::Decrypt, GrantOperation::RetireGrant],
+            &bob_arn,
+        )
+        .await
+        .unwrap_err(),
+    ));
+    denied(common::code(
+        &grant(&[GrantOperation::Decrypt], &alice_arn)
+            .await
+            .unwrap_err(),
+    ));
+
+    let tag = |k: &str, v: &str| {
+        alice
+            .tag_resource()
+            .key_id(&key)
+            .tags(Tag::builder().tag_key(k).tag_value(v).build().unwrap())
+            .send()
+    };
+    tag("team", "payments").await.expect("the allowed tag");
+    denied(common::code(&tag("team", "other").await.unwrap_err()));
+    denied(common::code(&tag("owner", "payments").await.unwrap_err()));
+
+    // ReEncrypt onto the same key is allowed, onto another key not (ReEncryptFrom is refused).
+    let other = server.client().create_key().policy(policy(&format!(
+        r#",{{"Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:ReEncrypt*","Resource":"*"}}"#
+    ))).send().await.unwrap();
+    let other = other.key_metadata().unwrap().key_id().to_string();
+    let blob = alice
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"r".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let blob = blob.ciphertext_blob().unwrap().clone();
+    alice
+        .re_encrypt()
+        .ciphertext_blob(blob.clone())
+        .destination_key_id(&key)
+        .send()
+        .await
+        .expect("same key");
+    denied(common::code(
+        &alice
+            .re_encrypt()
+            .ciphertext_blob(blob)
+            .destination_key_id(&other)
+            .send()
+            .await
+            .unwrap_err(),
+    ));
+
+    let window = |days: i32| {
+        alice
+            .schedule_key_deletion()
+            .key_id(&key)
+            .pending_window_in_days(days)
+            .send()
+    };
+    denied(common::code(&window(7).await.unwrap_err()));
+    window(20).await.expect("a 20-day window");
+
+    // kms:MessageType on an asymmetric key.
+    let signing = server
+        .client()
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .policy(policy(&format!(
+            r#",{{"Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:Sign","Resource":"*","Condition":{{"StringEquals":{{"kms:MessageType":"RAW","kms:SigningAlgorithm":"ECDSA_SHA_256"}}}}}}"#
+        )))
+        .send()
+        .await
+        .unwrap();
+    let signing = signing.key_metadata().unwrap().key_id().to_string();
+    let sign = |message: Vec<u8>, kind: MessageType| {
+        alice
+            .sign()
+            .key_id(&signing)
+            .message(Blob::new(message))
+            .message_type(kind)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+    };
+    sign(b"raw message".to_vec(), MessageType::Raw)
+        .await
+        .expect("a RAW message");
+    denied(common::code(
+        &sign(vec![7u8; 32], MessageType::Digest).await.unwrap_err(),
+    ));
+}
+
 on_both_stores!(
+    conditions_on_the_request,
     conditions_on_the_keys_aliases,
     grants_are_a_further_allow_path,
     direct_allow_delegation_and_explicit_deny,

@@ -177,4 +177,35 @@ async fn simulation_answers_as_live_calls_do() {
         .await
         .unwrap();
     assert_eq!(http, denied);
+
+    // Further request keys: a candidate policy that lets alice create Decrypt-only grants.
+    std::fs::write(
+        candidate.path(),
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:CreateGrant","Resource":"*","Condition":{{"ForAllValues:StringEquals":{{"kms:GrantOperations":"Decrypt"}},"Null":{{"kms:GrantOperations":"false"}}}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let grant = |ops: &[&str]| {
+        let mut args = vec![
+            "--principal",
+            &alice_arn,
+            "--action",
+            "kms:CreateGrant",
+            "--key",
+            &arn,
+            "--key-policy-file",
+            candidate.path().to_str().unwrap(),
+        ];
+        for op in ops {
+            args.extend(["--context", op]);
+        }
+        simulate_cli(&server, &args).1["decision"].clone()
+    };
+    assert_eq!(grant(&["kms:GrantOperations=Decrypt"]), "allowed");
+    assert_eq!(
+        grant(&["kms:GrantOperations=Decrypt", "kms:GrantOperations=Encrypt"]),
+        "implicitDeny"
+    );
+    assert_eq!(grant(&[]), "implicitDeny");
 }

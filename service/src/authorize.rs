@@ -85,6 +85,8 @@ pub struct CallFacts<'a> {
     pub request_alias: Option<&'a str>,
     /// Aliases of the key (`kms:ResourceAliases`).
     pub resource_aliases: Vec<String>,
+    /// The request's own condition keys (`condition_keys::from_request`).
+    pub request_keys: Vec<crate::condition_keys::ConditionKey>,
 }
 
 /// Build the request for `action` by `principal` on `key`.
@@ -120,6 +122,9 @@ pub fn key_request(
     }
     for tag in &key.tags {
         b = b.context(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
+    }
+    for (name, values) in &facts.request_keys {
+        b = b.context_values(name, values.iter().cloned());
     }
     b = match facts.encryption_context {
         Some(ec) => b.encryption_context(ec.iter().map(|(k, v)| (k.as_str(), v.as_str()))),

@@ -81,6 +81,10 @@ struct SimulateArgs {
     /// The client address for aws:SourceIp.
     #[arg(long)]
     source_ip: Option<std::net::IpAddr>,
+    /// Further condition keys, KEY=VALUE (repeatable; a key given twice has two values), e.g.
+    /// kms:GrantOperations=Decrypt.
+    #[arg(long = "context", value_parser = parse_pair)]
+    context: Vec<(String, String)>,
     /// A candidate key policy (file) instead of the key's current one.
     #[arg(long)]
     key_policy_file: Option<PathBuf>,
@@ -534,6 +538,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .then(|| args.encryption_context.into_iter().collect()),
         encryption_algorithm: None,
         source_ip: args.source_ip,
+        context: args.context.into_iter().fold(
+            std::collections::BTreeMap::new(),
+            |mut all, (k, v)| {
+                all.entry(k).or_insert_with(Vec::new).push(v);
+                all
+            },
+        ),
         key_policy: args.key_policy_file.as_ref().map(read).transpose()?,
         identity_policies: if args.identity_policy_files.is_empty() {
             None

@@ -502,6 +502,7 @@ async fn process(
         metrics: state.metrics.clone(),
         source_ip: req.peer_addr().map(|a| a.ip()),
         request_alias: Default::default(),
+        condition_keys: std::sync::Mutex::new(crate::condition_keys::from_request(op, &json)),
     };
     let result = handlers::dispatch(state, &ctx, &json).await;
     if let Ok(r) = ctx.resources.lock() {

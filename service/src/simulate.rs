@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use trent_policy::{CompiledPolicy, PolicyKind};
+use trent_policy::{CompiledPolicy, ContextValue, PolicyKind};
 
 use crate::auth::identity::Identities;
 use crate::authorize::{compile_key_policy, evaluate, key_request, verdict, CallFacts};
@@ -35,6 +35,10 @@ pub struct SimulationInput {
     /// The client's address (`aws:SourceIp`).
     #[serde(default)]
     pub source_ip: Option<std::net::IpAddr>,
+    /// Further condition keys of the request (`kms:GrantOperations`, `aws:RequestTag/team`, ...),
+    /// each with one or more values.
+    #[serde(default)]
+    pub context: BTreeMap<String, Vec<String>>,
     /// A candidate key policy to evaluate instead of the key's current one.
     #[serde(default)]
     pub key_policy: Option<String>,
@@ -136,6 +140,14 @@ pub fn simulate(
         resource_aliases: model
             .aliases_of(&key.key_id)
             .map(|a| a.name.clone())
+            .collect(),
+        request_keys: input
+            .context
+            .iter()
+            .map(|(k, v)| {
+                let values = v.iter().map(|s| ContextValue::from(s.as_str())).collect();
+                (k.clone(), values)
+            })
             .collect(),
     };
     let request = key_request(&principal, &input.action, key, &facts);

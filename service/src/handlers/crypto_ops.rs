@@ -262,6 +262,15 @@ pub async fn re_encrypt(
             ));
         }
     }
+    // kms:ReEncryptOnSameKey, for both authorizations: the blob names its key (an unreadable
+    // blob leaves the key out; open_blob then refuses it).
+    if let Ok(header) = ciphertext::parse_header(&req.ciphertext_blob) {
+        let destination = resolve_key(state, ctx, &req.destination_key_id)?;
+        ctx.add_condition_key(
+            "kms:ReEncryptOnSameKey",
+            (header.key_id.to_string() == destination.key_id).into(),
+        );
+    }
     let (source, plaintext, source_info) = open_blob(
         state,
         ctx,

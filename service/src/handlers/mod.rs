@@ -46,6 +46,8 @@ pub struct CallContext {
     pub source_ip: Option<std::net::IpAddr>,
     /// The alias the caller named the key by, if any (`kms:RequestAlias`).
     pub request_alias: Mutex<Option<String>>,
+    /// The request's own condition keys (`condition_keys::from_request`, plus any a handler adds).
+    pub condition_keys: Mutex<Vec<crate::condition_keys::ConditionKey>>,
 }
 
 impl CallContext {
@@ -55,6 +57,21 @@ impl CallContext {
             .authorization_decisions
             .with_label_values(&[decision])
             .inc();
+    }
+
+    /// Add a condition key the handler learned (e.g. `kms:ReEncryptOnSameKey`).
+    pub fn add_condition_key(&self, name: &str, value: trent_policy::ContextValue) {
+        if let Ok(mut keys) = self.condition_keys.lock() {
+            keys.push((name.to_string(), vec![value]));
+        }
+    }
+
+    /// The request's condition keys, as they stand.
+    fn request_keys(&self) -> Vec<crate::condition_keys::ConditionKey> {
+        self.condition_keys
+            .lock()
+            .map(|k| k.clone())
+            .unwrap_or_default()
     }
 
     /// Remember a key ARN the call touched.
@@ -335,6 +352,7 @@ pub fn authorize_as(
         encryption_algorithm,
         request_alias: request_alias.as_deref(),
         resource_aliases,
+        request_keys: ctx.request_keys(),
     };
     let request = key_request(&ctx.principal, action, key, &facts);
     let identity: Vec<_> = ctx
@@ -363,6 +381,9 @@ pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsE
     .without_encryption_context();
     if let Some(ip) = ctx.source_ip {
         builder = builder.context("aws:SourceIp", ip);
+    }
+    for (name, values) in ctx.request_keys() {
+        builder = builder.context_values(&name, values);
     }
     let request = builder.build();
     let identity: Vec<_> = ctx
