@@ -79,6 +79,9 @@ async fn lookup_events_by_attribute_window_and_page() {
         record["recipientAccountId"] == "111122223333"
     }));
 
+    // Every lookup is itself audited (cloudtrail.amazonaws.com), so the counts below are of KMS
+    // events, and the lookups made so far are counted at the end.
+    let mut lookups = 1;
     let cases: &[(&str, &str, usize)] = &[
         ("EventName", "Encrypt", 1),
         ("ReadOnly", "false", 1),
@@ -95,12 +98,33 @@ async fn lookup_events_by_attribute_window_and_page() {
             format!("AttributeKey={attr},AttributeValue={value}"),
         ])
         .unwrap();
-        assert_eq!(
-            got["Events"].as_array().unwrap().len(),
-            *expected,
-            "{attr}={value}"
-        );
+        lookups += 1;
+        let kms_events = got["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["EventSource"] == "kms.amazonaws.com")
+            .count();
+        assert_eq!(kms_events, *expected, "{attr}={value}");
     }
+    let audited = as_root(vec![
+        "--lookup-attributes".into(),
+        "AttributeKey=EventSource,AttributeValue=cloudtrail.amazonaws.com".into(),
+    ])
+    .unwrap();
+    assert_eq!(
+        names(&audited).len(),
+        lookups,
+        "each earlier lookup has its record"
+    );
+    let record: Value =
+        serde_json::from_str(audited["Events"][0]["CloudTrailEvent"].as_str().unwrap()).unwrap();
+    assert_eq!(record["eventName"], "LookupEvents");
+    assert_eq!(record["readOnly"], true);
+    assert_eq!(
+        record["requestParameters"]["LookupAttributes"][0]["AttributeValue"],
+        "RevokeGrant"
+    );
     let encrypt_id = as_root(vec![
         "--lookup-attributes".into(),
         "AttributeKey=EventName,AttributeValue=Encrypt".into(),
@@ -116,7 +140,7 @@ async fn lookup_events_by_attribute_window_and_page() {
     .unwrap();
     assert_eq!(names(&by_id), ["Encrypt"]);
 
-    // A window in the past holds nothing; pagination walks everything once.
+    // A window in the past holds nothing; pagination walks the KMS events once.
     let none = as_root(vec![
         "--start-time".into(),
         "2001-01-01T00:00:00Z".into(),
@@ -125,19 +149,21 @@ async fn lookup_events_by_attribute_window_and_page() {
     ])
     .unwrap();
     assert!(names(&none).is_empty());
-    let first = as_root(vec!["--max-results".into(), "3".into()]).unwrap();
+    let kms_only = || {
+        vec![
+            "--lookup-attributes".to_string(),
+            "AttributeKey=EventSource,AttributeValue=kms.amazonaws.com".to_string(),
+            "--max-results".to_string(),
+            "3".to_string(),
+        ]
+    };
+    let first = as_root(kms_only()).unwrap();
     assert_eq!(names(&first).len(), 3);
     let token = first["NextToken"]
         .as_str()
         .expect("a next token")
         .to_string();
-    let second = as_root(vec![
-        "--max-results".into(),
-        "3".into(),
-        "--next-token".into(),
-        token,
-    ])
-    .unwrap();
+    let second = as_root([kms_only(), vec!["--next-token".into(), token]].concat()).unwrap();
     assert_eq!(names(&second), ["CreateKey"]);
     assert!(second.get("NextToken").is_none());
 

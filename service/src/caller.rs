@@ -11,6 +11,30 @@ use crate::auth::session::{self, SessionClaims, SessionError};
 use crate::auth::sigv4::{self, SigV4Error, SignedRequest, UnrecognizedClient, VerifiedSignature};
 use crate::state::AppState;
 
+/// What the audit record says about the client, whoever it is.
+pub struct Client {
+    /// The client's address (`sourceIPAddress`).
+    pub source_ip: String,
+    /// Its `User-Agent` header.
+    pub user_agent: String,
+}
+
+/// The client facts of a request.
+pub fn client_of(req: &HttpRequest) -> Client {
+    Client {
+        source_ip: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        user_agent: req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 /// An authenticated caller.
 pub struct Caller {
     /// What the signature established (access key, region, signing time).

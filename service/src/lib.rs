@@ -13,6 +13,7 @@ pub mod authorize;
 pub mod caller;
 pub mod cli;
 pub mod clock;
+pub mod cloudtrail;
 pub mod condition_keys;
 pub mod crypto;
 pub mod domain;

@@ -167,18 +167,17 @@ impl From<SigV4Error> for KmsError {
     }
 }
 
-/// The `X-Amz-Target` prefix of CloudTrail's JSON API (LookupEvents is served on this listener).
-const CLOUDTRAIL_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
-
 async fn kms_endpoint(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if header(&req, "x-amz-target").is_some_and(|t| t.starts_with(CLOUDTRAIL_PREFIX)) {
-        return cloudtrail_call(&req, &body, &state).await;
-    }
     let started = std::time::Instant::now();
+    if crate::cloudtrail::is_cloudtrail_request(&req) {
+        let (operation, outcome, response) = crate::cloudtrail::handle(&req, &body, &state).await;
+        observe(&state, &operation, &outcome, started);
+        return response;
+    }
     if crate::sts::is_sts_request(&req) {
         let (action, outcome, response) = crate::sts::handle(&req, &body, &state).await;
         observe(&state, &action, &outcome, started);
@@ -192,80 +191,6 @@ async fn kms_endpoint(
         started,
     );
     response
-}
-
-fn cloudtrail_error(aws_type: &str, message: &str) -> HttpResponse {
-    let mut resp = HttpResponse::BadRequest()
-        .content_type(CONTENT_TYPE)
-        .body(serde_json::json!({"__type": aws_type, "message": message}).to_string());
-    insert_request_id(&mut resp, &uuid::Uuid::new_v4().to_string());
-    resp
-}
-
-/// CloudTrail's LookupEvents (SigV4 service `cloudtrail`), authorised by the caller's identity
-/// policies (`cloudtrail:LookupEvents`), answering only the caller's account's records. These
-/// calls read the trail and are not themselves audited.
-async fn cloudtrail_call(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
-    let target = header(req, "x-amz-target").unwrap_or_default();
-    let operation = target.trim_start_matches(CLOUDTRAIL_PREFIX);
-    let principal = match crate::caller::authenticate(state, req, body, "cloudtrail") {
-        Ok(caller) => caller.principal,
-        Err(e) => return cloudtrail_error(e.aws_error_code(), &e.to_string()),
-    };
-    let principal = &principal;
-    if operation != "LookupEvents" {
-        return cloudtrail_error(
-            "UnsupportedOperationException",
-            &format!("This server answers only CloudTrail's LookupEvents, not {operation}."),
-        );
-    }
-    let policy = match state.account_policy(&principal.account) {
-        Ok(p) => p,
-        Err(e) => return error_response(&uuid::Uuid::new_v4().to_string(), &e),
-    };
-    let request = trent_policy::AccessRequest::builder(
-        crate::authorize::policy_principal(principal),
-        "cloudtrail:LookupEvents",
-        trent_policy::Resource::from_arn("*"),
-    )
-    .without_encryption_context()
-    .build();
-    let identity: Vec<_> = principal
-        .policies
-        .iter()
-        .map(|p| p.compiled.clone())
-        .collect();
-    let (decision, allowed) = crate::authorize::decide(&request, &policy, &identity, None);
-    state
-        .metrics
-        .authorization_decisions
-        .with_label_values(&[decision])
-        .inc();
-    if let Err(e) = allowed {
-        return cloudtrail_error("AccessDeniedException", &e.message());
-    }
-    let parsed: crate::lookup::LookupRequest =
-        match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
-            Ok(r) => r,
-            Err(e) => return cloudtrail_error("SerializationException", &e.to_string()),
-        };
-    match crate::lookup::lookup_events(
-        &state.audit_index,
-        &state.store,
-        &principal.account,
-        &parsed,
-    )
-    .await
-    {
-        Ok(result) => {
-            let mut resp = HttpResponse::Ok()
-                .content_type(CONTENT_TYPE)
-                .body(result.to_string());
-            insert_request_id(&mut resp, &uuid::Uuid::new_v4().to_string());
-            resp
-        }
-        Err(e) => cloudtrail_error(e.aws_type(), &e.to_string()),
-    }
 }
 
 /// Record a finished call in the request metrics.

@@ -21,7 +21,7 @@ use trent_policy::{AccessRequest, Resource};
 
 use crate::audit::record::{canonical_json, cloudtrail_time, CallRecord};
 use crate::auth::identity::PrincipalKind;
-use crate::caller::{authenticate, Caller};
+use crate::caller::{authenticate, client_of, Caller};
 use crate::protocol::KmsError;
 use crate::state::AppState;
 use crate::store::{CommitUnit, NewAuditRecord};
@@ -103,6 +103,7 @@ pub async fn handle(
         event_time,
         &mut call,
     );
+    let client = client_of(req);
     let record = CallRecord {
         event_id: uuid::Uuid::new_v4().to_string(),
         event_time,
@@ -112,16 +113,8 @@ pub async fn handle(
         region: call.region.clone(),
         user_identity: call.user_identity.clone(),
         recipient_account: call.account.clone(),
-        source_ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
-        user_agent: req
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
+        source_ip: client.source_ip,
+        user_agent: client.user_agent,
         request_parameters: call.request_parameters.clone(),
         response_elements: if result.is_ok() {
             call.response_elements.clone()
