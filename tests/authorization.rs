@@ -343,6 +343,42 @@ async fn cross_account(store: StoreKind) {
         code, "AccessDeniedException",
         "cross-account needs both sides"
     );
+
+    // The trail delivers each cross-account call to both accounts: two records, one per
+    // recipient, with their own eventIDs and one sharedEventID.
+    let records = Db::open(&server).await.audit_records().await;
+    let copies = |name: &str| -> Vec<&serde_json::Value> {
+        records
+            .iter()
+            .filter(|r| r["eventName"] == name && r["userIdentity"]["accountId"] == "444455556666")
+            .collect()
+    };
+    for name in ["Encrypt", "Decrypt", "ScheduleKeyDeletion"] {
+        let found = copies(name);
+        let mut recipients: Vec<&str> = found
+            .iter()
+            .map(|r| r["recipientAccountId"].as_str().unwrap())
+            .collect();
+        recipients.sort();
+        assert_eq!(recipients, [ACCOUNT, "444455556666"], "{name}");
+        assert_ne!(found[0]["eventID"], found[1]["eventID"]);
+        assert!(found[0]["sharedEventID"].is_string());
+        assert_eq!(found[0]["sharedEventID"], found[1]["sharedEventID"]);
+        assert_eq!(found[0]["requestID"], found[1]["requestID"]);
+    }
+    // `trent trail usage` counts a cross-account call once.
+    let (ok, out) = server.trent(&["trail", "usage", &arn, "--format", "json"]);
+    assert!(ok);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let carol_use = &report["principals"]["arn:aws:iam::444455556666:user/carol"];
+    assert_eq!(carol_use["operations"]["Encrypt"], 1, "{report}");
+    assert_eq!(carol_use["operations"]["Decrypt"], 1, "{report}");
+    // A call within one account has no copy and no sharedEventID.
+    let own: Vec<_> = records
+        .iter()
+        .filter(|r| r["eventName"] == "CreateKey")
+        .collect();
+    assert!(own.iter().all(|r| r.get("sharedEventID").is_none()));
 }
 
 async fn lockout_check_and_unknown_principals(store: StoreKind) {

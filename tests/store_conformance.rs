@@ -204,6 +204,7 @@ fn unit(appends: Vec<StreamAppend>, event_id: Option<&str>) -> CommitUnit {
         materials: Vec::new(),
         appends,
         audit: event_id.map(audit),
+        audit_copies: Vec::new(),
     }
 }
 
@@ -408,7 +409,8 @@ async fn unit_is_all_or_nothing(fx: Fixture) {
         empty[0],
         CommitReceipt {
             events: vec![],
-            audit_sequence: None
+            audit_sequence: None,
+            copy_sequences: vec![],
         }
     );
     assert!(store.commit(vec![]).await.unwrap().is_empty());
@@ -455,6 +457,30 @@ async fn audit_chain_links_across_batches_and_handles(fx: Fixture) {
         (&sent.record, sent.event_time)
     );
     assert_eq!(store.read_audit(5, 10).await.unwrap().len(), 2);
+
+    // A cross-account call's record and its copies take consecutive positions in the one chain,
+    // in the same transaction as the call's events.
+    let mut cross = unit(vec![append("key/cross", 0, 1)], Some("cross"));
+    cross.audit_copies = vec![audit("cross-copy-1"), audit("cross-copy-2")];
+    let plain = unit(vec![], Some("after"));
+    let receipts = commit_ok(&store, vec![cross, plain]).await;
+    assert_eq!(
+        (
+            receipts[0].audit_sequence,
+            receipts[0].copy_sequences.clone()
+        ),
+        (Some(8), vec![9, 10])
+    );
+    assert_eq!(
+        (
+            receipts[1].audit_sequence,
+            receipts[1].copy_sequences.clone()
+        ),
+        (Some(11), vec![])
+    );
+    let trail = verify_chain(&store).await;
+    let tail: Vec<_> = trail[7..].iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(tail, ["cross", "cross-copy-1", "cross-copy-2", "after"]);
 }
 
 async fn database_refuses_changes_to_history(fx: Fixture) {

@@ -232,7 +232,7 @@ async fn handle_kms_call(
             Ok(outcome) => (None, outcome),
             Err(e) => (Some(e), Outcome::default()),
         };
-        let record = audit_record(
+        let (record, copies) = audit_record(
             req,
             &call,
             event_time,
@@ -243,6 +243,7 @@ async fn handle_kms_call(
         let event_id = record.event_id.clone();
         let mut unit = outcome.unit;
         unit.audit = Some(record);
+        unit.audit_copies = copies;
         match state.writer.commit(unit).await {
             Ok(_) => {
                 state.key_usage.start_tracking(event_time);
@@ -293,16 +294,17 @@ async fn handle_kms_call(
                     KmsError::KmsInternal("The request could not be recorded durably.".into());
                 if matches!(e, StoreError::VersionConflict { .. }) {
                     // The command lost every race; the failure itself is still audited.
-                    let record = audit_record(
+                    let (record, audit_copies) = audit_record(
                         req,
                         &call,
                         event_time,
-                        Vec::new(),
+                        resources.clone(),
                         &Outcome::default(),
                         Some(&err),
                     );
                     let unit = crate::store::CommitUnit {
                         audit: Some(record),
+                        audit_copies,
                         ..Default::default()
                     };
                     if state.writer.commit(unit).await.is_err() {
@@ -324,6 +326,7 @@ async fn handle_kms_call(
     }
 }
 
+/// The call's audit record, and its copies for the other accounts owning the keys it touched.
 fn audit_record(
     req: &HttpRequest,
     call: &Call,
@@ -331,7 +334,7 @@ fn audit_record(
     resources: Vec<String>,
     outcome: &Outcome,
     error: Option<&KmsError>,
-) -> NewAuditRecord {
+) -> (NewAuditRecord, Vec<NewAuditRecord>) {
     let record = CallRecord {
         event_id: uuid::Uuid::new_v4().to_string(),
         event_time,
@@ -356,11 +359,14 @@ fn audit_record(
         error_code: error.map(|e| e.aws_type().to_string()),
         error_message: error.map(KmsError::message),
     };
-    NewAuditRecord {
-        event_id: record.event_id.clone(),
+    let mut json = record.to_json();
+    let copies = crate::audit::record::cross_account_copies(&mut json);
+    let stored = |json: &Value| NewAuditRecord {
+        event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
         event_time,
-        record: canonical_json(&record.to_json()),
-    }
+        record: canonical_json(json),
+    };
+    (stored(&json), copies.iter().map(stored).collect())
 }
 
 fn header(req: &HttpRequest, name: &str) -> Option<String> {

@@ -52,6 +52,42 @@ fn resource_type(arn: &str) -> &'static str {
     }
 }
 
+/// The copies of a call's record for the other accounts that own its resources: AWS delivers a
+/// cross-account event to the caller's account and to the resource owner's, each copy with its
+/// own `eventID` and `recipientAccountId` and both with the same `sharedEventID` (added to
+/// `record` here). Empty when the call concerned only the caller's account.
+pub fn cross_account_copies(record: &mut Value) -> Vec<Value> {
+    let caller = record["recipientAccountId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut owners: Vec<String> = record["resources"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|res| res["accountId"].as_str())
+                .filter(|a| !a.is_empty() && *a != caller)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    owners.sort();
+    owners.dedup();
+    if owners.is_empty() || caller.is_empty() {
+        return Vec::new();
+    }
+    record["sharedEventID"] = json!(uuid::Uuid::new_v4().to_string());
+    owners
+        .into_iter()
+        .map(|owner| {
+            let mut copy = record.clone();
+            copy["recipientAccountId"] = json!(owner);
+            copy["eventID"] = json!(uuid::Uuid::new_v4().to_string());
+            copy
+        })
+        .collect()
+}
+
 /// A CloudTrail timestamp: `2026-11-29T02:45:01Z`.
 pub fn cloudtrail_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -78,9 +78,15 @@ async fn run(
         }
         let (units, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
-        let audit_texts: Vec<Option<String>> = units
+        let audit_texts: Vec<Vec<String>> = units
             .iter()
-            .map(|u| u.audit.as_ref().map(|a| a.record.clone()))
+            .map(|u| {
+                u.audit
+                    .iter()
+                    .chain(&u.audit_copies)
+                    .map(|a| a.record.clone())
+                    .collect()
+            })
             .collect();
         metrics.audit_queue_depth.sub(units.len() as i64);
         metrics.audit_batch_size.observe(units.len() as f64);
@@ -92,12 +98,12 @@ async fn run(
         match committed {
             Ok(results) => {
                 apply_committed(&store, &model, &results).await;
-                for (result, text) in results.iter().zip(&audit_texts) {
-                    if let (Ok(receipt), Some(text)) = (result, text) {
-                        if let (Some(seq), Ok(json)) =
-                            (receipt.audit_sequence, serde_json::from_str(text))
-                        {
-                            index.observe(seq, &json);
+                for (result, texts) in results.iter().zip(&audit_texts) {
+                    let Ok(receipt) = result else { continue };
+                    let sequences = receipt.audit_sequence.iter().chain(&receipt.copy_sequences);
+                    for (seq, text) in sequences.zip(texts) {
+                        if let Ok(json) = serde_json::from_str(text) {
+                            index.observe(*seq, &json);
                         }
                     }
                 }

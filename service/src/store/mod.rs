@@ -95,6 +95,10 @@ pub struct CommitUnit {
     pub appends: Vec<StreamAppend>,
     /// The audit record (its JSON text), if the call produces one.
     pub audit: Option<NewAuditRecord>,
+    /// Copies of the call's record for the other accounts it concerns (a cross-account call is
+    /// delivered to the caller's and the key owner's account, as AWS does), chained right after
+    /// `audit`.
+    pub audit_copies: Vec<NewAuditRecord>,
 }
 
 /// An audit record to append; the store links it into the hash chain.
@@ -149,6 +153,21 @@ pub struct CommitReceipt {
     pub events: Vec<StoredEvent>,
     /// The chain position of the unit's audit record, if it had one.
     pub audit_sequence: Option<i64>,
+    /// The chain positions of its copies, in order.
+    pub copy_sequences: Vec<i64>,
+}
+
+/// Split the chain positions a unit's records got into its record's and its copies'.
+pub(crate) fn receipt_sequences(
+    unit: &CommitUnit,
+    mut sequences: Vec<i64>,
+) -> (Option<i64>, Vec<i64>) {
+    if unit.audit.is_some() && !sequences.is_empty() {
+        let first = sequences.remove(0);
+        (Some(first), sequences)
+    } else {
+        (None, sequences)
+    }
 }
 
 /// The storage interface. Both backends pass the same conformance suite (`tests/store_conformance.rs`).

@@ -15,8 +15,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    CommitReceipt, CommitUnit, EventStore, SealedMaterial, StoreError, StoredAuditRecord,
-    StoredEvent, GENESIS_HASH,
+    receipt_sequences, CommitReceipt, CommitUnit, EventStore, SealedMaterial, StoreError,
+    StoredAuditRecord, StoredEvent, GENESIS_HASH,
 };
 use crate::audit::chain;
 
@@ -379,40 +379,40 @@ async fn apply_unit(
             }
         }
     }
-    let audit_sequence = match &unit.audit {
-        None => None,
-        Some(audit) => {
-            let sequence = tail.audit_sequence + 1;
-            let hash = chain::link(&tail.audit_hash, &audit.record);
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO audit_records \
-                     (sequence, event_id, event_time, record, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .await
-                .map_err(db_err)?;
-            tx.execute(
-                &stmt,
-                &[
-                    &sequence,
-                    &audit.event_id,
-                    &audit.event_time,
-                    &audit.record,
-                    &tail.audit_hash,
-                    &hash,
-                ],
+    let mut sequences = Vec::new();
+    for audit in unit.audit.iter().chain(&unit.audit_copies) {
+        let sequence = tail.audit_sequence + 1;
+        let hash = chain::link(&tail.audit_hash, &audit.record);
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO audit_records \
+                 (sequence, event_id, event_time, record, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .await
             .map_err(db_err)?;
-            tail.audit_sequence = sequence;
-            tail.audit_hash = hash;
-            Some(sequence)
-        }
-    };
+        tx.execute(
+            &stmt,
+            &[
+                &sequence,
+                &audit.event_id,
+                &audit.event_time,
+                &audit.record,
+                &tail.audit_hash,
+                &hash,
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+        tail.audit_sequence = sequence;
+        tail.audit_hash = hash;
+        sequences.push(sequence);
+    }
+    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
     Ok(CommitReceipt {
         events,
         audit_sequence,
+        copy_sequences,
     })
 }
 

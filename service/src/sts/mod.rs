@@ -126,12 +126,16 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.code().to_string()),
         error_message: result.as_ref().err().map(ToString::to_string),
     };
+    let mut json = record.to_json();
+    let copies = crate::audit::record::cross_account_copies(&mut json);
+    let stored = |json: &Value| NewAuditRecord {
+        event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
+        event_time,
+        record: canonical_json(json),
+    };
     let unit = CommitUnit {
-        audit: Some(NewAuditRecord {
-            event_id: record.event_id.clone(),
-            event_time,
-            record: canonical_json(&record.to_json()),
-        }),
+        audit: Some(stored(&json)),
+        audit_copies: copies.iter().map(stored).collect(),
         ..Default::default()
     };
     if let Err(e) = state.writer.commit(unit).await {

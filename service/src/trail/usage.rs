@@ -56,6 +56,8 @@ pub async fn key_usage(store: &SharedStore, key: &str) -> Result<KeyUsageReport,
         ..Default::default()
     };
     let mut after = 0;
+    // A cross-account call has a record in each account, linked by sharedEventID: count it once.
+    let mut shared_seen = std::collections::HashSet::new();
     loop {
         let records = store.read_audit(after, 1000).await?;
         let Some(last) = records.last() else {
@@ -66,7 +68,11 @@ pub async fn key_usage(store: &SharedStore, key: &str) -> Result<KeyUsageReport,
             let Ok(record) = serde_json::from_str::<serde_json::Value>(&stored.record) else {
                 continue;
             };
-            if names_key(&record, key) {
+            let first_copy = match record["sharedEventID"].as_str() {
+                Some(shared) => shared_seen.insert(shared.to_string()),
+                None => true,
+            };
+            if first_copy && names_key(&record, key) {
                 add(&mut report, &record);
             }
         }
