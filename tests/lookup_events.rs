@@ -56,8 +56,11 @@ async fn lookup_events_by_attribute_window_and_page() {
         .await
         .unwrap();
     client.describe_key().key_id(&arn).send().await.unwrap();
-    // carol (another account) makes calls of her own: they must never show up for 111122223333.
+    // carol (another account) makes a call of her own, which must never show up for
+    // 111122223333, and tries 111122223333's key, which its owner sees (a cross-account event is
+    // delivered to both accounts).
     let carol = server.client_as(CAROL.0, CAROL.1, REGION);
+    let _ = carol.list_keys().send().await;
     let _ = carol.describe_key().key_id(&arn).send().await;
 
     let root = (ACCESS_KEY, SECRET_KEY);
@@ -73,11 +76,28 @@ async fn lookup_events_by_attribute_window_and_page() {
         Some("DescribeKey"),
         "newest first"
     );
-    assert_eq!(all_names.len(), 4, "{all_names:?}");
-    assert!(all["Events"].as_array().unwrap().iter().all(|e| {
-        let record: Value = serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap();
-        record["recipientAccountId"] == "111122223333"
-    }));
+    assert_eq!(
+        all_names,
+        [
+            "DescribeKey",
+            "DescribeKey",
+            "Decrypt",
+            "Encrypt",
+            "CreateKey"
+        ]
+    );
+    let records: Vec<Value> = all["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(records
+        .iter()
+        .all(|r| r["recipientAccountId"] == "111122223333"));
+    assert_eq!(records[0]["userIdentity"]["accountId"], "444455556666");
+    assert_eq!(records[0]["errorCode"], "AccessDeniedException");
+    assert!(records[0]["sharedEventID"].is_string());
 
     // Every lookup is itself audited (cloudtrail.amazonaws.com), so the counts below are of KMS
     // events, and the lookups made so far are counted at the end.
@@ -86,9 +106,9 @@ async fn lookup_events_by_attribute_window_and_page() {
         ("EventName", "Encrypt", 1),
         ("ReadOnly", "false", 1),
         ("Username", "root", 4),
-        ("ResourceName", &arn, 4),
-        ("ResourceType", "AWS::KMS::Key", 4),
-        ("EventSource", "kms.amazonaws.com", 4),
+        ("ResourceName", &arn, 5),
+        ("ResourceType", "AWS::KMS::Key", 5),
+        ("EventSource", "kms.amazonaws.com", 5),
         ("AccessKeyId", ACCESS_KEY, 4),
         ("EventName", "RevokeGrant", 0),
     ];
@@ -164,7 +184,7 @@ async fn lookup_events_by_attribute_window_and_page() {
         .expect("a next token")
         .to_string();
     let second = as_root([kms_only(), vec!["--next-token".into(), token]].concat()).unwrap();
-    assert_eq!(names(&second), ["CreateKey"]);
+    assert_eq!(names(&second), ["Encrypt", "CreateKey"]);
     assert!(second.get("NextToken").is_none());
 
     let err = as_root(vec![

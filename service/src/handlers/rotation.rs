@@ -18,8 +18,9 @@ use crate::store::SealedMaterial;
 
 /// The rotation period AWS uses when none is given.
 pub const DEFAULT_ROTATION_PERIOD_DAYS: i64 = 365;
-/// How many on-demand rotations AWS allows per key.
-pub const MAX_ON_DEMAND_ROTATIONS: usize = 10;
+/// How many on-demand rotations AWS allows per key (25 in AWS's current developer guide; older API
+/// reference pages say 10).
+pub const MAX_ON_DEMAND_ROTATIONS: usize = 25;
 
 /// Refuse rotation for keys AWS does not rotate (asymmetric, HMAC, imported, custom key stores).
 pub fn check_rotatable(key: &KeySnapshot) -> Result<(), KmsError> {
@@ -171,7 +172,8 @@ pub fn get_key_rotation_status(
     Ok(Outcome::reply(body))
 }
 
-/// RotateKeyOnDemand: new material now, at most 10 times per key; the automatic schedule stays.
+/// RotateKeyOnDemand: new material now, at most `MAX_ON_DEMAND_ROTATIONS` times per key; the
+/// automatic schedule stays.
 /// An imported key's new material is its material pending rotation.
 pub fn rotate_key_on_demand(
     state: &AppState,
