@@ -460,3 +460,138 @@ async fn rsa_encryption_ecdh_hmac_kem_and_data_key_pairs() {
     assert_eq!(meta.encryption_algorithms().len(), 2);
     assert!(meta.signing_algorithms().is_empty());
 }
+
+/// ReEncrypt with RSA keys on either side: symmetric -> RSA -> RSA -> symmetric round trip, and
+/// AWS's refusals (no SourceKeyId for an RSA ciphertext, no destination algorithm, an encryption
+/// context with an RSA key).
+#[tokio::test(flavor = "multi_thread")]
+async fn re_encrypt_across_symmetric_and_rsa_keys() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let client = server.client();
+    let symmetric = client.create_key().send().await.unwrap();
+    let symmetric = symmetric.key_metadata().unwrap().key_id().to_string();
+    let rsa_a = create(&client, KeySpec::Rsa2048, KeyUsageType::EncryptDecrypt).await;
+    let rsa_b = create(&client, KeySpec::Rsa3072, KeyUsageType::EncryptDecrypt).await;
+    let oaep256 = EncryptionAlgorithmSpec::RsaesOaepSha256;
+    let oaep1 = EncryptionAlgorithmSpec::RsaesOaepSha1;
+
+    let start = client
+        .encrypt()
+        .key_id(&symmetric)
+        .plaintext(Blob::new(b"moving secret".to_vec()))
+        .encryption_context("purpose", "move")
+        .send()
+        .await
+        .unwrap();
+    // symmetric -> RSA A (OAEP SHA-256)
+    let to_a = client
+        .re_encrypt()
+        .ciphertext_blob(start.ciphertext_blob().unwrap().clone())
+        .source_encryption_context("purpose", "move")
+        .destination_key_id(&rsa_a)
+        .destination_encryption_algorithm(oaep256.clone())
+        .send()
+        .await
+        .expect("symmetric to RSA");
+    assert_eq!(
+        to_a.source_encryption_algorithm(),
+        Some(&EncryptionAlgorithmSpec::SymmetricDefault)
+    );
+    assert_eq!(to_a.destination_encryption_algorithm(), Some(&oaep256));
+    assert!(to_a.key_id().unwrap().ends_with(&rsa_a));
+    let blob_a = to_a.ciphertext_blob().unwrap().clone();
+    let plain = client
+        .decrypt()
+        .key_id(&rsa_a)
+        .ciphertext_blob(blob_a.clone())
+        .encryption_algorithm(oaep256.clone())
+        .send()
+        .await
+        .expect("RSA A decrypts what ReEncrypt produced");
+    assert_eq!(plain.plaintext().unwrap().as_ref(), b"moving secret");
+
+    // RSA A -> RSA B (OAEP SHA-1)
+    let to_b = client
+        .re_encrypt()
+        .ciphertext_blob(blob_a.clone())
+        .source_key_id(&rsa_a)
+        .source_encryption_algorithm(oaep256.clone())
+        .destination_key_id(&rsa_b)
+        .destination_encryption_algorithm(oaep1.clone())
+        .send()
+        .await
+        .expect("RSA to RSA");
+    assert!(to_b.source_key_id().unwrap().ends_with(&rsa_a));
+    assert_eq!(to_b.source_encryption_algorithm(), Some(&oaep256));
+    // RSA B -> symmetric, with a new encryption context
+    let back = client
+        .re_encrypt()
+        .ciphertext_blob(to_b.ciphertext_blob().unwrap().clone())
+        .source_key_id(&rsa_b)
+        .source_encryption_algorithm(oaep1.clone())
+        .destination_key_id(&symmetric)
+        .destination_encryption_context("purpose", "back")
+        .send()
+        .await
+        .expect("RSA to symmetric");
+    let plain = client
+        .decrypt()
+        .ciphertext_blob(back.ciphertext_blob().unwrap().clone())
+        .encryption_context("purpose", "back")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext().unwrap().as_ref(), b"moving secret");
+
+    // Refusals.
+    let err = client
+        .re_encrypt()
+        .ciphertext_blob(blob_a.clone())
+        .destination_key_id(&symmetric)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        "InvalidCiphertextException",
+        "an RSA ciphertext names no key"
+    );
+    let err = client
+        .re_encrypt()
+        .ciphertext_blob(start.ciphertext_blob().unwrap().clone())
+        .source_encryption_context("purpose", "move")
+        .destination_key_id(&rsa_a)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException", "RSA needs its algorithm");
+    let err = client
+        .re_encrypt()
+        .ciphertext_blob(start.ciphertext_blob().unwrap().clone())
+        .source_encryption_context("purpose", "move")
+        .destination_key_id(&rsa_a)
+        .destination_encryption_algorithm(oaep256.clone())
+        .destination_encryption_context("not", "allowed")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        "ValidationException",
+        "no context with RSA keys"
+    );
+    let err = client
+        .re_encrypt()
+        .ciphertext_blob(blob_a)
+        .source_key_id(&rsa_b)
+        .source_encryption_algorithm(oaep256)
+        .destination_key_id(&symmetric)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        "InvalidCiphertextException",
+        "the wrong RSA key"
+    );
+}

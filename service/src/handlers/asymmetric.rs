@@ -417,21 +417,17 @@ pub async fn generate_data_key_pair(
     Ok(Outcome::reply(body))
 }
 
-fn asymmetric_encryption_checks(
+/// Authorise `action` on an RSA encryption key and check its state, usage, the (absent) encryption
+/// context and the algorithm: what every use of an RSA key for encryption checks first.
+pub(super) fn asymmetric_encryption_checks(
     state: &AppState,
     ctx: &CallContext,
     key: &KeySnapshot,
+    action: &str,
     context: &BTreeMap<String, String>,
     algorithm: Option<&str>,
 ) -> Result<(KeySpec, keys::EncryptionAlgorithm), KmsError> {
-    authorize_as(
-        state,
-        ctx,
-        key,
-        &crate::authorize::action_of(ctx.op),
-        None,
-        algorithm,
-    )?;
+    authorize_as(state, ctx, key, action, None, algorithm)?;
     check_key_state(ctx, key)?;
     if usage_of(key)? != KeyUsage::EncryptDecrypt {
         return Err(KmsError::InvalidKeyUsage(format!(
@@ -465,15 +461,39 @@ pub async fn rsa_encrypt_call(
     algorithm: Option<&str>,
     dry: Option<bool>,
 ) -> Result<Outcome, KmsError> {
-    let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, context, algorithm)?;
+    let action = crate::authorize::action_of(ctx.op);
+    let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, &action, context, algorithm)?;
     dry_run_check(dry)?;
-    let material = private_material(state, key).await?;
-    let ciphertext = keys::rsa_encrypt(spec, &material, alg, plaintext.as_slice())?;
+    let ciphertext = rsa_seal(state, key, spec, alg, plaintext).await?;
     Ok(Outcome::reply(json!({
         "CiphertextBlob": b64(&ciphertext),
         "KeyId": key.arn(),
         "EncryptionAlgorithm": alg.as_str(),
     })))
+}
+
+/// Encrypt `plaintext` under an RSA key already checked by `asymmetric_encryption_checks`.
+pub async fn rsa_seal(
+    state: &AppState,
+    key: &KeySnapshot,
+    spec: KeySpec,
+    alg: keys::EncryptionAlgorithm,
+    plaintext: &SecretBytes,
+) -> Result<Vec<u8>, KmsError> {
+    let material = private_material(state, key).await?;
+    Ok(keys::rsa_encrypt(spec, &material, alg, plaintext.as_slice())?)
+}
+
+/// Decrypt `ciphertext` with an RSA key already checked by `asymmetric_encryption_checks`.
+pub async fn rsa_open(
+    state: &AppState,
+    key: &KeySnapshot,
+    spec: KeySpec,
+    alg: keys::EncryptionAlgorithm,
+    ciphertext: &[u8],
+) -> Result<SecretBytes, KmsError> {
+    let material = private_material(state, key).await?;
+    Ok(keys::rsa_decrypt(spec, &material, alg, ciphertext)?)
 }
 
 /// Decrypt with an RSA key.
@@ -486,10 +506,10 @@ pub async fn rsa_decrypt_call(
     algorithm: Option<&str>,
     dry: Option<bool>,
 ) -> Result<Outcome, KmsError> {
-    let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, context, algorithm)?;
+    let action = crate::authorize::action_of(ctx.op);
+    let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, &action, context, algorithm)?;
     dry_run_check(dry)?;
-    let material = private_material(state, key).await?;
-    let plaintext = keys::rsa_decrypt(spec, &material, alg, ciphertext)?;
+    let plaintext = rsa_open(state, key, spec, alg, ciphertext).await?;
     let mut body = json!({
         "KeyId": key.arn(),
         "Plaintext": b64(plaintext.as_slice()),

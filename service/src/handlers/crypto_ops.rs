@@ -245,67 +245,113 @@ struct ReEncryptRequest {
 }
 
 /// ReEncrypt: decrypt under the source key and encrypt under the destination key, server-side.
+/// Either side may be an RSA encryption key (its algorithm then required, no encryption context);
+/// a ciphertext of an RSA key names no key, so its SourceKeyId is required, as in AWS.
 pub async fn re_encrypt(
     state: &AppState,
     ctx: &CallContext,
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ReEncryptRequest = decode(body)?;
-    for id in req
-        .source_key_id
-        .iter()
-        .chain(std::iter::once(&req.destination_key_id))
-    {
-        if resolve_key(state, ctx, id)?.key_spec != "SYMMETRIC_DEFAULT" {
-            return Err(KmsError::UnsupportedOperation(
-                "ReEncrypt with asymmetric KMS keys is not supported by this server yet.".into(),
-            ));
-        }
-    }
-    // kms:ReEncryptOnSameKey, for both authorizations: the blob names its key (an unreadable
-    // blob leaves the key out; open_blob then refuses it).
-    if let Ok(header) = ciphertext::parse_header(&req.ciphertext_blob) {
-        let destination = resolve_key(state, ctx, &req.destination_key_id)?;
+    let destination = resolve_key(state, ctx, &req.destination_key_id)?;
+    let named_source = match req.source_key_id.as_deref() {
+        Some(id) => Some(resolve_key(state, ctx, id)?),
+        None => None,
+    };
+    let asymmetric_source = named_source
+        .as_ref()
+        .filter(|k| k.key_spec != "SYMMETRIC_DEFAULT");
+    // kms:ReEncryptOnSameKey, for both authorizations: an RSA source is the named key, a
+    // symmetric ciphertext names its own key (an unreadable one leaves the condition key out, and
+    // is refused below).
+    let source_id = match asymmetric_source {
+        Some(k) => Some(k.key_id.clone()),
+        None => ciphertext::parse_header(&req.ciphertext_blob)
+            .ok()
+            .map(|h| h.key_id.to_string()),
+    };
+    if let Some(id) = source_id {
         ctx.add_condition_key(
             "kms:ReEncryptOnSameKey",
-            (header.key_id.to_string() == destination.key_id).into(),
+            (id == destination.key_id).into(),
         );
     }
-    let (source, plaintext, source_info) = open_blob(
-        state,
-        ctx,
-        &req.ciphertext_blob,
-        &req.source_encryption_context,
-        req.source_key_id.as_deref(),
-        req.source_encryption_algorithm.as_deref(),
-    )
-    .await?;
-    let destination = resolve_key(state, ctx, &req.destination_key_id)?;
-    check_encrypt_key(
-        state,
-        ctx,
-        &destination,
-        "kms:ReEncryptTo",
-        &req.destination_encryption_context,
-        req.destination_encryption_algorithm.as_deref(),
-    )?;
-    dry_run_check(req.dry_run)?;
-    let (blob, destination_info) = seal_under(
-        state,
-        &destination,
-        &plaintext,
-        &req.destination_encryption_context,
-    )
-    .await?;
-    Ok(Outcome::reply(json!({
+    let (source, plaintext, source_algorithm, source_material) = match asymmetric_source {
+        Some(key) => {
+            let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(
+                state,
+                ctx,
+                key,
+                "kms:ReEncryptFrom",
+                &req.source_encryption_context,
+                req.source_encryption_algorithm.as_deref(),
+            )?;
+            let plaintext =
+                super::asymmetric::rsa_open(state, key, spec, alg, &req.ciphertext_blob).await?;
+            let material = key.current_material().map(|m| m.material_id.clone());
+            (key.clone(), plaintext, alg.as_str(), material)
+        }
+        None => {
+            let (key, plaintext, info) = open_blob(
+                state,
+                ctx,
+                &req.ciphertext_blob,
+                &req.source_encryption_context,
+                req.source_key_id.as_deref(),
+                req.source_encryption_algorithm.as_deref(),
+            )
+            .await?;
+            (key, plaintext, "SYMMETRIC_DEFAULT", Some(info.material_id))
+        }
+    };
+    let destination_algorithm = req.destination_encryption_algorithm.as_deref();
+    let (blob, algorithm, destination_material) = if destination.key_spec != "SYMMETRIC_DEFAULT" {
+        let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(
+            state,
+            ctx,
+            &destination,
+            "kms:ReEncryptTo",
+            &req.destination_encryption_context,
+            destination_algorithm,
+        )?;
+        dry_run_check(req.dry_run)?;
+        let blob =
+            super::asymmetric::rsa_seal(state, &destination, spec, alg, &plaintext).await?;
+        let material = destination.current_material().map(|m| m.material_id.clone());
+        (blob, alg.as_str(), material)
+    } else {
+        check_encrypt_key(
+            state,
+            ctx,
+            &destination,
+            "kms:ReEncryptTo",
+            &req.destination_encryption_context,
+            destination_algorithm,
+        )?;
+        dry_run_check(req.dry_run)?;
+        let (blob, info) = seal_under(
+            state,
+            &destination,
+            &plaintext,
+            &req.destination_encryption_context,
+        )
+        .await?;
+        (blob, "SYMMETRIC_DEFAULT", Some(info.material_id))
+    };
+    let mut reply = json!({
         "CiphertextBlob": b64(&blob),
         "SourceKeyId": source.arn(),
         "KeyId": destination.arn(),
-        "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
-        "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
-        "SourceKeyMaterialId": source_info.material_id,
-        "DestinationKeyMaterialId": destination_info.material_id,
-    })))
+        "SourceEncryptionAlgorithm": source_algorithm,
+        "DestinationEncryptionAlgorithm": algorithm,
+    });
+    if let Some(id) = source_material {
+        reply["SourceKeyMaterialId"] = json!(id);
+    }
+    if let Some(id) = destination_material {
+        reply["DestinationKeyMaterialId"] = json!(id);
+    }
+    Ok(Outcome::reply(reply))
 }
 
 #[derive(Deserialize)]
