@@ -7,7 +7,7 @@ mod common;
 
 use aws_sdk_kms::primitives::Blob;
 use common::db::Db;
-use common::{StoreKind, TestServer, ACCOUNT, REGION};
+use common::{code_and_message, StoreKind, TestServer, ACCOUNT, REGION};
 
 const ALICE: (&str, &str) = (
     "AKIAALICEEXAMPLE0001",
@@ -25,17 +25,6 @@ const CAROL: (&str, &str) = (
 fn server(store: StoreKind) -> TestServer {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/identities.toml");
     TestServer::start_with(store, &["--config", config])
-}
-
-fn error<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> (String, String)
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
-{
-    let e = err.as_service_error().expect("a service error");
-    (
-        e.code().unwrap_or_default().to_string(),
-        e.message().unwrap_or_default().to_string(),
-    )
 }
 
 fn policy(extra_statements: &str) -> String {
@@ -86,7 +75,7 @@ async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
         .expect("alice decrypts");
     // The key policy delegates PutKeyPolicy to the account's IAM, and alice has no identity
     // policy: AWS names the missing identity-based allow.
-    let (code, message) = error(
+    let (code, message) = code_and_message(
         &alice
             .put_key_policy()
             .key_id(&key)
@@ -110,7 +99,7 @@ async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
         .send()
         .await
         .expect("encrypting is allowed");
-    let (code, message) = error(
+    let (code, message) = code_and_message(
         &alice
             .decrypt()
             .ciphertext_blob(secret.ciphertext_blob().unwrap().clone())
@@ -126,7 +115,8 @@ async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
     );
 
     // bob: the key policy only delegates to the account, and bob has no identity policy.
-    let (code, message) = error(&bob.describe_key().key_id(&key).send().await.unwrap_err());
+    let (code, message) =
+        code_and_message(&bob.describe_key().key_id(&key).send().await.unwrap_err());
     assert_eq!(code, "AccessDeniedException");
     assert!(message.contains("user/bob"), "{message}");
     // A default key policy delegates to IAM: the root user may, bob may not.
@@ -139,7 +129,7 @@ async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
         .send()
         .await
         .expect("root via delegation");
-    let (code, message) = error(
+    let (code, message) = code_and_message(
         &bob.describe_key()
             .key_id(&default_id)
             .send()
@@ -152,7 +142,7 @@ async fn direct_allow_delegation_and_explicit_deny(store: StoreKind) {
         "{message}"
     );
     // Operations without a key are decided by identity policies: bob has none.
-    let (code, _) = error(&bob.create_key().send().await.unwrap_err());
+    let (code, _) = code_and_message(&bob.create_key().send().await.unwrap_err());
     assert_eq!(code, "AccessDeniedException");
 
     // A denial is audited with its error.
@@ -235,14 +225,14 @@ async fn grants_are_a_further_allow_path(store: StoreKind) {
     encrypt_as_bob(Some("payroll"))
         .await
         .expect("the grant allows Encrypt with its context");
-    let (code, _) = error(&encrypt_as_bob(Some("other")).await.unwrap_err());
+    let (code, _) = code_and_message(&encrypt_as_bob(Some("other")).await.unwrap_err());
     assert_eq!(
         code, "AccessDeniedException",
         "the constraint does not hold"
     );
-    let (code, _) = error(&encrypt_as_bob(None).await.unwrap_err());
+    let (code, _) = code_and_message(&encrypt_as_bob(None).await.unwrap_err());
     assert_eq!(code, "AccessDeniedException");
-    let (code, _) = error(&bob.describe_key().key_id(&key_id).send().await.unwrap_err());
+    let (code, _) = code_and_message(&bob.describe_key().key_id(&key_id).send().await.unwrap_err());
     assert_eq!(
         code, "AccessDeniedException",
         "the grant does not list DescribeKey"
@@ -255,7 +245,7 @@ async fn grants_are_a_further_allow_path(store: StoreKind) {
         Some(bob_arn.as_str())
     );
     // bob is the grantee but the grant does not include RetireGrant.
-    let (code, _) = error(
+    let (code, _) = code_and_message(
         &bob.retire_grant()
             .grant_token(grant.grant_token().unwrap())
             .send()
@@ -269,12 +259,12 @@ async fn grants_are_a_further_allow_path(store: StoreKind) {
         .send()
         .await
         .expect("revoke");
-    let (code, _) = error(&encrypt_as_bob(Some("payroll")).await.unwrap_err());
+    let (code, _) = code_and_message(&encrypt_as_bob(Some("payroll")).await.unwrap_err());
     assert_eq!(
         code, "AccessDeniedException",
         "a revoked grant allows nothing"
     );
-    let (code, _) = error(
+    let (code, _) = code_and_message(
         &root
             .revoke_grant()
             .key_id(&key_id)
@@ -291,7 +281,7 @@ async fn cross_account(store: StoreKind) {
     let carol = server.client_as(CAROL.0, CAROL.1, REGION);
     let closed = server.client().create_key().send().await.unwrap();
     let closed_arn = closed.key_metadata().unwrap().arn().unwrap().to_string();
-    let (code, _) = error(
+    let (code, _) = code_and_message(
         &carol
             .describe_key()
             .key_id(&closed_arn)
@@ -331,7 +321,7 @@ async fn cross_account(store: StoreKind) {
         .expect("carol decrypts");
     assert_eq!(dec.plaintext().unwrap().as_ref(), b"from carol");
     // The key policy allows ScheduleKeyDeletion to her account, but her IAM policy does not.
-    let (code, _) = error(
+    let (code, _) = code_and_message(
         &carol
             .schedule_key_deletion()
             .key_id(&arn)
@@ -389,7 +379,7 @@ async fn lockout_check_and_unknown_principals(store: StoreKind) {
     let alice_only = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"kms:*","Resource":"*"}}]}}"#
     );
-    let (code, message) = error(
+    let (code, message) = code_and_message(
         &client
             .put_key_policy()
             .key_id(&key_id)
@@ -412,7 +402,7 @@ async fn lockout_check_and_unknown_principals(store: StoreKind) {
         .await
         .expect("the bypass lets it through");
     let stored = client.get_key_policy().key_id(&key_id).send().await;
-    let (code, _) = error(&stored.unwrap_err());
+    let (code, _) = code_and_message(&stored.unwrap_err());
     assert_eq!(
         code, "AccessDeniedException",
         "root is now locked out of this key"
@@ -434,7 +424,7 @@ async fn lockout_check_and_unknown_principals(store: StoreKind) {
         r#",
         {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/mallory"},"Action":"kms:*","Resource":"*"}"#,
     );
-    let (code, message) = error(
+    let (code, message) = code_and_message(
         &client
             .create_key()
             .policy(unknown)
@@ -448,7 +438,7 @@ async fn lockout_check_and_unknown_principals(store: StoreKind) {
         r#",
         {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"NumericLessThan":{"kms:RotationPeriodInDays":"ninety"}}}"#,
     );
-    let (code, _) = error(
+    let (code, _) = code_and_message(
         &client
             .create_key()
             .policy(bad_condition)
@@ -476,7 +466,7 @@ async fn conditions_on_the_keys_aliases(store: StoreKind) {
             .plaintext(Blob::new(b"a".to_vec()))
             .send()
     };
-    let (code, _) = error(&try_encrypt().await.unwrap_err());
+    let (code, _) = code_and_message(&try_encrypt().await.unwrap_err());
     assert_eq!(code, "AccessDeniedException", "no alias yet");
     server
         .client()

@@ -9,7 +9,7 @@ mod common;
 use aws_sdk_kms::primitives::Blob;
 use common::db::Db;
 use common::sts::{self, element, session_of, Session};
-use common::{StoreKind, TestServer, ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY};
+use common::{code_and_message, StoreKind, TestServer, ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY};
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/identities.toml");
 const ROLE: &str = "arn:aws:iam::111122223333:role/auditor";
@@ -63,15 +63,15 @@ fn creds(s: &Session) -> (&str, &str, Option<&str>) {
     )
 }
 
-fn denial<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> (String, String)
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata,
-{
-    let e = err.as_service_error().expect("a service error");
-    (
-        e.code().unwrap_or_default().to_string(),
-        e.message().unwrap_or_default().to_string(),
-    )
+/// GetCallerIdentity as `who`: the status and body.
+async fn who_am_i(server: &TestServer, who: (&str, &str, Option<&str>)) -> (u16, String) {
+    let form = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+    sts::call(&server.endpoint(), &form, who, REGION).await
+}
+
+/// The `Code` of an STS error document.
+fn sts_code(body: &str) -> String {
+    element(body, "Code").unwrap_or_default()
 }
 
 async fn assume_role_and_use_the_session(store: StoreKind) {
@@ -79,13 +79,7 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
     let endpoint = server.endpoint();
 
     // GetCallerIdentity for a user and for a session.
-    let (status, body) = sts::call(
-        &endpoint,
-        &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
-        CAROL,
-        REGION,
-    )
-    .await;
+    let (status, body) = who_am_i(&server, CAROL).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         element(&body, "Arn").as_deref(),
@@ -107,13 +101,7 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
     );
     assert!(element(&body, "Expiration").unwrap().ends_with('Z'));
 
-    let (status, body) = sts::call(
-        &endpoint,
-        &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
-        creds(&audit1),
-        REGION,
-    )
-    .await;
+    let (status, body) = who_am_i(&server, creds(&audit1)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(element(&body, "Arn").as_deref(), Some(session_arn));
     assert_eq!(element(&body, "Account").as_deref(), Some(ACCOUNT));
@@ -132,7 +120,7 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
         .send()
         .await
         .expect("the auditor describes keys");
-    let (code, message) = denial(
+    let (code, message) = code_and_message(
         &as_audit1
             .encrypt()
             .key_id(&plain_id)
@@ -186,7 +174,7 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
         .send()
         .await
         .expect("another session of the role encrypts");
-    let (code, message) = denial(
+    let (code, message) = code_and_message(
         &as_audit2
             .decrypt()
             .ciphertext_blob(ct)
@@ -285,13 +273,12 @@ on_both_stores!(assume_role_and_use_the_session);
 #[tokio::test(flavor = "multi_thread")]
 async fn the_trust_policy_and_the_callers_iam_decide_who_may_assume() {
     let server = server(StoreKind::Sqlite, &[]);
-    let code = |body: &str| element(body, "Code").unwrap_or_default();
     let message = |body: &str| element(body, "Message").unwrap_or_default();
 
     // bob: not trusted by the role, no identity policy.
     let (status, body) = assume(&server, BOB, &[]).await;
     assert_eq!(
-        (status, code(&body).as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "AccessDenied"),
         "{body}"
     );
@@ -302,7 +289,7 @@ async fn the_trust_policy_and_the_callers_iam_decide_who_may_assume() {
     // The account's root user may not assume roles at all.
     let (status, body) = assume(&server, (ACCESS_KEY, SECRET_KEY, None), &[]).await;
     assert_eq!(
-        (status, code(&body).as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "AccessDenied"),
         "{body}"
     );
@@ -315,7 +302,7 @@ async fn the_trust_policy_and_the_callers_iam_decide_who_may_assume() {
     )
     .await;
     assert_eq!(
-        (status, code(&body).as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "AccessDenied"),
         "{body}"
     );
@@ -327,7 +314,7 @@ async fn the_trust_policy_and_the_callers_iam_decide_who_may_assume() {
     let audit = session(&server, "chain").await;
     let (status, body) = assume(&server, creds(&audit), &[("RoleSessionName", "again")]).await;
     assert_eq!(
-        (status, code(&body).as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "AccessDenied"),
         "{body}"
     );
@@ -361,7 +348,7 @@ async fn bad_input_gets_stss_errors() {
         assert_eq!(
             (
                 got_status,
-                element(&body, "Code").unwrap_or_default(),
+                sts_code(&body),
                 element(&body, "Message").unwrap_or_default()
             ),
             (*status, code.to_string(), message.to_string()),
@@ -382,7 +369,7 @@ async fn bad_input_gets_stss_errors() {
     )
     .await;
     assert_eq!(
-        (status, element(&body, "Code").unwrap_or_default().as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "InvalidClientTokenId"),
         "{body}"
     );
@@ -393,7 +380,7 @@ async fn bad_input_gets_stss_errors() {
     )
     .await;
     assert_eq!(
-        (status, element(&body, "Code").unwrap_or_default().as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "SignatureDoesNotMatch"),
         "{body}"
     );
@@ -417,15 +404,9 @@ async fn bad_input_gets_stss_errors() {
     let without_token = server.client_as(&good.access_key_id, &good.secret_access_key, REGION);
     let err = without_token.list_keys().send().await.unwrap_err();
     assert_eq!(common::code(&err), "UnrecognizedClientException");
-    let (status, body) = sts::call(
-        &server.endpoint(),
-        &[("Action", "GetCallerIdentity")],
-        creds(&tampered),
-        REGION,
-    )
-    .await;
+    let (status, body) = who_am_i(&server, creds(&tampered)).await;
     assert_eq!(
-        (status, element(&body, "Code").unwrap_or_default().as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "InvalidClientTokenId"),
         "{body}"
     );
@@ -473,15 +454,9 @@ async fn sessions_expire_by_the_clock_and_survive_restarts() {
         aws_sdk_kms::error::ProvideErrorMetadata::message(e),
         Some("The security token included in the request is expired")
     );
-    let (status, body) = sts::call(
-        &server.endpoint(),
-        &[("Action", "GetCallerIdentity")],
-        creds(&s),
-        REGION,
-    )
-    .await;
+    let (status, body) = who_am_i(&server, creds(&s)).await;
     assert_eq!(
-        (status, element(&body, "Code").unwrap_or_default().as_str()),
+        (status, sts_code(&body).as_str()),
         (403, "ExpiredToken"),
         "{body}"
     );

@@ -10,10 +10,10 @@
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::audit::record::{canonical_json, CallRecord};
+use crate::audit::record::CallRecord;
 use crate::caller::{authenticate, client_of};
 use crate::state::AppState;
-use crate::store::{CommitUnit, NewAuditRecord};
+use crate::store::CommitUnit;
 
 /// The `X-Amz-Target` prefix of CloudTrail's JSON API.
 pub const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -89,12 +89,10 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.aws_type.to_string()),
         error_message: result.as_ref().err().map(|e| e.message.clone()),
     };
+    let (stored, audit_copies) = record.stored();
     let unit = CommitUnit {
-        audit: Some(NewAuditRecord {
-            event_id: record.event_id.clone(),
-            event_time,
-            record: canonical_json(&record.to_json()),
-        }),
+        audit: Some(stored),
+        audit_copies,
         ..Default::default()
     };
     if let Err(e) = state.writer.commit(unit).await {

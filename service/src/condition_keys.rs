@@ -30,6 +30,27 @@ fn long(body: &Value, field: &str, default: Option<i64>) -> Option<i64> {
     body.get(field).and_then(Value::as_i64).or(default)
 }
 
+/// The strings of the array member `field` (an absent or empty array gives none).
+fn strings(body: &Value, field: &str) -> Vec<ContextValue> {
+    body.get(field)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(ContextValue::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A multi-valued key, when it has values.
+fn several(out: &mut Vec<ConditionKey>, name: &str, values: Vec<ContextValue>) {
+    if !values.is_empty() {
+        out.push((name.to_string(), values));
+    }
+}
+
 /// `aws:RequestTag/KEY` for each tag and `aws:TagKeys` for all of them.
 fn request_tags(body: &Value, out: &mut Vec<ConditionKey>) {
     let Some(tags) = body.get("Tags").and_then(Value::as_array) else {
@@ -45,9 +66,7 @@ fn request_tags(body: &Value, out: &mut Vec<ConditionKey>) {
             keys.push(ContextValue::from(k));
         }
     }
-    if !keys.is_empty() {
-        out.push(("aws:TagKeys".to_string(), keys));
-    }
+    several(out, "aws:TagKeys", keys);
 }
 
 /// The condition keys `op`'s request `body` carries.
@@ -93,18 +112,7 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
             ));
         }
         TagResource => request_tags(body, &mut out),
-        UntagResource => {
-            if let Some(keys) = body.get("TagKeys").and_then(Value::as_array) {
-                let keys: Vec<ContextValue> = keys
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(ContextValue::from)
-                    .collect();
-                if !keys.is_empty() {
-                    out.push(("aws:TagKeys".to_string(), keys));
-                }
-            }
-        }
+        UntagResource => several(&mut out, "aws:TagKeys", strings(body, "TagKeys")),
         Sign | Verify => {
             push_text(&mut out, "kms:SigningAlgorithm", "SigningAlgorithm", None);
             push_text(&mut out, "kms:MessageType", "MessageType", Some("RAW"));
@@ -154,16 +162,7 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
             }
         }
         CreateGrant => {
-            if let Some(ops) = body.get("Operations").and_then(Value::as_array) {
-                let ops: Vec<ContextValue> = ops
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(ContextValue::from)
-                    .collect();
-                if !ops.is_empty() {
-                    out.push(("kms:GrantOperations".to_string(), ops));
-                }
-            }
+            several(&mut out, "kms:GrantOperations", strings(body, "Operations"));
             push_text(&mut out, "kms:GranteePrincipal", "GranteePrincipal", None);
             push_text(&mut out, "kms:RetiringPrincipal", "RetiringPrincipal", None);
             if let Some(constraints) = body.get("Constraints").and_then(Value::as_object) {
@@ -173,9 +172,7 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
                         .filter(|k| constraints.contains_key(*k))
                         .map(ContextValue::from)
                         .collect();
-                if !kinds.is_empty() {
-                    out.push(("kms:GrantConstraintType".to_string(), kinds));
-                }
+                several(&mut out, "kms:GrantConstraintType", kinds);
             }
             out.push(one("kms:GrantIsForAWSResource", false));
         }

@@ -9,7 +9,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
 
-use crate::audit::record::{canonical_json, request_parameters, CallRecord};
+use crate::audit::record::{request_parameters, CallRecord};
 use crate::auth::sigv4::SigV4Error;
 use crate::handlers::{self, blob_members, CallContext, Outcome};
 use crate::protocol::model::Model;
@@ -359,14 +359,7 @@ fn audit_record(
         error_code: error.map(|e| e.aws_type().to_string()),
         error_message: error.map(KmsError::message),
     };
-    let mut json = record.to_json();
-    let copies = crate::audit::record::cross_account_copies(&mut json);
-    let stored = |json: &Value| NewAuditRecord {
-        event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
-        event_time,
-        record: canonical_json(json),
-    };
-    (stored(&json), copies.iter().map(stored).collect())
+    record.stored()
 }
 
 fn header(req: &HttpRequest, name: &str) -> Option<String> {

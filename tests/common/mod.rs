@@ -41,6 +41,18 @@ where
         .to_string()
 }
 
+/// The AWS error code and message of a failed SDK call (panics when it failed before a response).
+pub fn code_and_message<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> (String, String)
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata,
+{
+    let e = err.as_service_error().expect("a service error");
+    (
+        e.code().unwrap_or_default().to_string(),
+        e.message().unwrap_or_default().to_string(),
+    )
+}
+
 /// The development identity's access key.
 pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 /// The development identity's secret.
@@ -339,6 +351,59 @@ impl RawResponse {
     }
 }
 
+/// Who signs a raw request: access key id, secret, and the session token of STS credentials.
+pub type Signer<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// POST `body` to `endpoint`/ with `headers` (the host is added here), signed for `service` with
+/// AWS's own SigV4 signer (aws-sigv4) when `signer` is given, as if at `signing_time`.
+pub async fn signed_post(
+    endpoint: &str,
+    mut headers: Vec<(String, String)>,
+    body: &[u8],
+    signer: Option<Signer<'_>>,
+    region: &str,
+    service: &str,
+    signing_time: SystemTime,
+) -> reqwest::Response {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let url = format!("{endpoint}/");
+    let host = endpoint.trim_start_matches("http://").to_string();
+    headers.insert(0, ("host".to_string(), host));
+    if let Some((ak, sk, token)) = signer {
+        let identity =
+            aws_credential_types::Credentials::new(ak, sk, token.map(str::to_string), None, "test")
+                .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name(service)
+            .time(signing_time)
+            .settings(SigningSettings::default())
+            .build()
+            .expect("signing params")
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            &url,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+        for (k, v) in instructions.headers() {
+            headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    let mut req = reqwest::Client::new().post(&url).body(body.to_vec());
+    for (k, v) in &headers {
+        if k != "host" {
+            req = req.header(k, v);
+        }
+    }
+    req.send().await.expect("request sent")
+}
+
 /// Send a POST / with the given target and body, signed with AWS's own SigV4 signer (aws-sigv4)
 /// unless `credentials` is None.
 pub async fn raw_call(
@@ -368,46 +433,15 @@ pub async fn raw_call_at(
     region: &str,
     signing_time: SystemTime,
 ) -> RawResponse {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let url = format!("{endpoint}/");
-    let host = endpoint.trim_start_matches("http://").to_string();
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), host),
-        ("content-type".into(), "application/x-amz-json-1.1".into()),
-        ("x-amz-target".into(), target.into()),
+    let headers = vec![
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
+        ("x-amz-target".to_string(), target.to_string()),
     ];
-    if let Some((ak, sk)) = credentials {
-        let identity = aws_credential_types::Credentials::new(ak, sk, None, None, "test").into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name("kms")
-            .time(signing_time)
-            .settings(SigningSettings::default())
-            .build()
-            .expect("signing params")
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            &url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        for (k, v) in instructions.headers() {
-            headers.push((k.to_string(), v.to_string()));
-        }
-    }
-    let client = reqwest::Client::new();
-    let mut req = client.post(&url).body(body.to_vec());
-    for (k, v) in &headers {
-        if k != "host" {
-            req = req.header(k, v);
-        }
-    }
-    let resp = req.send().await.expect("request sent");
+    let signer = credentials.map(|(ak, sk)| (ak, sk, None));
+    let resp = signed_post(endpoint, headers, body, signer, region, "kms", signing_time).await;
     let status = resp.status().as_u16();
     let request_id = resp
         .headers()

@@ -41,53 +41,25 @@ pub async fn call(
     credentials: (&str, &str, Option<&str>),
     region: &str,
 ) -> (u16, String) {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
     let body = form
         .iter()
         .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let url = format!("{endpoint}/");
-    let host = endpoint.trim_start_matches("http://").to_string();
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), host),
-        (
-            "content-type".into(),
-            "application/x-www-form-urlencoded; charset=utf-8".into(),
-        ),
-    ];
-    let (ak, sk, token) = credentials;
-    let identity =
-        aws_credential_types::Credentials::new(ak, sk, token.map(str::to_string), None, "test")
-            .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("sts")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body.as_bytes()),
+    let headers = vec![(
+        "content-type".to_string(),
+        "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+    )];
+    let resp = super::signed_post(
+        endpoint,
+        headers,
+        body.as_bytes(),
+        Some(credentials),
+        region,
+        "sts",
+        SystemTime::now(),
     )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    for (k, v) in instructions.headers() {
-        headers.push((k.to_string(), v.to_string()));
-    }
-    let mut req = reqwest::Client::new().post(&url).body(body);
-    for (k, v) in &headers {
-        if k != "host" {
-            req = req.header(k, v);
-        }
-    }
-    let resp = req.send().await.expect("request sent");
+    .await;
     let status = resp.status().as_u16();
     (status, resp.text().await.expect("body"))
 }

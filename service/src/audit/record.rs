@@ -94,6 +94,24 @@ pub fn cloudtrail_time(t: DateTime<Utc>) -> String {
 }
 
 impl CallRecord {
+    /// The record as stored, and its copies for the other accounts the call concerns
+    /// (`cross_account_copies`), in canonical JSON.
+    pub fn stored(
+        &self,
+    ) -> (
+        crate::store::NewAuditRecord,
+        Vec<crate::store::NewAuditRecord>,
+    ) {
+        let mut json = self.to_json();
+        let copies = cross_account_copies(&mut json);
+        let stored = |json: &Value| crate::store::NewAuditRecord {
+            event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
+            event_time: self.event_time,
+            record: canonical_json(json),
+        };
+        (stored(&json), copies.iter().map(stored).collect())
+    }
+
     /// The record as CloudTrail JSON.
     pub fn to_json(&self) -> Value {
         let mut r = json!({

@@ -481,7 +481,12 @@ pub async fn rsa_seal(
     plaintext: &SecretBytes,
 ) -> Result<Vec<u8>, KmsError> {
     let material = private_material(state, key).await?;
-    Ok(keys::rsa_encrypt(spec, &material, alg, plaintext.as_slice())?)
+    Ok(keys::rsa_encrypt(
+        spec,
+        &material,
+        alg,
+        plaintext.as_slice(),
+    )?)
 }
 
 /// Decrypt `ciphertext` with an RSA key already checked by `asymmetric_encryption_checks`.

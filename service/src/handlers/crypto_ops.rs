@@ -271,10 +271,7 @@ pub async fn re_encrypt(
             .map(|h| h.key_id.to_string()),
     };
     if let Some(id) = source_id {
-        ctx.add_condition_key(
-            "kms:ReEncryptOnSameKey",
-            (id == destination.key_id).into(),
-        );
+        ctx.add_condition_key("kms:ReEncryptOnSameKey", (id == destination.key_id).into());
     }
     let (source, plaintext, source_algorithm, source_material) = match asymmetric_source {
         Some(key) => {
@@ -315,9 +312,10 @@ pub async fn re_encrypt(
             destination_algorithm,
         )?;
         dry_run_check(req.dry_run)?;
-        let blob =
-            super::asymmetric::rsa_seal(state, &destination, spec, alg, &plaintext).await?;
-        let material = destination.current_material().map(|m| m.material_id.clone());
+        let blob = super::asymmetric::rsa_seal(state, &destination, spec, alg, &plaintext).await?;
+        let material = destination
+            .current_material()
+            .map(|m| m.material_id.clone());
         (blob, alg.as_str(), material)
     } else {
         check_encrypt_key(

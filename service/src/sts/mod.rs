@@ -19,12 +19,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use trent_policy::{AccessRequest, Resource};
 
-use crate::audit::record::{canonical_json, cloudtrail_time, CallRecord};
+use crate::audit::record::{cloudtrail_time, CallRecord};
 use crate::auth::identity::PrincipalKind;
 use crate::caller::{authenticate, client_of, Caller};
 use crate::protocol::KmsError;
 use crate::state::AppState;
-use crate::store::{CommitUnit, NewAuditRecord};
+use crate::store::CommitUnit;
 use error::StsError;
 
 /// The API version STS's query protocol names.
@@ -126,16 +126,10 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.code().to_string()),
         error_message: result.as_ref().err().map(ToString::to_string),
     };
-    let mut json = record.to_json();
-    let copies = crate::audit::record::cross_account_copies(&mut json);
-    let stored = |json: &Value| NewAuditRecord {
-        event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
-        event_time,
-        record: canonical_json(json),
-    };
+    let (stored, audit_copies) = record.stored();
     let unit = CommitUnit {
-        audit: Some(stored(&json)),
-        audit_copies: copies.iter().map(stored).collect(),
+        audit: Some(stored),
+        audit_copies,
         ..Default::default()
     };
     if let Err(e) = state.writer.commit(unit).await {
