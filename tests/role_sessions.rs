@@ -135,12 +135,12 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
         format!("User: {session_arn} is not authorized to perform: kms:Encrypt on resource: {plain_arn} because no identity-based policy allows the kms:Encrypt action")
     );
 
-    // A key policy that names the role allows every session of it; one that names a session
-    // (by its ARN) matches that session only.
+    // A key policy that names the role allows every session of it (sessions carry
+    // aws:TokenIssueTime); one that names a session (by its ARN) matches that session only.
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[
         {{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}},
-        {{"Sid":"AuditorsUse","Effect":"Allow","Principal":{{"AWS":"{ROLE}"}},"Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}},
+        {{"Sid":"AuditorsUse","Effect":"Allow","Principal":{{"AWS":"{ROLE}"}},"Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*","Condition":{{"Null":{{"aws:TokenIssueTime":"false"}}}}}},
         {{"Sid":"NotAudit2","Effect":"Deny","Principal":{{"AWS":"arn:aws:sts::{ACCOUNT}:assumed-role/auditor/audit-2"}},"Action":"kms:Decrypt","Resource":"*"}}]}}"#
     );
     let shared = root

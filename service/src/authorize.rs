@@ -89,6 +89,29 @@ pub struct CallFacts<'a> {
     pub request_keys: Vec<crate::condition_keys::ConditionKey>,
 }
 
+/// Start the request for `action` by `principal` on `resource` with what every request carries:
+/// the principal's keys, `aws:SecureTransport` (Trent listens on plain HTTP), `aws:SourceIp`, and
+/// for a role session `aws:TokenIssueTime`.
+pub fn request_for(
+    principal: &Principal,
+    action: &str,
+    resource: Resource,
+    source_ip: Option<std::net::IpAddr>,
+) -> trent_policy::AccessRequestBuilder {
+    let mut b = AccessRequest::builder(policy_principal(principal), action, resource)
+        .context("aws:SecureTransport", false);
+    if let Some(ip) = source_ip {
+        b = b.context("aws:SourceIp", ip);
+    }
+    if let Some(session) = &principal.session {
+        b = b.context(
+            "aws:TokenIssueTime",
+            trent_policy::ContextValue::Date(session.issued_at.timestamp_millis()),
+        );
+    }
+    b
+}
+
 /// Build the request for `action` by `principal` on `key`.
 pub fn key_request(
     principal: &Principal,
@@ -96,18 +119,15 @@ pub fn key_request(
     key: &KeySnapshot,
     facts: &CallFacts<'_>,
 ) -> AccessRequest {
-    let mut b = AccessRequest::builder(
-        policy_principal(principal),
+    let mut b = request_for(
+        principal,
         action,
         Resource::from_arn(&key.arn()),
+        facts.source_ip,
     )
-    .context("aws:SecureTransport", false)
     .context("kms:KeySpec", key.key_spec.as_str())
     .context("kms:KeyUsage", key.key_usage.as_str())
     .context("kms:KeyOrigin", key.origin.as_str());
-    if let Some(ip) = facts.source_ip {
-        b = b.context("aws:SourceIp", ip);
-    }
     if let Some(alg) = facts.encryption_algorithm {
         b = b.context("kms:EncryptionAlgorithm", alg);
     }

@@ -165,17 +165,14 @@ async fn lookup(
     let policy = state
         .account_policy(&principal.account)
         .map_err(|e| error(e.aws_type(), e.message()))?;
-    let mut builder = trent_policy::AccessRequest::builder(
-        crate::authorize::policy_principal(principal),
+    let request = crate::authorize::request_for(
+        principal,
         "cloudtrail:LookupEvents",
         trent_policy::Resource::from_arn("*"),
+        req.peer_addr().map(|a| a.ip()),
     )
-    .context("aws:SecureTransport", false)
-    .without_encryption_context();
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
-        builder = builder.context("aws:SourceIp", ip);
-    }
-    let request = builder.build();
+    .without_encryption_context()
+    .build();
     let identity: Vec<_> = principal
         .policies
         .iter()

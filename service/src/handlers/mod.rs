@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::auth::identity::Principal;
-use crate::authorize::{action_of, decide, key_request, policy_principal, CallFacts};
+use crate::authorize::{action_of, decide, key_request, CallFacts};
 use crate::crypto::secret::SecretBytes;
 use crate::domain::events::KeyEvent;
 use crate::domain::key::KeySnapshot;
@@ -372,16 +372,13 @@ pub fn authorize_as(
 pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsError> {
     let policy = state.account_policy(&ctx.principal.account)?;
     let action = action_of(ctx.op);
-    let mut builder = trent_policy::AccessRequest::builder(
-        policy_principal(&ctx.principal),
+    let mut builder = crate::authorize::request_for(
+        &ctx.principal,
         &action,
         trent_policy::Resource::from_arn("*"),
+        ctx.source_ip,
     )
-    .context("aws:SecureTransport", false)
     .without_encryption_context();
-    if let Some(ip) = ctx.source_ip {
-        builder = builder.context("aws:SourceIp", ip);
-    }
     for (name, values) in ctx.request_keys() {
         builder = builder.context_values(&name, values);
     }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use trent_policy::{AccessRequest, Resource};
+use trent_policy::Resource;
 
 use crate::audit::record::{cloudtrail_time, CallRecord};
 use crate::auth::identity::PrincipalKind;
@@ -388,18 +388,15 @@ fn assume_role(
             principal.arn
         ))
     };
-    let mut builder = AccessRequest::builder(
-        crate::authorize::policy_principal(principal),
+    let mut builder = crate::authorize::request_for(
+        principal,
         "sts:AssumeRole",
         Resource::from_arn(role_arn),
+        req.peer_addr().map(|a| a.ip()),
     )
-    .context("aws:SecureTransport", false)
     .context("sts:RoleSessionName", session_name.as_str())
     .now(now.into())
     .without_encryption_context();
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
-        builder = builder.context("aws:SourceIp", ip);
-    }
     if let Some(id) = external_id {
         builder = builder.context("sts:ExternalId", id.as_str());
     }
