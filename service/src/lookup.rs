@@ -71,10 +71,15 @@ pub fn attributes(record: &Value) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The `Username` CloudTrail shows: `root`, the IAM user's name, or a role session's name.
 fn username(record: &Value) -> Option<String> {
     let identity = &record["userIdentity"];
     match identity["type"].as_str() {
         Some("Root") => Some("root".to_string()),
+        Some("AssumedRole") => identity["arn"]
+            .as_str()
+            .and_then(|arn| arn.rsplit_once('/'))
+            .map(|(_, session)| session.to_string()),
         _ => identity["userName"].as_str().map(str::to_string),
     }
 }
@@ -324,6 +329,23 @@ mod tests {
                "readOnly": true, "eventSource": "kms.amazonaws.com",
                "userIdentity": {"type": "IAMUser", "userName": "alice", "accessKeyId": "AK"},
                "resources": [{"type": "AWS::KMS::Key", "ARN": "arn:k"}]})
+    }
+
+    #[test]
+    fn usernames_are_the_ones_cloudtrail_shows() {
+        let name = |identity: Value| username(&json!({ "userIdentity": identity }));
+        assert_eq!(name(json!({"type": "Root"})).as_deref(), Some("root"));
+        assert_eq!(
+            name(json!({"type": "IAMUser", "userName": "alice"})).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            name(json!({"type": "AssumedRole",
+                        "arn": "arn:aws:sts::111122223333:assumed-role/auditor/audit-1"}))
+            .as_deref(),
+            Some("audit-1")
+        );
+        assert_eq!(name(json!({"type": "Unknown"})), None);
     }
 
     #[test]
