@@ -756,3 +756,37 @@ async fn two_processes_delete_a_key_once() {
         .unwrap_err();
     assert_eq!(code(&err), "NotFoundException");
 }
+
+/// Two server processes on one PostgreSQL database behind, say, a load balancer: a key or alias
+/// created through one is usable through the other at once (the second catches up on a miss
+/// instead of answering NotFoundException until its next follow).
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_read_each_others_new_keys_at_once() {
+    let first = TestServer::start(StoreKind::Postgres);
+    let second = first.another_on_same_store();
+    let (a, b) = (first.client(), second.client());
+    for round in 0..5 {
+        let key = new_key(&a).await;
+        let alias = format!("alias/replica-{round}");
+        a.create_alias()
+            .alias_name(&alias)
+            .target_key_id(&key)
+            .send()
+            .await
+            .unwrap();
+        b.encrypt()
+            .key_id(&alias)
+            .plaintext(aws_sdk_kms::primitives::Blob::new(b"r".to_vec()))
+            .send()
+            .await
+            .expect("the other replica knows the new key and alias");
+    }
+    // A key that exists nowhere is still NotFoundException.
+    let err = b
+        .describe_key()
+        .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "NotFoundException");
+}

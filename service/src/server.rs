@@ -228,6 +228,18 @@ async fn handle_kms_call(
         };
         let mut resources = Vec::new();
         let result = process(state, req, body, &mut call, &mut resources).await;
+        // A key or alias another process sharing the store has just created is not in this
+        // process's read model until it follows (every second): catch up once and run again, so a
+        // client sees its own writes whichever replica answers.
+        if attempt == 0 && matches!(result, Err(KmsError::NotFound(_))) {
+            let before = state.read_model().map(|m| m.last_sequence()).ok();
+            if crate::scheduler::catch_up(state).await.is_ok()
+                && state.read_model().map(|m| m.last_sequence()).ok() != before
+            {
+                attempt += 1;
+                continue;
+            }
+        }
         let (error, outcome) = match result {
             Ok(outcome) => (None, outcome),
             Err(e) => (Some(e), Outcome::default()),
