@@ -9,17 +9,27 @@
 //! What Cedar cannot say directly becomes a predicate: the compiler registers it under a
 //! process-unique name `pN`, emits `context.checks.pN == true`, and the evaluator computes it
 //! natively per request. Nothing is dropped: anything not understood is a compile error.
+//!
+//! Each Cedar policy is also kept as a [`Unit`] for the evaluator's fast path: its `when`
+//! condition parsed once as a Cedar expression, what it reads from the context ([`Reads`]), its
+//! predicates, and two guards that are exact restatements of its first conjuncts (principal, then
+//! action), which never raise an error: when a guard is false the policy is false, so the
+//! evaluator need not build its part of the context nor run it.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cedar_policy::{Policy, PolicyId, PolicySet};
+use cedar_policy::{Expression, Policy, PolicyId, PolicySet};
 use serde_json::Value;
 
-use crate::cedar;
+use crate::cedar::{self, Reads};
 use crate::condition::Condition;
 use crate::document::{Effect, PolicyDocument, PolicyError, PolicyKind, Statement};
-use crate::pattern::{arn_match, glob_str, has_variables, pieces, variable_names, Piece};
+use crate::pattern::{
+    arn_match, glob_chars, glob_str, has_variables, pieces, variable_names, Piece,
+};
 use crate::request::AccessRequest;
 
 static NEXT_PREDICATE: AtomicU64 = AtomicU64::new(0);
@@ -72,6 +82,106 @@ impl Predicate {
     }
 }
 
+/// A necessary condition on the caller for a policy to apply: exactly the atoms of its principal
+/// test (`context.p.arn == X`, `... || context.p.role == X`, `context.p.account == X`; a service
+/// atom also tests the ARN), checked natively.
+#[derive(Debug, Clone)]
+pub(crate) enum PrincipalGuard {
+    /// Any caller may match (`*`, `NotPrincipal`, or no `Principal` at all).
+    Any,
+    /// Only a caller matching one of these (none: the policy never applies).
+    OneOf(Vec<PrincipalKey>),
+}
+
+/// Principal tests as Cedar expressions, each with its guard atom (`None`: any caller).
+type Atoms = Vec<(String, Option<PrincipalKey>)>;
+
+/// One atom of a principal test.
+#[derive(Debug, Clone)]
+pub(crate) enum PrincipalKey {
+    /// `context.p.arn == X`.
+    Arn(String),
+    /// `context.p.arn == X || context.p.role == X`.
+    ArnOrRole(String),
+    /// `context.p.account == X`.
+    Account(String),
+}
+
+impl PrincipalGuard {
+    /// Whether [`Self::admits`] is exactly the principal test (no service atom, no `NotPrincipal`).
+    fn exact(&self, atoms: &[Option<PrincipalKey>], service: bool) -> bool {
+        matches!(self, Self::OneOf(_)) && !service && atoms.iter().all(Option::is_some)
+    }
+
+    fn from_atoms(atoms: &[Option<PrincipalKey>]) -> Self {
+        match atoms.iter().cloned().collect::<Option<Vec<_>>>() {
+            Some(keys) => Self::OneOf(keys),
+            None => Self::Any,
+        }
+    }
+
+    /// Whether a caller with this ARN, role ARN (`""` when none) and account may match.
+    pub(crate) fn admits(&self, arn: &str, role: &str, account: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::OneOf(keys) => keys.iter().any(|k| match k {
+                PrincipalKey::Arn(x) => x == arn,
+                PrincipalKey::ArnOrRole(x) => x == arn || x == role,
+                PrincipalKey::Account(x) => x == account,
+            }),
+        }
+    }
+}
+
+/// The actions a statement's `Action`/`NotAction` test matches, restated natively from the same
+/// patterns: exact names (`action in [...]`), `*` patterns (`context.action like ...`), both on the
+/// lower-cased action, and `?` patterns (the same native test as their predicate).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ActionGuard {
+    any: bool,
+    exact: Vec<String>,
+    like: Vec<Vec<Piece>>,
+    native: Vec<String>,
+    negated: bool,
+}
+
+impl ActionGuard {
+    fn every() -> Self {
+        Self {
+            any: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the action test holds: `lower` is the lower-cased action, `chars` its characters,
+    /// `action` the action as requested.
+    pub(crate) fn admits(&self, lower: &str, chars: &[char], action: &str) -> bool {
+        let matched = self.any
+            || self.exact.iter().any(|e| e == lower)
+            || self.like.iter().any(|p| glob_chars(p, chars))
+            || self.native.iter().any(|p| glob_str(p, action, true));
+        matched != self.negated
+    }
+}
+
+/// One Cedar policy of a compiled set, prepared for the evaluator's fast path.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    /// The Cedar policy id (a key of `statements`).
+    pub id: String,
+    /// The policy's `when` condition (its scope is unconstrained) without the conjuncts its
+    /// guards decide exactly, parsed once; `None` when nothing is left (the policy holds).
+    pub expr: Option<Expression>,
+    /// The principal guard (the first conjunct).
+    pub principal: PrincipalGuard,
+    /// The action guard (the second conjunct, when the statement has an action element).
+    pub action: ActionGuard,
+    /// What the condition reads from the context.
+    pub reads: Reads,
+    /// The statement's predicates (indices into `predicates`).
+    pub predicates: Range<usize>,
+}
+
 /// A policy document compiled to a Cedar policy set, with the map back to its statements.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
@@ -81,6 +191,7 @@ pub struct CompiledPolicy {
     pub(crate) statements: HashMap<String, (StatementRef, bool)>,
     pub(crate) predicates: Vec<(String, Predicate)>,
     pub(crate) context_keys: Vec<(String, String)>,
+    pub(crate) units: Vec<Unit>,
     principals: Vec<String>,
     cedar_text: String,
 }
@@ -106,6 +217,7 @@ impl CompiledPolicy {
             statements: HashMap::new(),
             predicates: Vec::new(),
             context_keys: Vec::new(),
+            units: Vec::new(),
             principals: Vec::new(),
             cedar_text: String::new(),
         };
@@ -161,12 +273,26 @@ impl CompiledPolicy {
             location: at,
             problem,
         };
+        let first_predicate = self.predicates.len();
         let mut parts = Vec::new();
+        let mut action_guard = ActionGuard::every();
         match (&st.action, &st.not_action) {
-            (Some(a), _) => parts.push(self.actions(&a.0)),
-            (_, Some(na)) => parts.push(format!("!{}", self.actions(&na.0))),
+            (Some(a), _) => {
+                let (expr, guard) = self.actions(&a.0);
+                parts.push(expr);
+                action_guard = guard;
+            }
+            (_, Some(na)) => {
+                let (expr, guard) = self.actions(&na.0);
+                parts.push(format!("!{expr}"));
+                action_guard = ActionGuard {
+                    negated: true,
+                    ..guard
+                };
+            }
             _ => {}
         }
+        let mut tracked = Vec::new();
         match (&st.resource, &st.not_resource) {
             (Some(r), _) => parts.push(self.resources(&r.0, variables, &loc)?),
             (_, Some(nr)) => parts.push(format!("!{}", self.resources(&nr.0, variables, &loc)?)),
@@ -184,54 +310,102 @@ impl CompiledPolicy {
                         self.note_key(&v);
                     }
                     let expr = match cond.cedar() {
-                        Some(e) => e,
+                        Some(e) => {
+                            tracked.extend(cond.cedar_reads());
+                            e
+                        }
                         None => self.predicate(Predicate::Condition(cond)),
                     };
                     parts.push(expr);
                 }
             }
         }
-        // Principal: (policy id suffix, expression, via account).
-        let mut principal_forms: Vec<(&str, String, bool)> = Vec::new();
+        let predicates = first_predicate..self.predicates.len();
+        // Principal: (policy id suffix, expression, via account, (guard, guard is exact)).
+        let mut principal_forms: Vec<(&str, String, bool, (PrincipalGuard, bool))> = Vec::new();
         if let Some(p) = &st.principal {
             let (direct, accounts) = self.principal_entries(p, &format!("{loc}.Principal"))?;
-            let direct_expr = or(&direct);
-            let account_expr = or(&accounts);
+            let exprs = |atoms: &[(String, Option<PrincipalKey>)]| -> Vec<String> {
+                atoms.iter().map(|(e, _)| e.clone()).collect()
+            };
+            let guard = |atoms: &[(String, Option<PrincipalKey>)]| {
+                let keys: Vec<Option<PrincipalKey>> =
+                    atoms.iter().map(|(_, k)| k.clone()).collect();
+                let g = PrincipalGuard::from_atoms(&keys);
+                let service = atoms.iter().any(|(e, _)| e.contains("context.p.type"));
+                let exact = g.exact(&keys, service);
+                (g, exact)
+            };
+            let direct_expr = or(&exprs(&direct));
+            let account_expr = or(&exprs(&accounts));
             let split = st.effect == Effect::Allow && self.kind != PolicyKind::Identity;
             match (split, direct.is_empty(), accounts.is_empty()) {
                 (true, false, false) => {
-                    principal_forms.push(("", direct_expr, false));
-                    principal_forms.push(("@account", account_expr, true));
+                    principal_forms.push(("", direct_expr, false, guard(&direct)));
+                    principal_forms.push(("@account", account_expr, true, guard(&accounts)));
                 }
-                (true, true, false) => principal_forms.push(("@account", account_expr, true)),
-                _ => principal_forms.push(("", or(&[direct, accounts].concat()), false)),
+                (true, true, false) => {
+                    principal_forms.push(("@account", account_expr, true, guard(&accounts)))
+                }
+                _ => {
+                    let all = [direct, accounts].concat();
+                    principal_forms.push(("", or(&exprs(&all)), false, guard(&all)))
+                }
             }
         } else if let Some(np) = &st.not_principal {
             let expr = self.not_principal(np, &format!("{loc}.NotPrincipal"))?;
-            principal_forms.push(("", expr, false));
+            principal_forms.push(("", expr, false, (PrincipalGuard::Any, false)));
         } else {
-            principal_forms.push(("", "true".into(), false));
+            principal_forms.push(("", "true".into(), false, (PrincipalGuard::Any, false)));
         }
         let effect = match st.effect {
             Effect::Allow => "permit",
             Effect::Deny => "forbid",
         };
-        for (suffix, principal, via_account) in principal_forms {
+        // The conjuncts left for the fast path: without the action test (its guard is exact) and
+        // without literal `true`s.
+        let action_parts = usize::from(st.action.is_some() || st.not_action.is_some());
+        let rest: Vec<&String> = parts[action_parts..]
+            .iter()
+            .filter(|p| *p != "true")
+            .collect();
+        for (suffix, principal, via_account, (principal_guard, exact)) in principal_forms {
             let id = format!("{}#{i}{suffix}", self.source);
-            let mut conj = vec![principal];
+            let mut fast: Vec<&str> = Vec::new();
+            if !exact && principal != "true" {
+                fast.push(&principal);
+            }
+            fast.extend(rest.iter().map(|s| s.as_str()));
+            let fast = fast.join("\n  && ");
+            let mut conj = vec![principal.clone()];
             conj.extend(parts.iter().cloned());
             let sid = st.sid.as_deref().unwrap_or("");
+            let body = conj.join("\n  && ");
             let text = format!(
-                "@sid({})\n@statement(\"{i}\")\n{effect} (principal, action, resource)\nwhen {{\n  {}\n}};\n",
+                "@sid({})\n@statement(\"{i}\")\n{effect} (principal, action, resource)\nwhen {{\n  {body}\n}};\n",
                 cedar::string(sid),
-                conj.join("\n  && ")
             );
-            let policy = Policy::parse(Some(PolicyId::new(&id)), &text).map_err(|e| {
+            let bug = |e: String| {
                 err(
                     loc.clone(),
                     format!("could not be compiled to Cedar ({e}); this is a bug in Trent"),
                 )
-            })?;
+            };
+            let policy =
+                Policy::parse(Some(PolicyId::new(&id)), &text).map_err(|e| bug(e.to_string()))?;
+            let expr = if fast.is_empty() {
+                None
+            } else {
+                Some(Expression::from_str(&fast).map_err(|e| bug(e.to_string()))?)
+            };
+            self.units.push(Unit {
+                id: id.clone(),
+                expr,
+                principal: principal_guard,
+                action: action_guard.clone(),
+                reads: Reads::scan(&fast, &tracked),
+                predicates: predicates.clone(),
+            });
             self.set
                 .add(policy)
                 .map_err(|e| err(loc.clone(), format!("could not be added to the set: {e}")))?;
@@ -253,10 +427,12 @@ impl CompiledPolicy {
         Ok(())
     }
 
-    fn actions(&mut self, patterns: &[String]) -> String {
+    /// The action test and its native restatement.
+    fn actions(&mut self, patterns: &[String]) -> (String, ActionGuard) {
         if patterns.iter().any(|p| p == "*") {
-            return "true".into();
+            return ("true".into(), ActionGuard::every());
         }
+        let mut guard = ActionGuard::default();
         let mut alts = Vec::new();
         let mut exact = Vec::new();
         let mut native = Vec::new();
@@ -267,17 +443,20 @@ impl CompiledPolicy {
             } else if lower.contains('*') {
                 let pc = pieces(&lower, false, &|_| None).unwrap_or_default();
                 alts.push(format!("context.action like {}", cedar::like(&pc)));
+                guard.like.push(pc);
             } else {
                 exact.push(format!("Action::{}", cedar::string(&lower)));
+                guard.exact.push(lower);
             }
         }
         if !exact.is_empty() {
             alts.push(format!("action in [{}]", exact.join(", ")));
         }
         if !native.is_empty() {
+            guard.native.clone_from(&native);
             alts.push(self.predicate(Predicate::Action(native)));
         }
-        format!("({})", alts.join(" || "))
+        (format!("({})", alts.join(" || ")), guard)
     }
 
     fn resources(
@@ -327,33 +506,42 @@ impl CompiledPolicy {
         Ok(format!("({})", alts.join(" || ")))
     }
 
-    /// Split a `Principal` into (specific principals, account principals) as Cedar expressions.
-    fn principal_entries(
-        &mut self,
-        v: &Value,
-        loc: &str,
-    ) -> Result<(Vec<String>, Vec<String>), PolicyError> {
+    /// Split a `Principal` into (specific principals, account principals) as Cedar expressions,
+    /// each with its guard atom (`None`: any caller).
+    fn principal_entries(&mut self, v: &Value, loc: &str) -> Result<(Atoms, Atoms), PolicyError> {
         let mut direct = Vec::new();
         let mut accounts = Vec::new();
         for entry in principal_list(v, loc)? {
             match entry {
-                PrincipalEntry::Any => direct.push("true".to_string()),
+                PrincipalEntry::Any => direct.push(("true".to_string(), None)),
                 PrincipalEntry::Account(a) => {
-                    accounts.push(format!("context.p.account == {}", cedar::string(&a)));
+                    accounts.push((
+                        format!("context.p.account == {}", cedar::string(&a)),
+                        Some(PrincipalKey::Account(a.clone())),
+                    ));
                     self.principals.push(a);
                 }
                 PrincipalEntry::Arn(a) => {
-                    direct.push(format!("context.p.arn == {}", cedar::string(&a)));
+                    direct.push((
+                        format!("context.p.arn == {}", cedar::string(&a)),
+                        Some(PrincipalKey::Arn(a.clone())),
+                    ));
                     self.principals.push(a);
                 }
                 PrincipalEntry::Role(a) => {
                     let s = cedar::string(&a);
-                    direct.push(format!("(context.p.arn == {s} || context.p.role == {s})"));
+                    direct.push((
+                        format!("(context.p.arn == {s} || context.p.role == {s})"),
+                        Some(PrincipalKey::ArnOrRole(a.clone())),
+                    ));
                     self.principals.push(a);
                 }
-                PrincipalEntry::Service(s) => direct.push(format!(
-                    "(context.p.type == \"Service\" && context.p.arn == {})",
-                    cedar::string(&s)
+                PrincipalEntry::Service(s) => direct.push((
+                    format!(
+                        "(context.p.type == \"Service\" && context.p.arn == {})",
+                        cedar::string(&s)
+                    ),
+                    Some(PrincipalKey::Arn(s)),
                 )),
             }
         }

@@ -284,6 +284,22 @@ impl Condition {
         })
     }
 
+    /// The keyed context records (index in [`cedar::TOP`]) and key that [`Self::cedar`] tests:
+    /// `s` for presence (and string values), plus the record of the typed reading it compares.
+    pub(crate) fn cedar_reads(&self) -> Vec<(usize, String)> {
+        let typed = match self.op.family {
+            Family::Bool => Some(1),
+            Family::Numeric(_) => Some(2),
+            Family::Date(_) => Some(3),
+            Family::Ip => Some(4),
+            _ => None,
+        };
+        std::iter::once(0)
+            .chain(typed)
+            .map(|rec| (rec, self.key.clone()))
+            .collect()
+    }
+
     /// The Cedar expression for this condition, or `None` when it must be a native predicate
     /// (case-insensitive and wildcard matching, ARNs, policy variables, set qualifiers on typed
     /// values, non-integer numbers). Every attribute access is guarded by `has`.

@@ -6,12 +6,18 @@
 //! operations that take an encryption context (and only when the key does), with keys compared
 //! case-insensitively and values case-sensitively; `EncryptionContextEquals` needs the request's
 //! context to equal the listed pairs exactly, `EncryptionContextSubset` to contain them all.
+//!
+//! Each grant is also kept as a [`GrantUnit`] for the evaluator's fast path: its operations as
+//! lower-cased action names (the scope's `action in [...]`, checked natively), and its
+//! constraint test parsed as a Cedar expression (the grantee test holds by construction: the
+//! evaluator looks grants up by the caller's ARN and role), with what it reads from the context.
 
 use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
 
-use cedar_policy::{Policy, PolicyId, PolicySet};
+use cedar_policy::{Expression, Policy, PolicyId, PolicySet};
 
-use crate::cedar;
+use crate::cedar::{self, Reads};
 use crate::document::PolicyError;
 
 /// An operation a grant can allow.
@@ -147,7 +153,9 @@ pub struct Grant {
 }
 
 impl Grant {
-    fn cedar(&self) -> String {
+    /// The policy text, and the part of its condition that the grantee and the action leave open
+    /// (empty when none).
+    fn cedar(&self) -> (String, String) {
         let ops: Vec<String> = self
             .operations
             .iter()
@@ -189,13 +197,31 @@ impl Grant {
                 when.push(format!("({})", alts.join(" || ")));
             }
         }
-        format!(
+        let text = format!(
             "@grant({})\npermit (principal, action in [{}], resource)\nwhen {{ {} }};\n",
             cedar::string(&self.grant_id),
             ops.join(", "),
             when.join(" && ")
-        )
+        );
+        // The fast path selects a grant by grantee and action, which decides the scope and the
+        // grantee test exactly; the constraint test is what is left.
+        let condition = when.get(1).cloned().unwrap_or_default();
+        (text, condition)
     }
+}
+
+/// One grant prepared for the evaluator's fast path.
+#[derive(Debug, Clone)]
+pub(crate) struct GrantUnit {
+    /// The grant id.
+    pub grant_id: String,
+    /// The lower-cased actions of its operations (its scope).
+    pub actions: Vec<String>,
+    /// What the grantee and the action leave open (the constraints), parsed once; `None`: the
+    /// grant allows.
+    pub expr: Option<Expression>,
+    /// What the condition reads from the context.
+    pub reads: Reads,
 }
 
 /// Encryption context keys lower-cased, as grant constraints and the request's `context.ec` use.
@@ -209,6 +235,7 @@ pub(crate) fn lower_keys(m: &BTreeMap<String, String>) -> BTreeMap<String, Strin
 #[derive(Debug, Clone, Default)]
 pub struct GrantIndex {
     pub(crate) by_grantee: HashMap<String, PolicySet>,
+    pub(crate) units: HashMap<String, Vec<GrantUnit>>,
     grants: HashMap<String, Grant>,
 }
 
@@ -242,16 +269,36 @@ impl GrantIndex {
         if grant.operations.is_empty() {
             return Err(invalid("lists no operations".into()));
         }
-        let policy = Policy::parse(
-            Some(PolicyId::new(Self::policy_id(&grant.grant_id))),
-            grant.cedar(),
-        )
-        .map_err(|e| invalid(format!("could not be compiled to Cedar ({e})")))?;
+        let (text, condition) = grant.cedar();
+        let policy = Policy::parse(Some(PolicyId::new(Self::policy_id(&grant.grant_id))), text)
+            .map_err(|e| invalid(format!("could not be compiled to Cedar ({e})")))?;
+        let expr = if condition.is_empty() {
+            None
+        } else {
+            Some(
+                Expression::from_str(&condition)
+                    .map_err(|e| invalid(format!("could not be compiled to Cedar ({e})")))?,
+            )
+        };
+        let unit = GrantUnit {
+            grant_id: grant.grant_id.clone(),
+            actions: grant
+                .operations
+                .iter()
+                .map(|op| op.action().to_lowercase())
+                .collect(),
+            expr,
+            reads: Reads::scan(&condition, &[]),
+        };
         self.by_grantee
             .entry(grant.grantee_principal.clone())
             .or_default()
             .add(policy)
             .map_err(|e| invalid(e.to_string()))?;
+        self.units
+            .entry(grant.grantee_principal.clone())
+            .or_default()
+            .push(unit);
         self.grants.insert(grant.grant_id.clone(), grant);
         Ok(())
     }
@@ -263,6 +310,12 @@ impl GrantIndex {
             let _ = set.remove_static(PolicyId::new(Self::policy_id(grant_id)));
             if set.is_empty() {
                 self.by_grantee.remove(&grant.grantee_principal);
+            }
+        }
+        if let Some(units) = self.units.get_mut(&grant.grantee_principal) {
+            units.retain(|u| u.grant_id != grant_id);
+            if units.is_empty() {
+                self.units.remove(&grant.grantee_principal);
             }
         }
         Some(grant)

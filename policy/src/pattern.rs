@@ -124,6 +124,11 @@ pub(crate) fn glob(pattern: &[Piece], text: &str, ignore_case: bool) -> bool {
     } else {
         pattern
     };
+    glob_chars(pattern, &text)
+}
+
+/// [`glob`] on text already split into characters, case-sensitively (no allocation).
+pub(crate) fn glob_chars(pattern: &[Piece], text: &[char]) -> bool {
     // Iterative wildcard matching with one backtrack point (linear in practice).
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
