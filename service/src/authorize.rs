@@ -77,6 +77,8 @@ pub fn policy_principal(p: &Principal) -> trent_policy::Principal {
 pub struct CallFacts<'a> {
     /// The client's address (`aws:SourceIp`).
     pub source_ip: Option<std::net::IpAddr>,
+    /// Whether the call came over HTTPS (`aws:SecureTransport`).
+    pub secure_transport: bool,
     /// The encryption context of a cryptographic operation.
     pub encryption_context: Option<&'a BTreeMap<String, String>>,
     /// The encryption algorithm requested (`kms:EncryptionAlgorithm`).
@@ -90,16 +92,17 @@ pub struct CallFacts<'a> {
 }
 
 /// Start the request for `action` by `principal` on `resource` with what every request carries:
-/// the principal's keys, `aws:SecureTransport` (Trent listens on plain HTTP), `aws:SourceIp`, and
-/// for a role session `aws:TokenIssueTime`.
+/// the principal's keys, `aws:SecureTransport` (whether the call came over HTTPS), `aws:SourceIp`,
+/// and for a role session `aws:TokenIssueTime`.
 pub fn request_for(
     principal: &Principal,
     action: &str,
     resource: Resource,
     source_ip: Option<std::net::IpAddr>,
+    secure_transport: bool,
 ) -> trent_policy::AccessRequestBuilder {
     let mut b = AccessRequest::builder(policy_principal(principal), action, resource)
-        .context("aws:SecureTransport", false);
+        .context("aws:SecureTransport", secure_transport);
     if let Some(ip) = source_ip {
         b = b.context("aws:SourceIp", ip);
     }
@@ -124,6 +127,7 @@ pub fn key_request(
         action,
         Resource::from_arn(&key.arn()),
         facts.source_ip,
+        facts.secure_transport,
     )
     .context("kms:KeySpec", key.key_spec.as_str())
     .context("kms:KeyUsage", key.key_usage.as_str())

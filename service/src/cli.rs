@@ -81,6 +81,9 @@ struct SimulateArgs {
     /// The client address for aws:SourceIp.
     #[arg(long)]
     source_ip: Option<std::net::IpAddr>,
+    /// Simulate a request over HTTPS (aws:SecureTransport true).
+    #[arg(long)]
+    secure_transport: bool,
     /// Further condition keys, KEY=VALUE (repeatable; a key given twice has two values), e.g.
     /// kms:GrantOperations=Decrypt.
     #[arg(long = "context", value_parser = parse_pair)]
@@ -184,6 +187,12 @@ struct ServeArgs {
     /// Account of the development identity.
     #[arg(long, env = "TRENT_ACCOUNT_ID", default_value = DEV_ACCOUNT_ID)]
     account_id: String,
+    /// PEM certificate chain (leaf first): serve the API over HTTPS (with --tls-key).
+    #[arg(long, env = "TRENT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TRENT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Address of the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "TRENT_ADMIN_LISTEN", default_value = "127.0.0.1:9599")]
     admin_listen: SocketAddr,
@@ -363,6 +372,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.test_clock && !args.listen.ip().is_loopback() {
         bail!("--test-clock is only allowed on a loopback address");
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let store = open_store(&args.store).await?;
     store.migrate().await?;
     let root_key = load_root_key(&args.store)?;
@@ -392,6 +405,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         test_clock,
         metrics,
         regions: RegionSet::new(args.regions),
+        secure_transport: tls.is_some(),
         root_key,
         materials: MaterialCache::default(),
         account_policies: Default::default(),
@@ -420,7 +434,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             export_stopped,
         ))
     });
-    crate::server::serve(state, args.listen, args.admin_listen, interval).await?;
+    crate::server::serve(state, args.listen, tls, args.admin_listen, interval).await?;
     let _ = stop_export.send(true);
     if let Some(task) = exporter {
         task.await.context("the trail exporter failed")?;
@@ -538,6 +552,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .then(|| args.encryption_context.into_iter().collect()),
         encryption_algorithm: None,
         source_ip: args.source_ip,
+        secure_transport: args.secure_transport,
         context: args.context.into_iter().fold(
             std::collections::BTreeMap::new(),
             |mut all, (k, v)| {

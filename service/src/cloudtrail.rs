@@ -170,6 +170,7 @@ async fn lookup(
         "cloudtrail:LookupEvents",
         trent_policy::Resource::from_arn("*"),
         req.peer_addr().map(|a| a.ip()),
+        state.secure_transport,
     )
     .without_encryption_context()
     .build();

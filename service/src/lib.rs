@@ -28,5 +28,6 @@ pub mod simulate;
 pub mod state;
 pub mod store;
 pub mod sts;
+pub mod tls;
 pub mod trail;
 pub mod usage;

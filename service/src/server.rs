@@ -434,6 +434,7 @@ async fn process(
         op,
         principal,
         region: verified.region,
+        secure_transport: state.secure_transport,
         resources: Default::default(),
         metrics: state.metrics.clone(),
         source_ip: req.peer_addr().map(|a| a.ip()),
@@ -452,6 +453,7 @@ async fn process(
 pub async fn serve(
     state: AppState,
     listen: SocketAddr,
+    tls: Option<rustls::ServerConfig>,
     admin_listen: SocketAddr,
     scheduler_interval: std::time::Duration,
 ) -> std::io::Result<()> {
@@ -460,10 +462,13 @@ pub async fn serve(
     let scheduler = crate::scheduler::spawn(state.clone(), scheduler_interval, stopped.clone());
     let follower = crate::scheduler::spawn_follower(state.clone(), FOLLOW_INTERVAL, stopped);
     let configure = configure(state.clone());
-    let server = HttpServer::new(move || App::new().configure(configure.clone()))
-        .bind(listen)?
-        .shutdown_timeout(30)
-        .run();
+    let server = HttpServer::new(move || App::new().configure(configure.clone()));
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(listen, config)?,
+        None => server.bind(listen)?,
+    }
+    .shutdown_timeout(30)
+    .run();
     let admin_state = state.clone();
     let admin = HttpServer::new(move || {
         App::new()
@@ -477,7 +482,7 @@ pub async fn serve(
     .bind(admin_listen)?
     .shutdown_timeout(5)
     .run();
-    tracing::info!(%listen, %admin_listen, "trent is serving");
+    tracing::info!(%listen, %admin_listen, https = state.secure_transport, "trent is serving");
     let served = tokio::try_join!(server, admin).map(|_| ());
     let _ = stop.send(true);
     if scheduler.await.is_err() || follower.await.is_err() {

@@ -35,6 +35,9 @@ pub struct SimulationInput {
     /// The client's address (`aws:SourceIp`).
     #[serde(default)]
     pub source_ip: Option<std::net::IpAddr>,
+    /// Whether the request would come over HTTPS (`aws:SecureTransport`; default false).
+    #[serde(default)]
+    pub secure_transport: bool,
     /// Further condition keys of the request (`kms:GrantOperations`, `aws:RequestTag/team`, ...),
     /// each with one or more values.
     #[serde(default)]
@@ -134,6 +137,7 @@ pub fn simulate(
     };
     let facts = CallFacts {
         source_ip: input.source_ip,
+        secure_transport: input.secure_transport,
         encryption_context: input.encryption_context.as_ref(),
         encryption_algorithm: input.encryption_algorithm.as_deref(),
         request_alias: None,

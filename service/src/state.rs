@@ -140,6 +140,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Served regions.
     pub regions: RegionSet,
+    /// Whether the API listener serves HTTPS (`aws:SecureTransport`).
+    pub secure_transport: bool,
     /// The root key sealing key material.
     pub root_key: RootKey,
     /// Cached sealed material.

@@ -44,6 +44,8 @@ pub struct CallContext {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The client's address (`aws:SourceIp`).
     pub source_ip: Option<std::net::IpAddr>,
+    /// Whether the call came over HTTPS (`aws:SecureTransport`).
+    pub secure_transport: bool,
     /// The alias the caller named the key by, if any (`kms:RequestAlias`).
     pub request_alias: Mutex<Option<String>>,
     /// The request's own condition keys (`condition_keys::from_request`, plus any a handler adds).
@@ -348,6 +350,7 @@ pub fn authorize_as(
     };
     let facts = CallFacts {
         source_ip: ctx.source_ip,
+        secure_transport: ctx.secure_transport,
         encryption_context,
         encryption_algorithm,
         request_alias: request_alias.as_deref(),
@@ -377,6 +380,7 @@ pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsE
         &action,
         trent_policy::Resource::from_arn("*"),
         ctx.source_ip,
+        ctx.secure_transport,
     )
     .without_encryption_context();
     for (name, values) in ctx.request_keys() {

@@ -393,6 +393,7 @@ fn assume_role(
         "sts:AssumeRole",
         Resource::from_arn(role_arn),
         req.peer_addr().map(|a| a.ip()),
+        state.secure_transport,
     )
     .context("sts:RoleSessionName", session_name.as_str())
     .now(now.into())
