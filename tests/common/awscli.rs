@@ -8,44 +8,11 @@ use std::sync::OnceLock;
 /// The awscli release the suite is pinned to.
 const AWSCLI_VERSION: &str = "1.46.3";
 
-fn venv_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("test-tools").join("awscli-venv")
-}
-
 /// The `aws` executable, installing it on first use. Panics (never skips) if it cannot.
 pub fn aws() -> PathBuf {
     static AWS: OnceLock<PathBuf> = OnceLock::new();
     AWS.get_or_init(|| {
-        let venv = venv_dir();
-        let aws = venv.join("bin").join("aws");
-        let marker = venv.join(format!("installed-{AWSCLI_VERSION}"));
-        if aws.exists() && marker.exists() {
-            return aws;
-        }
-        let python = ["python3", "python"]
-            .into_iter()
-            .find(|p| Command::new(p).arg("--version").output().is_ok())
-            .expect("python3 is needed for the AWS CLI tests");
-        let status = Command::new(python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python -m venv runs");
-        assert!(status.success(), "creating the AWS CLI virtualenv failed");
-        let status = Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("awscli=={AWSCLI_VERSION}"))
-            .status()
-            .expect("pip runs");
-        assert!(
-            status.success(),
-            "pip install awscli=={AWSCLI_VERSION} failed"
-        );
-        std::fs::write(&marker, b"").expect("marker written");
-        aws
+        super::venv::ensure("awscli-venv", &[&format!("awscli=={AWSCLI_VERSION}")]).join("aws")
     })
     .clone()
 }

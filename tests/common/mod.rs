@@ -6,6 +6,7 @@ pub mod awscli;
 pub mod db;
 pub mod pg;
 pub mod sts;
+pub mod venv;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
