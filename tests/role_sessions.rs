@@ -213,6 +213,23 @@ async fn assume_role_and_use_the_session(store: StoreKind) {
     assert_eq!(simulate(session_arn)["decision"], "allowed");
     assert_eq!(simulate(ROLE)["decision"], "allowed");
 
+    // A grant to the role reaches its sessions: the plain key, which the role's identity policy
+    // does not let it use, encrypts for the session once the grant exists.
+    root.create_grant()
+        .key_id(&plain_id)
+        .grantee_principal(ROLE)
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .send()
+        .await
+        .expect("a grant to the role");
+    as_audit1
+        .encrypt()
+        .key_id(&plain_id)
+        .plaintext(Blob::new(b"granted".to_vec()))
+        .send()
+        .await
+        .expect("the grant allows the role's session");
+
     // The trail: the AssumeRole call as sts.amazonaws.com with the role as resource, the session's
     // KMS calls as an AssumedRole identity, and no secret or token anywhere.
     let records = Db::open(&server).await.audit_records().await;
