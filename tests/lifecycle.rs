@@ -790,3 +790,33 @@ async fn replicas_read_each_others_new_keys_at_once() {
         .unwrap_err();
     assert_eq!(code(&err), "NotFoundException");
 }
+
+/// Replicas follow each other's changes at once (PostgreSQL LISTEN/NOTIFY), not at their next poll:
+/// a key disabled through one replica is refused by the other a moment later.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_follow_changes_by_notification() {
+    let first = TestServer::start(StoreKind::Postgres);
+    let second = first.another_on_same_store();
+    let (a, b) = (first.client(), second.client());
+    let key = new_key(&a).await;
+    let encrypt = || {
+        b.encrypt()
+            .key_id(&key)
+            .plaintext(aws_sdk_kms::primitives::Blob::new(b"n".to_vec()))
+            .send()
+    };
+    encrypt().await.expect("enabled");
+    for _ in 0..3 {
+        a.disable_key().key_id(&key).send().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let err = encrypt().await.unwrap_err();
+        assert_eq!(
+            code(&err),
+            "DisabledException",
+            "the other replica saw the change"
+        );
+        a.enable_key().key_id(&key).send().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        encrypt().await.expect("and sees it enabled again");
+    }
+}

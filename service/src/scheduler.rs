@@ -68,16 +68,32 @@ pub fn spawn(
     })
 }
 
-/// Follow the events other processes write to a shared database, every `interval`, until `stop`.
+/// Follow the events other processes write to a shared database, until `stop`: at once when the
+/// store notifies an append (PostgreSQL LISTEN/NOTIFY), and every `interval` regardless.
 pub fn spawn_follower(
     state: actix_web::web::Data<AppState>,
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut appends = None;
         loop {
+            if appends.is_none() {
+                appends = match state.store.subscribe_to_appends().await {
+                    Ok(channel) => channel,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for appends; polling only");
+                        None
+                    }
+                };
+            }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
+                woke = next_append(&mut appends) => {
+                    if !woke {
+                        appends = None;
+                    }
+                }
                 _ = stop.changed() => return,
             }
             if let Err(e) = catch_up(&state).await {
@@ -85,6 +101,15 @@ pub fn spawn_follower(
             }
         }
     })
+}
+
+/// Wait for the next append notification: true when one came, false when the channel closed;
+/// without a channel, never returns (the poll interval decides).
+async fn next_append(appends: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> bool {
+    match appends {
+        Some(rx) => rx.recv().await.is_some(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Bring the read model up to date with events written by other processes.

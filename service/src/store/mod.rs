@@ -207,6 +207,15 @@ pub trait EventStore: Send + Sync {
 
     /// Delete every sealed material version of a key (crypto-shredding); returns how many rows went.
     async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError>;
+
+    /// A channel that receives a message whenever any process may have appended events, for
+    /// followers to catch up at once instead of at their next poll. `None` for a backend without
+    /// notifications (SQLite: one process), which callers keep polling.
+    async fn subscribe_to_appends(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A shared handle on whichever backend was configured.

@@ -49,6 +49,8 @@ pub const EVENTS_CHANNEL: &str = "trent_events";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// The connection settings, for the dedicated LISTEN connection.
+    config: tokio_postgres::Config,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -64,7 +66,7 @@ impl PostgresStore {
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -77,7 +79,7 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Database(format!("cannot build pool: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool, config };
         drop(store.client().await?);
         Ok(store)
     }
@@ -129,6 +131,45 @@ impl EventStore for PostgresStore {
             .map_err(mig)?;
         }
         tx.commit().await.map_err(mig)
+    }
+
+    /// A dedicated connection (outside the pool) that LISTENs on [`EVENTS_CHANNEL`]; the channel
+    /// closes when that connection ends, and the caller subscribes again.
+    async fn subscribe_to_appends(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        let (client, mut connection) = self.config.connect(NoTls).await.map_err(db_err)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        // The connection lives while its client does: the driving task keeps the client (sent
+        // once LISTEN has run) until the follower drops its receiver or the connection fails.
+        let (keep, kept) = tokio::sync::oneshot::channel::<tokio_postgres::Client>();
+        tokio::spawn(async move {
+            let _client = kept;
+            // Notifications arrive as the connection's asynchronous messages. A full channel
+            // already has a wake-up pending, so further ones are dropped (coalesced).
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                            tx.try_send(())
+                        {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the LISTEN connection failed");
+                        return;
+                    }
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {EVENTS_CHANNEL}"))
+            .await
+            .map_err(db_err)?;
+        let _ = keep.send(client);
+        Ok(Some(rx))
     }
 
     async fn commit(
