@@ -499,6 +499,9 @@ async fn re_encrypt_across_symmetric_and_rsa_keys() {
     );
     assert_eq!(to_a.destination_encryption_algorithm(), Some(&oaep256));
     assert!(to_a.key_id().unwrap().ends_with(&rsa_a));
+    // AWS names key material only for symmetric keys.
+    assert!(to_a.source_key_material_id().is_some());
+    assert!(to_a.destination_key_material_id().is_none());
     let blob_a = to_a.ciphertext_blob().unwrap().clone();
     let plain = client
         .decrypt()
@@ -508,6 +511,7 @@ async fn re_encrypt_across_symmetric_and_rsa_keys() {
         .send()
         .await
         .expect("RSA A decrypts what ReEncrypt produced");
+    assert!(plain.key_material_id().is_none());
     assert_eq!(plain.plaintext().unwrap().as_ref(), b"moving secret");
 
     // RSA A -> RSA B (OAEP SHA-1)
@@ -523,6 +527,9 @@ async fn re_encrypt_across_symmetric_and_rsa_keys() {
         .expect("RSA to RSA");
     assert!(to_b.source_key_id().unwrap().ends_with(&rsa_a));
     assert_eq!(to_b.source_encryption_algorithm(), Some(&oaep256));
+    assert!(
+        to_b.source_key_material_id().is_none() && to_b.destination_key_material_id().is_none()
+    );
     // RSA B -> symmetric, with a new encryption context
     let back = client
         .re_encrypt()

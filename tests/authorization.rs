@@ -501,7 +501,8 @@ async fn conditions_on_the_request(store: StoreKind) {
           "Condition":{{"StringEquals":{{"aws:RequestTag/team":"payments"}},"ForAllValues:StringEquals":{{"aws:TagKeys":["team"]}}}}}},
         {{"Sid":"SameKeyOnly","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":["kms:ReEncrypt*","kms:Encrypt"],"Resource":"*",
           "Condition":{{"Bool":{{"kms:ReEncryptOnSameKey":"true"}}}}}},
-        {{"Sid":"Encrypt","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:Encrypt","Resource":"*"}}"#
+        {{"Sid":"Encrypt","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":"kms:Encrypt","Resource":"*"}},
+        {{"Sid":"NoProdTag","Effect":"Deny","Principal":"*","Action":"kms:TagResource","Resource":"*","Condition":{{"StringEquals":{{"aws:RequestTag/env":"prod"}}}}}}"#
     ));
     let (key, _) = key_with_policy(&server, &text).await;
     let alice = server.client_as(ALICE.0, ALICE.1, REGION);
@@ -541,6 +542,30 @@ async fn conditions_on_the_request(store: StoreKind) {
     tag("team", "payments").await.expect("the allowed tag");
     denied(common::code(&tag("team", "other").await.unwrap_err()));
     denied(common::code(&tag("owner", "payments").await.unwrap_err()));
+    // Tag keys differing only in case are one condition key with both values (AWS compares key
+    // names case-insensitively): the Deny on env=prod cannot be slipped past with Env=dev.
+    let two_spellings = server
+        .client()
+        .tag_resource()
+        .key_id(&key)
+        .tags(
+            Tag::builder()
+                .tag_key("env")
+                .tag_value("prod")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            Tag::builder()
+                .tag_key("Env")
+                .tag_value("dev")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    denied(common::code(&two_spellings));
 
     // ReEncrypt onto the same key is allowed, onto another key not (ReEncryptFrom is refused).
     let other = server.client().create_key().policy(policy(&format!(

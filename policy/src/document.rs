@@ -346,11 +346,14 @@ fn parse_statement(
             }
         }
         Some(PolicyKind::TrustPolicy) => {
-            if st.principal.is_none() && st.not_principal.is_none() {
+            if st.not_principal.is_some() {
                 return Err(invalid(
                     loc,
-                    "must have a Principal or NotPrincipal in a trust policy",
+                    "must not use NotPrincipal in a trust policy (AWS forbids it there)",
                 ));
+            }
+            if st.principal.is_none() {
+                return Err(invalid(loc, "must have a Principal in a trust policy"));
             }
             if st.resource.is_some() || st.not_resource.is_some() {
                 return Err(invalid(
@@ -465,7 +468,12 @@ mod tests {
             (
                 r#"{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}"#,
                 PolicyKind::TrustPolicy,
-                "Statement[0]: must have a Principal or NotPrincipal in a trust policy",
+                "Statement[0]: must have a Principal in a trust policy",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+                PolicyKind::TrustPolicy,
+                "Statement[0]: must not use NotPrincipal in a trust policy",
             ),
         ];
         for (text, kind, expected) in cases {

@@ -93,7 +93,7 @@ pub struct CallFacts<'a> {
 
 /// Start the request for `action` by `principal` on `resource` with what every request carries:
 /// the principal's keys, `aws:SecureTransport` (whether the call came over HTTPS), `aws:SourceIp`,
-/// and for a role session `aws:TokenIssueTime`.
+/// and for a role session `aws:TokenIssueTime` and `aws:MultiFactorAuthPresent` (false).
 pub fn request_for(
     principal: &Principal,
     action: &str,
@@ -107,10 +107,28 @@ pub fn request_for(
         b = b.context("aws:SourceIp", ip);
     }
     if let Some(session) = &principal.session {
-        b = b.context(
-            "aws:TokenIssueTime",
-            trent_policy::ContextValue::Date(session.issued_at.timestamp_millis()),
-        );
+        b = b
+            .context(
+                "aws:TokenIssueTime",
+                trent_policy::ContextValue::Date(session.issued_at.timestamp_millis()),
+            )
+            // STS issues sessions without MFA (SerialNumber/TokenCode are not supported).
+            .context("aws:MultiFactorAuthPresent", false);
+    }
+    b
+}
+
+/// Add the request's own condition keys. Values are appended, not set: AWS compares key names
+/// case-insensitively, so `aws:RequestTag/env` and `aws:RequestTag/Env` are one key with both values
+/// (a Deny on one spelling cannot be slipped past with the other).
+pub fn with_request_keys(
+    mut b: trent_policy::AccessRequestBuilder,
+    keys: &[crate::condition_keys::ConditionKey],
+) -> trent_policy::AccessRequestBuilder {
+    for (name, values) in keys {
+        for value in values {
+            b = b.context(name, value.clone());
+        }
     }
     b
 }
@@ -147,9 +165,7 @@ pub fn key_request(
     for tag in &key.tags {
         b = b.context(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
     }
-    for (name, values) in &facts.request_keys {
-        b = b.context_values(name, values.iter().cloned());
-    }
+    b = with_request_keys(b, &facts.request_keys);
     b = match facts.encryption_context {
         Some(ec) => b.encryption_context(ec.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         None => b.without_encryption_context(),

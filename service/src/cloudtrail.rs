@@ -89,7 +89,7 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.aws_type.to_string()),
         error_message: result.as_ref().err().map(|e| e.message.clone()),
     };
-    let (stored, audit_copies) = record.stored();
+    let (stored, audit_copies) = record.stored(&|account| state.identities.account_exists(account));
     let unit = CommitUnit {
         audit: Some(stored),
         audit_copies,

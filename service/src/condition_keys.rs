@@ -144,11 +144,10 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
                 "ExpirationModel",
                 Some(model),
             );
+            // Epoch seconds, as AWS documents the key (NumericLessThanEquals); it reads as a date
+            // too.
             if let Some(secs) = valid_to.filter(|s| s.is_finite()) {
-                out.push(one(
-                    "kms:ValidTo",
-                    ContextValue::Date((secs * 1000.0) as i64),
-                ));
+                out.push(one("kms:ValidTo", ContextValue::Long(secs as i64)));
             }
         }
         EnableKeyRotation => {
@@ -257,7 +256,7 @@ mod tests {
                 json!({"ValidTo": 1798761600}),
                 pairs(&[
                     ("kms:ExpirationModel", &["KEY_MATERIAL_EXPIRES"]),
-                    ("kms:ValidTo", &["2027-01-01T00:00:00Z"]),
+                    ("kms:ValidTo", &["1798761600"]),
                 ]),
             ),
             (

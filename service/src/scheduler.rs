@@ -133,6 +133,13 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
                 }
             }
         }
+        // An event that does not apply would otherwise be read again forever.
+        if model.last_sequence() == after {
+            return Err(SchedulerError::Action(format!(
+                "event {} does not apply to the read model",
+                after + 1
+            )));
+        }
     }
 }
 

@@ -215,6 +215,8 @@ async fn handle_kms_call(
 ) -> (Option<Operation>, String, HttpResponse) {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut attempt = 0;
+    let mut caught_up_on_miss = false;
+    let mut quota_charged = false;
     loop {
         let event_time = state.clock.now();
         let mut call = Call {
@@ -227,16 +229,24 @@ async fn handle_kms_call(
             request_parameters: Value::Null,
         };
         let mut resources = Vec::new();
-        let result = process(state, req, body, &mut call, &mut resources).await;
+        let result = process(
+            state,
+            req,
+            body,
+            &mut call,
+            &mut resources,
+            &mut quota_charged,
+        )
+        .await;
         // A key or alias another process sharing the store has just created is not in this
         // process's read model until it follows (every second): catch up once and run again, so a
         // client sees its own writes whichever replica answers.
-        if attempt == 0 && matches!(result, Err(KmsError::NotFound(_))) {
+        if !caught_up_on_miss && matches!(result, Err(KmsError::NotFound(_))) {
+            caught_up_on_miss = true;
             let before = state.read_model().map(|m| m.last_sequence()).ok();
             if crate::scheduler::catch_up(state).await.is_ok()
                 && state.read_model().map(|m| m.last_sequence()).ok() != before
             {
-                attempt += 1;
                 continue;
             }
         }
@@ -245,6 +255,7 @@ async fn handle_kms_call(
             Err(e) => (Some(e), Outcome::default()),
         };
         let (record, copies) = audit_record(
+            state,
             req,
             &call,
             event_time,
@@ -307,6 +318,7 @@ async fn handle_kms_call(
                 if matches!(e, StoreError::VersionConflict { .. }) {
                     // The command lost every race; the failure itself is still audited.
                     let (record, audit_copies) = audit_record(
+                        state,
                         req,
                         &call,
                         event_time,
@@ -340,6 +352,7 @@ async fn handle_kms_call(
 
 /// The call's audit record, and its copies for the other accounts owning the keys it touched.
 fn audit_record(
+    state: &AppState,
     req: &HttpRequest,
     call: &Call,
     event_time: chrono::DateTime<chrono::Utc>,
@@ -371,7 +384,7 @@ fn audit_record(
         error_code: error.map(|e| e.aws_type().to_string()),
         error_message: error.map(KmsError::message),
     };
-    record.stored()
+    record.stored(&|account| state.identities.account_exists(account))
 }
 
 fn header(req: &HttpRequest, name: &str) -> Option<String> {
@@ -388,6 +401,7 @@ async fn process(
     body: &[u8],
     call: &mut Call,
     resources: &mut Vec<String>,
+    quota_charged: &mut bool,
 ) -> Result<Outcome, KmsError> {
     let target = header(req, "x-amz-target").unwrap_or_default();
     call.event_name = target
@@ -406,7 +420,10 @@ async fn process(
     call.region = verified.region.clone();
     call.user_identity = principal.user_identity();
     call.account = Some(principal.account.clone());
-    if !state.quotas.admit(&principal.account, &verified.region, op) {
+    // A call run again (after a conflict or a catch-up) is still one request for the quota.
+    let admitted = *quota_charged || state.quotas.admit(&principal.account, &verified.region, op);
+    *quota_charged = true;
+    if !admitted {
         state
             .metrics
             .throttled

@@ -53,11 +53,12 @@ pub struct KeyUsage {
 }
 
 impl KeyUsage {
-    /// Record a successful use (later uses replace earlier ones).
+    /// Record a successful use (later uses replace earlier ones; on equal times the first stays,
+    /// so a cross-account copy, stored after its original, does not replace it).
     pub fn record(&self, key_arn: &str, used: LastUse) {
         if let Ok(mut m) = self.last.write() {
             match m.get(key_arn) {
-                Some(existing) if existing.at > used.at => {}
+                Some(existing) if existing.at >= used.at => {}
                 _ => {
                     m.insert(key_arn.to_string(), used);
                 }

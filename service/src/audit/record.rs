@@ -55,8 +55,9 @@ fn resource_type(arn: &str) -> &'static str {
 /// The copies of a call's record for the other accounts that own its resources: AWS delivers a
 /// cross-account event to the caller's account and to the resource owner's, each copy with its
 /// own `eventID` and `recipientAccountId` and both with the same `sharedEventID` (added to
-/// `record` here). Empty when the call concerned only the caller's account.
-pub fn cross_account_copies(record: &mut Value) -> Vec<Value> {
+/// `record` here), for the owners `deliver_to` accepts (accounts of this deployment). Empty when
+/// the call concerned only the caller's account.
+pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> bool) -> Vec<Value> {
     let caller = record["recipientAccountId"]
         .as_str()
         .unwrap_or_default()
@@ -66,7 +67,7 @@ pub fn cross_account_copies(record: &mut Value) -> Vec<Value> {
         .map(|r| {
             r.iter()
                 .filter_map(|res| res["accountId"].as_str())
-                .filter(|a| !a.is_empty() && *a != caller)
+                .filter(|a| !a.is_empty() && *a != caller && deliver_to(a))
                 .map(str::to_string)
                 .collect()
         })
@@ -94,16 +95,17 @@ pub fn cloudtrail_time(t: DateTime<Utc>) -> String {
 }
 
 impl CallRecord {
-    /// The record as stored, and its copies for the other accounts the call concerns
-    /// (`cross_account_copies`), in canonical JSON.
+    /// The record as stored, and its copies for the other accounts the call concerns that
+    /// `deliver_to` accepts (`cross_account_copies`), in canonical JSON.
     pub fn stored(
         &self,
+        deliver_to: &dyn Fn(&str) -> bool,
     ) -> (
         crate::store::NewAuditRecord,
         Vec<crate::store::NewAuditRecord>,
     ) {
         let mut json = self.to_json();
-        let copies = cross_account_copies(&mut json);
+        let copies = cross_account_copies(&mut json, deliver_to);
         let stored = |json: &Value| crate::store::NewAuditRecord {
             event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
             event_time: self.event_time,

@@ -457,14 +457,18 @@ impl Identities {
                     insert(principal, key.secret_access_key)?;
                 }
             }
+            let mut role_names = BTreeSet::new();
             for role in account.roles {
                 let role = load_role(&account.id, role)?;
-                if roles.insert(role.arn.clone(), role).is_some() {
+                // Names are unique per account whatever the path, ignoring case, as in IAM: a
+                // session ARN names the role without its path.
+                if !role_names.insert(role.name.to_lowercase()) {
                     return Err(IdentityError::Invalid(format!(
-                        "a role of account {} is defined twice",
-                        account.id
+                        "role {} of account {} is defined twice",
+                        role.name, account.id
                     )));
                 }
+                roles.insert(role.arn.clone(), role);
             }
         }
         let identities = Self {
@@ -561,6 +565,11 @@ impl Identities {
                 expires_at,
             }),
         })
+    }
+
+    /// Whether `account` is an account of this deployment.
+    pub fn account_exists(&self, account: &str) -> bool {
+        self.accounts.contains(account)
     }
 
     /// Whether these are the built-in development credentials.
@@ -739,11 +748,22 @@ policies = [{ name = "kms", document = '{"Statement":[{"Effect":"Allow","Action"
     }
 
     #[test]
+    fn a_role_name_is_unique_in_its_account_whatever_the_path() {
+        let twice = ROLE.replace("/ci/", "/cd/").replace("deployer", "Deployer");
+        let text = format!("{FILE}{ROLE}{twice}");
+        assert!(matches!(
+            Identities::parse(&text),
+            Err(IdentityError::Invalid(m)) if m.contains("defined twice")
+        ));
+    }
+
+    #[test]
     fn bad_roles_are_refused() {
         for (from, to) in [
             ("user/team/alice", "user/mallory"),
             ("max_session_duration = 7200", "max_session_duration = 60"),
             ("name = \"deployer\"", "name = \"has space\""),
+            ("\"Principal\":{\"AWS\"", "\"NotPrincipal\":{\"AWS\""),
             (
                 "\"Action\":\"sts:AssumeRole\"",
                 "\"Action\":\"sts:AssumeRole\",\"Resource\":\"*\"",

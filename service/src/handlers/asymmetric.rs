@@ -515,13 +515,10 @@ pub async fn rsa_decrypt_call(
     let (spec, alg) = asymmetric_encryption_checks(state, ctx, key, &action, context, algorithm)?;
     dry_run_check(dry)?;
     let plaintext = rsa_open(state, key, spec, alg, ciphertext).await?;
-    let mut body = json!({
+    // No KeyMaterialId: AWS returns it only for symmetric encryption keys.
+    Ok(Outcome::reply(json!({
         "KeyId": key.arn(),
         "Plaintext": b64(plaintext.as_slice()),
         "EncryptionAlgorithm": alg.as_str(),
-    });
-    if let Some(m) = key.current_material() {
-        body["KeyMaterialId"] = json!(m.material_id);
-    }
-    Ok(Outcome::reply(body))
+    })))
 }

@@ -285,8 +285,8 @@ pub async fn re_encrypt(
             )?;
             let plaintext =
                 super::asymmetric::rsa_open(state, key, spec, alg, &req.ciphertext_blob).await?;
-            let material = key.current_material().map(|m| m.material_id.clone());
-            (key.clone(), plaintext, alg.as_str(), material)
+            // AWS names key material only for symmetric keys.
+            (key.clone(), plaintext, alg.as_str(), None)
         }
         None => {
             let (key, plaintext, info) = open_blob(
@@ -313,10 +313,7 @@ pub async fn re_encrypt(
         )?;
         dry_run_check(req.dry_run)?;
         let blob = super::asymmetric::rsa_seal(state, &destination, spec, alg, &plaintext).await?;
-        let material = destination
-            .current_material()
-            .map(|m| m.material_id.clone());
-        (blob, alg.as_str(), material)
+        (blob, alg.as_str(), None)
     } else {
         check_encrypt_key(
             state,

@@ -383,9 +383,7 @@ pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsE
         ctx.secure_transport,
     )
     .without_encryption_context();
-    for (name, values) in ctx.request_keys() {
-        builder = builder.context_values(&name, values);
-    }
+    builder = crate::authorize::with_request_keys(builder, &ctx.request_keys());
     let request = builder.build();
     let identity: Vec<_> = ctx
         .principal

@@ -22,7 +22,6 @@ use trent_policy::Resource;
 use crate::audit::record::{cloudtrail_time, CallRecord};
 use crate::auth::identity::PrincipalKind;
 use crate::caller::{authenticate, client_of, Caller};
-use crate::protocol::KmsError;
 use crate::state::AppState;
 use crate::store::CommitUnit;
 use error::StsError;
@@ -126,7 +125,7 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.code().to_string()),
         error_message: result.as_ref().err().map(ToString::to_string),
     };
-    let (stored, audit_copies) = record.stored();
+    let (stored, audit_copies) = record.stored(&|account| state.identities.account_exists(account));
     let unit = CommitUnit {
         audit: Some(stored),
         audit_copies,
@@ -402,6 +401,9 @@ fn assume_role(
         builder = builder.context("sts:ExternalId", id.as_str());
     }
     let request = builder.build();
+    // The same answer and the same record whether the role exists or not, and whatever the
+    // reason: a caller learns nothing about another account's roles from a refusal.
+    call.resources = vec![role_arn.clone()];
     let Some(role) = state.identities.role(role_arn) else {
         state
             .metrics
@@ -410,7 +412,6 @@ fn assume_role(
             .inc();
         return Err(denied());
     };
-    call.resources = vec![role.arn.clone()];
     let identity: Vec<_> = principal
         .policies
         .iter()
@@ -423,11 +424,22 @@ fn assume_role(
         .authorization_decisions
         .with_label_values(&[decision])
         .inc();
-    if let Err(e) = verdict {
-        return Err(match e {
-            KmsError::AccessDenied(message) => StsError::AccessDenied(message),
-            _ => denied(),
-        });
+    if verdict.is_err() {
+        return Err(denied());
+    }
+    // A session may assume its own role again only when the trust policy names the role itself
+    // (AWS's rule since 2023), not through the account's delegation: no endless self-renewal.
+    let same_role = principal
+        .session
+        .as_ref()
+        .is_some_and(|s| s.role_arn == role.arn);
+    if same_role && evaluation.basis != trent_policy::Basis::KeyPolicy {
+        state
+            .metrics
+            .authorization_decisions
+            .with_label_values(&["implicitDeny"])
+            .inc();
+        return Err(denied());
     }
     if duration > i64::from(role.max_session_duration) {
         return Err(StsError::Validation(
