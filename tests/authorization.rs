@@ -637,7 +637,45 @@ async fn conditions_on_the_request(store: StoreKind) {
     ));
 }
 
+/// The global keys every request carries: aws:RequestedRegion, aws:CurrentTime, aws:EpochTime,
+/// aws:UserAgent, aws:PrincipalIsAWSService and aws:ViaAWSService (the data-perimeter keys).
+async fn global_condition_keys(store: StoreKind) {
+    let server = server(store);
+    let alice_arn = format!("arn:aws:iam::{ACCOUNT}:user/alice");
+    let text = policy(&format!(
+        r#",
+        {{"Sid":"Perimeter","Effect":"Allow","Principal":{{"AWS":"{alice_arn}"}},"Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*",
+          "Condition":{{"StringEquals":{{"aws:RequestedRegion":"{REGION}"}},
+                        "Bool":{{"aws:PrincipalIsAWSService":"false","aws:ViaAWSService":"false"}},
+                        "DateLessThan":{{"aws:CurrentTime":"2100-01-01T00:00:00Z"}},
+                        "NumericGreaterThan":{{"aws:EpochTime":"1700000000"}},
+                        "Null":{{"aws:UserAgent":"false"}}}}}},
+        {{"Sid":"NoDecryptAfter2000","Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Resource":"*",
+          "Condition":{{"DateGreaterThan":{{"aws:CurrentTime":"2000-01-01T00:00:00Z"}}}}}}"#
+    ));
+    let (key, _) = key_with_policy(&server, &text).await;
+    let alice = server.client_as(ALICE.0, ALICE.1, REGION);
+    let blob = alice
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"g".to_vec()))
+        .send()
+        .await
+        .expect("every global key the statement tests is present");
+    let (code, message) = code_and_message(
+        &alice
+            .decrypt()
+            .ciphertext_blob(blob.ciphertext_blob().unwrap().clone())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "AccessDeniedException");
+    assert!(message.contains("explicit deny"), "{message}");
+}
+
 on_both_stores!(
+    global_condition_keys,
     conditions_on_the_request,
     conditions_on_the_keys_aliases,
     grants_are_a_further_allow_path,

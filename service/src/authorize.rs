@@ -75,10 +75,8 @@ pub fn policy_principal(p: &Principal) -> trent_policy::Principal {
 /// What a call knows that policies may test, beyond who and what.
 #[derive(Debug, Default, Clone)]
 pub struct CallFacts<'a> {
-    /// The client's address (`aws:SourceIp`).
-    pub source_ip: Option<std::net::IpAddr>,
-    /// Whether the call came over HTTPS (`aws:SecureTransport`).
-    pub secure_transport: bool,
+    /// Where and when the call comes from.
+    pub origin: Origin,
     /// The encryption context of a cryptographic operation.
     pub encryption_context: Option<&'a BTreeMap<String, String>>,
     /// The encryption algorithm requested (`kms:EncryptionAlgorithm`).
@@ -91,20 +89,57 @@ pub struct CallFacts<'a> {
     pub request_keys: Vec<crate::condition_keys::ConditionKey>,
 }
 
+/// Where and when a request comes from: the global condition keys every request carries.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The client's address (`aws:SourceIp`).
+    pub source_ip: Option<std::net::IpAddr>,
+    /// Whether the call came over HTTPS (`aws:SecureTransport`).
+    pub secure_transport: bool,
+    /// The region the request is for (`aws:RequestedRegion`); empty when unknown.
+    pub region: String,
+    /// The client's `User-Agent` (`aws:UserAgent`).
+    pub user_agent: Option<String>,
+    /// When the request arrived, by the domain clock (`aws:CurrentTime`, `aws:EpochTime`).
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self {
+            source_ip: None,
+            secure_transport: false,
+            region: String::new(),
+            user_agent: None,
+            now: chrono::Utc::now(),
+        }
+    }
+}
+
 /// Start the request for `action` by `principal` on `resource` with what every request carries:
-/// the principal's keys, `aws:SecureTransport` (whether the call came over HTTPS), `aws:SourceIp`,
-/// and for a role session `aws:TokenIssueTime` and `aws:MultiFactorAuthPresent` (false).
+/// the principal's keys, the origin's global keys (`aws:SecureTransport`, `aws:SourceIp`,
+/// `aws:RequestedRegion`, `aws:UserAgent`, `aws:CurrentTime`, `aws:EpochTime`),
+/// `aws:PrincipalIsAWSService` and `aws:ViaAWSService` (false: no AWS service calls Trent), and for
+/// a role session `aws:TokenIssueTime` and `aws:MultiFactorAuthPresent` (false).
 pub fn request_for(
     principal: &Principal,
     action: &str,
     resource: Resource,
-    source_ip: Option<std::net::IpAddr>,
-    secure_transport: bool,
+    origin: &Origin,
 ) -> trent_policy::AccessRequestBuilder {
     let mut b = AccessRequest::builder(policy_principal(principal), action, resource)
-        .context("aws:SecureTransport", secure_transport);
-    if let Some(ip) = source_ip {
+        .context("aws:SecureTransport", origin.secure_transport)
+        .context("aws:PrincipalIsAWSService", false)
+        .context("aws:ViaAWSService", false)
+        .now(origin.now.into());
+    if let Some(ip) = origin.source_ip {
         b = b.context("aws:SourceIp", ip);
+    }
+    if !origin.region.is_empty() {
+        b = b.context("aws:RequestedRegion", origin.region.as_str());
+    }
+    if let Some(agent) = &origin.user_agent {
+        b = b.context("aws:UserAgent", agent.as_str());
     }
     if let Some(session) = &principal.session {
         b = b
@@ -144,8 +179,7 @@ pub fn key_request(
         principal,
         action,
         Resource::from_arn(&key.arn()),
-        facts.source_ip,
-        facts.secure_transport,
+        &facts.origin,
     )
     .context("kms:KeySpec", key.key_spec.as_str())
     .context("kms:KeyUsage", key.key_usage.as_str())

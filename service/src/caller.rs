@@ -35,6 +35,21 @@ pub fn client_of(req: &HttpRequest) -> Client {
     }
 }
 
+/// Where and when a request comes from, for the global condition keys.
+pub fn origin_of(req: &HttpRequest, state: &AppState, region: &str) -> crate::authorize::Origin {
+    crate::authorize::Origin {
+        source_ip: req.peer_addr().map(|a| a.ip()),
+        secure_transport: state.secure_transport,
+        region: region.to_string(),
+        user_agent: req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        now: state.clock.now(),
+    }
+}
+
 /// An authenticated caller.
 pub struct Caller {
     /// What the signature established (access key, region, signing time).

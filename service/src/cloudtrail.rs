@@ -169,8 +169,7 @@ async fn lookup(
         principal,
         "cloudtrail:LookupEvents",
         trent_policy::Resource::from_arn("*"),
-        req.peer_addr().map(|a| a.ip()),
-        state.secure_transport,
+        &crate::caller::origin_of(req, state, &caller.signature.region),
     )
     .without_encryption_context()
     .build();

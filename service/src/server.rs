@@ -450,11 +450,10 @@ async fn process(
     let ctx = CallContext {
         op,
         principal,
+        origin: crate::caller::origin_of(req, state, &verified.region),
         region: verified.region,
-        secure_transport: state.secure_transport,
         resources: Default::default(),
         metrics: state.metrics.clone(),
-        source_ip: req.peer_addr().map(|a| a.ip()),
         request_alias: Default::default(),
         condition_keys: std::sync::Mutex::new(crate::condition_keys::from_request(op, &json)),
     };

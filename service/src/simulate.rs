@@ -136,8 +136,13 @@ pub fn simulate(
             .collect(),
     };
     let facts = CallFacts {
-        source_ip: input.source_ip,
-        secure_transport: input.secure_transport,
+        origin: crate::authorize::Origin {
+            source_ip: input.source_ip,
+            secure_transport: input.secure_transport,
+            region: key.region.clone(),
+            user_agent: None,
+            now: chrono::Utc::now(),
+        },
         encryption_context: input.encryption_context.as_ref(),
         encryption_algorithm: input.encryption_algorithm.as_deref(),
         request_alias: None,

@@ -87,7 +87,7 @@ pub fn check_new_key_policy(
         "kms:PutKeyPolicy",
         &probe,
         &crate::authorize::CallFacts {
-            source_ip: ctx.source_ip,
+            origin: ctx.origin.clone(),
             ..Default::default()
         },
     );

@@ -42,10 +42,8 @@ pub struct CallContext {
     pub resources: Mutex<Vec<String>>,
     /// Metrics the call updates (authorization decisions, use of keys pending deletion).
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// The client's address (`aws:SourceIp`).
-    pub source_ip: Option<std::net::IpAddr>,
-    /// Whether the call came over HTTPS (`aws:SecureTransport`).
-    pub secure_transport: bool,
+    /// Where and when the call comes from (the global condition keys).
+    pub origin: crate::authorize::Origin,
     /// The alias the caller named the key by, if any (`kms:RequestAlias`).
     pub request_alias: Mutex<Option<String>>,
     /// The request's own condition keys (`condition_keys::from_request`, plus any a handler adds).
@@ -349,8 +347,7 @@ pub fn authorize_as(
         Vec::new()
     };
     let facts = CallFacts {
-        source_ip: ctx.source_ip,
-        secure_transport: ctx.secure_transport,
+        origin: ctx.origin.clone(),
         encryption_context,
         encryption_algorithm,
         request_alias: request_alias.as_deref(),
@@ -379,8 +376,7 @@ pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsE
         &ctx.principal,
         &action,
         trent_policy::Resource::from_arn("*"),
-        ctx.source_ip,
-        ctx.secure_transport,
+        &ctx.origin,
     )
     .without_encryption_context();
     builder = crate::authorize::with_request_keys(builder, &ctx.request_keys());

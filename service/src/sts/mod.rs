@@ -391,11 +391,12 @@ fn assume_role(
         principal,
         "sts:AssumeRole",
         Resource::from_arn(role_arn),
-        req.peer_addr().map(|a| a.ip()),
-        state.secure_transport,
+        &crate::authorize::Origin {
+            now,
+            ..crate::caller::origin_of(req, state, &caller.signature.region)
+        },
     )
     .context("sts:RoleSessionName", session_name.as_str())
-    .now(now.into())
     .without_encryption_context();
     if let Some(id) = external_id {
         builder = builder.context("sts:ExternalId", id.as_str());
