@@ -357,7 +357,12 @@ async fn bad_input_gets_stss_errors() {
         (&[("RoleArn", "short"), ("RoleSessionName", "x")], 400, "ValidationError", "2 validation errors detected: Value 'short' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20; Value 'x' at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2"),
         (&[("Policy", "{}")], 400, "UnsupportedOperationException", "Trent's AssumeRole does not support the Policy parameter (session policies, session tags, MFA, source identity and provided contexts are not implemented)."),
         (&[("Tags.member.1.Key", "team")], 400, "UnsupportedOperationException", "Trent's AssumeRole does not support the Tags.member.1.Key parameter (session policies, session tags, MFA, source identity and provided contexts are not implemented)."),
-        (&[("Action", "GetSessionToken")], 400, "UnsupportedOperationException", "Trent's STS endpoint implements AssumeRole and GetCallerIdentity; GetSessionToken is not supported."),
+        (
+            &[("Action", "GetFederationToken")],
+            400,
+            "UnsupportedOperationException",
+            "Trent's STS endpoint implements AssumeRole, GetSessionToken and GetCallerIdentity; GetFederationToken is not supported.",
+        ),
         (&[("Action", "Frobnicate")], 400, "InvalidAction", "Could not find operation Frobnicate for version 2011-06-15"),
         (&[("Version", "2099-01-01")], 400, "InvalidAction", "Could not find operation AssumeRole for version 2099-01-01"),
     ];
@@ -654,4 +659,116 @@ policies = [{{ name = "assume", document = '{assume_any}' }}]
     // nor the account.
     let (status, _) = assume(&server, creds(&builder), &[("RoleArn", renewer_arn)]).await;
     assert_eq!(status, 403);
+}
+
+/// GetSessionToken: alice's own temporary credentials act as alice (with aws:TokenIssueTime), cannot
+/// get more credentials, and root gets at most an hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_session_token_gives_the_users_own_temporary_credentials() {
+    let server = server(StoreKind::Sqlite, &[]);
+    let endpoint = server.endpoint();
+    let alice = (
+        "AKIAALICEEXAMPLE0001",
+        "aliceSecretKeyExample000000000000000001",
+    );
+    // A key alice may use only with temporary credentials.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}},
+        {{"Sid":"AliceTemporary","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"kms:Encrypt","Resource":"*","Condition":{{"Null":{{"aws:TokenIssueTime":"false"}}}}}}]}}"#
+    );
+    let key = server
+        .client()
+        .create_key()
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+
+    let mut cmd = common::awscli::command(&endpoint, alice);
+    cmd.args(["sts", "get-session-token", "--duration-seconds", "900"]);
+    let out = cmd.output().expect("aws runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &answer["Credentials"];
+    let session = Session {
+        access_key_id: c["AccessKeyId"].as_str().unwrap().to_string(),
+        secret_access_key: c["SecretAccessKey"].as_str().unwrap().to_string(),
+        session_token: c["SessionToken"].as_str().unwrap().to_string(),
+    };
+    assert!(session.access_key_id.starts_with("ASIA"));
+
+    let (status, body) = who_am_i(&server, creds(&session)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        element(&body, "Arn").as_deref(),
+        Some("arn:aws:iam::111122223333:user/alice")
+    );
+    let encrypt = |client: aws_sdk_kms::Client| {
+        let key_id = key_id.clone();
+        async move {
+            client
+                .encrypt()
+                .key_id(key_id)
+                .plaintext(Blob::new(b"t".to_vec()))
+                .send()
+                .await
+        }
+    };
+    encrypt(sts::kms_client(&endpoint, &session, REGION))
+        .await
+        .expect("alice's temporary credentials carry aws:TokenIssueTime");
+    let err = encrypt(server.client_as(alice.0, alice.1, REGION))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::code(&err),
+        "AccessDeniedException",
+        "her own keys do not"
+    );
+
+    // No credentials from credentials; root gets an hour at most.
+    let form = [("Action", "GetSessionToken"), ("Version", "2011-06-15")];
+    let (status, body) = sts::call(&endpoint, &form, creds(&session), REGION).await;
+    assert_eq!(
+        (status, sts_code(&body).as_str()),
+        (403, "AccessDenied"),
+        "{body}"
+    );
+    let root_form = [
+        ("Action", "GetSessionToken"),
+        ("Version", "2011-06-15"),
+        ("DurationSeconds", "7200"),
+    ];
+    let (status, body) = sts::call(
+        &endpoint,
+        &root_form,
+        (ACCESS_KEY, SECRET_KEY, None),
+        REGION,
+    )
+    .await;
+    assert_eq!(
+        (status, sts_code(&body).as_str()),
+        (400, "ValidationError"),
+        "{body}"
+    );
+    assert!(body.contains("less than or equal to 3600"), "{body}");
+
+    // The trail shows alice's calls with the temporary key and a session context.
+    let records = Db::open(&server).await.audit_records().await;
+    let used = records
+        .iter()
+        .find(|r| r["userIdentity"]["accessKeyId"] == session.access_key_id.as_str())
+        .expect("a record of the session");
+    assert_eq!(used["userIdentity"]["type"], "IAMUser");
+    assert_eq!(used["userIdentity"]["userName"], "alice");
+    assert_eq!(
+        used["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"],
+        "false"
+    );
 }

@@ -120,7 +120,7 @@ impl Default for Origin {
 /// the principal's keys, the origin's global keys (`aws:SecureTransport`, `aws:SourceIp`,
 /// `aws:RequestedRegion`, `aws:UserAgent`, `aws:CurrentTime`, `aws:EpochTime`),
 /// `aws:PrincipalIsAWSService` and `aws:ViaAWSService` (false: no AWS service calls Trent), and for
-/// a role session `aws:TokenIssueTime` and `aws:MultiFactorAuthPresent` (false).
+/// temporary credentials `aws:TokenIssueTime` and `aws:MultiFactorAuthPresent` (false).
 pub fn request_for(
     principal: &Principal,
     action: &str,
@@ -141,11 +141,11 @@ pub fn request_for(
     if let Some(agent) = &origin.user_agent {
         b = b.context("aws:UserAgent", agent.as_str());
     }
-    if let Some(session) = &principal.session {
+    if let Some(issued_at) = principal.token_issued_at {
         b = b
             .context(
                 "aws:TokenIssueTime",
-                trent_policy::ContextValue::Date(session.issued_at.timestamp_millis()),
+                trent_policy::ContextValue::Date(issued_at.timestamp_millis()),
             )
             // STS issues sessions without MFA (SerialNumber/TokenCode are not supported).
             .context("aws:MultiFactorAuthPresent", false);

@@ -118,17 +118,23 @@ pub fn authenticate(
             .principal(&signature.access_key_id)
             .cloned()
             .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey))?,
-        // A session of a role that the identity file no longer defines is not a valid token.
-        Some(claims) => state
-            .identities
-            .session_principal(
+        // A session of a role (or user) that the identity file no longer defines is not a valid
+        // token.
+        Some(claims) => match claims.kind {
+            session::SessionKind::AssumedRole => state.identities.session_principal(
                 &claims.role_arn,
                 &claims.session_name,
                 &signature.access_key_id,
                 claims.issued_at(),
                 claims.expires_at(),
-            )
-            .ok_or(unrecognized(UnrecognizedClient::InvalidSecurityToken))?,
+            ),
+            session::SessionKind::UserSession => state.identities.user_session_principal(
+                &claims.role_arn,
+                &signature.access_key_id,
+                claims.issued_at(),
+            ),
+        }
+        .ok_or(unrecognized(UnrecognizedClient::InvalidSecurityToken))?,
     };
     Ok(Caller {
         signature,

@@ -128,6 +128,8 @@ pub struct Principal {
     pub policies: Vec<IdentityPolicy>,
     /// For a role session, the role and session.
     pub session: Option<RoleSession>,
+    /// For temporary credentials (a role session or GetSessionToken), when STS issued them.
+    pub token_issued_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
@@ -146,6 +148,14 @@ impl Principal {
         });
         if let Some(name) = &self.user_name {
             v["userName"] = serde_json::Value::String(name.clone());
+        }
+        if let (None, Some(issued)) = (&self.session, self.token_issued_at) {
+            v["sessionContext"] = serde_json::json!({
+                "attributes": {
+                    "creationDate": crate::audit::record::cloudtrail_time(issued),
+                    "mfaAuthenticated": "false",
+                },
+            });
         }
         if let Some(s) = &self.session {
             v["sessionContext"] = serde_json::json!({
@@ -349,6 +359,7 @@ impl Identities {
             tags: BTreeMap::new(),
             policies: Vec::new(),
             session: None,
+            token_issued_at: None,
         };
         let mut by_access_key = HashMap::new();
         by_access_key.insert(
@@ -429,6 +440,7 @@ impl Identities {
                     tags: BTreeMap::new(),
                     policies: Vec::new(),
                     session: None,
+                    token_issued_at: None,
                 };
                 insert(principal, key.secret_access_key)?;
             }
@@ -453,6 +465,7 @@ impl Identities {
                         tags: user.tags.clone(),
                         policies: policies.clone(),
                         session: None,
+                        token_issued_at: None,
                     };
                     insert(principal, key.secret_access_key)?;
                 }
@@ -556,6 +569,7 @@ impl Identities {
             access_key_id: access_key_id.to_string(),
             tags: role.tags.clone(),
             policies: role.policies.clone(),
+            token_issued_at: Some(issued_at),
             session: Some(RoleSession {
                 role_arn: role.arn.clone(),
                 role_name: role.name.clone(),
@@ -584,17 +598,34 @@ impl Identities {
             .map(|c| c.secret.clone())
     }
 
+    /// A user or root user by ARN (the first access key's view of it).
+    fn permanent_by_arn(&self, arn: &str) -> Option<&Principal> {
+        self.by_access_key
+            .values()
+            .map(|c| &c.principal)
+            .filter(|p| p.arn == arn)
+            .min_by(|a, b| a.access_key_id.cmp(&b.access_key_id))
+    }
+
+    /// The principal of GetSessionToken credentials of the user (or root user) `arn` (None when
+    /// it no longer exists).
+    pub fn user_session_principal(
+        &self,
+        arn: &str,
+        access_key_id: &str,
+        issued_at: DateTime<Utc>,
+    ) -> Option<Principal> {
+        let mut p = self.permanent_by_arn(arn)?.clone();
+        p.access_key_id = access_key_id.to_string();
+        p.token_issued_at = Some(issued_at);
+        Some(p)
+    }
+
     /// A principal by ARN, for policy simulation: a user or root user (the first access key's view
     /// of it), a role session (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`), or a role (as a
     /// session named `simulation`).
     pub fn principal_by_arn(&self, arn: &str) -> Option<Principal> {
-        let permanent = self
-            .by_access_key
-            .values()
-            .map(|c| &c.principal)
-            .filter(|p| p.arn == arn)
-            .min_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
-        if let Some(p) = permanent {
+        if let Some(p) = self.permanent_by_arn(arn) {
             return Some(p.clone());
         }
         let now = Utc::now();

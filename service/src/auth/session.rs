@@ -26,10 +26,23 @@ const TOKEN_HEADER_LEN: usize = 12;
 /// The alphabet of access key ids after `ASIA` (AWS uses upper-case base32).
 const KEY_ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
+/// Which STS operation made the credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionKind {
+    /// AssumeRole: a session of the role `role_arn` names.
+    #[default]
+    AssumedRole,
+    /// GetSessionToken: temporary credentials of the user (or root user) `role_arn` names.
+    UserSession,
+}
+
 /// What a session token carries, sealed.
 #[derive(Serialize, Deserialize)]
 pub struct SessionClaims {
-    /// The assumed role's ARN.
+    /// What the credentials stand for.
+    #[serde(default)]
+    pub kind: SessionKind,
+    /// The assumed role's ARN; for a user session, the user's (or root's) ARN.
     pub role_arn: String,
     /// The session name chosen by the caller.
     pub session_name: String,
@@ -96,10 +109,11 @@ fn session_access_key_id() -> Result<String, CryptoError> {
     Ok(format!("ASIA{tail}"))
 }
 
-/// Issue credentials for a session of `role_arn` named `session_name`, requested by `source_arn`
-/// at `now`, valid for `duration_seconds`.
+/// Issue credentials of `kind` for `role_arn` (a role, or for a user session the user) with
+/// session name `session_name`, requested by `source_arn` at `now`, valid for `duration_seconds`.
 pub fn issue(
     root_key: &RootKey,
+    kind: SessionKind,
     role_arn: &str,
     session_name: &str,
     source_arn: &str,
@@ -110,6 +124,7 @@ pub fn issue(
     let secret = Zeroizing::new(STANDARD.encode(random_secret(30)?.as_slice()));
     let expiration = now + chrono::Duration::seconds(duration_seconds);
     let claims = SessionClaims {
+        kind,
         role_arn: role_arn.to_string(),
         session_name: session_name.to_string(),
         source_arn: source_arn.to_string(),
@@ -180,10 +195,24 @@ mod tests {
     const ROLE: &str = "arn:aws:iam::111122223333:role/auditor";
     const CAROL: &str = "arn:aws:iam::444455556666:user/carol";
 
+    /// carol's session "audit" of the auditor role, issued now for `seconds`.
+    fn auditor_session(key: &RootKey, seconds: i64) -> IssuedCredentials {
+        issue(
+            key,
+            SessionKind::AssumedRole,
+            ROLE,
+            "audit",
+            CAROL,
+            now(),
+            seconds,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn issued_sessions_open_until_they_expire() {
         let key = root();
-        let c = issue(&key, ROLE, "audit", CAROL, now(), 900).unwrap();
+        let c = auditor_session(&key, 900);
         assert!(c.access_key_id.starts_with("ASIA") && c.access_key_id.len() == 20);
         assert_eq!(c.secret_access_key.len(), 40);
         assert_eq!(c.expiration, now() + chrono::Duration::seconds(900));
@@ -205,8 +234,8 @@ mod tests {
     #[test]
     fn tokens_are_bound_to_their_key_and_root_key_and_cannot_be_altered() {
         let key = root();
-        let c = issue(&key, ROLE, "audit", CAROL, now(), 3600).unwrap();
-        let other = issue(&key, ROLE, "audit", CAROL, now(), 3600).unwrap();
+        let c = auditor_session(&key, 3600);
+        let other = auditor_session(&key, 3600);
         let invalid = Some(SessionError::Invalid);
         // Another session's access key id with this token.
         assert_eq!(
@@ -240,9 +269,24 @@ mod tests {
     }
 
     #[test]
+    fn the_kind_travels_sealed() {
+        let key = root();
+        let alice = "arn:aws:iam::111122223333:user/alice";
+        let c = issue(&key, SessionKind::UserSession, alice, "", alice, now(), 900).unwrap();
+        let claims = open(&key, &c.access_key_id, &c.session_token, now()).unwrap();
+        assert_eq!(
+            (claims.kind, claims.role_arn.as_str()),
+            (SessionKind::UserSession, alice)
+        );
+        let role = auditor_session(&key, 900);
+        let claims = open(&key, &role.access_key_id, &role.session_token, now()).unwrap();
+        assert_eq!(claims.kind, SessionKind::AssumedRole);
+    }
+
+    #[test]
     fn the_token_does_not_carry_the_secret_in_the_clear() {
         let key = root();
-        let c = issue(&key, ROLE, "audit", CAROL, now(), 3600).unwrap();
+        let c = auditor_session(&key, 3600);
         let bytes = STANDARD.decode(&c.session_token).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(c.secret_access_key.as_str()));

@@ -21,6 +21,7 @@ use trent_policy::Resource;
 
 use crate::audit::record::{cloudtrail_time, CallRecord};
 use crate::auth::identity::PrincipalKind;
+use crate::auth::session::{IssuedCredentials, SessionKind};
 use crate::caller::{authenticate, client_of, Caller};
 use crate::state::AppState;
 use crate::store::CommitUnit;
@@ -41,7 +42,6 @@ const UNSUPPORTED_ACTIONS: &[&str] = &[
     "GetAccessKeyInfo",
     "GetDelegatedAccessToken",
     "GetFederationToken",
-    "GetSessionToken",
     "GetWebIdentityToken",
 ];
 /// AssumeRole parameters Trent does not implement (by name or list prefix).
@@ -189,9 +189,10 @@ fn process(
     let result = match action {
         "GetCallerIdentity" => get_caller_identity(&caller),
         "AssumeRole" => assume_role(state, &caller, params, req, now, call)?,
+        "GetSessionToken" => get_session_token(state, &caller, params, now, call)?,
         a if UNSUPPORTED_ACTIONS.contains(&a) => {
             return Err(StsError::Unsupported(format!(
-                "Trent's STS endpoint implements AssumeRole and GetCallerIdentity; {a} is not supported."
+                "Trent's STS endpoint implements AssumeRole, GetSessionToken and GetCallerIdentity; {a} is not supported."
             )))
         }
         a => {
@@ -212,6 +213,126 @@ fn get_caller_identity(caller: &Caller) -> Vec<String> {
         xml::element("Account", &p.account),
         xml::element("Arn", &p.arn),
     ]
+}
+
+/// The `Credentials` element of issued credentials.
+fn credentials_xml(issued: &IssuedCredentials) -> String {
+    xml::parent(
+        "Credentials",
+        &[
+            xml::element("AccessKeyId", &issued.access_key_id),
+            xml::element("SecretAccessKey", &issued.secret_access_key),
+            xml::element("SessionToken", &issued.session_token),
+            xml::element("Expiration", &cloudtrail_time(issued.expiration)),
+        ],
+    )
+}
+
+/// `DurationSeconds` within `(min, max)`, or `default` when absent; recorded in `parameters`.
+fn duration_param(
+    text: Option<&String>,
+    (min, max): (i64, i64),
+    default: i64,
+    parameters: &mut Value,
+    problems: &mut Vec<String>,
+) -> i64 {
+    let Some(text) = text else { return default };
+    let Ok(d) = text.parse::<i64>() else {
+        problems.push(constraint(
+            Some(text),
+            "durationSeconds",
+            "must be an integer",
+        ));
+        return default;
+    };
+    parameters["durationSeconds"] = json!(d);
+    if d < min {
+        problems.push(constraint(
+            Some(text),
+            "durationSeconds",
+            &format!("must have value greater than or equal to {min}"),
+        ));
+    }
+    if d > max {
+        problems.push(constraint(
+            Some(text),
+            "durationSeconds",
+            &format!("must have value less than or equal to {max}"),
+        ));
+    }
+    d
+}
+
+/// `ValidationError` listing every failed constraint, if any.
+fn validation(problems: Vec<String>) -> Result<(), StsError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let n = problems.len();
+    Err(StsError::Validation(format!(
+        "{n} validation error{} detected: {}",
+        if n == 1 { "" } else { "s" },
+        problems.join("; ")
+    )))
+}
+
+/// `GetSessionToken`: temporary credentials of the calling user (or root user) itself, usable
+/// wherever its own keys are; no permission is needed, as in AWS. Session credentials cannot get
+/// more (AWS refuses it too), and MFA parameters are not supported.
+fn get_session_token(
+    state: &AppState,
+    caller: &Caller,
+    params: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+    call: &mut StsCall,
+) -> Result<Vec<String>, StsError> {
+    if let Some(name) = ["SerialNumber", "TokenCode"]
+        .into_iter()
+        .find(|p| params.contains_key(*p))
+    {
+        return Err(StsError::Unsupported(format!(
+            "Trent's GetSessionToken does not support the {name} parameter (MFA is not implemented)."
+        )));
+    }
+    let principal = &caller.principal;
+    if principal.token_issued_at.is_some() {
+        return Err(StsError::AccessDenied(
+            "Cannot call GetSessionToken with session credentials".into(),
+        ));
+    }
+    // Root users get at most an hour, as in AWS; users up to 36 hours (default 12).
+    let (max, default) = match principal.kind {
+        PrincipalKind::Root => (3600, 3600),
+        _ => (129_600, 43_200),
+    };
+    let mut parameters = json!({});
+    let mut problems = Vec::new();
+    let duration = duration_param(
+        params.get("DurationSeconds"),
+        (900, max),
+        default,
+        &mut parameters,
+        &mut problems,
+    );
+    call.request_parameters = parameters;
+    validation(problems)?;
+    let issued = crate::auth::session::issue(
+        &state.root_key,
+        SessionKind::UserSession,
+        &principal.arn,
+        "",
+        &principal.arn,
+        now,
+        duration,
+    )
+    .map_err(|_| StsError::Internal("The session credentials could not be issued.".into()))?;
+    call.response_elements = json!({
+        "credentials": {
+            "accessKeyId": issued.access_key_id,
+            "expiration": cloudtrail_time(issued.expiration),
+        },
+    });
+    Ok(vec![credentials_xml(&issued)])
 }
 
 /// One failed constraint, worded as AWS's validation errors are.
@@ -330,46 +451,15 @@ fn assume_role(
         "[\\w+=,.@:\\/-]*",
         false,
     );
-    let duration = match duration {
-        None => DEFAULT_DURATION,
-        Some(text) => match text.parse::<i64>() {
-            Ok(d) => {
-                parameters["durationSeconds"] = json!(d);
-                if d < 900 {
-                    problems.push(constraint(
-                        Some(text),
-                        "durationSeconds",
-                        "must have value greater than or equal to 900",
-                    ));
-                }
-                if d > 43200 {
-                    problems.push(constraint(
-                        Some(text),
-                        "durationSeconds",
-                        "must have value less than or equal to 43200",
-                    ));
-                }
-                d
-            }
-            Err(_) => {
-                problems.push(constraint(
-                    Some(text),
-                    "durationSeconds",
-                    "must be an integer",
-                ));
-                DEFAULT_DURATION
-            }
-        },
-    };
+    let duration = duration_param(
+        duration,
+        (900, 43200),
+        DEFAULT_DURATION,
+        &mut parameters,
+        &mut problems,
+    );
     call.request_parameters = parameters;
-    if !problems.is_empty() {
-        let n = problems.len();
-        return Err(StsError::Validation(format!(
-            "{n} validation error{} detected: {}",
-            if n == 1 { "" } else { "s" },
-            problems.join("; ")
-        )));
-    }
+    validation(problems)?;
     let (Some(role_arn), Some(session_name)) = (role_arn, session_name) else {
         return Err(StsError::Validation(
             "RoleArn and RoleSessionName are required.".into(),
@@ -456,6 +546,7 @@ fn assume_role(
     }
     let issued = crate::auth::session::issue(
         &state.root_key,
+        SessionKind::AssumedRole,
         &role.arn,
         session_name,
         &principal.arn,
@@ -474,15 +565,7 @@ fn assume_role(
         "assumedRoleUser": {"assumedRoleId": assumed_id, "arn": assumed_arn},
     });
     Ok(vec![
-        xml::parent(
-            "Credentials",
-            &[
-                xml::element("AccessKeyId", &issued.access_key_id),
-                xml::element("SecretAccessKey", &issued.secret_access_key),
-                xml::element("SessionToken", &issued.session_token),
-                xml::element("Expiration", &expiration),
-            ],
-        ),
+        credentials_xml(&issued),
         xml::parent(
             "AssumedRoleUser",
             &[
