@@ -1,6 +1,7 @@
 //! STS on the KMS listener: the query protocol (form-encoded `POST /`, XML answers) for
-//! `AssumeRole` and `GetCallerIdentity`, so that `aws sts assume-role --endpoint-url ...` hands out
-//! role sessions that every Trent API accepts.
+//! `AssumeRole`, `GetSessionToken` and `GetCallerIdentity`, so that `aws sts assume-role
+//! --endpoint-url ...` hands out role sessions (and `get-session-token` a user's own temporary
+//! credentials) that every Trent API accepts.
 //!
 //! `AssumeRole` is authorised with the same evaluation as KMS calls: the role's trust policy in the
 //! place of the key policy and the caller's identity policies (explicit deny wins; a trust policy
