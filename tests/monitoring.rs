@@ -298,8 +298,8 @@ id = "444455556666"
 root_access_keys = [{ access_key_id = "AKIAOTHERACCOUNT0001", secret_access_key = "other-account-secret-0001" }]
 "#;
 
-/// A call of each outcome the dashboards chart: not found, access denied (another account), and
-/// an authentication failure.
+/// A call of each outcome the dashboards chart: not found, access denied (another account), an
+/// authentication failure, and STS credentials.
 async fn mixed_outcomes(server: &TestServer, key_arn: &str) {
     let err = server
         .client()
@@ -335,6 +335,15 @@ async fn mixed_outcomes(server: &TestServer, key_arn: &str) {
         common::REGION,
     );
     assert!(bad.list_keys().send().await.is_err());
+    // STS: a root user asks for its own temporary credentials (the STS panel).
+    let (status, body) = common::sts::call(
+        &server.endpoint(),
+        &[("Action", "GetSessionToken"), ("Version", "2011-06-15")],
+        (common::ACCESS_KEY, common::SECRET_KEY, None),
+        common::REGION,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// An imported key whose material expires in three days (for the expiry gauge and its alert):
