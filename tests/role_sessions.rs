@@ -655,6 +655,70 @@ policies = [{{ name = "assume", document = '{assume_any}' }}]
     assert!(body.contains("1 hour session limit"), "{body}");
     let (status, body) = assume(&server, creds(&renewer), &[("RoleArn", renewer_arn)]).await;
     assert_eq!(status, 200, "{body}");
+    // Simulation gives the same answers, through the same evaluation.
+    let simulate = |principal: &str, role: &str| -> String {
+        let out = std::process::Command::new(common::trent_bin())
+            .args(["policy", "simulate", "--config", config.to_str().unwrap()])
+            .args(server.store_args())
+            .args([
+                "--principal",
+                principal,
+                "--action",
+                "sts:AssumeRole",
+                "--role",
+                role,
+            ])
+            .env("TRENT_LOG", "warn")
+            .output()
+            .expect("trent runs");
+        let answer: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("simulate prints JSON");
+        answer["decision"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        simulate("arn:aws:iam::111122223333:user/dave", builder_arn),
+        "allowed"
+    );
+    assert_eq!(
+        simulate(
+            "arn:aws:sts::111122223333:assumed-role/builder/chain",
+            builder_arn
+        ),
+        "implicitDeny"
+    );
+    assert_eq!(
+        simulate(
+            "arn:aws:sts::111122223333:assumed-role/renewer/chain",
+            renewer_arn
+        ),
+        "allowed"
+    );
+
+    // A candidate trust policy for renewer that names builder would let builder's sessions in.
+    let candidate = dir.path().join("candidate-trust.json");
+    std::fs::write(
+        &candidate,
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/builder"},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::trent_bin())
+        .args(["policy", "simulate", "--config", config.to_str().unwrap()])
+        .args(server.store_args())
+        .args([
+            "--principal",
+            "arn:aws:sts::111122223333:assumed-role/builder/chain",
+            "--action",
+            "sts:AssumeRole",
+            "--role",
+            renewer_arn,
+            "--trust-policy-file",
+            candidate.to_str().unwrap(),
+        ])
+        .output()
+        .expect("trent runs");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["decision"], "allowed", "{answer}");
+
     // builder's session may chain to renewer? No: renewer's trust policy names neither builder
     // nor the account.
     let (status, _) = assume(&server, creds(&builder), &[("RoleArn", renewer_arn)]).await;

@@ -168,6 +168,50 @@ pub fn with_request_keys(
     b
 }
 
+/// The `sts:AssumeRole` question for `principal` on `role_arn`, with the request's own keys
+/// (`sts:RoleSessionName`, `sts:ExternalId`): the request live calls and simulation share.
+pub fn assume_role_request(
+    principal: &Principal,
+    role_arn: &str,
+    origin: &Origin,
+    request_keys: &[crate::condition_keys::ConditionKey],
+) -> AccessRequest {
+    let b = request_for(
+        principal,
+        "sts:AssumeRole",
+        Resource::from_arn(role_arn),
+        origin,
+    );
+    with_request_keys(b, request_keys)
+        .without_encryption_context()
+        .build()
+}
+
+/// Evaluate AssumeRole as AWS does: the role's trust policy in the resource policy's place and the
+/// caller's identity policies; and a session may assume its own role again only when the trust
+/// policy names the role itself (AWS's rule since 2023), not through the account's delegation.
+pub fn evaluate_assume_role(
+    request: &AccessRequest,
+    principal: &Principal,
+    role: &crate::auth::identity::Role,
+    trust_policy: &SharedPolicy,
+    identity_policies: &[Arc<CompiledPolicy>],
+) -> trent_policy::Evaluation {
+    let mut evaluation = evaluate(request, trust_policy, identity_policies, None);
+    let same_role = principal
+        .session
+        .as_ref()
+        .is_some_and(|s| s.role_arn == role.arn);
+    if same_role
+        && evaluation.decision == Decision::Allow
+        && evaluation.basis != trent_policy::Basis::KeyPolicy
+    {
+        evaluation.decision = Decision::ImplicitDeny;
+        evaluation.basis = trent_policy::Basis::NoAllow(trent_policy::PolicyType::ResourceBased);
+    }
+    evaluation
+}
+
 /// Build the request for `action` by `principal` on `key`.
 pub fn key_request(
     principal: &Principal,

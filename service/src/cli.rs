@@ -73,8 +73,14 @@ struct SimulateArgs {
     #[arg(long)]
     action: String,
     /// The key ARN (or key id).
+    #[arg(long, required_unless_present = "role", conflicts_with = "role")]
+    key: Option<String>,
+    /// A role ARN: simulate sts:AssumeRole against its trust policy instead of a key.
     #[arg(long)]
-    key: String,
+    role: Option<String>,
+    /// A candidate trust policy (file) instead of the role's current one.
+    #[arg(long, requires = "role")]
+    trust_policy_file: Option<PathBuf>,
     /// Encryption context pairs, KEY=VALUE (repeatable).
     #[arg(long = "encryption-context", value_parser = parse_pair)]
     encryption_context: Vec<(String, String)>,
@@ -547,6 +553,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         principal: args.principal,
         action: args.action,
         key: args.key,
+        role: args.role,
+        trust_policy: args.trust_policy_file.as_ref().map(read).transpose()?,
         region: None,
         encryption_context: (!args.encryption_context.is_empty())
             .then(|| args.encryption_context.into_iter().collect()),

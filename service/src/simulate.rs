@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use trent_policy::{CompiledPolicy, ContextValue, PolicyKind};
 
 use crate::auth::identity::Identities;
-use crate::authorize::{compile_key_policy, evaluate, key_request, verdict, CallFacts};
+use crate::authorize::{
+    assume_role_request, compile_key_policy, evaluate, evaluate_assume_role, key_request, verdict,
+    CallFacts, SharedPolicy,
+};
 use crate::domain::read_model::ReadModel;
 
 /// A simulation question.
@@ -21,8 +24,15 @@ pub struct SimulationInput {
     pub principal: String,
     /// The action, e.g. `kms:Decrypt`.
     pub action: String,
-    /// The key: key ARN, or key id with `region`.
-    pub key: String,
+    /// The key: key ARN, or key id with `region` (give a key or a role).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// A role, for `sts:AssumeRole` against its trust policy (give a key or a role).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A candidate trust policy to evaluate instead of the role's current one.
+    #[serde(default)]
+    pub trust_policy: Option<String>,
     /// The region, when `key` is a bare key id.
     #[serde(default)]
     pub region: Option<String>,
@@ -89,6 +99,15 @@ pub enum SimulationError {
     /// The key does not exist.
     #[error("no key {0}")]
     UnknownKey(String),
+    /// The role does not exist.
+    #[error("no role {0} in the identities")]
+    UnknownRole(String),
+    /// Neither or both of a key and a role.
+    #[error("give exactly one of a key and a role")]
+    KeyOrRole,
+    /// A role is the resource of sts:AssumeRole only.
+    #[error("with a role, the action is sts:AssumeRole")]
+    RoleAction,
     /// A candidate policy does not compile.
     #[error("{0}")]
     MalformedPolicy(String),
@@ -103,14 +122,54 @@ pub fn simulate(
     let principal = identities
         .principal_by_arn(&input.principal)
         .ok_or_else(|| SimulationError::UnknownPrincipal(input.principal.clone()))?;
-    let key_id = match input.key.rsplit_once(":key/") {
+    let identity = identity_policies(input, &principal)?;
+    let request_keys: Vec<crate::condition_keys::ConditionKey> = input
+        .context
+        .iter()
+        .map(|(k, v)| {
+            let values = v.iter().map(|s| ContextValue::from(s.as_str())).collect();
+            (k.clone(), values)
+        })
+        .collect();
+    let origin = |region: &str| crate::authorize::Origin {
+        source_ip: input.source_ip,
+        secure_transport: input.secure_transport,
+        region: region.to_string(),
+        user_agent: None,
+        now: chrono::Utc::now(),
+    };
+    let input_key = match (&input.key, &input.role) {
+        (Some(key), None) => key,
+        (None, Some(role_arn)) => {
+            if !input.action.eq_ignore_ascii_case("sts:AssumeRole") {
+                return Err(SimulationError::RoleAction);
+            }
+            // The same request and evaluation as a live AssumeRole.
+            let role = identities
+                .role(role_arn)
+                .ok_or_else(|| SimulationError::UnknownRole(role_arn.clone()))?;
+            let trust = match &input.trust_policy {
+                Some(text) => SharedPolicy(Arc::new(
+                    CompiledPolicy::from_text(text, PolicyKind::TrustPolicy, "trust-policy")
+                        .map_err(|e| SimulationError::MalformedPolicy(e.to_string()))?,
+                )),
+                None => SharedPolicy(role.trust_policy.clone()),
+            };
+            let region = input.region.as_deref().unwrap_or("us-east-1");
+            let request = assume_role_request(&principal, role_arn, &origin(region), &request_keys);
+            let evaluation = evaluate_assume_role(&request, &principal, role, &trust, &identity);
+            return Ok(answer(&request, &evaluation));
+        }
+        _ => return Err(SimulationError::KeyOrRole),
+    };
+    let key_id = match input_key.rsplit_once(":key/") {
         Some((_, id)) => id.to_string(),
-        None => input.key.clone(),
+        None => input_key.clone(),
     };
     let key = model
         .live_key(&key_id)
         .filter(|k| input.region.as_deref().is_none_or(|r| k.region == r))
-        .ok_or_else(|| SimulationError::UnknownKey(input.key.clone()))?;
+        .ok_or_else(|| SimulationError::UnknownKey(input_key.clone()))?;
     let key_policy = match &input.key_policy {
         Some(text) => {
             compile_key_policy(text).map_err(|e| SimulationError::MalformedPolicy(e.to_string()))?
@@ -119,7 +178,29 @@ pub fn simulate(
             SimulationError::MalformedPolicy("the stored key policy does not compile".into())
         })?,
     };
-    let identity: Vec<Arc<CompiledPolicy>> = match &input.identity_policies {
+    let facts = CallFacts {
+        origin: origin(&key.region),
+        encryption_context: input.encryption_context.as_ref(),
+        encryption_algorithm: input.encryption_algorithm.as_deref(),
+        request_alias: None,
+        resource_aliases: model
+            .aliases_of(&key.key_id)
+            .map(|a| a.name.clone())
+            .collect(),
+        request_keys,
+    };
+    let request = key_request(&principal, &input.action, key, &facts);
+    let grants = key.compiled_grants.as_ref().map(|g| g.0.as_ref());
+    let evaluation = evaluate(&request, &key_policy, &identity, grants);
+    Ok(answer(&request, &evaluation))
+}
+
+/// The identity policies to evaluate: the candidates given, or the principal's own.
+fn identity_policies(
+    input: &SimulationInput,
+    principal: &crate::auth::identity::Principal,
+) -> Result<Vec<Arc<CompiledPolicy>>, SimulationError> {
+    Ok(match &input.identity_policies {
         Some(texts) => texts
             .iter()
             .enumerate()
@@ -134,36 +215,16 @@ pub fn simulate(
             .iter()
             .map(|p| p.compiled.clone())
             .collect(),
-    };
-    let facts = CallFacts {
-        origin: crate::authorize::Origin {
-            source_ip: input.source_ip,
-            secure_transport: input.secure_transport,
-            region: key.region.clone(),
-            user_agent: None,
-            now: chrono::Utc::now(),
-        },
-        encryption_context: input.encryption_context.as_ref(),
-        encryption_algorithm: input.encryption_algorithm.as_deref(),
-        request_alias: None,
-        resource_aliases: model
-            .aliases_of(&key.key_id)
-            .map(|a| a.name.clone())
-            .collect(),
-        request_keys: input
-            .context
-            .iter()
-            .map(|(k, v)| {
-                let values = v.iter().map(|s| ContextValue::from(s.as_str())).collect();
-                (k.clone(), values)
-            })
-            .collect(),
-    };
-    let request = key_request(&principal, &input.action, key, &facts);
-    let grants = key.compiled_grants.as_ref().map(|g| g.0.as_ref());
-    let evaluation = evaluate(&request, &key_policy, &identity, grants);
-    let (decision, result) = verdict(&request, &evaluation);
-    Ok(SimulationResult {
+    })
+}
+
+/// The answer, in the simulator's terms.
+fn answer(
+    request: &trent_policy::AccessRequest,
+    evaluation: &trent_policy::Evaluation,
+) -> SimulationResult {
+    let (decision, result) = verdict(request, evaluation);
+    SimulationResult {
         decision: decision.to_string(),
         matched_statements: evaluation
             .statements
@@ -178,5 +239,5 @@ pub fn simulate(
         matched_grants: evaluation.grants.clone(),
         missing_context_keys: evaluation.missing_context_keys.clone(),
         denial_message: result.err().map(|e| e.message()),
-    })
+    }
 }

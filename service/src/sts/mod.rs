@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use trent_policy::Resource;
+use trent_policy::ContextValue;
 
 use crate::audit::record::{cloudtrail_time, CallRecord};
 use crate::auth::identity::PrincipalKind;
@@ -478,21 +478,22 @@ fn assume_role(
             principal.arn
         ))
     };
-    let mut builder = crate::authorize::request_for(
-        principal,
-        "sts:AssumeRole",
-        Resource::from_arn(role_arn),
-        &crate::authorize::Origin {
-            now,
-            ..crate::caller::origin_of(req, state, &caller.signature.region)
-        },
-    )
-    .context("sts:RoleSessionName", session_name.as_str())
-    .without_encryption_context();
+    let mut request_keys = vec![(
+        "sts:RoleSessionName".to_string(),
+        vec![ContextValue::from(session_name.as_str())],
+    )];
     if let Some(id) = external_id {
-        builder = builder.context("sts:ExternalId", id.as_str());
+        request_keys.push((
+            "sts:ExternalId".to_string(),
+            vec![ContextValue::from(id.as_str())],
+        ));
     }
-    let request = builder.build();
+    let origin = crate::authorize::Origin {
+        now,
+        ..crate::caller::origin_of(req, state, &caller.signature.region)
+    };
+    let request =
+        crate::authorize::assume_role_request(principal, role_arn, &origin, &request_keys);
     // The same answer and the same record whether the role exists or not, and whatever the
     // reason: a caller learns nothing about another account's roles from a refusal.
     call.resources = vec![role_arn.clone()];
@@ -507,9 +508,11 @@ fn assume_role(
     let identity: Vec<_> = principal
         .policies
         .iter()
-        .map(|p| p.compiled.as_ref())
+        .map(|p| p.compiled.clone())
         .collect();
-    let evaluation = trent_policy::authorize(&request, &role.trust_policy, identity, None);
+    let trust = crate::authorize::SharedPolicy(role.trust_policy.clone());
+    let evaluation =
+        crate::authorize::evaluate_assume_role(&request, principal, role, &trust, &identity);
     let (decision, verdict) = crate::authorize::verdict(&request, &evaluation);
     state
         .metrics
@@ -517,20 +520,6 @@ fn assume_role(
         .with_label_values(&[decision])
         .inc();
     if verdict.is_err() {
-        return Err(denied());
-    }
-    // A session may assume its own role again only when the trust policy names the role itself
-    // (AWS's rule since 2023), not through the account's delegation: no endless self-renewal.
-    let same_role = principal
-        .session
-        .as_ref()
-        .is_some_and(|s| s.role_arn == role.arn);
-    if same_role && evaluation.basis != trent_policy::Basis::KeyPolicy {
-        state
-            .metrics
-            .authorization_decisions
-            .with_label_values(&["implicitDeny"])
-            .inc();
         return Err(denied());
     }
     if duration > i64::from(role.max_session_duration) {
