@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use crate::audit::record::CallRecord;
 use crate::caller::{authenticate, client_of};
 use crate::state::AppState;
-use crate::store::CommitUnit;
 
 /// The `X-Amz-Target` prefix of CloudTrail's JSON API.
 pub const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -89,19 +88,7 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.aws_type.to_string()),
         error_message: result.as_ref().err().map(|e| e.message.clone()),
     };
-    let (stored, audit_copies) = record.stored(&|account| state.identities.account_exists(account));
-    let unit = CommitUnit {
-        audit: Some(stored),
-        audit_copies,
-        ..Default::default()
-    };
-    if let Err(e) = state.writer.commit(unit).await {
-        tracing::error!(error = %e, %request_id, "LookupEvents not recorded; failing closed");
-        state
-            .metrics
-            .store_errors
-            .with_label_values(&["call"])
-            .inc();
+    if !state.record_call(&record).await {
         result = Err(error(
             "InternalFailure",
             "The request could not be recorded durably.",

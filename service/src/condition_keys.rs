@@ -25,6 +25,11 @@ fn text<'a>(body: &'a Value, field: &str, default: Option<&'a str>) -> Option<&'
     body.get(field).and_then(Value::as_str).or(default)
 }
 
+/// The boolean member `field` (false when absent, the operations' default).
+fn flag(body: &Value, field: &str) -> bool {
+    body.get(field).and_then(Value::as_bool).unwrap_or(false)
+}
+
 /// The integer member `field`, or `default`.
 fn long(body: &Value, field: &str, default: Option<i64>) -> Option<i64> {
     body.get(field).and_then(Value::as_i64).or(default)
@@ -91,25 +96,14 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
                 Some("ENCRYPT_DECRYPT"),
             );
             push_text(&mut out, "kms:KeyOrigin", "Origin", Some("AWS_KMS"));
-            let multi_region = body.get("MultiRegion").and_then(Value::as_bool);
-            out.push(one("kms:MultiRegion", multi_region.unwrap_or(false)));
-            let bypass = body
-                .get("BypassPolicyLockoutSafetyCheck")
-                .and_then(Value::as_bool);
-            out.push(one(
-                "kms:BypassPolicyLockoutSafetyCheck",
-                bypass.unwrap_or(false),
-            ));
+            out.push(one("kms:MultiRegion", flag(body, "MultiRegion")));
+            let bypass = flag(body, "BypassPolicyLockoutSafetyCheck");
+            out.push(one("kms:BypassPolicyLockoutSafetyCheck", bypass));
             request_tags(body, &mut out);
         }
         PutKeyPolicy => {
-            let bypass = body
-                .get("BypassPolicyLockoutSafetyCheck")
-                .and_then(Value::as_bool);
-            out.push(one(
-                "kms:BypassPolicyLockoutSafetyCheck",
-                bypass.unwrap_or(false),
-            ));
+            let bypass = flag(body, "BypassPolicyLockoutSafetyCheck");
+            out.push(one("kms:BypassPolicyLockoutSafetyCheck", bypass));
         }
         TagResource => request_tags(body, &mut out),
         UntagResource => several(&mut out, "aws:TagKeys", strings(body, "TagKeys")),

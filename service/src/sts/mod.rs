@@ -25,7 +25,6 @@ use crate::auth::identity::PrincipalKind;
 use crate::auth::session::{IssuedCredentials, SessionKind};
 use crate::caller::{authenticate, client_of, Caller};
 use crate::state::AppState;
-use crate::store::CommitUnit;
 use error::StsError;
 
 /// The API version STS's query protocol names.
@@ -126,19 +125,7 @@ pub async fn handle(
         error_code: result.as_ref().err().map(|e| e.code().to_string()),
         error_message: result.as_ref().err().map(ToString::to_string),
     };
-    let (stored, audit_copies) = record.stored(&|account| state.identities.account_exists(account));
-    let unit = CommitUnit {
-        audit: Some(stored),
-        audit_copies,
-        ..Default::default()
-    };
-    if let Err(e) = state.writer.commit(unit).await {
-        tracing::error!(error = %e, %request_id, "STS call not recorded; failing closed");
-        state
-            .metrics
-            .store_errors
-            .with_label_values(&["call"])
-            .inc();
+    if !state.record_call(&record).await {
         result = Err(StsError::Internal(
             "The request could not be recorded durably.".into(),
         ));
