@@ -17,9 +17,9 @@
 //! evaluator need not build its part of the context nor run it.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Range;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use cedar_policy::{Expression, Policy, PolicyId, PolicySet};
 use serde_json::Value;
@@ -31,8 +31,6 @@ use crate::pattern::{
     arn_match, glob_chars, glob_str, has_variables, pieces, variable_names, Piece,
 };
 use crate::request::AccessRequest;
-
-static NEXT_PREDICATE: AtomicU64 = AtomicU64::new(0);
 
 /// Where a deciding Cedar policy came from: the source, the statement, and its Sid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +61,21 @@ pub(crate) enum Predicate {
 }
 
 impl Predicate {
+    /// The predicate's name in `context.checks`: a 128-bit digest of what it tests, so the same
+    /// policy compiles to the same Cedar text every time (replays compare compiled policies), and
+    /// the predicates of all policies of one evaluation share one record without clashing (two
+    /// predicates with one name test the same thing, so they always agree).
+    pub(crate) fn name(&self) -> String {
+        let text = format!("{self:?}");
+        let half = |seed: u8| {
+            let mut h = DefaultHasher::new();
+            seed.hash(&mut h);
+            text.hash(&mut h);
+            h.finish()
+        };
+        format!("p{:016x}{:016x}", half(0), half(1))
+    }
+
     /// Evaluate natively.
     pub(crate) fn holds(&self, req: &AccessRequest) -> bool {
         match self {
@@ -255,7 +268,7 @@ impl CompiledPolicy {
     }
 
     fn predicate(&mut self, p: Predicate) -> String {
-        let name = format!("p{}", NEXT_PREDICATE.fetch_add(1, Ordering::Relaxed));
+        let name = p.name();
         self.predicates.push((name.clone(), p));
         format!("(context.checks.{name} == true)")
     }
@@ -670,4 +683,30 @@ fn principal_list(v: &Value, loc: &str) -> Result<Vec<PrincipalEntry>, PolicyErr
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_policy_compiles_to_the_same_cedar_text() {
+        let text = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*",
+             "Condition":{"StringLike":{"kms:EncryptionContext:app":"web-*"},
+                          "ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/a*"}}},
+            {"Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:Decrypt?","Resource":"*",
+             "Condition":{"StringLike":{"kms:EncryptionContext:app":"web-*"}}}]}"#;
+        let a = CompiledPolicy::from_text(text, PolicyKind::KeyPolicy, "key-policy").unwrap();
+        let b = CompiledPolicy::from_text(text, PolicyKind::KeyPolicy, "key-policy").unwrap();
+        assert!(a.cedar_text().contains("context.checks.p"));
+        assert_eq!(a.cedar_text(), b.cedar_text());
+        let other = text.replace("web-*", "api-*");
+        let c = CompiledPolicy::from_text(&other, PolicyKind::KeyPolicy, "key-policy").unwrap();
+        assert_ne!(
+            a.cedar_text(),
+            c.cedar_text(),
+            "other conditions, other names"
+        );
+    }
 }

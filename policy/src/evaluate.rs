@@ -546,11 +546,13 @@ fn cedar_request(req: &AccessRequest, sources: &[&CompiledPolicy]) -> Result<Req
     let principal = principal_record(req)?;
     let resource = resource_record(req)?;
     let ec = ec_record(req)?;
-    let checks: Vec<(String, Rx)> = sources
-        .iter()
-        .flat_map(|src| src.predicates.iter())
-        .map(|(name, pred)| (name.clone(), Rx::new_bool(pred.holds(req))))
-        .collect();
+    // Predicates are named by what they test: one that several policies share is evaluated once.
+    let mut checks: Vec<(String, Rx)> = Vec::new();
+    for (name, pred) in sources.iter().flat_map(|src| src.predicates.iter()) {
+        if !checks.iter().any(|(n, _)| n == name) {
+            checks.push((name.clone(), Rx::new_bool(pred.holds(req))));
+        }
+    }
     let action = req.action.to_lowercase();
     let context = Context::from_pairs([
         ("s".to_string(), record(s)?),
