@@ -18,8 +18,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `promtool` and `prometheus`, installing Debian's package if needed. Panics (never skips).
+/// `promtool` and `prometheus`, installing Debian's package if needed (once per test process:
+/// two tests running apt-get at once would fight over dpkg's lock). Panics (never skips).
 fn prometheus_tools() -> (PathBuf, PathBuf) {
+    static TOOLS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(install_prometheus_tools).clone()
+}
+
+fn install_prometheus_tools() -> (PathBuf, PathBuf) {
     let find = |name: &str| {
         ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
             .iter()

@@ -49,6 +49,7 @@ conformance!(
     audit_chain_links_across_batches_and_handles,
     database_refuses_changes_to_history,
     key_materials_get_and_destroy,
+    material_of_a_conflicting_unit_is_not_written,
     migrate_is_idempotent,
     concurrent_handles_keep_one_chain,
 );
@@ -202,6 +203,7 @@ fn audit(event_id: &str) -> NewAuditRecord {
 fn unit(appends: Vec<StreamAppend>, event_id: Option<&str>) -> CommitUnit {
     CommitUnit {
         materials: Vec::new(),
+        destroy_materials: Vec::new(),
         appends,
         audit: event_id.map(audit),
         audit_copies: Vec::new(),
@@ -564,6 +566,52 @@ async fn key_materials_get_and_destroy(fx: Fixture) {
     assert_eq!(store.read_stream("key/k1").await.unwrap().len(), 1);
 }
 
+async fn material_of_a_conflicting_unit_is_not_written(fx: Fixture) {
+    let store = fx.store().await;
+    let mut create = unit(vec![append("key/r", 0, 1)], Some("create"));
+    create.materials = vec![material("r", 1)];
+    let mut winner = unit(vec![append("key/r", 1, 1)], Some("winner"));
+    winner.materials = vec![material("r", 2)];
+    commit_ok(&store, vec![create, winner]).await;
+
+    // A rotation that read the same version loses: a version conflict, not a keystore clash,
+    // and its material (another sealing of version 2) is not written.
+    let mut loser = unit(vec![append("key/r", 1, 1)], Some("loser"));
+    loser.materials = vec![SealedMaterial {
+        key_id: "r".into(),
+        version: 2,
+        sealed: vec![0xEE; 40],
+    }];
+    let results = store.commit(vec![loser]).await.unwrap();
+    assert!(
+        matches!(results[0], Err(StoreError::VersionConflict { .. })),
+        "{:?}",
+        results[0]
+    );
+    assert_eq!(
+        store.get_material("r", 2).await.unwrap(),
+        Some(material("r", 2))
+    );
+
+    // Destruction in a unit happens with its events, and not at all when the unit conflicts.
+    let mut stale = unit(vec![append("key/r", 1, 1)], Some("stale-destroy"));
+    stale.destroy_materials = vec!["r".into()];
+    let results = store.commit(vec![stale]).await.unwrap();
+    assert!(matches!(
+        results[0],
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert!(store.get_material("r", 1).await.unwrap().is_some());
+    let mut destroy = unit(vec![append("key/r", 2, 1)], Some("destroy"));
+    destroy.destroy_materials = vec!["r".into()];
+    commit_ok(&store, vec![destroy]).await;
+    assert_eq!(store.get_material("r", 1).await.unwrap(), None);
+    assert_eq!(store.get_material("r", 2).await.unwrap(), None);
+}
+
+/// How many migrations each backend has (`migrations/{sqlite,postgres}/`).
+const MIGRATION_COUNT: i64 = 3;
+
 async fn migrate_is_idempotent(fx: Fixture) {
     let store = fx.store().await;
     commit_ok(&store, vec![unit(vec![append("key/m", 0, 1)], Some("m1"))]).await;
@@ -572,7 +620,7 @@ async fn migrate_is_idempotent(fx: Fixture) {
     fx.store().await; // a second handle migrating the same database
     assert_eq!(
         fx.raw_i64("SELECT COUNT(*) FROM schema_migrations").await,
-        1
+        MIGRATION_COUNT
     );
     assert_eq!(store.read_events(0, 10).await.unwrap().len(), 1);
     commit_ok(&store, vec![unit(vec![append("key/m", 1, 1)], Some("m2"))]).await;
@@ -591,7 +639,7 @@ async fn migrate_is_idempotent(fx: Fixture) {
         fresh
             .raw_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        1
+        MIGRATION_COUNT
     );
 }
 

@@ -199,9 +199,17 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "TRENT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Address of the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`.
+    /// Address of the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`, `/simulate`.
     #[arg(long, env = "TRENT_ADMIN_LISTEN", default_value = "127.0.0.1:9599")]
     admin_listen: SocketAddr,
+    /// Bearer token that `/metrics` and `/simulate` on the admin listener require
+    /// (`Authorization: Bearer TOKEN`); needed for an admin listener off loopback.
+    #[arg(long, env = "TRENT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Allow plain HTTP on a non-loopback API address (for a TLS-terminating proxy in front);
+    /// logged as a warning at start.
+    #[arg(long, env = "TRENT_INSECURE_HTTP")]
+    insecure_http: bool,
     /// Cryptographic requests per second per account and region (0: unlimited; AWS's default
     /// shared quota for symmetric keys starts at 5,500).
     #[arg(long, env = "TRENT_QUOTA_CRYPTOGRAPHIC", default_value_t = 0)]
@@ -245,6 +253,11 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: log files and pipes get plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -269,7 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
         Command::Migrate(store) => {
-            let store = open_store(&store).await?;
+            let store = open_store(&store, Create::Yes).await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
@@ -281,7 +294,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trail {
             command: TrailCommand::Usage(args),
         } => {
-            let store = open_store(&args.store).await?;
+            let store = open_store(&args.store, Create::No).await?;
             let report = crate::trail::usage::key_usage(&store, &args.key).await?;
             if args.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -302,34 +315,108 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether a command may create the embedded store (only `serve` and `migrate` do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Create the data directory and database if missing.
+    Yes,
+    /// Refuse, saying where the store was looked for.
+    No,
+}
+
 /// Open the configured backend.
-pub async fn open_store(args: &StoreArgs) -> anyhow::Result<SharedStore> {
+pub async fn open_store(args: &StoreArgs, create: Create) -> anyhow::Result<SharedStore> {
     Ok(match &args.database_url {
         Some(url) => Arc::new(
             PostgresStore::connect(url)
                 .await
-                .context("cannot connect to PostgreSQL")?,
+                .with_context(|| format!("cannot connect to {}", store_name(args)))?,
         ),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+            let db = match create {
+                Create::Yes => crate::data_dir::create(&args.data_dir)?,
+                Create::No => crate::data_dir::existing(&args.data_dir)?,
+            };
             Arc::new(
-                SqliteStore::open(&args.data_dir.join("trent.db"))
-                    .context("cannot open the SQLite store")?,
+                SqliteStore::open(&db)
+                    .with_context(|| format!("cannot open the SQLite store {}", db.display()))?,
             )
         }
     })
 }
 
-fn load_root_key(args: &StoreArgs) -> anyhow::Result<RootKey> {
-    if let Ok(text) = std::env::var("TRENT_ROOT_KEY") {
-        return Ok(RootKey::from_base64(&text)?);
-    }
+/// The store's root key (see `root_binding`); generated only when `may_generate` and the store
+/// holds nothing, and then announced once with where it is and that it must be backed up.
+async fn load_root_key(
+    store: &SharedStore,
+    args: &StoreArgs,
+    may_generate: bool,
+) -> anyhow::Result<RootKey> {
     let path = args
         .root_key_file
         .clone()
         .unwrap_or_else(|| args.data_dir.join("root.key"));
-    Ok(RootKey::load_or_create(&path)?)
+    let environment = std::env::var("TRENT_ROOT_KEY").ok();
+    if environment.is_none() {
+        warn_if_readable_by_others(&path);
+    }
+    let bound =
+        crate::root_binding::bind(store, &store_name(args), environment, &path, may_generate)
+            .await?;
+    if let Some(path) = &bound.generated {
+        tracing::warn!(
+            path = %path.display(),
+            root_key_id = bound.key.id(),
+            "generated a new root key for this empty store: back this file up now; without it no \
+             key material in the store can ever be opened"
+        );
+    }
+    Ok(bound.key)
+}
+
+/// Warn when the root key file can be read by users other than its owner.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:03o}"),
+                    "the root key file is readable by other users; chmod 600 it"
+                );
+            }
+        }
+    }
+}
+
+/// The store as an operator would name it (never with a password).
+fn store_name(args: &StoreArgs) -> String {
+    match &args.database_url {
+        Some(url) => match url.parse::<tokio_postgres::Config>() {
+            Ok(config) => format!("the PostgreSQL database {}", describe_pg(&config)),
+            Err(_) => "the PostgreSQL database".to_string(),
+        },
+        None => format!("the store at {}", args.data_dir.join("trent.db").display()),
+    }
+}
+
+/// `host:port/dbname` of a PostgreSQL configuration.
+fn describe_pg(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or("(default database)");
+    format!("{host}:{port}/{db}")
 }
 
 /// Rebuild the last-use table from the audit records (the source of truth).
@@ -364,6 +451,35 @@ pub async fn rebuild_read_model(store: &SharedStore) -> anyhow::Result<ReadModel
     }
 }
 
+/// Refuse listeners that would expose secrets or decisions: plain HTTP off loopback (plaintexts
+/// and data keys would cross the network in the clear) unless `--insecure-http`, and an admin
+/// listener off loopback without `--admin-token` (`/simulate` reveals policy decisions).
+fn check_listeners(args: &ServeArgs, tls: bool) -> anyhow::Result<()> {
+    if !tls && !args.listen.ip().is_loopback() {
+        if !args.insecure_http {
+            bail!(
+                "refusing plain HTTP on {} (not a loopback address): plaintexts and data keys \
+                 would cross the network in the clear. Give --tls-cert and --tls-key, or pass \
+                 --insecure-http if something else (a TLS-terminating proxy) protects the traffic",
+                args.listen
+            );
+        }
+        tracing::warn!(
+            listen = %args.listen,
+            "--insecure-http: serving the KMS API over plain HTTP on a non-loopback address"
+        );
+    }
+    if !args.admin_listen.ip().is_loopback() && args.admin_token.is_none() {
+        bail!(
+            "refusing an unprotected admin listener on {} (not a loopback address): /simulate \
+             reveals policy decisions and /metrics the deployment. Give --admin-token (or \
+             TRENT_ADMIN_TOKEN), or listen on a loopback address",
+            args.admin_listen
+        );
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let identities = match &args.config {
         Some(path) => Identities::load(path)?,
@@ -382,20 +498,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
         _ => None,
     };
-    let store = open_store(&args.store).await?;
+    check_listeners(&args, tls.is_some())?;
+    // The embedded store serves one process: hold its data directory for as long as we serve.
+    let _data_dir_lock = match &args.store.database_url {
+        None => {
+            crate::data_dir::create(&args.store.data_dir)?;
+            Some(crate::data_dir::lock(&args.store.data_dir)?)
+        }
+        Some(_) => None,
+    };
+    let store = open_store(&args.store, Create::Yes).await?;
     store.migrate().await?;
-    let root_key = load_root_key(&args.store)?;
+    let root_key = load_root_key(&store, &args.store, true).await?;
     let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
     let key_usage = rebuild_key_usage(&store).await?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let audit_index = Arc::new(crate::lookup::rebuild(&store).await?);
+    let materials = Arc::new(MaterialCache::default());
     let (writer, writer_task) = CommitWriter::start(
         store.clone(),
         model.clone(),
         metrics.clone(),
         audit_index.clone(),
+        materials.clone(),
     );
     let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
     let state = AppState {
@@ -413,7 +540,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         regions: RegionSet::new(args.regions),
         secure_transport: tls.is_some(),
         root_key,
-        materials: MaterialCache::default(),
+        materials,
         account_policies: Default::default(),
         key_usage,
         audit_index,
@@ -440,7 +567,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             export_stopped,
         ))
     });
-    crate::server::serve(state, args.listen, tls, args.admin_listen, interval).await?;
+    let listeners = crate::server::Listeners {
+        api: args.listen,
+        tls,
+        admin: args.admin_listen,
+        admin_token: args.admin_token.clone(),
+    };
+    crate::server::serve(state, listeners, interval).await?;
     let _ = stop_export.send(true);
     if let Some(task) = exporter {
         task.await.context("the trail exporter failed")?;
@@ -476,7 +609,7 @@ async fn periodic_export(
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.store).await?;
+    let store = open_store(&args.store, Create::No).await?;
     let model = rebuild_read_model(&store).await?;
     println!(
         "replayed {} events into {} keys",
@@ -491,7 +624,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if again != model {
         problems.push("two replays of the same events disagree".to_string());
     }
-    let root_key = load_root_key(&args.store)?;
+    let root_key = load_root_key(&store, &args.store, false).await?;
     for key in model.all_keys() {
         for m in &key.materials {
             let stored = store.get_material(&key.key_id, m.version).await?;
@@ -544,7 +677,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Identities::load(path)?,
         None => Identities::development(&args.account_id),
     };
-    let store = open_store(&args.store).await?;
+    let store = open_store(&args.store, Create::No).await?;
     let model = rebuild_read_model(&store).await?;
     let read = |p: &PathBuf| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
@@ -590,7 +723,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn trail_verify(args: StoreArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args).await?;
+    let store = open_store(&args, Create::No).await?;
     let mut verifier = ChainVerifier::default();
     let mut after = 0;
     loop {
@@ -617,7 +750,7 @@ async fn trail_verify(args: StoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn trail_export(args: TrailExportArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.store).await?;
+    let store = open_store(&args.store, Create::No).await?;
     let opts = crate::trail::export::ExportOptions {
         key_file: args
             .digest_key_file

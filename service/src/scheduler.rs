@@ -131,6 +131,7 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
                 if let Err(e) = model.apply(event) {
                     tracing::error!(error = %e, "event from the store does not apply");
                 }
+                state.materials.follow(event);
             }
         }
         // An event that does not apply would otherwise be read again forever.
@@ -301,17 +302,17 @@ async fn delete_key(
     Ok(done)
 }
 
-/// Destroy a deleted key's sealed material and record that it is gone.
+/// Destroy a deleted key's sealed material and record that it is gone, in one commit (the
+/// material is gone exactly when the event that says so is).
 async fn shred(state: &AppState, key_id: &str, now: DateTime<Utc>) -> Result<bool, SchedulerError> {
-    let versions = state.store.destroy_materials(key_id).await?;
-    state.materials.forget(key_id);
-    let stream_version = state
+    let (stream_version, versions) = state
         .read_model()
         .map_err(|e| SchedulerError::Action(e.to_string()))?
         .key(key_id)
-        .map(|k| k.stream_version)
+        .map(|k| (k.stream_version, k.stored_material_versions()))
         .unwrap_or_default();
     let unit = CommitUnit {
+        destroy_materials: vec![key_id.to_string()],
         appends: vec![StreamAppend {
             stream: KeyEvent::stream_for(key_id),
             expected_version: stream_version,
@@ -371,16 +372,16 @@ fn due_expiry(state: &AppState, now: DateTime<Utc>) -> Result<Vec<KeySnapshot>, 
 }
 
 /// Destroy expired imported material (the key goes back to PendingImport) with a
-/// `DeleteExpiredKeyMaterial` record. The material goes first; the events and the record commit
-/// with the key's expected version, so of two processes only one records the expiry, and a
-/// crash in between only repeats the (idempotent) destruction at the next tick.
+/// `DeleteExpiredKeyMaterial` record, in one commit at the key's expected version: of two
+/// processes only one destroys and records the expiry.
 async fn expire_imported_material(
     state: &AppState,
     key: &KeySnapshot,
     now: DateTime<Utc>,
 ) -> Result<bool, SchedulerError> {
-    let events = crate::handlers::import::destroy_imported_material(state, key, true, now).await?;
+    let events = crate::handlers::import::destroy_imported_material(key, true, now);
     let unit = CommitUnit {
+        destroy_materials: vec![key.key_id.clone()],
         appends: vec![StreamAppend {
             stream: KeyEvent::stream_for(&key.key_id),
             expected_version: key.stream_version,

@@ -44,7 +44,6 @@ struct Call {
 pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .route("/", web::post().to(kms_endpoint))
             .route("/health", web::get().to(health));
         if state.test_clock.is_some() {
@@ -94,8 +93,37 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Prometheus text exposition (admin listener).
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Give every API response a request id, also those no handler of ours wrote (actix-web's own
+/// refusals), so a client can always quote one.
+fn ensure_request_id<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let answered = srv.call(req);
+    async move {
+        let mut res = answered.await?;
+        let name = HeaderName::from_static("x-amzn-requestid");
+        if !res.headers().contains_key(&name) {
+            if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+                res.headers_mut().insert(name, v);
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// Prometheus text exposition (admin listener; needs the admin token when one is set).
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !admin_authorized(&req) {
+        return admin_unauthorized();
+    }
     let text = match state.read_model() {
         Ok(model) => state.metrics.render(&model, state.clock.now()),
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
@@ -105,11 +133,16 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
-/// Policy simulation (admin listener): the JSON body is a `simulate::SimulationInput`.
+/// Policy simulation (admin listener; needs the admin token when one is set): the JSON body is a
+/// `simulate::SimulationInput`.
 async fn simulate_endpoint(
+    req: HttpRequest,
     state: web::Data<AppState>,
     input: web::Json<crate::simulate::SimulationInput>,
 ) -> HttpResponse {
+    if !admin_authorized(&req) {
+        return admin_unauthorized();
+    }
     let model = match state.read_model() {
         Ok(m) => m,
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
@@ -120,12 +153,25 @@ async fn simulate_endpoint(
     }
 }
 
-/// Ready when the store answers and the audit writer takes units (admin listener).
+/// Ready when the store answers, the audit writer takes units, and the store takes writes: after
+/// a batch failed to commit (a full disk, say) the check writes a probe row, and stays unready
+/// until that succeeds (admin listener).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let store_ok = state.store.read_events(i64::MAX, 1).await.is_ok();
     let writer_ok = state.writer.is_running();
-    let body = serde_json::json!({ "store": store_ok, "auditWriter": writer_ok });
-    if store_ok && writer_ok {
+    let mut writes_ok = state.writer.last_batch_ok();
+    if !writes_ok {
+        writes_ok = state.store.probe_write().await.is_ok();
+        if writes_ok {
+            state.writer.mark_store_writable();
+        }
+    }
+    let body = serde_json::json!({
+        "store": store_ok,
+        "auditWriter": writer_ok,
+        "commits": writes_ok,
+    });
+    if store_ok && writer_ok && writes_ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -169,10 +215,23 @@ impl From<SigV4Error> for KmsError {
 
 async fn kms_endpoint(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = std::time::Instant::now();
+    let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            let err = KmsError::Serialization(format!("The request body could not be read: {e}"));
+            return refuse_unread(&req, &state, err, started).await;
+        }
+        Err(_) => {
+            let err = KmsError::RequestEntityTooLarge(format!(
+                "The request body is larger than {MAX_BODY_BYTES} bytes."
+            ));
+            return refuse_unread(&req, &state, err, started).await;
+        }
+    };
     if crate::cloudtrail::is_cloudtrail_request(&req) {
         let (operation, outcome, response) = crate::cloudtrail::handle(&req, &body, &state).await;
         observe(&state, &operation, &outcome, started);
@@ -191,6 +250,49 @@ async fn kms_endpoint(
         started,
     );
     response
+}
+
+/// Refuse a request whose body could not be read (too large, or broken off): its signature
+/// cannot be checked without the body, so the record names no caller, but the call is audited
+/// and answered like any refused call, with a request id.
+async fn refuse_unread(
+    req: &HttpRequest,
+    state: &AppState,
+    err: KmsError,
+    started: std::time::Instant,
+) -> HttpResponse {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = header(req, "x-amz-target").unwrap_or_default();
+    let operation = Operation::from_target(&target);
+    let call = Call {
+        request_id: request_id.clone(),
+        event_name: target
+            .rsplit_once('.')
+            .map(|(_, op)| op.to_string())
+            .unwrap_or(target.clone()),
+        operation,
+        region: state.regions.default_region(),
+        user_identity: serde_json::json!({"type": "Unknown"}),
+        account: None,
+        request_parameters: Value::Null,
+    };
+    let failed = FailedCall {
+        call: &call,
+        event_time: state.clock.now(),
+        resources: Vec::new(),
+    };
+    let err = if commit_refusal(state, req, failed, &err).await {
+        err
+    } else {
+        not_durable(state)
+    };
+    observe(
+        state,
+        operation.map(Operation::name).unwrap_or("Unknown"),
+        err.aws_type(),
+        started,
+    );
+    error_response(&request_id, &err)
 }
 
 /// Record a finished call in the request metrics.
@@ -265,6 +367,11 @@ async fn handle_kms_call(
         );
         let event_id = record.event_id.clone();
         let mut unit = outcome.unit;
+        let new_material_versions: Vec<(String, i32)> = unit
+            .materials
+            .iter()
+            .map(|m| (m.key_id.clone(), m.version))
+            .collect();
         unit.audit = Some(record);
         unit.audit_copies = copies;
         match state.writer.commit(unit).await {
@@ -303,43 +410,53 @@ async fn handle_kms_call(
                     ),
                 };
             }
-            // Another writer changed the key between our read and our append: run the command
-            // again on the new state (nothing of the failed attempt was written).
-            Err(StoreError::VersionConflict { .. }) if attempt < CONFLICT_RETRIES => {
-                attempt += 1;
+            // Another writer changed the key between our read and our append: nothing of the
+            // failed attempt was written (materials included) and nothing entered a cache. Run
+            // the command again on the new state, unless it was a rotation that another rotation
+            // beat: AWS answers that with ConflictException.
+            Err(StoreError::VersionConflict { .. }) => {
                 if let Err(e) = crate::scheduler::catch_up(state).await {
                     tracing::warn!(error = %e, "catching up after a conflict failed");
                 }
+                let rotated_meanwhile = call.operation == Some(Operation::RotateKeyOnDemand)
+                    && versions_taken(state, &new_material_versions);
+                let refusal = if rotated_meanwhile {
+                    KmsError::Conflict(format!(
+                        "A rotation of {} is in progress. Try again later.",
+                        resources.first().map(String::as_str).unwrap_or("the key")
+                    ))
+                } else if attempt >= CONFLICT_RETRIES {
+                    KmsError::Throttling(
+                        "The key was changed by concurrent requests while this request ran. \
+                         Retry the request."
+                            .into(),
+                    )
+                } else {
+                    attempt += 1;
+                    continue;
+                };
+                let failed = FailedCall {
+                    call: &call,
+                    event_time,
+                    resources,
+                };
+                if !commit_refusal(state, req, failed, &refusal).await {
+                    let err = not_durable(state);
+                    return (
+                        call.operation,
+                        err.aws_type().to_string(),
+                        error_response(&request_id, &err),
+                    );
+                }
+                return (
+                    call.operation,
+                    refusal.aws_type().to_string(),
+                    error_response(&request_id, &refusal),
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, %request_id, "call not committed; failing closed");
-                let err =
-                    KmsError::KmsInternal("The request could not be recorded durably.".into());
-                if matches!(e, StoreError::VersionConflict { .. }) {
-                    // The command lost every race; the failure itself is still audited.
-                    let (record, audit_copies) = audit_record(
-                        state,
-                        req,
-                        &call,
-                        event_time,
-                        resources.clone(),
-                        &Outcome::default(),
-                        Some(&err),
-                    );
-                    let unit = crate::store::CommitUnit {
-                        audit: Some(record),
-                        audit_copies,
-                        ..Default::default()
-                    };
-                    if state.writer.commit(unit).await.is_err() {
-                        tracing::error!(%request_id, "audit record of a failed call not written");
-                    }
-                }
-                state
-                    .metrics
-                    .store_errors
-                    .with_label_values(&["call"])
-                    .inc();
+                let err = not_durable(state);
                 return (
                     call.operation,
                     err.aws_type().to_string(),
@@ -348,6 +465,68 @@ async fn handle_kms_call(
             }
         }
     }
+}
+
+/// Whether another writer has committed any of these (key id, material version) pairs: the
+/// material a call meant to add was made by a concurrent rotation first.
+fn versions_taken(state: &AppState, attempted: &[(String, i32)]) -> bool {
+    let Ok(model) = state.read_model() else {
+        return false;
+    };
+    attempted.iter().any(|(key_id, version)| {
+        model
+            .key(key_id)
+            .and_then(|k| k.current_material())
+            .is_some_and(|m| m.version >= *version)
+    })
+}
+
+/// A call that will not run again, with what its audit record needs.
+struct FailedCall<'a> {
+    call: &'a Call,
+    event_time: chrono::DateTime<chrono::Utc>,
+    resources: Vec<String>,
+}
+
+/// Commit the audit record of a call refused with `err` after its first attempt; false when the
+/// record could not be made durable.
+async fn commit_refusal(
+    state: &AppState,
+    req: &HttpRequest,
+    failed: FailedCall<'_>,
+    err: &KmsError,
+) -> bool {
+    let (record, audit_copies) = audit_record(
+        state,
+        req,
+        failed.call,
+        failed.event_time,
+        failed.resources,
+        &Outcome::default(),
+        Some(err),
+    );
+    let unit = crate::store::CommitUnit {
+        audit: Some(record),
+        audit_copies,
+        ..Default::default()
+    };
+    match state.writer.commit(unit).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, request_id = %failed.call.request_id, "audit record of a refused call not written");
+            false
+        }
+    }
+}
+
+/// The answer to a call whose commit failed (fail closed), counted as a store error.
+fn not_durable(state: &AppState) -> KmsError {
+    state
+        .metrics
+        .store_errors
+        .with_label_values(&["call"])
+        .inc();
+    KmsError::KmsInternal("The request could not be recorded durably.".into())
 }
 
 /// The call's audit record, and its copies for the other accounts owning the keys it touched.
@@ -403,6 +582,11 @@ async fn process(
     resources: &mut Vec<String>,
     quota_charged: &mut bool,
 ) -> Result<Outcome, KmsError> {
+    if req.headers().get_all("x-amz-target").count() > 1 {
+        return Err(KmsError::UnknownOperation(
+            "The request has more than one X-Amz-Target header.".into(),
+        ));
+    }
     let target = header(req, "x-amz-target").unwrap_or_default();
     call.event_name = target
         .rsplit_once('.')
@@ -464,38 +648,89 @@ async fn process(
     result
 }
 
+/// A bind error that says which address and which listener.
+fn cannot_listen(e: std::io::Error, addr: SocketAddr, which: &str) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({which}): {e}"))
+}
+
+/// Where and how the server listens.
+pub struct Listeners {
+    /// The API listener's address.
+    pub api: SocketAddr,
+    /// TLS for the API listener (HTTPS), if configured.
+    pub tls: Option<rustls::ServerConfig>,
+    /// The admin listener's address.
+    pub admin: SocketAddr,
+    /// The bearer token `/metrics` and `/simulate` require, if configured.
+    pub admin_token: Option<String>,
+}
+
+/// The admin listener's bearer token (None: the listener is loopback-only and open).
+#[derive(Clone)]
+struct AdminToken(Option<String>);
+
+/// Whether an admin request carries the configured bearer token (compared in constant time).
+fn admin_authorized(req: &HttpRequest) -> bool {
+    let Some(AdminToken(Some(expected))) = req.app_data::<AdminToken>() else {
+        return true;
+    };
+    let presented = header(req, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        .unwrap_or_default();
+    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
+        .is_ok()
+}
+
+/// The answer to an admin request without the token.
+fn admin_unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header(("www-authenticate", "Bearer"))
+        .json(serde_json::json!({ "error": "this endpoint needs the admin token (Authorization: Bearer ...)" }))
+}
+
 /// Serve until a shutdown signal; in-flight requests finish, the scheduler stops, and then the
 /// writer drains (the caller awaits it once the state is dropped).
 pub async fn serve(
     state: AppState,
-    listen: SocketAddr,
-    tls: Option<rustls::ServerConfig>,
-    admin_listen: SocketAddr,
+    listeners: Listeners,
     scheduler_interval: std::time::Duration,
 ) -> std::io::Result<()> {
+    let Listeners {
+        api: listen,
+        tls,
+        admin: admin_listen,
+        admin_token,
+    } = listeners;
     let state = web::Data::new(state);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = crate::scheduler::spawn(state.clone(), scheduler_interval, stopped.clone());
     let follower = crate::scheduler::spawn_follower(state.clone(), FOLLOW_INTERVAL, stopped);
     let configure = configure(state.clone());
-    let server = HttpServer::new(move || App::new().configure(configure.clone()));
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap_fn(ensure_request_id)
+            .configure(configure.clone())
+    });
     let server = match tls {
-        Some(config) => server.bind_rustls_0_23(listen, config)?,
-        None => server.bind(listen)?,
+        Some(config) => server.bind_rustls_0_23(listen, config),
+        None => server.bind(listen),
     }
+    .map_err(|e| cannot_listen(e, listen, "the API listener, --listen"))?
     .shutdown_timeout(30)
     .run();
     let admin_state = state.clone();
     let admin = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
+            .app_data(AdminToken(admin_token.clone()))
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(health))
             .route("/readyz", web::get().to(ready))
             .route("/simulate", web::post().to(simulate_endpoint))
     })
     .workers(1)
-    .bind(admin_listen)?
+    .bind(admin_listen)
+    .map_err(|e| cannot_listen(e, admin_listen, "the admin listener, --admin-listen"))?
     .shutdown_timeout(5)
     .run();
     tracing::info!(%listen, %admin_listen, https = state.secure_transport, "trent is serving");

@@ -51,17 +51,31 @@ impl RegionSet {
 /// Sealed material by (key id, material version).
 type SealedByVersion = HashMap<(String, i32), Arc<Vec<u8>>>;
 
-/// Sealed material, cached after first use; opened (unsealed) per use and zeroized after.
+/// Sealed material, cached after its first read from the keystore; opened (unsealed) per use and
+/// zeroized after. Only committed material enters it: it is filled from the store, never by a
+/// handler that has not committed yet, and it forgets a key's material when the event that
+/// destroys it is applied (by this process's writer or when following other processes).
 #[derive(Default)]
 pub struct MaterialCache {
     sealed: RwLock<SealedByVersion>,
 }
 
 impl MaterialCache {
-    /// Remember material that was just sealed and committed.
-    pub fn insert(&self, key_id: &str, version: i32, sealed: Vec<u8>) {
+    /// Remember material read from the keystore.
+    fn insert(&self, key_id: &str, version: i32, sealed: Vec<u8>) {
         if let Ok(mut m) = self.sealed.write() {
             m.insert((key_id.to_string(), version), Arc::new(sealed));
+        }
+    }
+
+    /// Keep up with a committed event: material destroyed in the keystore is forgotten here.
+    pub fn follow(&self, event: &crate::store::StoredEvent) {
+        let destroys = matches!(
+            event.event_type.as_str(),
+            "KeyMaterialDestroyed" | "ImportedKeyMaterialDeleted"
+        );
+        if let (true, Some(key_id)) = (destroys, event.stream.strip_prefix("key/")) {
+            self.forget(key_id);
         }
     }
 
@@ -144,8 +158,8 @@ pub struct AppState {
     pub secure_transport: bool,
     /// The root key sealing key material.
     pub root_key: RootKey,
-    /// Cached sealed material.
-    pub materials: MaterialCache,
+    /// Cached sealed material (shared with the writer, which forgets destroyed material).
+    pub materials: Arc<MaterialCache>,
     /// Per account, the compiled "delegate to IAM" policy for operations that take no key.
     pub account_policies: RwLock<HashMap<String, crate::authorize::SharedPolicy>>,
     /// The last cryptographic use of each key (GetKeyLastUsage).

@@ -217,6 +217,11 @@ impl TestServer {
         aws_sdk_kms::Client::from_conf(conf)
     }
 
+    /// The server process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Kill the server with SIGKILL (no graceful shutdown).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -328,6 +333,59 @@ impl TestServer {
     }
 }
 
+/// What a `trent` process printed before it exited by itself (or was killed at a deadline).
+pub struct Exited {
+    /// Its exit status; None when it was still running at the deadline (and was killed).
+    pub status: Option<std::process::ExitStatus>,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Run `trent ARGS` with `env` until it exits, at most 20 s (a command expected to refuse).
+pub fn run_trent_until_exit(args: &[String], env: &[(&str, &str)]) -> Exited {
+    let mut child = Command::new(trent_bin())
+        .args(args)
+        .env_remove("TRENT_ROOT_KEY")
+        .env("TRENT_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trent starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+    }
+    Exited { status, stderr }
+}
+
+impl TestServer {
+    /// `trent serve` on this server's store with other flags (fresh ports), run until it exits.
+    pub fn serve_until_exit(&self, store_args: &[String], env: &[(&str, &str)]) -> Exited {
+        let mut args = vec![
+            "serve".to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--admin-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ];
+        args.extend(store_args.iter().cloned());
+        run_trent_until_exit(&args, env)
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
@@ -359,13 +417,54 @@ pub type Signer<'a> = (&'a str, &'a str, Option<&'a str>);
 /// AWS's own SigV4 signer (aws-sigv4) when `signer` is given, as if at `signing_time`.
 pub async fn signed_post(
     endpoint: &str,
-    mut headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
     body: &[u8],
     signer: Option<Signer<'_>>,
     region: &str,
     service: &str,
     signing_time: SystemTime,
 ) -> reqwest::Response {
+    let request = SignedPost {
+        endpoint,
+        body,
+        signer,
+        region,
+        service,
+        signing_time,
+    };
+    signed_post_with_unsigned(request, headers, Vec::new()).await
+}
+
+/// A POST for `signed_post_with_unsigned`: where, what, and who signs it for which scope.
+pub struct SignedPost<'a> {
+    /// The endpoint URL.
+    pub endpoint: &'a str,
+    /// The body.
+    pub body: &'a [u8],
+    /// Who signs (None: unsigned).
+    pub signer: Option<Signer<'a>>,
+    /// The signing region.
+    pub region: &'a str,
+    /// The signing service.
+    pub service: &'a str,
+    /// The signing time.
+    pub signing_time: SystemTime,
+}
+
+/// As `signed_post`, then add `unsigned` headers that the signature does not cover.
+pub async fn signed_post_with_unsigned(
+    post: SignedPost<'_>,
+    mut headers: Vec<(String, String)>,
+    unsigned: Vec<(String, String)>,
+) -> reqwest::Response {
+    let SignedPost {
+        endpoint,
+        body,
+        signer,
+        region,
+        service,
+        signing_time,
+    } = post;
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
     let url = format!("{endpoint}/");
@@ -396,6 +495,7 @@ pub async fn signed_post(
             headers.push((k.to_string(), v.to_string()));
         }
     }
+    headers.extend(unsigned);
     let mut req = reqwest::Client::new().post(&url).body(body.to_vec());
     for (k, v) in &headers {
         if k != "host" {

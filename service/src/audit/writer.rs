@@ -3,6 +3,7 @@
 //! events to the read model in sequence order, and only then answers each caller. A call's response
 //! therefore never leaves before its record is durable, and an unwritable record fails the call.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
@@ -11,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::domain::read_model::ReadModel;
 use crate::lookup::AuditIndex;
 use crate::metrics::Metrics;
+use crate::state::MaterialCache;
 use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
 
 /// The most units committed in one transaction.
@@ -27,6 +29,8 @@ struct Pending {
 pub struct CommitWriter {
     tx: mpsc::Sender<Pending>,
     metrics: Arc<Metrics>,
+    /// Whether the last batch committed without a storage error (readiness).
+    last_batch_ok: Arc<AtomicBool>,
 }
 
 impl CommitWriter {
@@ -36,15 +40,39 @@ impl CommitWriter {
         model: Arc<RwLock<ReadModel>>,
         metrics: Arc<Metrics>,
         index: Arc<AuditIndex>,
+        materials: Arc<MaterialCache>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let handle = tokio::spawn(run(store, model, metrics.clone(), index, rx));
-        (Self { tx, metrics }, handle)
+        let last_batch_ok = Arc::new(AtomicBool::new(true));
+        let followers = Followers {
+            index,
+            materials,
+            last_batch_ok: last_batch_ok.clone(),
+        };
+        let handle = tokio::spawn(run(store, model, metrics.clone(), followers, rx));
+        (
+            Self {
+                tx,
+                metrics,
+                last_batch_ok,
+            },
+            handle,
+        )
     }
 
     /// Whether the writer task still takes units (for readiness).
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// Whether the last batch committed without a storage error (a lost race is not one).
+    pub fn last_batch_ok(&self) -> bool {
+        self.last_batch_ok.load(Ordering::Relaxed)
+    }
+
+    /// Record that the store takes writes again (a readiness probe write succeeded).
+    pub fn mark_store_writable(&self) {
+        self.last_batch_ok.store(true, Ordering::Relaxed);
     }
 
     /// Commit one unit; returns once it is durable (or failed).
@@ -61,11 +89,21 @@ impl CommitWriter {
     }
 }
 
+/// What the writer keeps current besides the read model, after each commit.
+struct Followers {
+    /// The LookupEvents index (extended with each committed record).
+    index: Arc<AuditIndex>,
+    /// The sealed-material cache (forgets destroyed material).
+    materials: Arc<MaterialCache>,
+    /// Whether the last batch committed without a storage error.
+    last_batch_ok: Arc<AtomicBool>,
+}
+
 async fn run(
     store: SharedStore,
     model: Arc<RwLock<ReadModel>>,
     metrics: Arc<Metrics>,
-    index: Arc<AuditIndex>,
+    followers: Followers,
     mut rx: mpsc::Receiver<Pending>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -95,15 +133,21 @@ async fn run(
         metrics
             .audit_commit_duration
             .observe(started.elapsed().as_secs_f64());
+        let healthy = committed.as_ref().is_ok_and(|results| {
+            results
+                .iter()
+                .all(|r| matches!(r, Ok(_) | Err(StoreError::VersionConflict { .. })))
+        });
+        followers.last_batch_ok.store(healthy, Ordering::Relaxed);
         match committed {
             Ok(results) => {
-                apply_committed(&store, &model, &results).await;
+                apply_committed(&store, &model, &followers.materials, &results).await;
                 for (result, texts) in results.iter().zip(&audit_texts) {
                     let Ok(receipt) = result else { continue };
                     let sequences = receipt.audit_sequence.iter().chain(&receipt.copy_sequences);
                     for (seq, text) in sequences.zip(texts) {
                         if let Ok(json) = serde_json::from_str(text) {
-                            index.observe(*seq, &json);
+                            followers.index.observe(*seq, &json);
                         }
                     }
                 }
@@ -129,6 +173,7 @@ async fn run(
 async fn apply_committed(
     store: &SharedStore,
     model: &RwLock<ReadModel>,
+    materials: &MaterialCache,
     results: &[Result<CommitReceipt, StoreError>],
 ) {
     let mut events: Vec<_> = results
@@ -162,5 +207,6 @@ async fn apply_committed(
         if let Err(e) = model.apply(event) {
             tracing::error!(error = %e, "committed event does not apply to the read model");
         }
+        materials.follow(event);
     }
 }

@@ -165,6 +165,12 @@ pub enum InvalidSignature {
     /// `X-Amz-Target` is present but not signed (Trent's rule, worded after AWS's host message).
     #[error("'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.")]
     TargetNotSigned,
+    /// Other `x-amz-*` headers are present but not signed (lower-cased names, sorted).
+    #[error(
+        "There were headers present in the request which were not signed: {}",
+        .0.join(", ")
+    )]
+    HeadersNotSigned(Vec<String>),
     /// The credential scope names another region, service, terminator or date.
     #[error("{}", scope_message(self))]
     WrongScope {
@@ -275,6 +281,10 @@ pub fn verify(
         && !signed_names.iter().any(|n| n == "x-amz-target")
     {
         return invalid(InvalidSignature::TargetNotSigned);
+    }
+    let unsigned = unsigned_amz_headers(req.headers, &signed_names);
+    if !unsigned.is_empty() {
+        return invalid(InvalidSignature::HeadersNotSigned(unsigned));
     }
     if auth.algorithm != ALGORITHM {
         return incomplete(IncompleteSignature::UnsupportedAlgorithm(
@@ -483,6 +493,22 @@ fn query_pairs(raw_query: &str) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_
 
 /// A header's canonical value: every occurrence (name compared case-insensitively) trimmed, inner
 /// runs of spaces collapsed to one, and occurrences joined with ','. `None` when absent.
+/// The `x-amz-*` headers present but not in `SignedHeaders`: each must be signed, or a party on
+/// the path could add or change it. The session token is the one exception, as in AWS's own
+/// SigV4 test suite (`post-sts-header-after`): it is bound to its access key id, so it cannot be
+/// swapped for another.
+fn unsigned_amz_headers(headers: &[(String, String)], signed: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .filter(|n| n.starts_with("x-amz-") && n != "x-amz-security-token")
+        .filter(|n| !signed.iter().any(|s| s == n))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
     let mut joined: Option<String> = None;
     for (_, value) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
@@ -1234,6 +1260,8 @@ mod tests {
         ("signature in upper-case hex", |c| c.edit_authorization(|a| { let at = a.find("Signature=").expect("signature"); format!("{}{}", &a[..at], a[at..].to_ascii_uppercase().replacen("SIGNATURE=", "Signature=", 1)) }), |_| OK),
         ("host not signed", |c| c.sign(SECRET, CREDENTIAL, "content-type;x-amz-date;x-amz-target"), |_| invalid(InvalidSignature::HostNotSigned)),
         ("x-amz-target not signed", |c| c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-date"), |_| invalid(InvalidSignature::TargetNotSigned)),
+        ("x-amz-date not signed", |c| c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-target"), |_| invalid(InvalidSignature::HeadersNotSigned(vec!["x-amz-date".into()]))),
+        ("an added x-amz header not signed", |c| { c.set("X-Amz-Extra", "1"); c.sign(SECRET, CREDENTIAL, SIGNED) }, |_| invalid(InvalidSignature::HeadersNotSigned(vec!["x-amz-extra".into()]))),
         ("wrong service", |c| c.sign(SECRET, "AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/s3/aws4_request", SIGNED), |_| wrong_scope(None, Some("kms"), None, None)),
         ("unserved region", |c| c.sign(SECRET, "AKIAIOSFODNN7EXAMPLE/20260101/us-west-2/kms/aws4_request", SIGNED), |_| wrong_scope(Some("us-west-2"), None, None, None)),
         ("another served region", |c| c.sign(SECRET, "AKIAIOSFODNN7EXAMPLE/20260101/eu-west-1/kms/aws4_request", SIGNED), |_| OK),
@@ -1247,7 +1275,7 @@ mod tests {
         ("clock 5 min 1 s before signing", |c| c.now -= TimeDelta::seconds(301), |c| invalid(InvalidSignature::NotYetCurrent { signed_at: time(SIGNED_AT), now: c.now })),
         ("payload hash header equal to the body's", |c| { let h = hex::encode(digest::digest(&digest::SHA256, &c.body)); c.set("X-Amz-Content-Sha256", &h); c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-content-sha256;x-amz-date;x-amz-target") }, |_| OK),
         ("payload hash header not the body's", |c| { c.set("X-Amz-Content-Sha256", EMPTY_HASH); c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-content-sha256;x-amz-date;x-amz-target") }, |_| MISMATCH),
-        ("unsigned payload", |c| c.set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"), |_| MISMATCH),
+        ("unsigned payload", |c| c.set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"), |_| invalid(InvalidSignature::HeadersNotSigned(vec!["x-amz-content-sha256".into()]))),
         ("query-string and header authentication", |c| c.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256".to_owned(), |_| invalid(InvalidSignature::BothQueryAndHeader)),
         ("security token", |c| { c.set("X-Amz-Security-Token", "FwoGZXIvYXdzEXAMPLE"); c.sign(SECRET, CREDENTIAL, "content-type;host;x-amz-date;x-amz-security-token;x-amz-target") }, |_| Err(SigV4Error::UnrecognizedClient(UnrecognizedClient::InvalidSecurityToken))),
     ];

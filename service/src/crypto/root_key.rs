@@ -1,6 +1,7 @@
 //! The root key: seals key material for the keystore table (AES-256-GCM, the key id and material
-//! version bound as associated data), loaded from a file, an environment variable, or generated
-//! (0600) in the data directory on first start.
+//! version bound as associated data), loaded from a file or an environment variable, or
+//! generated (0600, directory fsynced) for an empty store. Its id and key-check value (HMAC of
+//! fixed labels) name it without revealing it; `root_binding` checks them against the store.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,9 +14,17 @@ use super::{random_public, random_secret, CryptoError};
 
 const SEAL_CONTEXT: &[u8] = b"trent-keystore-v1";
 
+/// HMAC labels of the root key's public fingerprints.
+const ID_LABEL: &[u8] = b"trent root key id v1";
+const CHECK_LABEL: &[u8] = b"trent root key check value v1";
+
 /// The key that seals all key material at rest.
 pub struct RootKey {
     key: LessSafeKey,
+    /// A short public name of the key (HMAC-derived, hex).
+    id: String,
+    /// The key-check value the store records at first use (HMAC-derived, hex).
+    check_value: String,
 }
 
 impl std::fmt::Debug for RootKey {
@@ -35,9 +44,37 @@ impl RootKey {
         }
         let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_slice())
             .map_err(|_| CryptoError::RootKey("invalid key bytes".into()))?;
+        let mac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes.as_slice());
+        let fingerprint = |label: &[u8], len: usize| {
+            hex::encode(&aws_lc_rs::hmac::sign(&mac, label).as_ref()[..len])
+        };
         Ok(Self {
             key: LessSafeKey::new(unbound),
+            id: fingerprint(ID_LABEL, 8),
+            check_value: fingerprint(CHECK_LABEL, 32),
         })
+    }
+
+    /// The key's public id (16 hex digits), for messages and bindings.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key-check value: proves which key this is without revealing it.
+    pub fn check_value(&self) -> &str {
+        &self.check_value
+    }
+
+    /// Generate a new root key file (32 random bytes, base64, mode 0600; the directory is
+    /// fsynced so the file survives a crash). Refuses to overwrite an existing file.
+    pub fn generate(path: &Path) -> Result<Self, CryptoError> {
+        let bytes = random_secret(32)?;
+        let text = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
+        );
+        write_private(path, text.as_bytes())
+            .map_err(|e| CryptoError::RootKey(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(&bytes)
     }
 
     /// A root key from its base64 text (the `TRENT_ROOT_KEY` form and the file content).
@@ -46,23 +83,6 @@ impl RootKey {
             .decode(text.trim())
             .map_err(|_| CryptoError::RootKey("not valid base64".into()))?;
         Self::from_bytes(&SecretBytes::new(bytes))
-    }
-
-    /// Load the root key file, creating it (32 random bytes, base64, mode 0600) if it is missing.
-    pub fn load_or_create(path: &Path) -> Result<Self, CryptoError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_base64(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let bytes = random_secret(32)?;
-                let text = zeroize::Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
-                );
-                write_private(path, text.as_bytes())
-                    .map_err(|e| CryptoError::RootKey(format!("{}: {e}", path.display())))?;
-                Self::from_bytes(&bytes)
-            }
-            Err(e) => Err(CryptoError::RootKey(format!("{}: {e}", path.display()))),
-        }
     }
 
     /// Load an existing root key file (never creates one).
@@ -147,7 +167,13 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     }
     let mut file = options.open(path)?;
     file.write_all(contents)?;
-    file.sync_all()
+    file.sync_all()?;
+    // The new directory entry must be durable too, or a crash could lose the key whose material
+    // is already committed.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -167,16 +193,25 @@ mod tests {
         assert!(key().open("k1", 2, &sealed).is_err());
         let other = RootKey::from_bytes(&SecretBytes::new(vec![8u8; 32])).unwrap();
         assert!(other.open("k1", 1, &sealed).is_err());
+        assert_ne!(other.id(), key().id());
+        assert_eq!(key().id().len(), 16);
+        assert_ne!(other.check_value(), key().check_value());
     }
 
     #[test]
     fn generated_file_is_private_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("root.key");
-        let first = RootKey::load_or_create(&path).unwrap();
+        let first = RootKey::generate(&path).unwrap();
         let sealed = first.seal("k", 1, &SecretBytes::new(vec![1; 32])).unwrap();
-        let again = RootKey::load_or_create(&path).unwrap();
+        let again = RootKey::load(&path).unwrap();
         assert!(again.open("k", 1, &sealed).is_ok());
+        assert_eq!(first.id(), again.id());
+        assert_eq!(first.check_value(), again.check_value());
+        assert!(
+            RootKey::generate(&path).is_err(),
+            "never overwrites a key file"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

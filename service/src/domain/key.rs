@@ -274,6 +274,21 @@ impl KeySnapshot {
         self.deleted_at.is_none()
     }
 
+    /// How many sealed material versions the events say are in the keystore (what destroying
+    /// the key's material removes).
+    pub fn stored_material_versions(&self) -> u64 {
+        if self.materials_destroyed {
+            return 0;
+        }
+        match &self.imported {
+            Some(imported) => {
+                let present = imported.versions.values().filter(|v| v.present).count();
+                (present + usize::from(imported.pending.is_some())) as u64
+            }
+            None => self.materials.len() as u64,
+        }
+    }
+
     /// How many rotations were made on demand.
     pub fn on_demand_rotations(&self) -> usize {
         self.materials

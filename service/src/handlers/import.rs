@@ -517,9 +517,6 @@ pub async fn import_key_material(
             .root_key
             .seal(&key.key_id, info.version, &material)
             .map_err(internal)?;
-        state
-            .materials
-            .insert(&key.key_id, info.version, sealed.clone());
         outcome.unit.materials.push(SealedMaterial {
             key_id: key.key_id.clone(),
             version: info.version,
@@ -575,26 +572,21 @@ pub async fn delete_imported_key_material(
         // Nothing to delete (PendingImport): no effect, as in AWS.
         return Ok(Outcome::reply(body));
     }
-    let events = destroy_imported_material(state, &key, false, state.clock.now())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "destroying imported key material failed");
-            KmsError::KmsInternal("The key material could not be deleted.".into())
-        })?;
-    key_change(&key, events, body)
+    let events = destroy_imported_material(&key, false, state.clock.now());
+    let mut outcome = key_change(&key, events, body)?;
+    outcome.unit.destroy_materials.push(key.key_id.clone());
+    Ok(outcome)
 }
 
-/// Destroy a key's sealed material and forget it, returning the events that record it. The
-/// material goes first: if the events then fail to commit, the deletion is simply retried.
-pub async fn destroy_imported_material(
-    state: &AppState,
+/// The events that record the destruction of a key's imported material; the caller's unit also
+/// destroys the sealed material (`CommitUnit::destroy_materials`), so both happen in one commit.
+pub fn destroy_imported_material(
     key: &KeySnapshot,
     expired: bool,
     now: DateTime<Utc>,
-) -> Result<Vec<KeyEvent>, crate::store::StoreError> {
-    let versions = state.store.destroy_materials(&key.key_id).await?;
-    state.materials.forget(&key.key_id);
-    Ok(vec![
+) -> Vec<KeyEvent> {
+    let versions = key.stored_material_versions();
+    vec![
         KeyEvent::ImportedKeyMaterialDeleted {
             schema: 1,
             expired,
@@ -605,7 +597,7 @@ pub async fn destroy_imported_material(
             versions,
             at: now,
         },
-    ])
+    ]
 }
 
 #[cfg(test)]

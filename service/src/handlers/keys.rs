@@ -206,7 +206,6 @@ pub async fn create_key(
     let mut outcome = Outcome::reply(json!({ "KeyMetadata": metadata }));
     outcome.response_elements = Some(json!({ "keyMetadata": lower_camel_value(&metadata) }));
     if let Some((_, sealed)) = first {
-        state.materials.insert(&key_id, 1, sealed.clone());
         outcome.unit.materials.push(SealedMaterial {
             key_id: key_id.clone(),
             version: 1,

@@ -96,7 +96,6 @@ pub fn rotation_outcome(
         at: now,
     };
     let mut outcome = key_change(key, vec![event], Value::Null)?;
-    state.materials.insert(&key.key_id, version, sealed.clone());
     outcome.unit.materials.push(SealedMaterial {
         key_id: key.key_id.clone(),
         version,

@@ -105,9 +105,12 @@ pub enum KmsError {
     /// The request body is larger than the server accepts.
     #[error("{0}")]
     RequestEntityTooLarge(String),
-    /// The caller is over its request quota.
+    /// The caller is over its request quota (or lost every retry of a race on one key).
     #[error("{0}")]
     Throttling(String),
+    /// A rotation of the key is in progress (RotateKeyOnDemand racing another rotation).
+    #[error("{0}")]
+    Conflict(String),
     /// Something failed inside the service (storage unavailable, audit not durable).
     #[error("{0}")]
     KmsInternal(String),
@@ -150,6 +153,7 @@ impl KmsError {
             Self::DryRunOperation(_) => "DryRunOperationException",
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
             Self::Throttling(_) => "ThrottlingException",
+            Self::Conflict(_) => "ConflictException",
             Self::KmsInternal(_) => "KMSInternalException",
         }
     }

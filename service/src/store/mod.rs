@@ -91,6 +91,9 @@ impl std::fmt::Debug for SealedMaterial {
 pub struct CommitUnit {
     /// Sealed key material to insert.
     pub materials: Vec<SealedMaterial>,
+    /// Keys whose every sealed material version is destroyed (crypto-shredding) in this unit,
+    /// before `materials` are inserted.
+    pub destroy_materials: Vec<String>,
     /// Event appends, each checked against its expected stream version.
     pub appends: Vec<StreamAppend>,
     /// The audit record (its JSON text), if the call produces one.
@@ -208,6 +211,27 @@ pub trait EventStore: Send + Sync {
     /// Delete every sealed material version of a key (crypto-shredding); returns how many rows went.
     async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError>;
 
+    /// Rewrite the one-row probe table: Ok when the store takes writes (readiness after a failed
+    /// commit).
+    async fn probe_write(&self) -> Result<(), StoreError>;
+
+    /// Whether the store holds anything (events, audit records or sealed material): a root key
+    /// may be generated only for a store that holds nothing.
+    async fn holds_data(&self) -> Result<bool, StoreError>;
+
+    /// One sealed material row, if there is any (to check a root key against existing data).
+    async fn any_material(&self) -> Result<Option<SealedMaterial>, StoreError>;
+
+    /// The root keys the store is bound to (empty before first use).
+    async fn root_key_bindings(&self) -> Result<Vec<RootKeyBinding>, StoreError>;
+
+    /// Bind the store to `binding` if it is bound to no root key yet (atomically: of two
+    /// processes binding a fresh store at once, one wins); returns the bindings after.
+    async fn bind_root_key(
+        &self,
+        binding: &RootKeyBinding,
+    ) -> Result<Vec<RootKeyBinding>, StoreError>;
+
     /// A channel that receives a message whenever any process may have appended events, for
     /// followers to catch up at once instead of at their next poll. `None` for a backend without
     /// notifications (SQLite: one process), which callers keep polling.
@@ -216,6 +240,16 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
         Ok(None)
     }
+}
+
+/// A root key the store's material is sealed under: its id and key-check value (both derived
+/// from the key; neither reveals it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootKeyBinding {
+    /// The root key's id.
+    pub id: String,
+    /// The root key's key-check value.
+    pub check_value: String,
 }
 
 /// A shared handle on whichever backend was configured.

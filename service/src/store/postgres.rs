@@ -15,17 +15,29 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    receipt_sequences, CommitReceipt, CommitUnit, EventStore, SealedMaterial, StoreError,
-    StoredAuditRecord, StoredEvent, GENESIS_HASH,
+    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, SealedMaterial,
+    StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
 };
 use crate::audit::chain;
 
 /// The embedded migrations, in order: (version, name, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_root_key_binding",
+        include_str!("../../../migrations/postgres/0002_root_key_binding.sql"),
+    ),
+    (
+        3,
+        "0003_write_probe",
+        include_str!("../../../migrations/postgres/0003_write_probe.sql"),
+    ),
+];
 
 /// Advisory lock key held by every writing transaction ("trent" in ASCII, then 1).
 const WRITE_LOCK: i64 = 0x7472_656e_7401;
@@ -86,10 +98,9 @@ impl PostgresStore {
 
     /// A connection from the pool.
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Database(format!("cannot get a connection: {e}")))
+        self.pool.get().await.map_err(|e| {
+            StoreError::Database(format!("cannot get a connection: {}", with_causes(&e)))
+        })
     }
 }
 
@@ -301,6 +312,77 @@ impl EventStore for PostgresStore {
         .transpose()
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO write_probe (id, probed_at) VALUES (1, now()) \
+                 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+                &[],
+            )
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    async fn holds_data(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM audit_records) \
+                 OR EXISTS (SELECT 1 FROM key_materials)",
+                &[],
+            )
+            .await
+            .map_err(db_err)?;
+        row.try_get(0).map_err(corrupt)
+    }
+
+    async fn any_material(&self) -> Result<Option<SealedMaterial>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT key_id, version, sealed FROM key_materials LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(db_err)?;
+        row.map(|row| {
+            Ok(SealedMaterial {
+                key_id: row.try_get(0).map_err(corrupt)?,
+                version: row.try_get(1).map_err(corrupt)?,
+                sealed: row.try_get(2).map_err(corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn root_key_bindings(&self) -> Result<Vec<RootKeyBinding>, StoreError> {
+        let client = self.client().await?;
+        read_root_keys(&client).await
+    }
+
+    async fn bind_root_key(
+        &self,
+        binding: &RootKeyBinding,
+    ) -> Result<Vec<RootKeyBinding>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+            .await
+            .map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO root_keys (id, check_value) \
+             SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM root_keys)",
+            &[&binding.id, &binding.check_value],
+        )
+        .await
+        .map_err(db_err)?;
+        let bound = read_root_keys(&tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(bound)
+    }
+
     async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         client
@@ -346,13 +428,79 @@ async fn read_tail(tx: &deadpool_postgres::Transaction<'_>) -> Result<Tail, Stor
     })
 }
 
-/// Write one unit: version checks, materials, events, audit record; advances `tail`.
+/// An error and its causes, outermost first ("error connecting to server: Connection refused").
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Every root key binding, oldest first.
+async fn read_root_keys(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<Vec<RootKeyBinding>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT id, check_value FROM root_keys ORDER BY created_at, id",
+            &[],
+        )
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(RootKeyBinding {
+                id: row.try_get(0).map_err(corrupt)?,
+                check_value: row.try_get(1).map_err(corrupt)?,
+            })
+        })
+        .collect()
+}
+
+/// Write one unit: version checks, destroyed and new materials, events, audit record; advances
+/// `tail`.
 async fn apply_unit(
     tx: &deadpool_postgres::Transaction<'_>,
     unit: &CommitUnit,
     now: DateTime<Utc>,
     tail: &mut Tail,
 ) -> Result<CommitReceipt, StoreError> {
+    // Every version check comes first: a unit that lost a race writes nothing, and reports the
+    // conflict (not a keystore primary-key clash from material it would have inserted).
+    let mut found_versions = Vec::with_capacity(unit.appends.len());
+    if !unit.appends.is_empty() {
+        let current = tx
+            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1")
+            .await
+            .map_err(db_err)?;
+        for append in &unit.appends {
+            let row = tx
+                .query_one(&current, &[&append.stream])
+                .await
+                .map_err(db_err)?;
+            let found: i64 = row.try_get(0).map_err(corrupt)?;
+            if found != append.expected_version {
+                return Err(StoreError::VersionConflict {
+                    stream: append.stream.clone(),
+                    expected: append.expected_version,
+                    found,
+                });
+            }
+            found_versions.push(found);
+        }
+    }
+    for key_id in &unit.destroy_materials {
+        tx.execute("DELETE FROM key_materials WHERE key_id = $1", &[key_id])
+            .await
+            .map_err(db_err)?;
+    }
     if !unit.materials.is_empty() {
         let stmt = tx
             .prepare_cached(
@@ -369,10 +517,6 @@ async fn apply_unit(
     }
     let mut events = Vec::new();
     if !unit.appends.is_empty() {
-        let current = tx
-            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1")
-            .await
-            .map_err(db_err)?;
         let insert = tx
             .prepare_cached(
                 "INSERT INTO events (sequence, stream, version, event_type, payload, recorded_at) \
@@ -380,19 +524,7 @@ async fn apply_unit(
             )
             .await
             .map_err(db_err)?;
-        for append in &unit.appends {
-            let row = tx
-                .query_one(&current, &[&append.stream])
-                .await
-                .map_err(db_err)?;
-            let found: i64 = row.try_get(0).map_err(corrupt)?;
-            if found != append.expected_version {
-                return Err(StoreError::VersionConflict {
-                    stream: append.stream.clone(),
-                    expected: append.expected_version,
-                    found,
-                });
-            }
+        for (append, &found) in unit.appends.iter().zip(&found_versions) {
             for (i, event) in append.events.iter().enumerate() {
                 tail.event_sequence += 1;
                 let version = found + 1 + i as i64;

@@ -17,17 +17,29 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    receipt_sequences, CommitReceipt, CommitUnit, EventStore, SealedMaterial, StoreError,
-    StoredAuditRecord, StoredEvent, GENESIS_HASH,
+    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, SealedMaterial,
+    StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
 };
 use crate::audit::chain;
 
 /// The embedded migrations, in order: (version, name, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_root_key_binding",
+        include_str!("../../../migrations/sqlite/0002_root_key_binding.sql"),
+    ),
+    (
+        3,
+        "0003_write_probe",
+        include_str!("../../../migrations/sqlite/0003_write_probe.sql"),
+    ),
+];
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,6 +201,77 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO write_probe (id, probed_at) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+                params![format_time(Utc::now())],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn holds_data(&self) -> Result<bool, StoreError> {
+        self.with_conn(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM audit_records) \
+                 OR EXISTS (SELECT 1 FROM key_materials)",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn any_material(&self) -> Result<Option<SealedMaterial>, StoreError> {
+        self.with_conn(|conn| {
+            conn.query_row(
+                "SELECT key_id, version, sealed FROM key_materials LIMIT 1",
+                [],
+                |row| {
+                    Ok(SealedMaterial {
+                        key_id: row.get(0)?,
+                        version: row.get(1)?,
+                        sealed: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn root_key_bindings(&self) -> Result<Vec<RootKeyBinding>, StoreError> {
+        self.with_conn(|conn| read_root_keys(conn)).await
+    }
+
+    async fn bind_root_key(
+        &self,
+        binding: &RootKeyBinding,
+    ) -> Result<Vec<RootKeyBinding>, StoreError> {
+        let binding = binding.clone();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO root_keys (id, check_value, created_at) \
+                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM root_keys)",
+                params![binding.id, binding.check_value, format_time(Utc::now())],
+            )
+            .map_err(db_err)?;
+            let bound = read_root_keys(&tx)?;
+            tx.commit().map_err(db_err)?;
+            Ok(bound)
+        })
+        .await
+    }
+
     async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError> {
         let key_id = key_id.to_string();
         self.with_conn(move |conn| {
@@ -202,6 +285,22 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Every root key binding, oldest first.
+fn read_root_keys(conn: &Connection) -> Result<Vec<RootKeyBinding>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, check_value FROM root_keys ORDER BY created_at, id")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(RootKeyBinding {
+                id: row.get(0)?,
+                check_value: row.get(1)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
 }
 
 /// Apply the pending migrations in one immediate transaction.
@@ -309,7 +408,8 @@ fn read_tail(conn: &Connection) -> Result<Tail, StoreError> {
     })
 }
 
-/// Write one unit: version checks, materials, events, audit record; advances `tail`.
+/// Write one unit: version checks, destroyed and new materials, events, audit record; advances
+/// `tail`.
 fn apply_unit(
     conn: &Connection,
     unit: &CommitUnit,
@@ -317,14 +417,9 @@ fn apply_unit(
     tail: &mut Tail,
 ) -> Result<CommitReceipt, StoreError> {
     let recorded_at = format_time(now);
-    for m in &unit.materials {
-        conn.prepare_cached(
-            "INSERT INTO key_materials (key_id, version, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut stmt| stmt.execute(params![m.key_id, m.version, m.sealed, recorded_at]))
-        .map_err(db_err)?;
-    }
-    let mut events = Vec::new();
+    // Every version check comes first: a unit that lost a race writes nothing, and reports the
+    // conflict (not a keystore primary-key clash from material it would have inserted).
+    let mut found_versions = Vec::with_capacity(unit.appends.len());
     for append in &unit.appends {
         let found: i64 = conn
             .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1")
@@ -337,6 +432,22 @@ fn apply_unit(
                 found,
             });
         }
+        found_versions.push(found);
+    }
+    for key_id in &unit.destroy_materials {
+        conn.prepare_cached("DELETE FROM key_materials WHERE key_id = ?1")
+            .and_then(|mut stmt| stmt.execute(params![key_id]))
+            .map_err(db_err)?;
+    }
+    for m in &unit.materials {
+        conn.prepare_cached(
+            "INSERT INTO key_materials (key_id, version, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![m.key_id, m.version, m.sealed, recorded_at]))
+        .map_err(db_err)?;
+    }
+    let mut events = Vec::new();
+    for (append, &found) in unit.appends.iter().zip(&found_versions) {
         for (i, event) in append.events.iter().enumerate() {
             tail.event_sequence += 1;
             let version = found + 1 + i as i64;
