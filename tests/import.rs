@@ -918,4 +918,73 @@ async fn expiry(store: StoreKind) {
     assert!(ok, "{out}");
 }
 
-on_both_stores!(import_flow, tokens, expiry, rotation);
+on_both_stores!(import_flow, tokens, expiry, rotation, ciphertext_formats);
+
+/// Ciphertext formats with material the test knows (imported): a format-1 blob written as the
+/// first format did (a random nonce directly under the material) still decrypts, and new blobs
+/// are format 2, whose body is not the material's own AES-GCM encryption.
+async fn ciphertext_formats(store: StoreKind) {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let server = TestServer::start(store);
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_external(
+        &client,
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await;
+    let material = random_bytes(32);
+    import_fresh(
+        &client,
+        dir.path(),
+        &key,
+        &material,
+        AlgorithmSpec::RsaesOaepSha256,
+    )
+    .await
+    .unwrap();
+    let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &material).unwrap());
+    // Header: magic, version, key id (UUID bytes), material version 1; AAD: header and the
+    // canonical empty context (four zero bytes).
+    let mut header = vec![0x54, 0x01];
+    header.extend_from_slice(uuid::Uuid::parse_str(&key).unwrap().as_bytes());
+    header.extend_from_slice(&1u32.to_be_bytes());
+    let nonce_bytes = random_bytes(12);
+    let mut aad = header.clone();
+    aad.extend_from_slice(&[0, 0, 0, 0]);
+    let mut body = b"written by format 1".to_vec();
+    aead.seal_in_place_append_tag(
+        Nonce::try_assume_unique_for_key(&nonce_bytes).unwrap(),
+        Aad::from(aad.clone()),
+        &mut body,
+    )
+    .unwrap();
+    let mut v1 = header.clone();
+    v1.extend_from_slice(&nonce_bytes);
+    v1.extend_from_slice(&body);
+    assert_eq!(
+        decrypt(&client, &Blob::new(v1)).await.unwrap(),
+        b"written by format 1"
+    );
+
+    let v2 = encrypt(&client, &key).await.into_inner();
+    assert_eq!(v2[1], 0x02, "new ciphertexts are format 2");
+    assert_eq!(v2.len(), b"imported".len() + 22 + 32 + 12 + 16);
+    assert_eq!(v2[2..22], header[2..22]);
+    // Read as if it were format 1 (skipping the salt), it does not open under the material:
+    // the material never encrypts directly.
+    let (nonce, rest) = v2[54..].split_at(12);
+    let mut as_v1 = rest.to_vec();
+    let mut v1_aad = v2[..22].to_vec();
+    v1_aad[1] = 0x01;
+    v1_aad.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(aead
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(nonce).unwrap(),
+            Aad::from(v1_aad),
+            &mut as_v1,
+        )
+        .is_err());
+    assert_eq!(decrypt(&client, &Blob::new(v2)).await.unwrap(), b"imported");
+}

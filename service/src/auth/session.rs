@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::root_key::RootKey;
+use crate::crypto::root_key::{RootKey, SealPurpose};
 use crate::crypto::secret::SecretBytes;
 use crate::crypto::{random_public, random_secret, CryptoError};
 
@@ -133,7 +133,11 @@ pub fn issue(
         secret: secret.clone(),
     };
     let plaintext = SecretBytes::new(serde_json::to_vec(&claims).map_err(|_| CryptoError::Seal)?);
-    let sealed = root_key.seal(&binding(&access_key_id, claims.expires_ms), 0, &plaintext)?;
+    let sealed = root_key.seal_token(
+        SealPurpose::SessionToken,
+        &binding(&access_key_id, claims.expires_ms),
+        &plaintext,
+    )?;
     let mut token = TOKEN_MAGIC.to_vec();
     token.extend_from_slice(&claims.expires_ms.to_be_bytes());
     token.extend_from_slice(&sealed);
@@ -162,9 +166,9 @@ pub fn open(
     expiry.copy_from_slice(&bytes[4..TOKEN_HEADER_LEN]);
     let expires_ms = i64::from_be_bytes(expiry);
     let plaintext = root_key
-        .open(
+        .open_token(
+            SealPurpose::SessionToken,
             &binding(access_key_id, expires_ms),
-            0,
             &bytes[TOKEN_HEADER_LEN..],
         )
         .map_err(|_| SessionError::Invalid)?;

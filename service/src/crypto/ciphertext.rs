@@ -1,8 +1,12 @@
-//! Trent's symmetric ciphertext blob, format version 1 (documented in `docs/ciphertext-format.md`):
+//! Trent's symmetric ciphertext blob (documented in `docs/ciphertext-format.md`). Version 2,
+//! which this code writes, never uses a key version's material directly: every encryption draws
+//! a 32-byte salt and encrypts under a data key derived from the material by HKDF-SHA256 (the
+//! header and the salt in its info), so the random-nonce bound of AES-GCM applies per call, not
+//! per key. Version 1 (a random nonce directly under the material) stays readable.
 //!
 //! ```text
-//! 0      1      2            18                 22          34
-//! | 0x54 | 0x01 | key id (16) | material ver (4) | nonce (12) | AES-256-GCM ciphertext || tag (16) |
+//! v2: | 0x54 | 0x02 | key id (16) | material ver (4) | salt (32) | nonce (12) | ciphertext || tag (16) |
+//! v1: | 0x54 | 0x01 | key id (16) | material ver (4) | nonce (12) | ciphertext || tag (16) |
 //! ```
 //!
 //! The associated data is the 22-byte header followed by the canonical encoding of the encryption
@@ -11,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hkdf;
 use uuid::Uuid;
 
 use super::secret::SecretBytes;
@@ -19,11 +24,20 @@ use super::{random_public, CryptoError};
 /// The first byte of every Trent ciphertext.
 pub const MAGIC: u8 = 0x54;
 /// The format version this code writes.
-pub const FORMAT_VERSION: u8 = 0x01;
+pub const FORMAT_VERSION: u8 = 0x02;
+/// The first format version (read, never written).
+pub const FORMAT_VERSION_1: u8 = 0x01;
 const HEADER_LEN: usize = 22;
 const TAG_LEN: usize = 16;
-/// Bytes a ciphertext adds to its plaintext.
-pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// The per-encryption salt of version 2.
+const SALT_LEN: usize = 32;
+/// The HKDF-Extract salt that turns a key version's material into the pseudo-random key of
+/// version 2's per-call data keys.
+const V2_EXTRACT_SALT: &[u8] = b"trent ciphertext v2 data key";
+/// Bytes a version-2 ciphertext adds to its plaintext.
+pub const OVERHEAD: usize = HEADER_LEN + SALT_LEN + NONCE_LEN + TAG_LEN;
+/// Bytes a version-1 ciphertext added to its plaintext.
+const OVERHEAD_V1: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 
 /// The readable header of a ciphertext: which key and material version produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +75,12 @@ pub fn canonical_context(context: &BTreeMap<String, String>) -> Vec<u8> {
 
 /// Read the header of a blob without decrypting it.
 pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
-    if blob.len() < OVERHEAD || blob[0] != MAGIC || blob[1] != FORMAT_VERSION {
+    let minimum = match blob.get(1) {
+        Some(&FORMAT_VERSION) => OVERHEAD,
+        Some(&FORMAT_VERSION_1) => OVERHEAD_V1,
+        _ => return Err(CiphertextError::Malformed),
+    };
+    if blob.len() < minimum || blob[0] != MAGIC {
         return Err(CiphertextError::Malformed);
     }
     let mut id = [0u8; 16];
@@ -74,10 +93,26 @@ pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
     })
 }
 
-fn aead_key(material: &SecretBytes) -> Result<LessSafeKey, CryptoError> {
+/// The material itself as an AES-256-GCM key (version 1).
+fn material_key(material: &SecretBytes) -> Result<LessSafeKey, CryptoError> {
     let unbound =
         UnboundKey::new(&AES_256_GCM, material.as_slice()).map_err(|_| CryptoError::Seal)?;
     Ok(LessSafeKey::new(unbound))
+}
+
+/// Version 2's data key for one ciphertext: HKDF-SHA256 over the material, with the header and
+/// the ciphertext's salt as info.
+fn data_key(
+    material: &SecretBytes,
+    header: &[u8],
+    salt: &[u8],
+) -> Result<LessSafeKey, CryptoError> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, V2_EXTRACT_SALT).extract(material.as_slice());
+    let info = [header, salt];
+    let okm = prk
+        .expand(&info, &AES_256_GCM)
+        .map_err(|_| CryptoError::Seal)?;
+    Ok(LessSafeKey::new(UnboundKey::from(okm)))
 }
 
 fn aad(header: &[u8], context: &BTreeMap<String, String>) -> Vec<u8> {
@@ -86,7 +121,7 @@ fn aad(header: &[u8], context: &BTreeMap<String, String>) -> Vec<u8> {
     aad
 }
 
-/// Encrypt `plaintext` under `material` (32 bytes) of the given key and version.
+/// Encrypt `plaintext` under `material` (32 bytes) of the given key and version (format 2).
 pub fn encrypt(
     header: CiphertextHeader,
     material: &SecretBytes,
@@ -98,20 +133,23 @@ pub fn encrypt(
     blob.push(FORMAT_VERSION);
     blob.extend_from_slice(header.key_id.as_bytes());
     blob.extend_from_slice(&header.material_version.to_be_bytes());
+    let salt = random_public(SALT_LEN)?;
+    let key = data_key(material, &blob, &salt)?;
     let nonce_bytes = random_public(NONCE_LEN)?;
     let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| CryptoError::Seal)?;
-    let mut body = SecretBytes::new(plaintext.as_slice().to_vec());
-    let mut sealed = body.as_slice().to_vec();
-    aead_key(material)?
-        .seal_in_place_append_tag(nonce, Aad::from(aad(&blob, context)), &mut sealed)
-        .map_err(|_| CryptoError::Seal)?;
-    zeroize::Zeroize::zeroize(body.as_mut_slice());
+    let mut sealed = plaintext.as_slice().to_vec();
+    let done = key.seal_in_place_append_tag(nonce, Aad::from(aad(&blob, context)), &mut sealed);
+    if done.is_err() {
+        zeroize::Zeroize::zeroize(&mut sealed);
+        return Err(CryptoError::Seal);
+    }
+    blob.extend_from_slice(&salt);
     blob.extend_from_slice(&nonce_bytes);
     blob.extend_from_slice(&sealed);
     Ok(blob)
 }
 
-/// Decrypt a blob whose header was parsed with `parse_header`, under the material it names.
+/// Decrypt a blob of either format under the material its header names.
 pub fn decrypt(
     blob: &[u8],
     material: &SecretBytes,
@@ -119,10 +157,17 @@ pub fn decrypt(
 ) -> Result<SecretBytes, CiphertextError> {
     parse_header(blob)?;
     let (header, rest) = blob.split_at(HEADER_LEN);
+    let (key, rest) = if header[1] == FORMAT_VERSION {
+        let (salt, rest) = rest.split_at(SALT_LEN);
+        let key = data_key(material, header, salt).map_err(|_| CiphertextError::Authentication)?;
+        (key, rest)
+    } else {
+        let key = material_key(material).map_err(|_| CiphertextError::Authentication)?;
+        (key, rest)
+    };
     let (nonce_bytes, body) = rest.split_at(NONCE_LEN);
     let nonce =
         Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CiphertextError::Malformed)?;
-    let key = aead_key(material).map_err(|_| CiphertextError::Authentication)?;
     let mut buf = SecretBytes::new(body.to_vec());
     let len = key
         .open_in_place(nonce, Aad::from(aad(header, context)), buf.as_mut_slice())
@@ -178,7 +223,7 @@ mod tests {
             decrypt(&blob, &other, &c),
             Err(CiphertextError::Authentication)
         );
-        for i in 2..blob.len() {
+        for i in 1..blob.len() {
             let mut t = blob.clone();
             t[i] ^= 1;
             assert!(
@@ -186,6 +231,46 @@ mod tests {
                 "flip at byte {i} went unnoticed"
             );
         }
+    }
+
+    /// A version-1 blob, as the first format wrote it (random nonce under the material).
+    fn encrypt_v1(m: &SecretBytes, p: &[u8], c: &BTreeMap<String, String>) -> Vec<u8> {
+        let mut blob = vec![MAGIC, FORMAT_VERSION_1];
+        blob.extend_from_slice(header().key_id.as_bytes());
+        blob.extend_from_slice(&header().material_version.to_be_bytes());
+        let nonce_bytes = random_public(NONCE_LEN).unwrap();
+        let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).unwrap();
+        let mut body = p.to_vec();
+        material_key(m)
+            .unwrap()
+            .seal_in_place_append_tag(nonce, Aad::from(aad(&blob, c)), &mut body)
+            .unwrap();
+        blob.extend_from_slice(&nonce_bytes);
+        blob.extend_from_slice(&body);
+        blob
+    }
+
+    #[test]
+    fn version_1_blobs_stay_readable_and_version_2_uses_a_data_key_per_call() {
+        let m = SecretBytes::new(vec![9; 32]);
+        let c = ctx(&[("a", "1")]);
+        let old = encrypt_v1(&m, b"legacy", &c);
+        assert_eq!(old.len(), 6 + OVERHEAD_V1);
+        assert_eq!(parse_header(&old).unwrap(), header());
+        assert_eq!(decrypt(&old, &m, &c).unwrap().as_slice(), b"legacy");
+        let p = SecretBytes::new(b"legacy".to_vec());
+        let (a, b) = (
+            encrypt(header(), &m, &p, &c).unwrap(),
+            encrypt(header(), &m, &p, &c).unwrap(),
+        );
+        assert_eq!(a[1], FORMAT_VERSION);
+        assert_ne!(a[22..54], b[22..54], "a fresh salt per encryption");
+        // A v2 body is not the material's own AES-GCM encryption: relabelled as v1 (without the
+        // salt) it does not open under the material.
+        let mut relabelled = a[..22].to_vec();
+        relabelled[1] = FORMAT_VERSION_1;
+        relabelled.extend_from_slice(&a[54..]);
+        assert!(decrypt(&relabelled, &m, &c).is_err());
     }
 
     #[test]

@@ -1,18 +1,61 @@
-//! The root key: seals key material for the keystore table (AES-256-GCM, the key id and material
-//! version bound as associated data), loaded from a file or an environment variable, or
-//! generated (0600, directory fsynced) for an empty store. Its id and key-check value (HMAC of
-//! fixed labels) name it without revealing it; `root_binding` checks them against the store.
+//! The root key: seals key material for the keystore table, STS session tokens and import
+//! tokens, loaded from a file or an environment variable, or generated (0600, directory fsynced)
+//! for an empty store. Its id and key-check value (HMAC of fixed labels) name it without
+//! revealing it; `root_binding` checks them against the store.
+//!
+//! The root key itself encrypts nothing. Each seal derives a fresh AES-256-GCM key by HKDF-SHA256
+//! from it, with the purpose (key material, session token, import token) and a random 32-byte
+//! salt as info, so purposes have separate keys and no key sees more than one message; the
+//! sealed blob names the root key it was sealed under (format 2, below). Blobs of format 1 (a
+//! random nonce directly under the root key) still open.
+//!
+//! ```text
+//! format 2: | 0x02 | root key id (8) | salt (32) | nonce (12) | AES-256-GCM ciphertext || tag |
+//! format 1: | nonce (12) | AES-256-GCM ciphertext || tag |       (read only)
+//! ```
 
 use std::io::Write;
 use std::path::Path;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hkdf;
 use base64::Engine;
 
 use super::secret::SecretBytes;
 use super::{random_public, random_secret, CryptoError};
 
 const SEAL_CONTEXT: &[u8] = b"trent-keystore-v1";
+/// The HKDF-Extract salt of format 2's derived keys.
+const V2_EXTRACT_SALT: &[u8] = b"trent root key v2";
+/// The first byte of a format-2 sealed blob.
+const SEALED_V2: u8 = 0x02;
+/// The salt of a format-2 seal.
+const SALT_LEN: usize = 32;
+/// Bytes before a format-2 ciphertext: format, root key id, salt, nonce.
+const V2_HEADER_LEN: usize = 1 + 8 + SALT_LEN + NONCE_LEN;
+/// The AES-GCM tag.
+const TAG_LEN: usize = 16;
+
+/// What a sealed blob protects; each purpose has keys of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealPurpose {
+    /// Key material in the keystore table.
+    KeyMaterial,
+    /// The claims of an STS session token.
+    SessionToken,
+    /// The wrapping private key inside an import token.
+    ImportToken,
+}
+
+impl SealPurpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::KeyMaterial => b"key material",
+            Self::SessionToken => b"session token",
+            Self::ImportToken => b"import token",
+        }
+    }
+}
 
 /// HMAC labels of the root key's public fingerprints.
 const ID_LABEL: &[u8] = b"trent root key id v1";
@@ -20,7 +63,12 @@ const CHECK_LABEL: &[u8] = b"trent root key check value v1";
 
 /// The key that seals all key material at rest.
 pub struct RootKey {
-    key: LessSafeKey,
+    /// The key itself as AES-256-GCM: only to open format-1 blobs.
+    legacy: LessSafeKey,
+    /// The HKDF pseudo-random key every format-2 seal's key is expanded from.
+    prk: hkdf::Prk,
+    /// The id's 8 bytes, as format-2 blobs carry them.
+    id_bytes: [u8; 8],
     /// A short public name of the key (HMAC-derived, hex).
     id: String,
     /// The key-check value the store records at first use (HMAC-derived, hex).
@@ -45,13 +93,16 @@ impl RootKey {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_slice())
             .map_err(|_| CryptoError::RootKey("invalid key bytes".into()))?;
         let mac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes.as_slice());
-        let fingerprint = |label: &[u8], len: usize| {
-            hex::encode(&aws_lc_rs::hmac::sign(&mac, label).as_ref()[..len])
-        };
+        let fingerprint =
+            |label: &[u8], len: usize| aws_lc_rs::hmac::sign(&mac, label).as_ref()[..len].to_vec();
+        let mut id_bytes = [0u8; 8];
+        id_bytes.copy_from_slice(&fingerprint(ID_LABEL, 8));
         Ok(Self {
-            key: LessSafeKey::new(unbound),
-            id: fingerprint(ID_LABEL, 8),
-            check_value: fingerprint(CHECK_LABEL, 32),
+            legacy: LessSafeKey::new(unbound),
+            prk: hkdf::Salt::new(hkdf::HKDF_SHA256, V2_EXTRACT_SALT).extract(bytes.as_slice()),
+            id_bytes,
+            id: hex::encode(id_bytes),
+            check_value: hex::encode(fingerprint(CHECK_LABEL, 32)),
         })
     }
 
@@ -94,38 +145,129 @@ impl RootKey {
         Self::from_base64(&text)
     }
 
-    /// Seal key material of `key_id` version `version`: nonce || ciphertext || tag.
+    /// Seal key material of `key_id` version `version` (bound to both).
     pub fn seal(
         &self,
         key_id: &str,
         version: i32,
         material: &SecretBytes,
     ) -> Result<Vec<u8>, CryptoError> {
-        let nonce_bytes = random_public(NONCE_LEN)?;
-        let nonce =
-            Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| CryptoError::Seal)?;
-        let mut in_out = material.as_slice().to_vec();
-        let sealed = self.key.seal_in_place_append_tag(
-            nonce,
-            Aad::from(binding(key_id, version)),
-            &mut in_out,
-        );
-        if sealed.is_err() {
-            zeroize::Zeroize::zeroize(&mut in_out);
-            return Err(CryptoError::Seal);
-        }
-        let mut out = nonce_bytes;
-        out.extend_from_slice(&in_out);
-        Ok(out)
+        self.seal_v2(
+            SealPurpose::KeyMaterial,
+            &binding(key_id, version),
+            material,
+        )
     }
 
-    /// Open material sealed by `seal` for the same key id and version.
+    /// Open material sealed by `seal` for the same key id and version (either format).
     pub fn open(
         &self,
         key_id: &str,
         version: i32,
         sealed: &[u8],
     ) -> Result<SecretBytes, CryptoError> {
+        let bound = binding(key_id, version);
+        self.open_either(SealPurpose::KeyMaterial, &bound, &bound, sealed)
+    }
+
+    /// Seal a token's secret part for `purpose`, bound to `bound_to` (what the token names
+    /// in the clear: access key id, key id, expiry).
+    pub fn seal_token(
+        &self,
+        purpose: SealPurpose,
+        bound_to: &str,
+        plaintext: &SecretBytes,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.seal_v2(purpose, bound_to.as_bytes(), plaintext)
+    }
+
+    /// Open what `seal_token` sealed for the same purpose and binding (or a format-1 token,
+    /// which sealed it as material version 0 of `bound_to`).
+    pub fn open_token(
+        &self,
+        purpose: SealPurpose,
+        bound_to: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        self.open_either(purpose, bound_to.as_bytes(), &binding(bound_to, 0), sealed)
+    }
+
+    /// The format-2 key of one seal.
+    fn derived_key(&self, purpose: SealPurpose, salt: &[u8]) -> Result<LessSafeKey, CryptoError> {
+        let info = [V2_EXTRACT_SALT, purpose.label(), salt];
+        let okm = self
+            .prk
+            .expand(&info, &AES_256_GCM)
+            .map_err(|_| CryptoError::Seal)?;
+        Ok(LessSafeKey::new(UnboundKey::from(okm)))
+    }
+
+    fn v2_aad(purpose: SealPurpose, bound_to: &[u8]) -> Vec<u8> {
+        let mut aad = purpose.label().to_vec();
+        aad.push(0);
+        aad.extend_from_slice(bound_to);
+        aad
+    }
+
+    fn seal_v2(
+        &self,
+        purpose: SealPurpose,
+        bound_to: &[u8],
+        plaintext: &SecretBytes,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let salt = random_public(SALT_LEN)?;
+        let key = self.derived_key(purpose, &salt)?;
+        let nonce_bytes = random_public(NONCE_LEN)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| CryptoError::Seal)?;
+        let mut body = plaintext.as_slice().to_vec();
+        let aad = Self::v2_aad(purpose, bound_to);
+        if key
+            .seal_in_place_append_tag(nonce, Aad::from(aad), &mut body)
+            .is_err()
+        {
+            zeroize::Zeroize::zeroize(&mut body);
+            return Err(CryptoError::Seal);
+        }
+        let mut out = Vec::with_capacity(V2_HEADER_LEN + body.len());
+        out.push(SEALED_V2);
+        out.extend_from_slice(&self.id_bytes);
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Open a format-2 blob of this root key, or else a format-1 blob (a format-1 nonce may
+    /// happen to look like a format-2 header; authentication decides).
+    fn open_either(
+        &self,
+        purpose: SealPurpose,
+        bound_to: &[u8],
+        legacy_aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        let names_this_key = sealed.len() >= V2_HEADER_LEN + TAG_LEN
+            && sealed[0] == SEALED_V2
+            && sealed[1..9] == self.id_bytes;
+        if names_this_key {
+            let salt = &sealed[9..9 + SALT_LEN];
+            let nonce_bytes = &sealed[9 + SALT_LEN..V2_HEADER_LEN];
+            let key = self.derived_key(purpose, salt)?;
+            let nonce =
+                Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Open)?;
+            let aad = Self::v2_aad(purpose, bound_to);
+            let mut buf = SecretBytes::new(sealed[V2_HEADER_LEN..].to_vec());
+            if let Ok(plain) = key.open_in_place(nonce, Aad::from(aad), buf.as_mut_slice()) {
+                let len = plain.len();
+                return Ok(SecretBytes::new(buf.as_slice()[..len].to_vec()));
+            }
+        }
+        self.open_v1(legacy_aad, sealed)
+    }
+
+    /// Open a format-1 blob: nonce || ciphertext || tag directly under the root key.
+    fn open_v1(&self, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, CryptoError> {
         if sealed.len() < NONCE_LEN {
             return Err(CryptoError::Open);
         }
@@ -133,12 +275,8 @@ impl RootKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Open)?;
         let mut buf = SecretBytes::new(body.to_vec());
         let len = self
-            .key
-            .open_in_place(
-                nonce,
-                Aad::from(binding(key_id, version)),
-                buf.as_mut_slice(),
-            )
+            .legacy
+            .open_in_place(nonce, Aad::from(aad.to_vec()), buf.as_mut_slice())
             .map_err(|_| CryptoError::Open)?
             .len();
         Ok(SecretBytes::new(buf.as_slice()[..len].to_vec()))
@@ -218,6 +356,62 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// A format-1 blob, as the first format sealed it (a random nonce under the root key).
+    fn seal_v1(root: &RootKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce_bytes = random_public(NONCE_LEN).unwrap();
+        let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).unwrap();
+        let mut body = plaintext.to_vec();
+        root.legacy
+            .seal_in_place_append_tag(nonce, Aad::from(aad.to_vec()), &mut body)
+            .unwrap();
+        let mut out = nonce_bytes;
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn format_2_names_the_root_key_and_format_1_still_opens() {
+        let material = SecretBytes::new(vec![42u8; 32]);
+        let sealed = key().seal("k1", 1, &material).unwrap();
+        assert_eq!(sealed[0], SEALED_V2);
+        assert_eq!(hex::encode(&sealed[1..9]), key().id());
+        assert_ne!(
+            key().seal("k1", 1, &material).unwrap()[9..41],
+            sealed[9..41]
+        );
+        let old = seal_v1(&key(), &binding("k1", 1), material.as_slice());
+        assert_eq!(key().open("k1", 1, &old).unwrap(), material);
+        assert!(key().open("k1", 2, &old).is_err());
+        let old_token = seal_v1(&key(), &binding("AKID|123", 0), b"claims");
+        let opened = key().open_token(SealPurpose::SessionToken, "AKID|123", &old_token);
+        assert_eq!(opened.unwrap().as_slice(), b"claims");
+    }
+
+    #[test]
+    fn purposes_have_separate_keys() {
+        let secret = SecretBytes::new(b"claims".to_vec());
+        let token = key()
+            .seal_token(SealPurpose::SessionToken, "bound", &secret)
+            .unwrap();
+        assert_eq!(
+            key()
+                .open_token(SealPurpose::SessionToken, "bound", &token)
+                .unwrap(),
+            secret
+        );
+        assert!(key()
+            .open_token(SealPurpose::ImportToken, "bound", &token)
+            .is_err());
+        assert!(key()
+            .open_token(SealPurpose::SessionToken, "other", &token)
+            .is_err());
+        // Material sealed for key "bound" version 0 is not a token bound to "bound".
+        let material = key().seal("bound", 0, &secret).unwrap();
+        assert!(key()
+            .open_token(SealPurpose::SessionToken, "bound", &material)
+            .is_err());
     }
 
     #[test]

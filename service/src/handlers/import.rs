@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use super::{key_change, key_for, CallContext, Outcome};
 use crate::crypto::keys::{self, KeySpec};
 use crate::crypto::random_public;
+use crate::crypto::root_key::SealPurpose;
 use crate::crypto::secret::SecretBytes;
 use crate::domain::events::{KeyEvent, MaterialInfo};
 use crate::domain::key::{epoch_seconds, KeySnapshot};
@@ -170,9 +171,9 @@ pub async fn get_parameters_for_import(
     let expires_ms = valid_to.timestamp_millis();
     let sealed = state
         .root_key
-        .seal(
+        .seal_token(
+            SealPurpose::ImportToken,
             &token_binding(&key.key_id, algorithm, expires_ms),
-            0,
             &private_der,
         )
         .map_err(|_| KmsError::KmsInternal("Import token sealing failed.".into()))?;
@@ -216,9 +217,9 @@ fn open_token(
     let expires_ms = i64::from_be_bytes(expiry);
     let private_key = state
         .root_key
-        .open(
+        .open_token(
+            SealPurpose::ImportToken,
             &token_binding(&key.key_id, algorithm, expires_ms),
-            0,
             &token[TOKEN_HEADER_LEN..],
         )
         .map_err(|_| invalid())?;
