@@ -414,7 +414,183 @@ async fn readiness_follows_failed_commits(store: StoreKind) {
     client.create_key().send().await.unwrap();
 }
 
+async fn root_key_rotation_while_serving(store: StoreKind) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut server = TestServer::start(store);
+    let client = server.client();
+    let mut blobs = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..5 {
+        let key = client.create_key().send().await.unwrap();
+        let key_id = key.key_metadata().unwrap().key_id().to_string();
+        if i == 0 {
+            client
+                .rotate_key_on_demand()
+                .key_id(&key_id)
+                .send()
+                .await
+                .unwrap();
+        }
+        let blob = client
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(format!("before {i}").into_bytes()))
+            .send()
+            .await
+            .unwrap()
+            .ciphertext_blob()
+            .unwrap()
+            .clone();
+        blobs.push((format!("before {i}"), blob));
+        keys.push(key_id);
+    }
+
+    // Calls go on during the rotation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (client, key, stop) = (client.clone(), keys[1].clone(), stop.clone());
+        let (served, failed) = (served.clone(), failed.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let created = client.create_key().send().await;
+                let encrypted = client
+                    .encrypt()
+                    .key_id(&key)
+                    .plaintext(Blob::new(b"during".to_vec()))
+                    .send()
+                    .await;
+                let decrypted = match &encrypted {
+                    Ok(out) => client
+                        .decrypt()
+                        .ciphertext_blob(out.ciphertext_blob().unwrap().clone())
+                        .send()
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                };
+                if created.is_ok() && decrypted {
+                    served.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let next = tempfile::tempdir().unwrap();
+    let new_key_file = next.path().join("root-next.key");
+    let mut args = vec![
+        "root-key".to_string(),
+        "rotate".into(),
+        "--new-key-file".into(),
+        new_key_file.display().to_string(),
+        "--retire".into(),
+        "--settle-seconds".into(),
+        "2".into(),
+    ];
+    args.extend(server.store_args());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::trent_bin())
+            .args(&args)
+            .env("TRENT_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "rotate: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("re-sealed"), "{stdout}");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no call failed during the rotation"
+    );
+    assert!(served.load(Ordering::Relaxed) > 0);
+    let new_id = stdout
+        .split("new root key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+
+    // Every sealed row, those written during the rotation included, names the new root key.
+    let db = Db::open(&server).await;
+    let rows: Vec<Vec<u8>> = match &db {
+        Db::Sqlite(c) => c
+            .prepare("SELECT sealed FROM key_materials")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect(),
+        Db::Postgres(c) => c
+            .query("SELECT sealed FROM key_materials", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+    };
+    assert!(rows.len() > keys.len());
+    for sealed in &rows {
+        assert_eq!(sealed[0], 0x02);
+        assert_eq!(
+            hex::encode(&sealed[1..9]),
+            new_id,
+            "a row left under the old key"
+        );
+    }
+    let events: Vec<String> = db
+        .audit_records()
+        .await
+        .iter()
+        .filter_map(|r| r["eventName"].as_str().map(str::to_string))
+        .filter(|n| n.starts_with("RootKey"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "RootKeyRotationStarted",
+            "RootKeyMaterialResealed",
+            "RootKeyRetired"
+        ]
+    );
+
+    // The retired key no longer starts anything; the new one opens everything.
+    server.kill9();
+    refused(
+        &server.serve_until_exit(&server.store_args(), &[]),
+        "was retired",
+    );
+    server.set_env(
+        "TRENT_ROOT_KEY_FILE",
+        Some(&new_key_file.display().to_string()),
+    );
+    server.start_again();
+    let client = server.client();
+    for (plaintext, blob) in &blobs {
+        let out = client
+            .decrypt()
+            .ciphertext_blob(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.plaintext().unwrap().as_ref(), plaintext.as_bytes());
+    }
+    let (ok, out) = server.trent(&["trail", "verify"]);
+    assert!(ok, "{out}");
+}
+
 on_both_stores!(
+    root_key_rotation_while_serving,
     oversize_bodies_get_an_audited_aws_error,
     readiness_follows_failed_commits,
     concurrent_rotations_lose_no_ciphertext,

@@ -13,7 +13,7 @@ use crate::audit::chain::ChainVerifier;
 use crate::audit::writer::CommitWriter;
 use crate::auth::identity::{Identities, DEV_ACCOUNT_ID};
 use crate::clock::{ManualClock, SystemClock};
-use crate::crypto::root_key::RootKey;
+use crate::crypto::keyring::RootKeyring;
 use crate::domain::read_model::ReadModel;
 use crate::state::{AppState, MaterialCache, RegionSet};
 use crate::store::postgres::PostgresStore;
@@ -46,6 +46,47 @@ enum Command {
         #[command(subcommand)]
         command: TrailCommand,
     },
+    /// Root key tools (rotation while servers keep serving).
+    RootKey {
+        #[command(subcommand)]
+        command: RootKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RootKeyCommand {
+    /// Generate a new root key (written to --new-key-file), make it the store's active key,
+    /// re-seal every sealed material row under it while servers keep serving, and (with
+    /// --retire) retire the old key. Servers pick the new key up within seconds.
+    Rotate(RotateArgs),
+    /// Retire an old root key once no material is sealed under it.
+    Retire(RetireArgs),
+}
+
+#[derive(Debug, Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where to write the new root key (must not exist). Back it up, and start servers with it
+    /// (--root-key-file) once the old key is retired.
+    #[arg(long)]
+    new_key_file: PathBuf,
+    /// Retire the old root key at the end. Session and import tokens sealed under it stop
+    /// working; without it, run `trent root-key retire` later (after the longest session, 36 h).
+    #[arg(long)]
+    retire: bool,
+    /// Seconds to wait after binding the new key before re-sealing, for servers to switch to it.
+    #[arg(long, default_value_t = 3)]
+    settle_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+struct RetireArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The id of the root key to retire (as `trent root-key rotate` printed it).
+    #[arg(long)]
+    id: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +353,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trail {
             command: TrailCommand::Validate(args),
         } => trail_validate(args),
+        Command::RootKey {
+            command: RootKeyCommand::Rotate(args),
+        } => root_key_rotate(args).await,
+        Command::RootKey {
+            command: RootKeyCommand::Retire(args),
+        } => {
+            let store = open_store(&args.store, Create::No).await?;
+            let ring = load_root_key(&store, &args.store, false).await?;
+            crate::root_rotation::retire_key(&store, &ring, &args.id).await?;
+            println!("root key {} retired", args.id);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -351,7 +404,7 @@ async fn load_root_key(
     store: &SharedStore,
     args: &StoreArgs,
     may_generate: bool,
-) -> anyhow::Result<RootKey> {
+) -> anyhow::Result<RootKeyring> {
     let path = args
         .root_key_file
         .clone()
@@ -366,12 +419,12 @@ async fn load_root_key(
     if let Some(path) = &bound.generated {
         tracing::warn!(
             path = %path.display(),
-            root_key_id = bound.key.id(),
+            root_key_id = bound.ring.ids().first().map(String::as_str).unwrap_or_default(),
             "generated a new root key for this empty store: back this file up now; without it no \
              key material in the store can ever be opened"
         );
     }
-    Ok(bound.key)
+    Ok(bound.ring)
 }
 
 /// Warn when the root key file can be read by users other than its owner.
@@ -539,7 +592,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         regions: RegionSet::new(args.regions),
         secure_transport: tls.is_some(),
-        root_key,
+        root_key: Arc::new(root_key),
         materials,
         account_policies: Default::default(),
         key_usage,
@@ -606,6 +659,42 @@ async fn periodic_export(
             return;
         }
     }
+}
+
+async fn root_key_rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args.store, Create::No).await?;
+    let ring = load_root_key(&store, &args.store, false).await?;
+    let report = crate::root_rotation::rotate(
+        &store,
+        &ring,
+        &args.new_key_file,
+        std::time::Duration::from_secs(args.settle_seconds),
+        args.retire,
+    )
+    .await?;
+    println!(
+        "root key rotated: new root key {} (written to {}); {} sealed rows re-sealed in {} \
+         pass(es), {:.1} s",
+        report.new_id,
+        args.new_key_file.display(),
+        report.resealed,
+        report.passes,
+        report.reseal_time.as_secs_f64()
+    );
+    if report.retired {
+        println!(
+            "retired {}: start servers with --root-key-file {} from now on",
+            report.old_ids.join(", "),
+            args.new_key_file.display()
+        );
+    } else {
+        println!(
+            "the old root key ({}) still opens material and tokens; retire it with `trent \
+             root-key retire --id ID` once its tokens have expired",
+            report.old_ids.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

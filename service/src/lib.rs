@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod quota;
 pub mod root_binding;
+pub mod root_rotation;
 pub mod scheduler;
 pub mod server;
 pub mod simulate;

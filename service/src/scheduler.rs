@@ -99,6 +99,7 @@ pub fn spawn_follower(
             if let Err(e) = catch_up(&state).await {
                 tracing::warn!(error = %e, "following the event table failed");
             }
+            crate::root_binding::refresh(&state).await;
         }
     })
 }

@@ -9,7 +9,7 @@ use regex::Regex;
 use crate::audit::writer::CommitWriter;
 use crate::auth::identity::Identities;
 use crate::clock::Clock;
-use crate::crypto::root_key::RootKey;
+use crate::crypto::keyring::RootKeyring;
 use crate::crypto::secret::SecretBytes;
 use crate::domain::read_model::ReadModel;
 use crate::protocol::KmsError;
@@ -79,6 +79,13 @@ impl MaterialCache {
         }
     }
 
+    /// Forget everything (the root keys changed: cached blobs may be sealed under a retired key).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.sealed.write() {
+            m.clear();
+        }
+    }
+
     /// Forget every version of a key (after crypto-shredding).
     pub fn forget(&self, key_id: &str) {
         if let Ok(mut m) = self.sealed.write() {
@@ -122,6 +129,25 @@ impl MaterialCache {
                 sealed
             }
         };
+        if let Ok(material) = state.root_key.open(key_id, version, &sealed) {
+            return Ok(material);
+        }
+        // Re-sealed under a root key this process has not loaded yet (a rotation under way), or
+        // cached from before a rotation: follow the store's root keys, read again, retry once.
+        crate::root_binding::refresh(state).await;
+        let stored = state
+            .store
+            .get_material(key_id, version)
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.sealed);
+        let Some(sealed) = stored else {
+            return Err(KmsError::KmsInternal(
+                "The key material is not available.".into(),
+            ));
+        };
+        self.insert(key_id, version, sealed.clone());
         state.root_key.open(key_id, version, &sealed).map_err(|_| {
             tracing::error!(
                 key_id,
@@ -156,8 +182,8 @@ pub struct AppState {
     pub regions: RegionSet,
     /// Whether the API listener serves HTTPS (`aws:SecureTransport`).
     pub secure_transport: bool,
-    /// The root key sealing key material.
-    pub root_key: RootKey,
+    /// The root keys sealing key material and tokens (more than one during a rotation).
+    pub root_key: Arc<RootKeyring>,
     /// Cached sealed material (shared with the writer, which forgets destroyed material).
     pub materials: Arc<MaterialCache>,
     /// Per account, the compiled "delegate to IAM" policy for operations that take no key.

@@ -15,7 +15,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::root_key::{RootKey, SealPurpose};
+use crate::crypto::keyring::RootKeyring;
+use crate::crypto::root_key::SealPurpose;
 use crate::crypto::secret::SecretBytes;
 use crate::crypto::{random_public, random_secret, CryptoError};
 
@@ -112,7 +113,7 @@ fn session_access_key_id() -> Result<String, CryptoError> {
 /// Issue credentials of `kind` for `role_arn` (a role, or for a user session the user) with
 /// session name `session_name`, requested by `source_arn` at `now`, valid for `duration_seconds`.
 pub fn issue(
-    root_key: &RootKey,
+    root_key: &RootKeyring,
     kind: SessionKind,
     role_arn: &str,
     session_name: &str,
@@ -151,7 +152,7 @@ pub fn issue(
 
 /// Read the session of `access_key_id` from `token`, at `now`.
 pub fn open(
-    root_key: &RootKey,
+    root_key: &RootKeyring,
     access_key_id: &str,
     token: &str,
     now: DateTime<Utc>,
@@ -188,8 +189,10 @@ pub fn open(
 mod tests {
     use super::*;
 
-    fn root() -> RootKey {
-        RootKey::from_bytes(&SecretBytes::new(vec![7u8; 32])).unwrap()
+    use crate::crypto::root_key::RootKey;
+
+    fn root() -> RootKeyring {
+        RootKeyring::single(RootKey::from_bytes(&SecretBytes::new(vec![7u8; 32])).unwrap())
     }
 
     fn now() -> DateTime<Utc> {
@@ -200,7 +203,7 @@ mod tests {
     const CAROL: &str = "arn:aws:iam::444455556666:user/carol";
 
     /// carol's session "audit" of the auditor role, issued now for `seconds`.
-    fn auditor_session(key: &RootKey, seconds: i64) -> IssuedCredentials {
+    fn auditor_session(key: &RootKeyring, seconds: i64) -> IssuedCredentials {
         issue(
             key,
             SessionKind::AssumedRole,
@@ -247,7 +250,8 @@ mod tests {
             invalid
         );
         // Another root key.
-        let foreign = RootKey::from_bytes(&SecretBytes::new(vec![8u8; 32])).unwrap();
+        let foreign =
+            RootKeyring::single(RootKey::from_bytes(&SecretBytes::new(vec![8u8; 32])).unwrap());
         assert_eq!(
             open(&foreign, &c.access_key_id, &c.session_token, now()).err(),
             invalid

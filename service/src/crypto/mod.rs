@@ -3,6 +3,7 @@
 //! the root key at start.
 
 pub mod ciphertext;
+pub mod keyring;
 pub mod keys;
 pub mod root_key;
 pub mod secret;

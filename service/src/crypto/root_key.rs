@@ -45,6 +45,8 @@ pub enum SealPurpose {
     SessionToken,
     /// The wrapping private key inside an import token.
     ImportToken,
+    /// Another root key (while a rotation is under way).
+    RootKeyWrap,
 }
 
 impl SealPurpose {
@@ -53,6 +55,7 @@ impl SealPurpose {
             Self::KeyMaterial => b"key material",
             Self::SessionToken => b"session token",
             Self::ImportToken => b"import token",
+            Self::RootKeyWrap => b"root key",
         }
     }
 }
@@ -69,6 +72,8 @@ pub struct RootKey {
     prk: hkdf::Prk,
     /// The id's 8 bytes, as format-2 blobs carry them.
     id_bytes: [u8; 8],
+    /// The key's bytes, to seal it under another root key during a rotation.
+    bytes: SecretBytes,
     /// A short public name of the key (HMAC-derived, hex).
     id: String,
     /// The key-check value the store records at first use (HMAC-derived, hex).
@@ -78,6 +83,13 @@ pub struct RootKey {
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RootKey(..)")
+    }
+}
+
+impl Clone for RootKey {
+    fn clone(&self) -> Self {
+        // The bytes were valid when this key was made from them.
+        Self::from_bytes(&self.bytes).unwrap_or_else(|_| unreachable!())
     }
 }
 
@@ -101,9 +113,45 @@ impl RootKey {
             legacy: LessSafeKey::new(unbound),
             prk: hkdf::Salt::new(hkdf::HKDF_SHA256, V2_EXTRACT_SALT).extract(bytes.as_slice()),
             id_bytes,
+            bytes: SecretBytes::new(bytes.as_slice().to_vec()),
             id: hex::encode(id_bytes),
             check_value: hex::encode(fingerprint(CHECK_LABEL, 32)),
         })
+    }
+
+    /// A new random root key (not written anywhere).
+    pub fn random() -> Result<Self, CryptoError> {
+        Self::from_bytes(&random_secret(32)?)
+    }
+
+    /// Write this key to a new file (base64, mode 0600, directory fsynced); refuses to overwrite.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), CryptoError> {
+        let text = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(self.bytes.as_slice()),
+        );
+        write_private(path, text.as_bytes())
+            .map_err(|e| CryptoError::RootKey(format!("{}: {e}", path.display())))
+    }
+
+    /// Seal `other` under this key (a rotation's wrap, bound to `other`'s id).
+    pub fn wrap(&self, other: &RootKey) -> Result<Vec<u8>, CryptoError> {
+        self.seal_token(SealPurpose::RootKeyWrap, other.id(), &other.bytes)
+    }
+
+    /// Open a wrap made by `wrap` for the key `id`; the result must have that id.
+    pub fn unwrap(&self, id: &str, sealed: &[u8]) -> Result<RootKey, CryptoError> {
+        let bytes = self.open_token(SealPurpose::RootKeyWrap, id, sealed)?;
+        let key = Self::from_bytes(&bytes)?;
+        if key.id() != id {
+            return Err(CryptoError::Open);
+        }
+        Ok(key)
+    }
+
+    /// The id of the root key a format-2 blob names (None for a format-1 blob).
+    pub fn sealed_by(sealed: &[u8]) -> Option<String> {
+        (sealed.len() >= V2_HEADER_LEN + TAG_LEN && sealed[0] == SEALED_V2)
+            .then(|| hex::encode(&sealed[1..9]))
     }
 
     /// The key's public id (16 hex digits), for messages and bindings.
@@ -119,13 +167,9 @@ impl RootKey {
     /// Generate a new root key file (32 random bytes, base64, mode 0600; the directory is
     /// fsynced so the file survives a crash). Refuses to overwrite an existing file.
     pub fn generate(path: &Path) -> Result<Self, CryptoError> {
-        let bytes = random_secret(32)?;
-        let text = zeroize::Zeroizing::new(
-            base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
-        );
-        write_private(path, text.as_bytes())
-            .map_err(|e| CryptoError::RootKey(format!("{}: {e}", path.display())))?;
-        Self::from_bytes(&bytes)
+        let key = Self::random()?;
+        key.write_new_file(path)?;
+        Ok(key)
     }
 
     /// A root key from its base64 text (the `TRENT_ROOT_KEY` form and the file content).

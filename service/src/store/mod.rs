@@ -222,8 +222,38 @@ pub trait EventStore: Send + Sync {
     /// One sealed material row, if there is any (to check a root key against existing data).
     async fn any_material(&self) -> Result<Option<SealedMaterial>, StoreError>;
 
-    /// The root keys the store is bound to (empty before first use).
+    /// The root keys the store is bound to and that are not retired, oldest first (empty before
+    /// first use).
     async fn root_key_bindings(&self) -> Result<Vec<RootKeyBinding>, StoreError>;
+
+    /// The ids of retired root keys.
+    async fn retired_root_keys(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Every root key sealed under another one (while a rotation is under way).
+    async fn root_key_wraps(&self) -> Result<Vec<RootKeyWrap>, StoreError>;
+
+    /// Bind the store to one more root key (a rotation), with its wraps, in one transaction.
+    async fn add_root_key(
+        &self,
+        binding: &RootKeyBinding,
+        wraps: &[RootKeyWrap],
+    ) -> Result<(), StoreError>;
+
+    /// Retire a root key: mark it and destroy every wrap that involves it.
+    async fn retire_root_key(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Sealed material rows after `after` (key id, version), in that order, at most `limit`.
+    async fn material_page(
+        &self,
+        after: Option<(String, i32)>,
+        limit: i64,
+    ) -> Result<Vec<SealedMaterial>, StoreError>;
+
+    /// Replace rows' sealed material, each only if it is still the `old.sealed` given (a row
+    /// changed or destroyed meanwhile is left alone), in one transaction; returns how many
+    /// rows were replaced.
+    async fn reseal_materials(&self, rows: &[(SealedMaterial, Vec<u8>)])
+        -> Result<u64, StoreError>;
 
     /// Bind the store to `binding` if it is bound to no root key yet (atomically: of two
     /// processes binding a fresh store at once, one wins); returns the bindings after.
@@ -250,6 +280,17 @@ pub struct RootKeyBinding {
     pub id: String,
     /// The root key's key-check value.
     pub check_value: String,
+}
+
+/// A root key sealed under another root key (the wrap is sealed with purpose `RootKeyWrap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootKeyWrap {
+    /// The wrapped key's id.
+    pub key_id: String,
+    /// The id of the key it is sealed under.
+    pub wrapped_under: String,
+    /// The sealed key.
+    pub sealed: Vec<u8>,
 }
 
 /// A shared handle on whichever backend was configured.

@@ -15,8 +15,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, SealedMaterial,
-    StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
+    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, RootKeyWrap,
+    SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
 };
 use crate::audit::chain;
 
@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_write_probe",
         include_str!("../../../migrations/postgres/0003_write_probe.sql"),
+    ),
+    (
+        4,
+        "0004_root_key_rotation",
+        include_str!("../../../migrations/postgres/0004_root_key_rotation.sql"),
     ),
 ];
 
@@ -362,6 +367,127 @@ impl EventStore for PostgresStore {
         read_root_keys(&client).await
     }
 
+    async fn retired_root_keys(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id FROM root_keys WHERE retired_at IS NOT NULL", &[])
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| r.try_get(0).map_err(corrupt)).collect()
+    }
+
+    async fn root_key_wraps(&self) -> Result<Vec<RootKeyWrap>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key_id, wrapped_under, sealed FROM root_key_wraps",
+                &[],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(RootKeyWrap {
+                    key_id: r.try_get(0).map_err(corrupt)?,
+                    wrapped_under: r.try_get(1).map_err(corrupt)?,
+                    sealed: r.try_get(2).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_root_key(
+        &self,
+        binding: &RootKeyBinding,
+        wraps: &[RootKeyWrap],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO root_keys (id, check_value) VALUES ($1, $2)",
+            &[&binding.id, &binding.check_value],
+        )
+        .await
+        .map_err(db_err)?;
+        for w in wraps {
+            tx.execute(
+                "INSERT INTO root_key_wraps (key_id, wrapped_under, sealed) VALUES ($1, $2, $3)",
+                &[&w.key_id, &w.wrapped_under, &w.sealed],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn retire_root_key(&self, id: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.execute(
+            "UPDATE root_keys SET retired_at = now() WHERE id = $1 AND retired_at IS NULL",
+            &[&id],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            "DELETE FROM root_key_wraps WHERE key_id = $1 OR wrapped_under = $1",
+            &[&id],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn material_page(
+        &self,
+        after: Option<(String, i32)>,
+        limit: i64,
+    ) -> Result<Vec<SealedMaterial>, StoreError> {
+        let client = self.client().await?;
+        let (key_id, version) = after.unwrap_or_else(|| (String::new(), i32::MIN));
+        let rows = client
+            .query(
+                "SELECT key_id, version, sealed FROM key_materials \
+                 WHERE (key_id, version) > ($1, $2) ORDER BY key_id, version LIMIT $3",
+                &[&key_id, &version, &limit],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedMaterial {
+                    key_id: r.try_get(0).map_err(corrupt)?,
+                    version: r.try_get(1).map_err(corrupt)?,
+                    sealed: r.try_get(2).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reseal_materials(
+        &self,
+        rows: &[(SealedMaterial, Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE key_materials SET sealed = $4 \
+                 WHERE key_id = $1 AND version = $2 AND sealed = $3",
+            )
+            .await
+            .map_err(db_err)?;
+        let mut replaced = 0;
+        for (old, sealed) in rows {
+            replaced += tx
+                .execute(&stmt, &[&old.key_id, &old.version, &old.sealed, sealed])
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(replaced)
+    }
+
     async fn bind_root_key(
         &self,
         binding: &RootKeyBinding,
@@ -449,7 +575,8 @@ async fn read_root_keys(
 ) -> Result<Vec<RootKeyBinding>, StoreError> {
     let rows = client
         .query(
-            "SELECT id, check_value FROM root_keys ORDER BY created_at, id",
+            "SELECT id, check_value FROM root_keys WHERE retired_at IS NULL \
+             ORDER BY created_at, id",
             &[],
         )
         .await

@@ -17,8 +17,8 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, SealedMaterial,
-    StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
+    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, RootKeyWrap,
+    SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
 };
 use crate::audit::chain;
 
@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_write_probe",
         include_str!("../../../migrations/sqlite/0003_write_probe.sql"),
+    ),
+    (
+        4,
+        "0004_root_key_rotation",
+        include_str!("../../../migrations/sqlite/0004_root_key_rotation.sql"),
     ),
 ];
 
@@ -250,6 +255,139 @@ impl EventStore for SqliteStore {
         self.with_conn(|conn| read_root_keys(conn)).await
     }
 
+    async fn retired_root_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM root_keys WHERE retired_at IS NOT NULL")
+                .map_err(db_err)?;
+            let rows = stmt.query_map([], |row| row.get(0)).map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn root_key_wraps(&self) -> Result<Vec<RootKeyWrap>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT key_id, wrapped_under, sealed FROM root_key_wraps")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok(RootKeyWrap {
+                        key_id: row.get(0)?,
+                        wrapped_under: row.get(1)?,
+                        sealed: row.get(2)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn add_root_key(
+        &self,
+        binding: &RootKeyBinding,
+        wraps: &[RootKeyWrap],
+    ) -> Result<(), StoreError> {
+        let binding = binding.clone();
+        let wraps = wraps.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO root_keys (id, check_value, created_at) VALUES (?1, ?2, ?3)",
+                params![binding.id, binding.check_value, format_time(Utc::now())],
+            )
+            .map_err(db_err)?;
+            for w in &wraps {
+                tx.execute(
+                    "INSERT INTO root_key_wraps (key_id, wrapped_under, sealed) VALUES (?1, ?2, ?3)",
+                    params![w.key_id, w.wrapped_under, w.sealed],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn retire_root_key(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(
+                "UPDATE root_keys SET retired_at = ?2 WHERE id = ?1 AND retired_at IS NULL",
+                params![id, format_time(Utc::now())],
+            )
+            .map_err(db_err)?;
+            tx.execute(
+                "DELETE FROM root_key_wraps WHERE key_id = ?1 OR wrapped_under = ?1",
+                params![id],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn material_page(
+        &self,
+        after: Option<(String, i32)>,
+        limit: i64,
+    ) -> Result<Vec<SealedMaterial>, StoreError> {
+        self.with_conn(move |conn| {
+            let (key_id, version) = after.unwrap_or_else(|| (String::new(), i32::MIN));
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key_id, version, sealed FROM key_materials \
+                     WHERE (key_id, version) > (?1, ?2) ORDER BY key_id, version LIMIT ?3",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![key_id, version, limit], |row| {
+                    Ok(SealedMaterial {
+                        key_id: row.get(0)?,
+                        version: row.get(1)?,
+                        sealed: row.get(2)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn reseal_materials(
+        &self,
+        rows: &[(SealedMaterial, Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        let rows = rows.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let mut replaced = 0;
+            for (old, sealed) in &rows {
+                replaced += tx
+                    .prepare_cached(
+                        "UPDATE key_materials SET sealed = ?4 \
+                         WHERE key_id = ?1 AND version = ?2 AND sealed = ?3",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![old.key_id, old.version, old.sealed, sealed])
+                    })
+                    .map_err(db_err)? as u64;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(replaced)
+        })
+        .await
+    }
+
     async fn bind_root_key(
         &self,
         binding: &RootKeyBinding,
@@ -290,7 +428,10 @@ impl EventStore for SqliteStore {
 /// Every root key binding, oldest first.
 fn read_root_keys(conn: &Connection) -> Result<Vec<RootKeyBinding>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT id, check_value FROM root_keys ORDER BY created_at, id")
+        .prepare_cached(
+            "SELECT id, check_value FROM root_keys WHERE retired_at IS NULL \
+             ORDER BY created_at, id",
+        )
         .map_err(db_err)?;
     let rows = stmt
         .query_map([], |row| {
