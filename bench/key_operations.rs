@@ -6,7 +6,7 @@
 //! figures for the same operations come from
 //! `cargo test --release -p trent-service crypto::keys::bench -- --ignored --nocapture`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! and how many failed. `BENCH_STORES` picks `sqlite`, `postgres` or both (default both). Run with
 //! `cargo bench --bench root_key_rotation`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

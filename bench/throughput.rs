@@ -3,7 +3,7 @@
 //! its no-op `/health` endpoint, for both stores. Run with `cargo bench --bench throughput`.
 //! `BENCH_SECONDS` (default 10) and `BENCH_CONCURRENCY` (default 32) tune the run.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -15,7 +15,6 @@ pub mod cli;
 pub mod clock;
 pub mod cloudtrail;
 pub mod condition_keys;
-pub mod crypto;
 pub mod data_dir;
 pub mod domain;
 pub mod handlers;
@@ -34,3 +33,6 @@ pub mod sts;
 pub mod tls;
 pub mod trail;
 pub mod usage;
+
+/// The cryptographic layer (its own crate, `trent-crypto`), under the name the service uses for it.
+pub use trent_crypto as crypto;

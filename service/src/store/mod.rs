@@ -173,7 +173,7 @@ pub(crate) fn receipt_sequences(
     }
 }
 
-/// The storage interface. Both backends pass the same conformance suite (`tests/store_conformance.rs`).
+/// The storage interface. Both backends pass the same conformance suite (`tests/it/store_conformance.rs`).
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Apply the backend's migrations (idempotent).

@@ -2,7 +2,7 @@
 //! every acknowledged ciphertext decryptable after a restart and through another replica, and
 //! every call (the losers included) has its audit record.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use common::db::Db;

@@ -1,6 +1,6 @@
 //! The KMS API through aws-sdk-kms against a real server, on both stores.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyState, Tag};

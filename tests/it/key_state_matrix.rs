@@ -6,7 +6,7 @@
 //! PendingImport and Unavailable arrive with imported key material and custom key stores; their
 //! columns are covered by the unit test of the table itself until then.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{raw_call, StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};

@@ -9,8 +9,8 @@ use aws_lc_rs::rsa::{
 use super::material::{rsa_key_size, PrivateKeyMaterial};
 use super::spec::{EncryptionAlgorithm, KeySpec, KeyUsage};
 use super::KeyError;
-use crate::crypto::secret::SecretBytes;
-use crate::crypto::CryptoError;
+use crate::secret::SecretBytes;
+use crate::CryptoError;
 
 /// The aws-lc-rs OAEP algorithm and hash length of an RSA encryption algorithm, after checking
 /// that the key spec allows it.
@@ -112,7 +112,7 @@ pub fn rsa_decrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::generate;
+    use crate::keys::generate;
     use EncryptionAlgorithm::*;
 
     #[test]

@@ -2,7 +2,7 @@
 //! calls do (they share the evaluation), name the deciding statements, list the context keys the
 //! request lacked, and evaluate candidate policies without changing anything.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

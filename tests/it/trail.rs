@@ -3,7 +3,7 @@
 //! digests named by `trent trail validate`, a rewritten audit table refused by export, a crashed
 //! export finished by the next one, and the export and validate throughput.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

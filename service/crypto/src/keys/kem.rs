@@ -7,8 +7,8 @@ use super::der;
 use super::material::{ml_kem_algorithm, ml_kem_index, LoadedKey, PrivateKeyMaterial};
 use super::spec::{EncapsulationAlgorithm, KeySpec, KeyUsage};
 use super::KeyError;
-use crate::crypto::secret::SecretBytes;
-use crate::crypto::CryptoError;
+use crate::secret::SecretBytes;
+use crate::CryptoError;
 
 /// The result of Encapsulate.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ pub fn decapsulate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::{generate, public_key_der};
+    use crate::keys::{generate, public_key_der};
     use EncapsulationAlgorithm::MlKem;
 
     #[test]

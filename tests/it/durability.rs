@@ -2,7 +2,7 @@
 //! verifies, a hand-edited audit row is named by `trent trail verify`, and the database itself
 //! refuses UPDATE on the event table.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use common::db::Db;

@@ -3,7 +3,7 @@
 //! explicit Deny, a cross-account user, the lockout safety check, unknown principals, and the audit
 //! record of a denial.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use common::db::Db;

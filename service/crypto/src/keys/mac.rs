@@ -61,8 +61,8 @@ pub fn hmac_verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::generate;
-    use crate::crypto::secret::SecretBytes;
+    use crate::keys::generate;
+    use crate::secret::SecretBytes;
 
     /// RFC 4231, test case 2 (key "Jefe").
     #[test]

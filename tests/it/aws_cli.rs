@@ -1,6 +1,6 @@
 //! The real AWS CLI (from PyPI) against a real server through --endpoint-url, on both stores.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -6,7 +6,7 @@
 //! the same material; DeleteImportedKeyMaterial; and expiry of material by the scheduler, with
 //! time moved by the test clock.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! windows with the service's scheduled deletion, rotation (automatic and on demand), and
 //! crypto-shredding, with time moved by the server's test clock instead of sleeping.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{IncludeKeyMaterial, KeyState, Tag};

@@ -7,7 +7,7 @@ use super::der;
 use super::material::PrivateKeyMaterial;
 use super::spec::{KeyAgreementAlgorithm, KeySpec, KeyUsage};
 use super::KeyError;
-use crate::crypto::secret::SecretBytes;
+use crate::secret::SecretBytes;
 
 /// The aws-lc-rs ECDH algorithm and curve OID of a key-agreement spec.
 fn curve(spec: KeySpec) -> Option<(&'static agreement::Algorithm, &'static [u8])> {
@@ -65,7 +65,7 @@ pub fn derive_shared_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::{generate, public_key_der};
+    use crate::keys::{generate, public_key_der};
 
     #[test]
     fn both_sides_derive_the_same_secret() {

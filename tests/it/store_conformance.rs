@@ -1,10 +1,9 @@
 //! The store conformance suite: every test below is written once, as an async function over a
 //! `Fixture`, and the `conformance!` macro runs each one against both backends (modules `sqlite::`
-//! and `postgres::`). PostgreSQL comes from `tests/common/pg.rs` (a throwaway cluster, or
+//! and `postgres::`). PostgreSQL comes from `tests/it/common/pg.rs` (a throwaway cluster, or
 //! `KMS_TEST_DATABASE_URL`); there is no silent skip.
 
-#[path = "common/pg.rs"]
-mod pg;
+use crate::common::pg;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! key pending deletion fires after such a use. Prometheus comes from Debian's `prometheus` package,
 //! which the harness installs when it is missing (this needs root, as CI runs).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! Trent process on both stores: `tests/python/sdk_interop.py` runs in a harness-made virtualenv
 //! (pinned boto3 and aws-encryption-sdk from PyPI) and reports what it saw as JSON.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

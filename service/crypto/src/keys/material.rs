@@ -10,8 +10,8 @@ use super::der;
 use super::ffi;
 use super::spec::{DataKeyPairSpec, KeySpec};
 use super::KeyError;
-use crate::crypto::random_secret;
-use crate::crypto::secret::SecretBytes;
+use crate::random_secret;
+use crate::secret::SecretBytes;
 
 /// The private part of a KMS key: PKCS#8 DER for asymmetric specs, the raw key for HMAC and
 /// SYMMETRIC_DEFAULT. Zeroized on drop; `Debug` shows only the length.
@@ -213,10 +213,8 @@ impl LoadedKey {
 
 /// The seed of an Ed25519 key pair (for Ed25519ph through [`ffi`]).
 pub(super) fn ed25519_seed(key: &Ed25519KeyPair) -> Result<zeroize::Zeroizing<[u8; 32]>, KeyError> {
-    let seed = key.seed().map_err(|_| crate::crypto::CryptoError::Seal)?;
-    let bytes = seed
-        .as_be_bytes()
-        .map_err(|_| crate::crypto::CryptoError::Seal)?;
+    let seed = key.seed().map_err(|_| crate::CryptoError::Seal)?;
+    let bytes = seed.as_be_bytes().map_err(|_| crate::CryptoError::Seal)?;
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
     out.copy_from_slice(bytes.as_ref());
     Ok(out)
@@ -226,7 +224,7 @@ pub(super) fn ed25519_seed(key: &Ed25519KeyPair) -> Result<zeroize::Zeroizing<[u
 /// seed form), random bytes of the hash length for HMAC, 32 random bytes for SYMMETRIC_DEFAULT.
 /// RSA 4096 takes up to a second: call it off the request workers.
 pub fn generate(spec: KeySpec) -> Result<PrivateKeyMaterial, KeyError> {
-    let failed = |_| KeyError::Crypto(crate::crypto::CryptoError::Random);
+    let failed = |_| KeyError::Crypto(crate::CryptoError::Random);
     let bytes = if !spec.is_offered() {
         return Err(KeyError::UnsupportedKeySpec(spec));
     } else if let Some((size, _)) = rsa_key_size(spec) {

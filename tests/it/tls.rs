@@ -3,7 +3,7 @@
 //! `aws:SecureTransport` true over HTTPS and false over plain HTTP, and plain HTTP to the TLS port
 //! gets no HTTP answer.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! the role's identity policies, key policies naming the role or the session, the trust policy's
 //! refusals, AWS's validation errors, expiry by the clock, and the audit trail.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use common::db::Db;

@@ -3,7 +3,7 @@
 //! Trent verify in OpenSSL with the public key from GetPublicKey, OpenSSL's RSA-OAEP ciphertexts
 //! decrypt in Trent, and ECDH agrees with `openssl pkeyutl -derive`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -21,7 +21,7 @@ pub(super) fn python() -> PathBuf {
         .get_or_init(|| {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
             let venv = target.join("test-tools").join("crypto-venv");
             let python = venv.join("bin").join("python");
             let marker = venv.join(format!("installed-cryptography-{CRYPTOGRAPHY_VERSION}"));
@@ -522,7 +522,7 @@ fn ml_dsa_interoperates_with_python_cryptography() {
         ));
         let imported = import_private_key(
             spec,
-            crate::crypto::secret::SecretBytes::new(bench.read("py_private.der")),
+            crate::secret::SecretBytes::new(bench.read("py_private.der")),
         )
         .unwrap();
         assert_eq!(
@@ -596,7 +596,7 @@ fn ml_kem_interoperates_with_python_cryptography() {
         // Python's PKCS#8 (seed form) imports as Trent key material and decapsulates too.
         let imported = import_private_key(
             spec,
-            crate::crypto::secret::SecretBytes::new(bench.read("py_private.der")),
+            crate::secret::SecretBytes::new(bench.read("py_private.der")),
         )
         .unwrap();
         let again = decapsulate(

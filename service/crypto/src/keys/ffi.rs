@@ -16,7 +16,7 @@
 use aws_lc_sys as sys;
 use zeroize::Zeroizing;
 
-use crate::crypto::secret::SecretBytes;
+use crate::secret::SecretBytes;
 
 /// Owns an `EVP_PKEY` and frees it on drop.
 struct Pkey(*mut sys::EVP_PKEY);

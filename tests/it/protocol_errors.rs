@@ -1,6 +1,6 @@
 //! Negative cases at the protocol edge: each gets AWS's exact error type and an audit record.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{raw_call, raw_call_at, StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};

@@ -2,7 +2,7 @@
 //! --endpoint-url`): each lookup attribute, a time window, pagination, authorization by the
 //! caller's identity policy, and never another account's records.
 
-mod common;
+use crate::common;
 
 use aws_sdk_kms::primitives::Blob;
 use common::{awscli, StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};

@@ -510,7 +510,7 @@ mod tests {
     /// The names match the AWS model shipped in the repository, value for value and in order.
     #[test]
     fn names_match_the_aws_model() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/model/kms-model.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../model/kms-model.json");
         let model: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let names = |shape: &str| -> Vec<String> {

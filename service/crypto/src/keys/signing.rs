@@ -11,7 +11,7 @@ use super::ffi;
 use super::material::{ed25519_seed, LoadedKey, PrivateKeyMaterial};
 use super::spec::{validate_signing_input, KeySpec, MessageType, SigningAlgorithm};
 use super::KeyError;
-use crate::crypto::CryptoError;
+use crate::CryptoError;
 
 /// The aws-lc-rs RSA padding, verification parameters and hash of an RSA signing algorithm.
 fn rsa_scheme(
@@ -244,7 +244,7 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::generate;
+    use crate::keys::generate;
     use SigningAlgorithm as S;
 
     fn hash(algorithm: S, message: &[u8]) -> Vec<u8> {
@@ -330,7 +330,7 @@ mod tests {
         for spec in [KeySpec::MlDsa44, KeySpec::MlDsa65, KeySpec::MlDsa87] {
             let material = generate(spec).unwrap();
             let message = b"a long message, hashed outside KMS";
-            let public_key = crate::crypto::keys::public_key_der(spec, &material).unwrap();
+            let public_key = crate::keys::public_key_der(spec, &material).unwrap();
             let raw_public_key = &super::super::der::parse_spki(&public_key)
                 .unwrap()
                 .key

@@ -1,0 +1,24 @@
+//! The black-box suite as one test binary: each module drives a real `trent` process (or a store)
+//! through the harness in `common`, so a change to the service relinks one executable, not nineteen.
+
+#[macro_use]
+mod common;
+
+mod asymmetric;
+mod authorization;
+mod aws_cli;
+mod durability;
+mod import;
+mod key_state_matrix;
+mod kms_api;
+mod lifecycle;
+mod lookup_events;
+mod monitoring;
+mod protocol_errors;
+mod role_sessions;
+mod safety;
+mod sdk_interop;
+mod simulation;
+mod store_conformance;
+mod tls;
+mod trail;
