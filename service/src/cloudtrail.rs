@@ -134,8 +134,10 @@ async fn lookup(
     who: &mut Who,
     parameters: &mut Value,
 ) -> Result<Value, ApiError> {
-    let caller = authenticate(state, req, body, "cloudtrail")
-        .map_err(|e| error(e.aws_error_code(), e.to_string()))?;
+    let caller = authenticate(state, req, body, "cloudtrail").map_err(|e| {
+        let e = crate::protocol::KmsError::from(e);
+        error(e.aws_type(), e.message())
+    })?;
     let principal = &caller.principal;
     who.region = caller.signature.region.clone();
     who.user_identity = principal.user_identity();

@@ -16,11 +16,9 @@ pub mod clock;
 pub mod cloudtrail;
 pub mod condition_keys;
 pub mod data_dir;
-pub mod domain;
 pub mod handlers;
 pub mod lookup;
 pub mod metrics;
-pub mod protocol;
 pub mod quota;
 pub mod root_binding;
 pub mod root_rotation;
@@ -28,7 +26,6 @@ pub mod scheduler;
 pub mod server;
 pub mod simulate;
 pub mod state;
-pub mod store;
 pub mod sts;
 pub mod tls;
 pub mod trail;
@@ -36,3 +33,12 @@ pub mod usage;
 
 /// The cryptographic layer (its own crate, `trent-crypto`), under the name the service uses for it.
 pub use trent_crypto as crypto;
+
+/// The KMS API model and its error shapes (its own crate, `trent-model`).
+pub use trent_model as protocol;
+
+/// The event store (its own crate, `trent-store`).
+pub use trent_store as store;
+
+/// The domain: events, read model, rules, compiled policies (its own crate, `trent-domain`).
+pub use trent_domain as domain;

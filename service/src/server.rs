@@ -10,7 +10,6 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::Value;
 
 use crate::audit::record::{request_parameters, CallRecord};
-use crate::auth::sigv4::SigV4Error;
 use crate::handlers::{self, blob_members, CallContext, Outcome};
 use crate::protocol::model::Model;
 use crate::protocol::{KmsError, Operation};
@@ -186,7 +185,9 @@ async fn not_found() -> HttpResponse {
 }
 
 fn error_response(request_id: &str, err: &KmsError) -> HttpResponse {
-    let mut resp = HttpResponse::build(err.http_status())
+    let status = actix_web::http::StatusCode::from_u16(err.http_status())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = HttpResponse::build(status)
         .content_type(CONTENT_TYPE)
         .body(err.body().to_string());
     insert_request_id(&mut resp, request_id);
@@ -197,19 +198,6 @@ fn insert_request_id(resp: &mut HttpResponse, request_id: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut()
             .insert(HeaderName::from_static("x-amzn-requestid"), v);
-    }
-}
-
-impl From<SigV4Error> for KmsError {
-    fn from(e: SigV4Error) -> Self {
-        let message = e.to_string();
-        match e {
-            SigV4Error::MissingAuthenticationToken => Self::MissingAuthenticationToken(message),
-            SigV4Error::IncompleteSignature(_) => Self::IncompleteSignature(message),
-            SigV4Error::InvalidSignature(_) => Self::InvalidSignature(message),
-            SigV4Error::UnrecognizedClient(_) => Self::UnrecognizedClient(message),
-            SigV4Error::ExpiredToken => Self::ExpiredToken(message),
-        }
     }
 }
 

@@ -3,4 +3,6 @@
 
 pub mod identity;
 pub mod session;
-pub mod sigv4;
+
+/// SigV4 verification (its own crate, `trent-sigv4`).
+pub use trent_sigv4 as sigv4;

@@ -21,23 +21,6 @@ use crate::protocol::wire::{b64, blob, decode, secret_blob};
 use crate::protocol::KmsError;
 use crate::state::AppState;
 
-impl From<KeyError> for KmsError {
-    fn from(e: KeyError) -> Self {
-        let message = e.to_string();
-        match e.aws_error_type() {
-            "ValidationException" => Self::Validation(message),
-            "UnsupportedOperationException" => Self::UnsupportedOperation(message),
-            "InvalidKeyUsageException" => Self::InvalidKeyUsage(message),
-            "InvalidCiphertextException" => Self::InvalidCiphertext(message),
-            "IncorrectKeyMaterialException" => Self::IncorrectKeyMaterial(message),
-            _ => {
-                tracing::error!(error = %message, "key operation failed");
-                Self::KmsInternal("The cryptographic operation failed.".into())
-            }
-        }
-    }
-}
-
 /// The key spec of a key as the crypto module names it.
 pub fn spec_of(key: &KeySnapshot) -> Result<KeySpec, KmsError> {
     KeySpec::from_str(&key.key_spec)

@@ -202,7 +202,7 @@ pub async fn create_key(
         .to_new_event()
         .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
     ctx.touch(snapshot.arn());
-    let metadata = snapshot.metadata();
+    let metadata = key_metadata(&snapshot);
     let mut outcome = Outcome::reply(json!({ "KeyMetadata": metadata }));
     outcome.response_elements = Some(json!({ "keyMetadata": lower_camel_value(&metadata) }));
     if let Some((_, sealed)) = first {
@@ -235,7 +235,7 @@ pub fn describe_key(
     let req: DescribeKeyRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
     authorize(state, ctx, &key)?;
-    Ok(Outcome::reply(json!({ "KeyMetadata": key.metadata() })))
+    Ok(Outcome::reply(json!({ "KeyMetadata": key_metadata(&key) })))
 }
 
 #[derive(Deserialize)]
@@ -295,4 +295,40 @@ pub fn get_key_last_usage(
         });
     }
     Ok(Outcome::reply(body))
+}
+
+/// The `KeyMetadata` structure of DescribeKey and CreateKey.
+pub fn key_metadata(key: &KeySnapshot) -> Value {
+    let mut m = json!({
+        "AWSAccountId": key.account,
+        "KeyId": key.key_id,
+        "Arn": key.arn(),
+        "CreationDate": crate::domain::key::epoch_seconds(key.created_at),
+        "Enabled": key.state == crate::domain::key::KeyState::Enabled,
+        "Description": key.description,
+        "KeyUsage": key.key_usage,
+        "KeyState": key.state.as_str(),
+        "Origin": key.origin,
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "MultiRegion": key.multi_region,
+    });
+    for (name, list) in super::asymmetric::algorithm_lists(&key.key_spec, &key.key_usage) {
+        m[name] = list;
+    }
+    if let Some(material) = key.current_material().filter(|_| key.has_material()) {
+        m["CurrentKeyMaterialId"] = json!(material.material_id);
+    }
+    if let Some(imported) = key.imported.as_ref().filter(|i| i.present) {
+        m["ExpirationModel"] = json!(imported.expiration_model);
+        if let Some(valid_to) = imported.valid_to {
+            m["ValidTo"] = json!(crate::domain::key::epoch_seconds(valid_to));
+        }
+    }
+    if let (Some(date), Some(days)) = (key.deletion_date, key.pending_window_days) {
+        m["DeletionDate"] = json!(crate::domain::key::epoch_seconds(date));
+        m["PendingDeletionWindowInDays"] = json!(days);
+    }
+    m
 }

@@ -131,7 +131,7 @@ mod tests {
             )
             .unwrap_err();
             assert!(format!("{err:?}").starts_with(expected), "{err:?}");
-            assert_eq!(err.aws_error_type(), "ValidationException");
+            assert_eq!(err.kind(), crate::keys::KeyErrorKind::Validation);
         }
         let k1 = generate(KeySpec::EccSecgP256k1).unwrap();
         let err = derive_shared_secret(
@@ -141,6 +141,6 @@ mod tests {
             &k1_public,
         )
         .unwrap_err();
-        assert_eq!(err.aws_error_type(), "InvalidKeyUsageException");
+        assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidKeyUsage);
     }
 }

@@ -111,7 +111,7 @@ mod tests {
             let rejected = decapsulate(spec, &material, MlKem, &altered).unwrap();
             assert_ne!(rejected, sent.shared_secret, "implicit rejection");
             let err = decapsulate(spec, &material, MlKem, &sent.ciphertext[1..]).unwrap_err();
-            assert_eq!(err.aws_error_type(), "InvalidCiphertextException");
+            assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidCiphertext);
         }
     }
 
@@ -126,9 +126,9 @@ mod tests {
         .unwrap();
         for peer in [&k512[..], &p256[..], &k512[..100], b""] {
             let err = encapsulate(KeySpec::MlKem768, MlKem, peer).unwrap_err();
-            assert_eq!(err.aws_error_type(), "ValidationException");
+            assert_eq!(err.kind(), crate::keys::KeyErrorKind::Validation);
         }
         let err = encapsulate(KeySpec::EccNistP256, MlKem, &p256).unwrap_err();
-        assert_eq!(err.aws_error_type(), "InvalidKeyUsageException");
+        assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidKeyUsage);
     }
 }

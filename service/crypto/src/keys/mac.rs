@@ -100,7 +100,7 @@ mod tests {
             assert!(!hmac_verify(spec, &material, algorithm, b"m", &tag[..tag.len() - 1]).unwrap());
             for other in MacAlgorithm::ALL.iter().filter(|a| **a != algorithm) {
                 let err = hmac_generate(spec, &material, *other, b"m").unwrap_err();
-                assert_eq!(err.aws_error_type(), "InvalidKeyUsageException");
+                assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidKeyUsage);
                 assert_eq!(
                     err.to_string(),
                     format!("Algorithm {other} is incompatible with key spec {spec}.")

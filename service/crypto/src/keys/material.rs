@@ -332,7 +332,7 @@ mod tests {
                 }
                 Err(err) => {
                     assert_eq!(*spki_len, 0, "{spec}: {err}");
-                    assert_eq!(err.aws_error_type(), "UnsupportedOperationException");
+                    assert_eq!(err.kind(), crate::keys::KeyErrorKind::UnsupportedOperation);
                 }
             }
             let other = generate(*spec).unwrap();
@@ -356,7 +356,7 @@ mod tests {
             "KeySpec SM2 is not supported in this Region"
         );
         let err = generate_data_key_pair(DataKeyPairSpec::Sm2).unwrap_err();
-        assert_eq!(err.aws_error_type(), "UnsupportedOperationException");
+        assert_eq!(err.kind(), crate::keys::KeyErrorKind::UnsupportedOperation);
         assert_eq!(
             err.to_string(),
             "KeyPairSpec SM2 is not supported in this Region"
@@ -379,12 +379,12 @@ mod tests {
         ];
         for (spec, material) in cases {
             let err = public_key_der(spec, material).unwrap_err();
-            assert_eq!(err.aws_error_type(), "KMSInternalException", "{spec}");
+            assert_eq!(err.kind(), crate::keys::KeyErrorKind::Internal, "{spec}");
             let err = import_private_key(spec, SecretBytes::new(material.as_bytes().to_vec()))
                 .unwrap_err();
             assert_eq!(
-                err.aws_error_type(),
-                "IncorrectKeyMaterialException",
+                err.kind(),
+                crate::keys::KeyErrorKind::IncorrectKeyMaterial,
                 "{spec}"
             );
         }

@@ -39,8 +39,8 @@ pub use spec::{
 
 use super::CryptoError;
 
-/// What went wrong in a key operation. Display is AWS's message; [`KeyError::aws_error_type`]
-/// names the AWS error shape, for the one function that maps errors to responses.
+/// What went wrong in a key operation. Display is AWS's message; [`KeyError::kind`] says which
+/// AWS error it answers with, for the one conversion that maps errors to responses.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key spec does not allow this key usage (CreateKey).
@@ -149,9 +149,26 @@ pub enum KeyError {
     Crypto(#[from] CryptoError),
 }
 
+/// The kinds of answer a [`KeyError`] calls for, one per AWS error a key operation can end in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyErrorKind {
+    /// The input breaks a constraint (`ValidationException`).
+    Validation,
+    /// The key spec or operation is not supported (`UnsupportedOperationException`).
+    UnsupportedOperation,
+    /// The algorithm does not fit the key (`InvalidKeyUsageException`).
+    InvalidKeyUsage,
+    /// The ciphertext does not decrypt (`InvalidCiphertextException`).
+    InvalidCiphertext,
+    /// Material to import is not a key of the spec (`IncorrectKeyMaterialException`).
+    IncorrectKeyMaterial,
+    /// A failure inside the service, never the caller's fault (`KMSInternalException`).
+    Internal,
+}
+
 impl KeyError {
-    /// The AWS error shape (`__type`) this error answers with.
-    pub fn aws_error_type(&self) -> &'static str {
+    /// The kind of answer this error calls for (`trent-model` maps each kind to its AWS error).
+    pub fn kind(&self) -> KeyErrorKind {
         match self {
             KeyError::IncompatibleKeyUsage { .. }
             | KeyError::IncompatibleMessageTypeForSpec { .. }
@@ -161,14 +178,14 @@ impl KeyError {
             | KeyError::MessageTooLong { .. }
             | KeyError::PlaintextTooLong { .. }
             | KeyError::InvalidPublicKey { .. }
-            | KeyError::PublicKeyCurveMismatch { .. } => "ValidationException",
+            | KeyError::PublicKeyCurveMismatch { .. } => KeyErrorKind::Validation,
             KeyError::UnsupportedKeySpec(_)
             | KeyError::UnsupportedKeyPairSpec(_)
-            | KeyError::UnsupportedOperation(_) => "UnsupportedOperationException",
-            KeyError::IncompatibleAlgorithm { .. } => "InvalidKeyUsageException",
-            KeyError::InvalidCiphertext => "InvalidCiphertextException",
-            KeyError::InvalidKeyMaterial { .. } => "IncorrectKeyMaterialException",
-            KeyError::CorruptKeyMaterial { .. } | KeyError::Crypto(_) => "KMSInternalException",
+            | KeyError::UnsupportedOperation(_) => KeyErrorKind::UnsupportedOperation,
+            KeyError::IncompatibleAlgorithm { .. } => KeyErrorKind::InvalidKeyUsage,
+            KeyError::InvalidCiphertext => KeyErrorKind::InvalidCiphertext,
+            KeyError::InvalidKeyMaterial { .. } => KeyErrorKind::IncorrectKeyMaterial,
+            KeyError::CorruptKeyMaterial { .. } | KeyError::Crypto(_) => KeyErrorKind::Internal,
         }
     }
 }

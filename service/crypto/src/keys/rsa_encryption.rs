@@ -148,7 +148,7 @@ mod tests {
                     assert_eq!(decrypted.as_slice(), &plaintext[..]);
                 }
                 let err = rsa_encrypt(spec, &material, algorithm, &vec![0; max + 1]).unwrap_err();
-                assert_eq!(err.aws_error_type(), "ValidationException");
+                assert_eq!(err.kind(), crate::keys::KeyErrorKind::Validation);
                 assert_eq!(
                     err.to_string(),
                     format!("Algorithm {algorithm} and key spec {spec} cannot encrypt data larger than {max} bytes.")
@@ -170,7 +170,7 @@ mod tests {
             (&material, RsaesOaepSha256, vec![0; 256]),
         ] {
             let err = rsa_decrypt(KeySpec::Rsa2048, key, algorithm, &ciphertext).unwrap_err();
-            assert_eq!(err.aws_error_type(), "InvalidCiphertextException");
+            assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidCiphertext);
         }
         let err = rsa_encrypt(KeySpec::Rsa2048, &material, SymmetricDefault, b"x").unwrap_err();
         assert_eq!(
@@ -179,6 +179,6 @@ mod tests {
         );
         let p256 = generate(KeySpec::EccNistP256).unwrap();
         let err = rsa_encrypt(KeySpec::EccNistP256, &p256, RsaesOaepSha1, b"x").unwrap_err();
-        assert_eq!(err.aws_error_type(), "InvalidKeyUsageException");
+        assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidKeyUsage);
     }
 }

@@ -435,7 +435,7 @@ mod tests {
             &[0; 64],
         )
         .unwrap_err();
-        assert_eq!(err.aws_error_type(), "InvalidKeyUsageException");
+        assert_eq!(err.kind(), crate::keys::KeyErrorKind::InvalidKeyUsage);
         let err = sign(
             KeySpec::EccNistP256,
             &material,
@@ -444,7 +444,7 @@ mod tests {
             &[0; 4097],
         )
         .unwrap_err();
-        assert_eq!(err.aws_error_type(), "ValidationException");
+        assert_eq!(err.kind(), crate::keys::KeyErrorKind::Validation);
     }
 
     #[test]

@@ -582,7 +582,7 @@ mod tests {
                     assert!(result.is_ok(), "{spec} {usage}");
                 } else {
                     let err = result.unwrap_err();
-                    assert_eq!(err.aws_error_type(), "ValidationException");
+                    assert_eq!(err.kind(), crate::keys::KeyErrorKind::Validation);
                     assert_eq!(
                         err.to_string(),
                         format!("KeyUsage {usage} is not compatible with KeySpec {spec}")
@@ -591,7 +591,7 @@ mod tests {
             }
         }
         let sm2 = validate_spec_usage(KeySpec::Sm2, SignVerify).unwrap_err();
-        assert_eq!(sm2.aws_error_type(), "UnsupportedOperationException");
+        assert_eq!(sm2.kind(), crate::keys::KeyErrorKind::UnsupportedOperation);
         assert_eq!(
             sm2.to_string(),
             "KeySpec SM2 is not supported in this Region"
@@ -689,42 +689,50 @@ mod tests {
     fn signing_input_rules() {
         use MessageType::*;
         use SigningAlgorithm as S;
-        let ok = "";
-        let rows: &[(KeySpec, S, MessageType, usize, &str, &str)] = &[
-            (KeySpec::Rsa2048, S::RsassaPssSha256, Raw, 4096, ok, ok),
-            (KeySpec::Rsa2048, S::RsassaPssSha256, Raw, 4097, "ValidationException",
+        let ok = None;
+        type Row = (
+            KeySpec,
+            S,
+            MessageType,
+            usize,
+            Option<crate::keys::KeyErrorKind>,
+            &'static str,
+        );
+        let rows: &[Row] = &[
+            (KeySpec::Rsa2048, S::RsassaPssSha256, Raw, 4096, ok, ""),
+            (KeySpec::Rsa2048, S::RsassaPssSha256, Raw, 4097, Some(crate::keys::KeyErrorKind::Validation),
              "1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have length less than or equal to 4096"),
-            (KeySpec::Rsa2048, S::RsassaPkcs1V15Sha384, Digest, 48, ok, ok),
-            (KeySpec::Rsa2048, S::RsassaPkcs1V15Sha384, Digest, 32, "ValidationException",
+            (KeySpec::Rsa2048, S::RsassaPkcs1V15Sha384, Digest, 48, ok, ""),
+            (KeySpec::Rsa2048, S::RsassaPkcs1V15Sha384, Digest, 32, Some(crate::keys::KeyErrorKind::Validation),
              "Digest is invalid length for algorithm RSASSA_PKCS1_V1_5_SHA_384."),
-            (KeySpec::Rsa2048, S::EcdsaSha256, Raw, 1, "InvalidKeyUsageException",
+            (KeySpec::Rsa2048, S::EcdsaSha256, Raw, 1, Some(crate::keys::KeyErrorKind::InvalidKeyUsage),
              "Algorithm ECDSA_SHA_256 is incompatible with key spec RSA_2048."),
-            (KeySpec::EccNistP256, S::EcdsaSha384, Raw, 1, "InvalidKeyUsageException",
+            (KeySpec::EccNistP256, S::EcdsaSha384, Raw, 1, Some(crate::keys::KeyErrorKind::InvalidKeyUsage),
              "Algorithm ECDSA_SHA_384 is incompatible with key spec ECC_NIST_P256."),
-            (KeySpec::EccNistP521, S::EcdsaSha512, Digest, 64, ok, ok),
-            (KeySpec::EccNistP256, S::EcdsaSha256, ExternalMu, 64, "ValidationException",
+            (KeySpec::EccNistP521, S::EcdsaSha512, Digest, 64, ok, ""),
+            (KeySpec::EccNistP256, S::EcdsaSha256, ExternalMu, 64, Some(crate::keys::KeyErrorKind::Validation),
              "Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_P256."),
-            (KeySpec::EccNistEdwards25519, S::Ed25519Sha512, Digest, 64, "ValidationException",
+            (KeySpec::EccNistEdwards25519, S::Ed25519Sha512, Digest, 64, Some(crate::keys::KeyErrorKind::Validation),
              "Message type DIGEST is incompatible with algorithm ED25519_SHA_512."),
-            (KeySpec::EccNistEdwards25519, S::Ed25519PhSha512, Raw, 64, "ValidationException",
+            (KeySpec::EccNistEdwards25519, S::Ed25519PhSha512, Raw, 64, Some(crate::keys::KeyErrorKind::Validation),
              "Message type RAW is incompatible with algorithm ED25519_PH_SHA_512."),
-            (KeySpec::EccNistEdwards25519, S::Ed25519PhSha512, Digest, 20, "ValidationException",
+            (KeySpec::EccNistEdwards25519, S::Ed25519PhSha512, Digest, 20, Some(crate::keys::KeyErrorKind::Validation),
              "Digest is invalid length for algorithm ED25519_PH_SHA_512."),
-            (KeySpec::EccNistEdwards25519, S::Ed25519PhSha512, Digest, 64, ok, ok),
-            (KeySpec::MlDsa44, S::MlDsaShake256, Digest, 64, "ValidationException",
+            (KeySpec::EccNistEdwards25519, S::Ed25519PhSha512, Digest, 64, ok, ""),
+            (KeySpec::MlDsa44, S::MlDsaShake256, Digest, 64, Some(crate::keys::KeyErrorKind::Validation),
              "Message type DIGEST is incompatible with key spec ML_DSA_44."),
-            (KeySpec::MlDsa65, S::MlDsaShake256, ExternalMu, 63, "ValidationException",
+            (KeySpec::MlDsa65, S::MlDsaShake256, ExternalMu, 63, Some(crate::keys::KeyErrorKind::Validation),
              "External Mu is invalid length for algorithm ML_DSA_SHAKE_256."),
-            (KeySpec::MlDsa87, S::MlDsaShake256, ExternalMu, 64, ok, ok),
-            (KeySpec::Hmac256, S::EcdsaSha256, Raw, 1, "InvalidKeyUsageException",
+            (KeySpec::MlDsa87, S::MlDsaShake256, ExternalMu, 64, ok, ""),
+            (KeySpec::Hmac256, S::EcdsaSha256, Raw, 1, Some(crate::keys::KeyErrorKind::InvalidKeyUsage),
              "Algorithm ECDSA_SHA_256 is incompatible with key spec HMAC_256."),
         ];
         for (spec, algorithm, message_type, len, error_type, message) in rows {
             let result = validate_signing_input(*spec, *algorithm, *message_type, &vec![7; *len]);
             match result {
-                Ok(()) => assert!(error_type.is_empty(), "{spec} {algorithm} {message_type}"),
+                Ok(()) => assert!(error_type.is_none(), "{spec} {algorithm} {message_type}"),
                 Err(err) => {
-                    assert_eq!(err.aws_error_type(), *error_type, "{spec} {algorithm}");
+                    assert_eq!(Some(err.kind()), *error_type, "{spec} {algorithm}");
                     assert_eq!(err.to_string(), *message);
                 }
             }

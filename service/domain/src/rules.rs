@@ -1,8 +1,8 @@
 //! Pure rules: whether a key's state and usage allow an operation. One table decides the state
 //! rule for every operation (`state_rule`), so no handler checks states on its own. Nothing here
-//! does I/O or knows about HTTP: `protocol::error` turns a `RuleError` into AWS's error shape.
+//! does I/O or knows about HTTP: `From<RuleError> for KmsError` below turns a refusal into AWS's error shape.
 
-use crate::protocol::Operation;
+use trent_model::{KmsError, Operation};
 
 use super::key::{KeySnapshot, KeyState};
 
@@ -35,6 +35,18 @@ pub enum RuleError {
     /// The key's usage or spec does not fit the operation (`InvalidKeyUsageException`).
     #[error("{0}")]
     InvalidKeyUsage(String),
+}
+
+/// A refused rule as the client sees it: one AWS error per kind of refusal.
+impl From<RuleError> for KmsError {
+    fn from(e: RuleError) -> Self {
+        match e {
+            RuleError::Disabled { .. } => Self::Disabled(e.to_string()),
+            RuleError::InvalidState { .. } => Self::KmsInvalidState(e.to_string()),
+            RuleError::UnsupportedOperation { .. } => Self::UnsupportedOperation(e.to_string()),
+            RuleError::InvalidKeyUsage(m) => Self::InvalidKeyUsage(m),
+        }
+    }
 }
 
 /// What a key state means for one operation: one cell of AWS's key state table.

@@ -83,19 +83,6 @@ pub enum SigV4Error {
     ExpiredToken,
 }
 
-impl SigV4Error {
-    /// The AWS error code (`__type`) for this error.
-    pub fn aws_error_code(&self) -> &'static str {
-        match self {
-            Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-            Self::IncompleteSignature(_) => "IncompleteSignatureException",
-            Self::InvalidSignature(_) => "InvalidSignatureException",
-            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
-            Self::ExpiredToken => "ExpiredTokenException",
-        }
-    }
-}
-
 /// The reasons AWS answers `IncompleteSignatureException`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IncompleteSignature {
@@ -1325,16 +1312,24 @@ mod tests {
         (|c| { c.set("X-Amz-Security-Token", "t"); c.sign(SECRET, CREDENTIAL, SIGNED) }, "UnrecognizedClientException", "The security token included in the request is invalid"),
     ];
 
+    /// The AWS code a KMS client sees for each variant (the service's mapping is in trent-model).
+    fn code_of(e: &SigV4Error) -> &'static str {
+        match e {
+            SigV4Error::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            SigV4Error::IncompleteSignature(_) => "IncompleteSignatureException",
+            SigV4Error::InvalidSignature(_) => "InvalidSignatureException",
+            SigV4Error::UnrecognizedClient(_) => "UnrecognizedClientException",
+            SigV4Error::ExpiredToken => "ExpiredTokenException",
+        }
+    }
+
     #[test]
     fn messages_are_the_ones_aws_sends() {
         for (mutate, code, message) in MESSAGES {
             let mut case = Case::kms();
             mutate(&mut case);
             let e = case.verify().expect_err(message);
-            assert_eq!(
-                (e.aws_error_code(), e.to_string().as_str()),
-                (*code, *message)
-            );
+            assert_eq!((code_of(&e), e.to_string().as_str()), (*code, *message));
         }
     }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::NewEvent;
+use trent_store::NewEvent;
 
 /// A tag on a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

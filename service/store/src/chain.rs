@@ -4,7 +4,7 @@
 
 use aws_lc_rs::digest;
 
-use crate::store::{StoredAuditRecord, GENESIS_HASH};
+use crate::{StoredAuditRecord, GENESIS_HASH};
 
 /// The link of a record: hex SHA-256 of `prev_hash` (hex, ASCII), a newline, and the record text.
 pub fn link(prev_hash: &str, record: &str) -> String {

@@ -7,11 +7,12 @@
 //! - a `CommitUnit` is all-or-nothing: its sealed materials, its events and its audit record land in
 //!   the same transaction, or none of them do;
 //! - appends use optimistic concurrency on the stream version;
-//! - audit records form one hash chain, linked inside the writing transaction (see `audit::chain`),
+//! - audit records form one hash chain, linked inside the writing transaction (see `chain`),
 //!   so that concurrent writers (several replicas on one PostgreSQL) cannot fork it.
 //!
 //! Nothing here knows about HTTP, KMS operations or plaintext key material: materials arrive sealed.
 
+pub mod chain;
 pub mod postgres;
 pub mod sqlite;
 

@@ -1,10 +1,9 @@
 //! A key as the read model holds it (`KeySnapshot`), its state, and its `KeyMetadata` wire form.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
 use super::events::{GrantRecord, KeyCreated, MaterialInfo, Tag};
-use crate::authorize::SharedPolicy;
+use crate::policy::SharedPolicy;
 
 /// The KeyState values of AWS KMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,47 +300,11 @@ impl KeySnapshot {
     pub fn material(&self, version: i32) -> Option<&MaterialInfo> {
         self.materials.iter().find(|m| m.version == version)
     }
-
-    /// The `KeyMetadata` structure of DescribeKey and CreateKey.
-    pub fn metadata(&self) -> Value {
-        let mut m = json!({
-            "AWSAccountId": self.account,
-            "KeyId": self.key_id,
-            "Arn": self.arn(),
-            "CreationDate": epoch_seconds(self.created_at),
-            "Enabled": self.state == KeyState::Enabled,
-            "Description": self.description,
-            "KeyUsage": self.key_usage,
-            "KeyState": self.state.as_str(),
-            "Origin": self.origin,
-            "KeyManager": "CUSTOMER",
-            "CustomerMasterKeySpec": self.key_spec,
-            "KeySpec": self.key_spec,
-            "MultiRegion": self.multi_region,
-        });
-        for (name, list) in crate::handlers::algorithm_lists(&self.key_spec, &self.key_usage) {
-            m[name] = list;
-        }
-        if let Some(material) = self.current_material().filter(|_| self.has_material()) {
-            m["CurrentKeyMaterialId"] = json!(material.material_id);
-        }
-        if let Some(imported) = self.imported.as_ref().filter(|i| i.present) {
-            m["ExpirationModel"] = json!(imported.expiration_model);
-            if let Some(valid_to) = imported.valid_to {
-                m["ValidTo"] = json!(epoch_seconds(valid_to));
-            }
-        }
-        if let (Some(date), Some(days)) = (self.deletion_date, self.pending_window_days) {
-            m["DeletionDate"] = json!(epoch_seconds(date));
-            m["PendingDeletionWindowInDays"] = json!(days);
-        }
-        m
-    }
 }
 
 /// Compile a key policy read from the events; a failure is logged and leaves the key unusable.
 pub fn compile_stored_policy(key_id: &str, policy: &str) -> Option<SharedPolicy> {
-    match crate::authorize::compile_key_policy(policy) {
+    match crate::policy::compile_key_policy(policy) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!(key_id, error = %e, "stored key policy does not compile; the key denies every request");

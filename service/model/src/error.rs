@@ -4,8 +4,6 @@
 //! `KmsError::aws_type` / `KmsError::http_status` are the only mapping to the wire. Messages never
 //! carry key material, plaintext or secrets.
 
-use actix_web::http::StatusCode;
-
 /// An error as the client sees it: one variant per AWS error code Trent answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KmsError {
@@ -160,12 +158,12 @@ impl KmsError {
 
     /// The HTTP status AWS answers this error with. JSON-protocol services such as KMS answer client
     /// errors, authentication failures included, with 400.
-    pub fn http_status(&self) -> StatusCode {
+    pub fn http_status(&self) -> u16 {
         match self {
-            Self::KmsInternal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::RequestEntityTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::DryRunOperation(_) => StatusCode::PRECONDITION_FAILED,
-            _ => StatusCode::BAD_REQUEST,
+            Self::KmsInternal(_) => 500,
+            Self::RequestEntityTooLarge(_) => 413,
+            Self::DryRunOperation(_) => 412,
+            _ => 400,
         }
     }
 
@@ -177,17 +175,5 @@ impl KmsError {
     /// The JSON body of the error response.
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({ "__type": self.aws_type(), "message": self.message() })
-    }
-}
-
-impl From<crate::domain::rules::RuleError> for KmsError {
-    fn from(e: crate::domain::rules::RuleError) -> Self {
-        use crate::domain::rules::RuleError;
-        match e {
-            RuleError::Disabled { .. } => Self::Disabled(e.to_string()),
-            RuleError::InvalidState { .. } => Self::KmsInvalidState(e.to_string()),
-            RuleError::UnsupportedOperation { .. } => Self::UnsupportedOperation(e.to_string()),
-            RuleError::InvalidKeyUsage(m) => Self::InvalidKeyUsage(m),
-        }
     }
 }

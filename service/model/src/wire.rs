@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::KmsError;
-use crate::crypto::secret::SecretBytes;
+use trent_crypto::secret::SecretBytes;
 
 /// Decode a validated body into a typed request.
 pub fn decode<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, KmsError> {

@@ -3,5 +3,6 @@
 
 pub mod events;
 pub mod key;
+pub mod policy;
 pub mod read_model;
 pub mod rules;

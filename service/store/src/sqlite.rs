@@ -20,7 +20,7 @@ use super::{
     receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, RootKeyWrap,
     SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
 };
-use crate::audit::chain;
+use crate::chain;
 
 /// The embedded migrations, in order: (version, name, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[

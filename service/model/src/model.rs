@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::error::KmsError;
 use super::operation::Operation;
 
-const MODEL_JSON: &str = include_str!("../../model/kms-model.json");
+const MODEL_JSON: &str = include_str!("../kms-model.json");
 
 #[derive(Debug, Deserialize)]
 struct RawModel {

@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn the_model_and_the_enum_agree() {
-        let model = crate::protocol::model::Model::get();
+        let model = crate::model::Model::get();
         assert_eq!(model.operation_names().count(), Operation::ALL.len());
         for name in model.operation_names() {
             assert!(Operation::from_name(name).is_some(), "{name} not routed");

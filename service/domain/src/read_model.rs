@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::store::StoredEvent;
+use trent_store::StoredEvent;
 
 use super::events::{AliasEvent, KeyEvent};
 use super::key::{
@@ -442,7 +442,7 @@ impl ReadModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::events::{KeyCreated, MaterialInfo};
+    use crate::events::{KeyCreated, MaterialInfo};
     use chrono::Utc;
 
     fn stored(seq: i64, stream: &str, version: i64, payload: serde_json::Value) -> StoredEvent {
