@@ -4,48 +4,19 @@
 
 use std::cell::RefCell;
 
-use actix_web::HttpRequest;
-
 use crate::auth::identity::Principal;
 use crate::auth::session::{self, SessionClaims, SessionError};
 use crate::auth::sigv4::{self, SigV4Error, SignedRequest, UnrecognizedClient, VerifiedSignature};
+use crate::edge::Request;
 use crate::state::AppState;
 
-/// What the audit record says about the client, whoever it is.
-pub struct Client {
-    /// The client's address (`sourceIPAddress`).
-    pub source_ip: String,
-    /// Its `User-Agent` header.
-    pub user_agent: String,
-}
-
-/// The client facts of a request.
-pub fn client_of(req: &HttpRequest) -> Client {
-    Client {
-        source_ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
-        user_agent: req
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
-    }
-}
-
 /// Where and when a request comes from, for the global condition keys.
-pub fn origin_of(req: &HttpRequest, state: &AppState, region: &str) -> crate::authorize::Origin {
+pub fn origin_of(req: &Request, state: &AppState, region: &str) -> crate::authorize::Origin {
     crate::authorize::Origin {
-        source_ip: req.peer_addr().map(|a| a.ip()),
+        source_ip: req.peer_ip,
         secure_transport: state.secure_transport,
         region: region.to_string(),
-        user_agent: req
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        user_agent: req.header("user-agent").map(str::to_string),
         now: state.clock.now(),
     }
 }
@@ -62,30 +33,15 @@ fn unrecognized(reason: UnrecognizedClient) -> SigV4Error {
     SigV4Error::UnrecognizedClient(reason)
 }
 
-/// Verify `req` (with `body`) as a SigV4 request for `service` and name its principal. Session
-/// tokens expire by the domain clock; signing times are checked against the wall clock.
-pub fn authenticate(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-    service: &str,
-) -> Result<Caller, SigV4Error> {
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+/// Verify `req` as a SigV4 request for `service` and name its principal. Session tokens expire by
+/// the domain clock; signing times are checked against the wall clock.
+pub fn authenticate(state: &AppState, req: &Request, service: &str) -> Result<Caller, SigV4Error> {
     let signed = SignedRequest {
-        method: req.method().as_str(),
-        path: req.path(),
-        query: req.query_string(),
-        headers: &headers,
-        body,
+        method: &req.method,
+        path: &req.path,
+        query: &req.query,
+        headers: &req.headers,
+        body: &req.body,
     };
     let now = state.clock.now();
     let session: RefCell<Option<SessionClaims>> = RefCell::new(None);

@@ -261,6 +261,18 @@ struct ServeArgs {
     /// Other requests per second per account and region (0: unlimited).
     #[arg(long, env = "TRENT_QUOTA_MANAGEMENT", default_value_t = 0)]
     quota_management: u32,
+    /// STS requests per second per account and region (0: unlimited).
+    #[arg(long, env = "TRENT_QUOTA_STS", default_value_t = 0)]
+    quota_sts: u32,
+    /// CloudTrail LookupEvents requests per second per account and region (0: unlimited; AWS
+    /// allows 2).
+    #[arg(long, env = "TRENT_QUOTA_CLOUDTRAIL", default_value_t = 0)]
+    quota_cloudtrail: u32,
+    /// How many refusals of unauthenticated requests may wait for the audit writer at once (the
+    /// others queue behind them, so a flood of bad signatures cannot take the writer from signed
+    /// callers).
+    #[arg(long, env = "TRENT_UNAUTHENTICATED_IN_FLIGHT", default_value_t = 8)]
+    unauthenticated_in_flight: usize,
     /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
     #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
     scheduler_interval: u64,
@@ -601,6 +613,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             cryptographic: args.quota_cryptographic,
             generate_random: args.quota_generate_random,
             management: args.quota_management,
+            sts: args.quota_sts,
+            cloudtrail: args.quota_cloudtrail,
+            unauthenticated_in_flight: args.unauthenticated_in_flight,
         }),
     };
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));

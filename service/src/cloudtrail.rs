@@ -4,156 +4,166 @@
 //! account's root user always may) and answering only the caller's account's records.
 //!
 //! Like every call, each lookup is itself audited (`eventSource` `cloudtrail.amazonaws.com`,
-//! `readOnly`), and the answer leaves only once that record is durable. Other CloudTrail operations
-//! answer `UnsupportedOperationException`.
+//! `readOnly`), and the answer leaves only once that record is durable: the call goes through the
+//! listener's one pipeline (`edge::pipeline`) as a `Protocol`. Other CloudTrail operations answer
+//! `UnsupportedOperationException`.
 
-use actix_web::{HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use async_trait::async_trait;
+use serde_json::Value;
 
-use crate::audit::record::CallRecord;
-use crate::caller::{authenticate, client_of};
+use crate::auth::sigv4::SigV4Error;
+use crate::caller::Caller;
+use crate::edge::pipeline::{Executed, Protocol, RecordFacts, Refusal, Routed, Run};
+use crate::edge::{Request, Response};
+use crate::lookup::LookupError;
+use crate::protocol::{AwsError, KmsError};
+use crate::quota::QuotaClass;
 use crate::state::AppState;
 
 /// The `X-Amz-Target` prefix of CloudTrail's JSON API.
 pub const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
-/// The content type of CloudTrail's JSON answers.
-const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-
-/// A failed CloudTrail call: its `__type` and message.
-struct ApiError {
-    aws_type: &'static str,
-    message: String,
+/// Why a CloudTrail call failed, one variant per CloudTrail error code Trent answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudTrailError {
+    /// The operation is not LookupEvents.
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    /// The body is not JSON, or not a LookupEvents request.
+    #[error("{0}")]
+    Serialization(String),
+    /// The caller may not look up events.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The lookup itself failed.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// A failure inside the service.
+    #[error("{0}")]
+    Internal(String),
 }
 
-fn error(aws_type: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        aws_type,
-        message: message.into(),
+impl From<CloudTrailError> for AwsError {
+    fn from(e: CloudTrailError) -> Self {
+        let message = e.to_string();
+        let (code, status) = match &e {
+            CloudTrailError::UnsupportedOperation(_) => ("UnsupportedOperationException", 400),
+            CloudTrailError::Serialization(_) => ("SerializationException", 400),
+            CloudTrailError::AccessDenied(_) => ("AccessDeniedException", 400),
+            CloudTrailError::Lookup(LookupError::InvalidLookupAttributes(_)) => {
+                ("InvalidLookupAttributesException", 400)
+            }
+            CloudTrailError::Lookup(LookupError::InvalidTimeRange(_)) => {
+                ("InvalidTimeRangeException", 400)
+            }
+            CloudTrailError::Lookup(LookupError::InvalidMaxResults(_)) => {
+                ("InvalidMaxResultsException", 400)
+            }
+            CloudTrailError::Lookup(LookupError::InvalidNextToken(_)) => {
+                ("InvalidNextTokenException", 400)
+            }
+            CloudTrailError::Lookup(LookupError::Store(_)) => ("CloudTrailInternalException", 500),
+            CloudTrailError::Internal(_) => ("InternalFailure", 500),
+        };
+        AwsError::new(code, status, message)
     }
 }
 
-/// Whether a request on the listener is a CloudTrail call.
-pub fn is_cloudtrail_request(req: &HttpRequest) -> bool {
-    req.headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with(TARGET_PREFIX))
-}
+/// CloudTrail's LookupEvents protocol.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloudTrail;
 
-/// What the record of a lookup says about its caller.
-struct Who {
-    region: String,
-    user_identity: Value,
-    account: Option<String>,
-}
+#[async_trait(?Send)]
+impl Protocol for CloudTrail {
+    /// The operation name.
+    type Call = String;
+    /// The request body.
+    type Input = Value;
 
-/// Answer one CloudTrail call: its operation name (for metrics), outcome label and response.
-pub async fn handle(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &AppState,
-) -> (String, String, HttpResponse) {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let event_time = state.clock.now();
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let operation = target.trim_start_matches(TARGET_PREFIX).to_string();
-    let mut who = Who {
-        region: state.regions.default_region(),
-        user_identity: json!({"type": "Unknown"}),
-        account: None,
-    };
-    let mut parameters = Value::Null;
-    let mut result = lookup(state, req, body, &operation, &mut who, &mut parameters).await;
-    let client = client_of(req);
-    let record = CallRecord {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        event_time,
-        event_name: operation.clone(),
-        event_source: "cloudtrail.amazonaws.com",
-        read_only: true,
-        region: who.region,
-        user_identity: who.user_identity,
-        recipient_account: who.account,
-        source_ip: client.source_ip,
-        user_agent: client.user_agent,
-        request_parameters: parameters,
-        response_elements: Value::Null,
-        request_id: request_id.clone(),
-        resources: Vec::new(),
-        error_code: result.as_ref().err().map(|e| e.aws_type.to_string()),
-        error_message: result.as_ref().err().map(|e| e.message.clone()),
-    };
-    if !state.record_call(&record).await {
-        result = Err(error(
-            "InternalFailure",
-            "The request could not be recorded durably.",
-        ));
+    fn service(&self) -> &'static str {
+        "cloudtrail"
     }
-    let (outcome, response) = match result {
-        Ok(answer) => (
-            "success".to_string(),
-            HttpResponse::Ok()
-                .content_type(CONTENT_TYPE)
-                .insert_header(("x-amzn-RequestId", request_id))
-                .body(answer.to_string()),
-        ),
-        Err(e) => {
-            let mut builder = if e.aws_type == "InternalFailure" {
-                HttpResponse::InternalServerError()
-            } else {
-                HttpResponse::BadRequest()
-            };
-            (
-                e.aws_type.to_string(),
-                builder
-                    .content_type(CONTENT_TYPE)
-                    .insert_header(("x-amzn-RequestId", request_id))
-                    .body(json!({"__type": e.aws_type, "message": e.message}).to_string()),
-            )
+
+    fn event_source(&self) -> &'static str {
+        "cloudtrail.amazonaws.com"
+    }
+
+    fn route(&self, req: &Request) -> Routed<String> {
+        let target = req.header("x-amz-target").unwrap_or_default();
+        let operation = target.trim_start_matches(TARGET_PREFIX).to_string();
+        Routed {
+            event_name: operation.clone(),
+            call: Ok(operation),
         }
-    };
-    let name = if operation.is_empty() {
-        "Unknown".to_string()
-    } else {
-        operation
-    };
-    (name, outcome, response)
+    }
+
+    fn read_only(&self, _call: Option<&String>) -> bool {
+        true
+    }
+
+    fn quota_class(&self, _call: &String) -> QuotaClass {
+        QuotaClass::CloudTrail
+    }
+
+    fn auth_error(&self, e: SigV4Error) -> AwsError {
+        KmsError::from(e).into()
+    }
+
+    fn throttled(&self) -> AwsError {
+        AwsError::new("ThrottlingException", 400, "Rate exceeded")
+    }
+
+    fn not_durable(&self) -> AwsError {
+        CloudTrailError::Internal("The request could not be recorded durably.".into()).into()
+    }
+
+    fn prepare(
+        &self,
+        _state: &AppState,
+        req: &Request,
+        _caller: &Caller,
+        operation: &String,
+        facts: &mut RecordFacts,
+    ) -> Result<Value, AwsError> {
+        if operation != "LookupEvents" {
+            return Err(CloudTrailError::UnsupportedOperation(format!(
+                "This server answers only CloudTrail's LookupEvents, not {operation}."
+            ))
+            .into());
+        }
+        let body: &[u8] = if req.body.is_empty() {
+            b"{}"
+        } else {
+            &req.body
+        };
+        let parsed: Value = serde_json::from_slice(body)
+            .map_err(|e| CloudTrailError::Serialization(e.to_string()))?;
+        facts.request_parameters = parsed.clone();
+        Ok(parsed)
+    }
+
+    async fn execute(&self, run: Run<'_, String, Value>) -> Result<Executed, Refusal> {
+        let answer = lookup(run.state, run.req, run.caller, run.input).await?;
+        Ok(Executed {
+            body: answer.to_string(),
+            ..Executed::default()
+        })
+    }
+
+    fn render(&self, result: Result<String, &AwsError>, request_id: &str) -> Response {
+        crate::edge::kms::json_response(result, request_id)
+    }
 }
 
-/// Authenticate, authorise and run the lookup.
+/// Authorise and run the lookup.
 async fn lookup(
     state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-    operation: &str,
-    who: &mut Who,
-    parameters: &mut Value,
-) -> Result<Value, ApiError> {
-    let caller = authenticate(state, req, body, "cloudtrail").map_err(|e| {
-        let e = crate::protocol::KmsError::from(e);
-        error(e.aws_type(), e.message())
-    })?;
+    req: &Request,
+    caller: &Caller,
+    parsed: &Value,
+) -> Result<Value, AwsError> {
     let principal = &caller.principal;
-    who.region = caller.signature.region.clone();
-    who.user_identity = principal.user_identity();
-    who.account = Some(principal.account.clone());
-    if operation != "LookupEvents" {
-        return Err(error(
-            "UnsupportedOperationException",
-            format!("This server answers only CloudTrail's LookupEvents, not {operation}."),
-        ));
-    }
-    let parsed: Value = serde_json::from_slice(if body.is_empty() { b"{}" } else { body })
-        .map_err(|e| error("SerializationException", e.to_string()))?;
-    *parameters = parsed.clone();
-    let policy = state
-        .account_policy(&principal.account)
-        .map_err(|e| error(e.aws_type(), e.message()))?;
+    let policy = state.account_policy(&principal.account)?;
     let request = crate::authorize::request_for(
         principal,
         "cloudtrail:LookupEvents",
@@ -173,15 +183,16 @@ async fn lookup(
         .authorization_decisions
         .with_label_values(&[decision])
         .inc();
-    allowed.map_err(|e| error("AccessDeniedException", e.message()))?;
-    let request: crate::lookup::LookupRequest = serde_json::from_value(parsed)
-        .map_err(|e| error("SerializationException", e.to_string()))?;
-    crate::lookup::lookup_events(
+    allowed.map_err(|e| CloudTrailError::AccessDenied(e.message()))?;
+    let request: crate::lookup::LookupRequest = serde_json::from_value(parsed.clone())
+        .map_err(|e| CloudTrailError::Serialization(e.to_string()))?;
+    let answer = crate::lookup::lookup_events(
         &state.audit_index,
         &state.store,
         &principal.account,
         &request,
     )
     .await
-    .map_err(|e| error(e.aws_type(), e.to_string()))
+    .map_err(CloudTrailError::from)?;
+    Ok(answer)
 }

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod cloudtrail;
 pub mod condition_keys;
 pub mod data_dir;
+pub mod edge;
 pub mod handlers;
 pub mod lookup;
 pub mod metrics;

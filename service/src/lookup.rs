@@ -177,7 +177,7 @@ pub async fn rebuild(store: &SharedStore) -> Result<AuditIndex, StoreError> {
     }
 }
 
-/// Errors of LookupEvents, each one of CloudTrail's error shapes.
+/// Errors of LookupEvents, each one of CloudTrail's error shapes (mapped in `cloudtrail`).
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
     /// More than one attribute, or an unknown one.
@@ -195,19 +195,6 @@ pub enum LookupError {
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
-}
-
-impl LookupError {
-    /// CloudTrail's `__type`.
-    pub fn aws_type(&self) -> &'static str {
-        match self {
-            Self::InvalidLookupAttributes(_) => "InvalidLookupAttributesException",
-            Self::InvalidTimeRange(_) => "InvalidTimeRangeException",
-            Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
-            Self::InvalidNextToken(_) => "InvalidNextTokenException",
-            Self::Store(_) => "CloudTrailInternalException",
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,11 @@
 //! Request quotas, as AWS KMS applies them: per account and region, one token bucket per
 //! operation class (cryptographic operations share one; the rest are grouped as AWS documents them).
-//! A call over quota is refused with `ThrottlingException` before it touches a key.
+//! STS and CloudTrail calls have buckets of their own. A call over quota is refused with
+//! `ThrottlingException` before it touches a key or writes anything but its audit record.
+//!
+//! Refusals of callers that could not be authenticated have no account to charge: they take a
+//! lane of their own (`unauthenticated_lane`), which bounds how many of their records wait for the
+//! writer at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +23,10 @@ pub enum QuotaClass {
     GenerateRandom,
     /// Everything else (management and read operations).
     Management,
+    /// STS calls (AssumeRole, GetSessionToken, GetCallerIdentity).
+    Sts,
+    /// CloudTrail's LookupEvents.
+    CloudTrail,
 }
 
 impl QuotaClass {
@@ -38,6 +47,8 @@ impl QuotaClass {
             Self::Cryptographic => "cryptographic",
             Self::GenerateRandom => "generate_random",
             Self::Management => "management",
+            Self::Sts => "sts",
+            Self::CloudTrail => "cloudtrail",
         }
     }
 }
@@ -51,6 +62,12 @@ pub struct QuotaLimits {
     pub generate_random: u32,
     /// Everything else.
     pub management: u32,
+    /// STS calls.
+    pub sts: u32,
+    /// CloudTrail's LookupEvents.
+    pub cloudtrail: u32,
+    /// Refusals of unauthenticated requests whose records may wait for the writer at once.
+    pub unauthenticated_in_flight: usize,
 }
 
 impl QuotaLimits {
@@ -59,6 +76,8 @@ impl QuotaLimits {
             QuotaClass::Cryptographic => self.cryptographic,
             QuotaClass::GenerateRandom => self.generate_random,
             QuotaClass::Management => self.management,
+            QuotaClass::Sts => self.sts,
+            QuotaClass::CloudTrail => self.cloudtrail,
         }
     }
 }
@@ -72,6 +91,7 @@ struct Bucket {
 pub struct Quotas {
     limits: QuotaLimits,
     buckets: Mutex<HashMap<(String, String, QuotaClass), Bucket>>,
+    unauthenticated: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Quotas {
@@ -88,12 +108,17 @@ impl Quotas {
         Self {
             limits,
             buckets: Mutex::new(HashMap::new()),
+            unauthenticated: tokio::sync::Semaphore::new(limits.unauthenticated_in_flight.max(1)),
         }
     }
 
-    /// Take one request from the bucket; `false` means over quota.
-    pub fn admit(&self, account: &str, region: &str, op: Operation) -> bool {
-        let class = QuotaClass::of(op);
+    /// The lane refusals of unauthenticated requests wait in for their record's commit.
+    pub fn unauthenticated_lane(&self) -> &tokio::sync::Semaphore {
+        &self.unauthenticated
+    }
+
+    /// Take one request of `class` from the bucket; `false` means over quota.
+    pub fn admit(&self, account: &str, region: &str, class: QuotaClass) -> bool {
         let rate = self.limits.rate(class);
         if rate == 0 {
             return true;
@@ -130,22 +155,29 @@ mod tests {
             cryptographic: 3,
             generate_random: 0,
             management: 100,
+            sts: 0,
+            cloudtrail: 1,
+            unauthenticated_in_flight: 4,
         });
-        let admitted = (0..10)
-            .filter(|_| q.admit("1", "us-east-1", Operation::Encrypt))
-            .count();
+        let admit =
+            |account: &str, op: Operation| q.admit(account, "us-east-1", QuotaClass::of(op));
+        let admitted = (0..10).filter(|_| admit("1", Operation::Encrypt)).count();
         assert_eq!(admitted, 3);
         assert!(
-            q.admit("2", "us-east-1", Operation::Decrypt),
+            admit("2", Operation::Decrypt),
             "another account has its own bucket"
         );
+        assert!(admit("1", Operation::DescribeKey), "another class too");
         assert!(
-            q.admit("1", "us-east-1", Operation::DescribeKey),
-            "another class too"
-        );
-        assert!(
-            (0..100).all(|_| q.admit("1", "us-east-1", Operation::GenerateRandom)),
+            (0..100).all(|_| admit("1", Operation::GenerateRandom)),
             "0 is unlimited"
         );
+        assert!(q.admit("1", "us-east-1", QuotaClass::CloudTrail));
+        assert!(
+            !q.admit("1", "us-east-1", QuotaClass::CloudTrail),
+            "CloudTrail has its own bucket"
+        );
+        assert!((0..100).all(|_| q.admit("1", "us-east-1", QuotaClass::Sts)));
+        assert_eq!(q.unauthenticated_lane().available_permits(), 4);
     }
 }

@@ -51,7 +51,7 @@ pub const CRASH_AFTER_DELETION_EVENT: &str = "deletion-event";
 
 /// Run the scheduler every `interval` until `stop` turns true.
 pub fn spawn(
-    state: actix_web::web::Data<AppState>,
+    state: std::sync::Arc<AppState>,
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -71,7 +71,7 @@ pub fn spawn(
 /// Follow the events other processes write to a shared database, until `stop`: at once when the
 /// store notifies an append (PostgreSQL LISTEN/NOTIFY), and every `interval` regardless.
 pub fn spawn_follower(
-    state: actix_web::web::Data<AppState>,
+    state: std::sync::Arc<AppState>,
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {

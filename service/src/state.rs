@@ -197,27 +197,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Commit the record of a call that changes nothing else (an STS or CloudTrail call), with its
-    /// copies for the other accounts of this deployment it concerns. `false` when it could not be
-    /// made durable (logged and counted): the caller then fails the call (fail closed).
-    pub async fn record_call(&self, record: &crate::audit::record::CallRecord) -> bool {
-        let (audit, audit_copies) =
-            record.stored(&|account| self.identities.account_exists(account));
-        let unit = crate::store::CommitUnit {
-            audit: Some(audit),
-            audit_copies,
-            ..Default::default()
-        };
-        match self.writer.commit(unit).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, request_id = %record.request_id, event = %record.event_name, "call not recorded; failing closed");
-                self.metrics.store_errors.with_label_values(&["call"]).inc();
-                false
-            }
-        }
-    }
-
     /// The compiled account-delegation policy of `account` (compiled on first use).
     pub fn account_policy(
         &self,

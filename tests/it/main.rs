@@ -8,6 +8,7 @@ mod asymmetric;
 mod authorization;
 mod aws_cli;
 mod durability;
+mod edge;
 mod import;
 mod key_state_matrix;
 mod kms_api;

@@ -1,8 +1,8 @@
-//! The one place where Trent's errors become AWS error shapes: `__type`, HTTP status and message.
-//!
-//! Every module returns its own typed error; they all convert into `KmsError`, and
-//! `KmsError::aws_type` / `KmsError::http_status` are the only mapping to the wire. Messages never
-//! carry key material, plaintext or secrets.
+//! The errors clients see. `AwsError` is what every protocol on the listener renders (KMS and
+//! CloudTrail as JSON, STS as XML): AWS's code, the HTTP status, the message or none. `KmsError` is
+//! the KMS API's error, one variant per code; each layer's own typed error converts into it by
+//! variant (`From`), and `KmsError` into `AwsError` in one place. Messages never carry key
+//! material, plaintext or secrets.
 
 /// An error as the client sees it: one variant per AWS error code Trent answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +174,59 @@ impl KmsError {
 
     /// The JSON body of the error response.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "__type": self.aws_type(), "message": self.message() })
+        AwsError::from(self).json_body()
+    }
+}
+
+/// An error as a client sees it, whatever the protocol: AWS's code, the HTTP status, and the
+/// message (`None` where AWS sends none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    /// The error code (`__type` in JSON, `Code` in XML).
+    pub code: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// The message, if the error has one.
+    pub message: Option<String>,
+}
+
+impl AwsError {
+    /// An error with a message.
+    pub fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status,
+            message: Some(message.into()),
+        }
+    }
+
+    /// Whether the service, not the caller, is at fault (a 5xx status).
+    pub fn is_server_fault(&self) -> bool {
+        self.status >= 500
+    }
+
+    /// The message, or the empty string.
+    pub fn message_text(&self) -> &str {
+        self.message.as_deref().unwrap_or_default()
+    }
+
+    /// The body of the AWS JSON protocols: `__type` and, if there is one, `message`.
+    pub fn json_body(&self) -> serde_json::Value {
+        match &self.message {
+            Some(m) => serde_json::json!({ "__type": self.code, "message": m }),
+            None => serde_json::json!({ "__type": self.code }),
+        }
+    }
+}
+
+impl From<&KmsError> for AwsError {
+    fn from(e: &KmsError) -> Self {
+        Self::new(e.aws_type(), e.http_status(), e.message())
+    }
+}
+
+impl From<KmsError> for AwsError {
+    fn from(e: KmsError) -> Self {
+        Self::from(&e)
     }
 }

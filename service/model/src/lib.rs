@@ -1,5 +1,6 @@
-//! The AWS JSON 1.1 wire protocol: operations from `X-Amz-Target`, input validation against the
-//! KMS model, typed requests, and the mapping of errors to AWS error shapes.
+//! The KMS API as Trent speaks it: operations from `X-Amz-Target`, input validation against AWS's
+//! model, typed requests, and the errors clients see (`KmsError`, rendered as an `AwsError`).
+//! Nothing here knows an HTTP framework.
 
 mod convert;
 pub mod error;
@@ -7,5 +8,5 @@ pub mod model;
 pub mod operation;
 pub mod wire;
 
-pub use error::KmsError;
+pub use error::{AwsError, KmsError};
 pub use operation::Operation;

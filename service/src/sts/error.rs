@@ -1,9 +1,8 @@
 //! STS errors and their wire shape: the query protocol's `ErrorResponse` XML, with STS's own codes
 //! (`AccessDenied`, `ValidationError`, `InvalidClientTokenId`, ...) and HTTP statuses.
 
-use actix_web::http::StatusCode;
-
 use crate::auth::sigv4::{InvalidSignature, SigV4Error};
+use crate::protocol::AwsError;
 
 /// Why an STS call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +25,9 @@ pub enum StsError {
     /// An STS operation or parameter Trent does not implement.
     #[error("{0}")]
     Unsupported(String),
+    /// The caller is over its request quota.
+    #[error("{0}")]
+    Throttling(String),
     /// The service could not record the call (nothing was issued).
     #[error("{0}")]
     Internal(String),
@@ -45,28 +47,25 @@ impl StsError {
             Self::MissingParameter(_) => "MissingParameter",
             Self::InvalidAction(_) => "InvalidAction",
             Self::Unsupported(_) => "UnsupportedOperationException",
+            Self::Throttling(_) => "Throttling",
             Self::Internal(_) => "InternalFailure",
         }
     }
 
     /// The HTTP status STS answers with.
-    pub fn status(&self) -> StatusCode {
+    pub fn status(&self) -> u16 {
         match self {
-            Self::Auth(SigV4Error::IncompleteSignature(_)) => StatusCode::BAD_REQUEST,
-            Self::Auth(SigV4Error::InvalidSignature(InvalidSignature::BothQueryAndHeader)) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::Auth(_) | Self::AccessDenied(_) => StatusCode::FORBIDDEN,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
+            Self::Auth(SigV4Error::IncompleteSignature(_)) => 400,
+            Self::Auth(SigV4Error::InvalidSignature(InvalidSignature::BothQueryAndHeader)) => 400,
+            Self::Auth(_) | Self::AccessDenied(_) => 403,
+            Self::Internal(_) => 500,
+            _ => 400,
         }
     }
+}
 
-    /// `Sender` for the caller's faults, `Receiver` for the service's.
-    pub fn fault(&self) -> &'static str {
-        match self {
-            Self::Internal(_) => "Receiver",
-            _ => "Sender",
-        }
+impl From<StsError> for AwsError {
+    fn from(e: StsError) -> Self {
+        AwsError::new(e.code(), e.status(), e.to_string())
     }
 }

@@ -7,7 +7,8 @@
 //! place of the key policy and the caller's identity policies (explicit deny wins; a trust policy
 //! that trusts the caller's account delegates to its IAM; cross-account needs both sides). The
 //! credentials are issued by `auth::session` and leave only after the call's audit record
-//! (`eventSource` `sts.amazonaws.com`) is durable. Other STS operations answer
+//! (`eventSource` `sts.amazonaws.com`) is durable: the call goes through the listener's one
+//! pipeline (`edge::pipeline`) as a `Protocol`. Other STS operations answer
 //! `UnsupportedOperationException`.
 
 pub mod error;
@@ -15,15 +16,20 @@ mod xml;
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpRequest, HttpResponse};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use trent_policy::ContextValue;
 
-use crate::audit::record::{cloudtrail_time, CallRecord};
+use crate::audit::record::cloudtrail_time;
 use crate::auth::identity::PrincipalKind;
 use crate::auth::session::{IssuedCredentials, SessionKind};
-use crate::caller::{authenticate, client_of, Caller};
+use crate::auth::sigv4::SigV4Error;
+use crate::caller::Caller;
+use crate::edge::pipeline::{Executed, Protocol, RecordFacts, Refusal, Routed, Run};
+use crate::edge::{Request, Response};
+use crate::protocol::AwsError;
+use crate::quota::QuotaClass;
 use crate::state::AppState;
 use error::StsError;
 
@@ -56,128 +62,129 @@ const UNSUPPORTED_PARAMETERS: &[&str] = &[
     "ProvidedContexts",
 ];
 
-/// Whether a request on the listener is an STS query-protocol call: no `X-Amz-Target`, and a
-/// form-encoded body.
-pub fn is_sts_request(req: &HttpRequest) -> bool {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    header("x-amz-target").is_none()
-        && header("content-type")
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
-}
-
 /// What the audit record of an STS call says beyond the request itself.
+#[derive(Default)]
 struct StsCall {
-    region: String,
-    user_identity: Value,
-    account: Option<String>,
     request_parameters: Value,
     response_elements: Value,
     resources: Vec<String>,
 }
 
-/// Answer one STS call: its action name (for metrics), outcome label and response.
-pub async fn handle(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &AppState,
-) -> (String, String, HttpResponse) {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let event_time = state.clock.now();
-    let params: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-    let action = params.get("Action").cloned().unwrap_or_default();
-    let mut call = StsCall {
-        region: state.regions.default_region(),
-        user_identity: json!({"type": "Unknown"}),
-        account: None,
-        request_parameters: Value::Null,
-        response_elements: Value::Null,
-        resources: Vec::new(),
-    };
-    let mut result = process(
-        state,
-        req,
-        body,
-        &params,
-        &request_id,
-        event_time,
-        &mut call,
-    );
-    let client = client_of(req);
-    let record = CallRecord {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        event_time,
-        event_name: action.clone(),
-        event_source: "sts.amazonaws.com",
-        read_only: action == "GetCallerIdentity",
-        region: call.region.clone(),
-        user_identity: call.user_identity.clone(),
-        recipient_account: call.account.clone(),
-        source_ip: client.source_ip,
-        user_agent: client.user_agent,
-        request_parameters: call.request_parameters.clone(),
-        response_elements: if result.is_ok() {
-            call.response_elements.clone()
-        } else {
-            Value::Null
-        },
-        request_id: request_id.clone(),
-        resources: call.resources.clone(),
-        error_code: result.as_ref().err().map(|e| e.code().to_string()),
-        error_message: result.as_ref().err().map(ToString::to_string),
-    };
-    if !state.record_call(&record).await {
-        result = Err(StsError::Internal(
-            "The request could not be recorded durably.".into(),
-        ));
+/// STS's query protocol.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sts;
+
+#[async_trait(?Send)]
+impl Protocol for Sts {
+    /// The form parameters (with `Action`).
+    type Call = BTreeMap<String, String>;
+    /// Nothing more is decoded after authentication.
+    type Input = ();
+
+    fn service(&self) -> &'static str {
+        "sts"
     }
-    let name = if action.is_empty() {
-        "Unknown".to_string()
-    } else {
-        action
-    };
-    let (outcome, status, text) = match result {
-        Ok(document) => (
-            "success".to_string(),
-            actix_web::http::StatusCode::OK,
-            document,
-        ),
-        Err(e) => (
-            e.code().to_string(),
-            e.status(),
-            xml::error(&e, &request_id),
-        ),
-    };
-    let response = HttpResponse::build(status)
-        .content_type("text/xml")
-        .insert_header(("x-amzn-RequestId", request_id))
-        .body(text);
-    (name, outcome, response)
+
+    fn event_source(&self) -> &'static str {
+        "sts.amazonaws.com"
+    }
+
+    fn route(&self, req: &Request) -> Routed<Self::Call> {
+        let params: BTreeMap<String, String> =
+            form_urlencoded::parse(&req.body).into_owned().collect();
+        Routed {
+            event_name: params.get("Action").cloned().unwrap_or_default(),
+            call: Ok(params),
+        }
+    }
+
+    fn read_only(&self, params: Option<&Self::Call>) -> bool {
+        params.and_then(|p| p.get("Action")).map(String::as_str) == Some("GetCallerIdentity")
+    }
+
+    fn quota_class(&self, _params: &Self::Call) -> QuotaClass {
+        QuotaClass::Sts
+    }
+
+    fn auth_error(&self, e: SigV4Error) -> AwsError {
+        StsError::Auth(e).into()
+    }
+
+    fn throttled(&self) -> AwsError {
+        StsError::Throttling("Rate exceeded".into()).into()
+    }
+
+    fn not_durable(&self) -> AwsError {
+        StsError::Internal("The request could not be recorded durably.".into()).into()
+    }
+
+    fn prepare(
+        &self,
+        _state: &AppState,
+        _req: &Request,
+        _caller: &Caller,
+        params: &Self::Call,
+        _facts: &mut RecordFacts,
+    ) -> Result<(), AwsError> {
+        let action = params.get("Action").map_or("", String::as_str);
+        match params.get("Version").filter(|v| *v != API_VERSION) {
+            Some(version) => Err(StsError::InvalidAction(format!(
+                "Could not find operation {action} for version {version}"
+            ))
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn execute(&self, run: Run<'_, Self::Call, ()>) -> Result<Executed, Refusal> {
+        let mut call = StsCall::default();
+        let result = process(
+            run.state,
+            run.req,
+            run.caller,
+            run.call,
+            run.request_id,
+            run.event_time,
+            &mut call,
+        );
+        run.facts.request_parameters = call.request_parameters;
+        run.facts.resources = call.resources;
+        Ok(Executed {
+            body: result.map_err(AwsError::from)?,
+            response_elements: call.response_elements,
+            ..Executed::default()
+        })
+    }
+
+    fn render(&self, result: Result<String, &AwsError>, request_id: &str) -> Response {
+        let (status, body) = match result {
+            Ok(document) => (200, document),
+            Err(e) => (e.status, xml::error(e, request_id)),
+        };
+        Response {
+            status,
+            content_type: "text/xml",
+            request_id: request_id.to_string(),
+            body,
+        }
+    }
 }
 
-/// Authenticate, dispatch and run the action; the XML document of the answer.
+/// Dispatch and run the action of an authenticated caller; the XML document of the answer.
 fn process(
     state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
+    req: &Request,
+    caller: &Caller,
     params: &BTreeMap<String, String>,
     request_id: &str,
     now: DateTime<Utc>,
     call: &mut StsCall,
 ) -> Result<String, StsError> {
     let action = params.get("Action").map_or("", String::as_str);
-    let caller = authenticate(state, req, body, "sts").map_err(StsError::Auth)?;
-    call.region = caller.signature.region.clone();
-    call.user_identity = caller.principal.user_identity();
-    call.account = Some(caller.principal.account.clone());
-    if let Some(version) = params.get("Version").filter(|v| *v != API_VERSION) {
-        return Err(StsError::InvalidAction(format!(
-            "Could not find operation {action} for version {version}"
-        )));
-    }
     let result = match action {
-        "GetCallerIdentity" => get_caller_identity(&caller),
-        "AssumeRole" => assume_role(state, &caller, params, req, now, call)?,
-        "GetSessionToken" => get_session_token(state, &caller, params, now, call)?,
+        "GetCallerIdentity" => get_caller_identity(caller),
+        "AssumeRole" => assume_role(state, caller, params, req, now, call)?,
+        "GetSessionToken" => get_session_token(state, caller, params, now, call)?,
         a if UNSUPPORTED_ACTIONS.contains(&a) => {
             return Err(StsError::Unsupported(format!(
                 "Trent's STS endpoint implements AssumeRole, GetSessionToken and GetCallerIdentity; {a} is not supported."
@@ -391,7 +398,7 @@ fn assume_role(
     state: &AppState,
     caller: &Caller,
     params: &BTreeMap<String, String>,
-    req: &HttpRequest,
+    req: &Request,
     now: DateTime<Utc>,
     call: &mut StsCall,
 ) -> Result<Vec<String>, StsError> {

@@ -1,7 +1,7 @@
 //! The query protocol's XML documents: `<ActionResponse>` with its `<ActionResult>` and request id,
 //! and `<ErrorResponse>`. Every text value is escaped here.
 
-use super::error::StsError;
+use crate::protocol::AwsError;
 
 /// STS's XML namespace (API version 2011-06-15).
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -40,12 +40,18 @@ pub fn response(action: &str, result: &[String], request_id: &str) -> String {
 }
 
 /// The error document.
-pub fn error(err: &StsError, request_id: &str) -> String {
+pub fn error(err: &AwsError, request_id: &str) -> String {
+    // `Sender` for the caller's faults, `Receiver` for the service's.
+    let fault = if err.is_server_fault() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
     format!(
         "<ErrorResponse xmlns=\"{NAMESPACE}\">\n  <Error>{}{}{}</Error>\n  {}\n</ErrorResponse>\n",
-        element("Type", err.fault()),
-        element("Code", err.code()),
-        element("Message", &err.to_string()),
+        element("Type", fault),
+        element("Code", err.code),
+        element("Message", err.message_text()),
         element("RequestId", request_id)
     )
 }
@@ -65,7 +71,10 @@ mod tests {
             doc.contains("<GetCallerIdentityResult><Account>1</Account></GetCallerIdentityResult>")
         );
         assert!(doc.contains("<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>"));
-        let err = error(&StsError::AccessDenied("no <way>".into()), "r-2");
+        let err = error(
+            &super::super::error::StsError::AccessDenied("no <way>".into()).into(),
+            "r-2",
+        );
         assert!(err.contains("<Error><Type>Sender</Type><Code>AccessDenied</Code><Message>no &lt;way&gt;</Message></Error>"));
         assert!(err.contains("<RequestId>r-2</RequestId>"));
     }

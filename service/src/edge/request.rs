@@ -1,0 +1,86 @@
+//! A request and a response as the pipeline sees them, without any HTTP framework: the server
+//! turns its framework's request into a `Request` and writes a `Response` back.
+
+use std::net::IpAddr;
+
+/// One HTTP request on the API listener.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The HTTP method.
+    pub method: String,
+    /// The path, as sent.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: String,
+    /// The headers in their order, names in lower case; values that are not UTF-8 are read lossily
+    /// (a signature over them then fails, as it should).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The client's address, if known.
+    pub peer_ip: Option<IpAddr>,
+}
+
+impl Request {
+    /// The first value of a header (`name` in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many times a header occurs.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(k, _)| k == name).count()
+    }
+
+    /// The record's `sourceIPAddress`.
+    pub fn source_ip(&self) -> String {
+        self.peer_ip.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+
+    /// The record's `userAgent` (empty when the header is absent).
+    pub fn user_agent(&self) -> &str {
+        self.header("user-agent").unwrap_or_default()
+    }
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The `x-amzn-RequestId`.
+    pub request_id: String,
+    /// The body.
+    pub body: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_found_by_name_and_counted() {
+        let req = Request {
+            headers: vec![
+                ("x-amz-target".into(), "a".into()),
+                ("user-agent".into(), "cli".into()),
+                ("x-amz-target".into(), "b".into()),
+            ],
+            peer_ip: Some(IpAddr::from([127, 0, 0, 1])),
+            ..Request::default()
+        };
+        assert_eq!(req.header("x-amz-target"), Some("a"));
+        assert_eq!(req.header_count("x-amz-target"), 2);
+        assert_eq!(req.header("host"), None);
+        assert_eq!(
+            (req.source_ip().as_str(), req.user_agent()),
+            ("127.0.0.1", "cli")
+        );
+        assert_eq!(Request::default().user_agent(), "");
+    }
+}
