@@ -1,6 +1,6 @@
-//! The `trent` binary: a thin entry into `trent_service::cli` (it lives in the root package so
+//! The `trent` binary: a thin entry into `trent_server::cli` (it lives in the root package so
 //! that the black-box tests in `tests/` get its path from Cargo).
 
 fn main() -> std::process::ExitCode {
-    trent_service::cli::main()
+    trent_server::cli::main()
 }

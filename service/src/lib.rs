@@ -1,17 +1,19 @@
-//! Trent's server: the AWS KMS wire protocol over actix-web, SigV4 authentication, an event-sourced
-//! store (embedded SQLite or PostgreSQL), and a hash-chained CloudTrail-format audit trail.
+//! Trent's application, without HTTP: the one request pipeline of the listener's protocols
+//! (`edge`: KMS, `cloudtrail`, `sts`), the operation handlers, authorization, the audit writer, the
+//! scheduler, LookupEvents and trail export. The HTTP server and the command line are
+//! `trent-server`; the layers below are crates of their own, re-exported here under their module
+//! names: `protocol` (trent-model), `domain` (trent-domain), `store` (trent-store), `crypto`
+//! (trent-crypto) and `auth::sigv4` (trent-sigv4).
 //!
-//! Modules, in the order a request visits them: `server` (HTTP edge), `protocol` (decode and
-//! validate), `caller` and `auth` (SigV4 -> principal), `sts` (AssumeRole, GetCallerIdentity on the
-//! same listener), `handlers` (one per operation group), `domain` (key
-//! rules, read model), `crypto` (aws-lc-rs), `audit` (records, chain, group-commit writer), `store`
-//! (events, audit, keystore). `state` holds what requests share; `cli` is the binary.
+//! Modules, in the order a request visits them: `edge` (route, authenticate, quota, decode,
+//! execute, commit, answer), `caller` and `auth` (SigV4 -> principal), `quota`, `handlers` (one per
+//! operation group) with `authorize` and `condition_keys`, `audit` (records, group-commit writer).
+//! `state` holds what requests share.
 
 pub mod audit;
 pub mod auth;
 pub mod authorize;
 pub mod caller;
-pub mod cli;
 pub mod clock;
 pub mod cloudtrail;
 pub mod condition_keys;
@@ -24,11 +26,9 @@ pub mod quota;
 pub mod root_binding;
 pub mod root_rotation;
 pub mod scheduler;
-pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod sts;
-pub mod tls;
 pub mod trail;
 pub mod usage;
 

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use trent_service::audit::chain::{self, ChainVerifier};
-use trent_service::store::postgres::PostgresStore;
-use trent_service::store::sqlite::SqliteStore;
-use trent_service::store::{
+use trent_store::chain::{self, ChainVerifier};
+use trent_store::postgres::PostgresStore;
+use trent_store::sqlite::SqliteStore;
+use trent_store::{
     CommitReceipt, CommitUnit, NewAuditRecord, NewEvent, SealedMaterial, SharedStore, StoreError,
     StoredAuditRecord, StreamAppend, GENESIS_HASH,
 };

@@ -9,16 +9,16 @@ use std::sync::{Arc, RwLock};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::audit::chain::ChainVerifier;
-use crate::audit::writer::CommitWriter;
-use crate::auth::identity::{Identities, DEV_ACCOUNT_ID};
-use crate::clock::{ManualClock, SystemClock};
-use crate::crypto::keyring::RootKeyring;
-use crate::domain::read_model::ReadModel;
-use crate::state::{AppState, MaterialCache, RegionSet};
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
-use crate::store::SharedStore;
+use trent_service::audit::chain::ChainVerifier;
+use trent_service::audit::writer::CommitWriter;
+use trent_service::auth::identity::{Identities, DEV_ACCOUNT_ID};
+use trent_service::clock::{ManualClock, SystemClock};
+use trent_service::crypto::keyring::RootKeyring;
+use trent_service::domain::read_model::ReadModel;
+use trent_service::state::{AppState, MaterialCache, RegionSet};
+use trent_service::store::postgres::PostgresStore;
+use trent_service::store::sqlite::SqliteStore;
+use trent_service::store::SharedStore;
 
 /// Trent: a self-hosted key management service that speaks the AWS KMS API.
 #[derive(Debug, Parser)]
@@ -348,7 +348,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: TrailCommand::Usage(args),
         } => {
             let store = open_store(&args.store, Create::No).await?;
-            let report = crate::trail::usage::key_usage(&store, &args.key).await?;
+            let report = trent_service::trail::usage::key_usage(&store, &args.key).await?;
             if args.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -373,7 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_store(&args.store, Create::No).await?;
             let ring = load_root_key(&store, &args.store, false).await?;
-            crate::root_rotation::retire_key(&store, &ring, &args.id).await?;
+            trent_service::root_rotation::retire_key(&store, &ring, &args.id).await?;
             println!("root key {} retired", args.id);
             Ok(ExitCode::SUCCESS)
         }
@@ -399,8 +399,8 @@ pub async fn open_store(args: &StoreArgs, create: Create) -> anyhow::Result<Shar
         ),
         None => {
             let db = match create {
-                Create::Yes => crate::data_dir::create(&args.data_dir)?,
-                Create::No => crate::data_dir::existing(&args.data_dir)?,
+                Create::Yes => trent_service::data_dir::create(&args.data_dir)?,
+                Create::No => trent_service::data_dir::existing(&args.data_dir)?,
             };
             Arc::new(
                 SqliteStore::open(&db)
@@ -425,9 +425,14 @@ async fn load_root_key(
     if environment.is_none() {
         warn_if_readable_by_others(&path);
     }
-    let bound =
-        crate::root_binding::bind(store, &store_name(args), environment, &path, may_generate)
-            .await?;
+    let bound = trent_service::root_binding::bind(
+        store,
+        &store_name(args),
+        environment,
+        &path,
+        may_generate,
+    )
+    .await?;
     if let Some(path) = &bound.generated {
         tracing::warn!(
             path = %path.display(),
@@ -485,8 +490,10 @@ fn describe_pg(config: &tokio_postgres::Config) -> String {
 }
 
 /// Rebuild the last-use table from the audit records (the source of truth).
-pub async fn rebuild_key_usage(store: &SharedStore) -> anyhow::Result<crate::usage::KeyUsage> {
-    let usage = crate::usage::KeyUsage::default();
+pub async fn rebuild_key_usage(
+    store: &SharedStore,
+) -> anyhow::Result<trent_service::usage::KeyUsage> {
+    let usage = trent_service::usage::KeyUsage::default();
     let mut after = 0;
     loop {
         let records = store.read_audit(after, 1000).await?;
@@ -567,8 +574,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The embedded store serves one process: hold its data directory for as long as we serve.
     let _data_dir_lock = match &args.store.database_url {
         None => {
-            crate::data_dir::create(&args.store.data_dir)?;
-            Some(crate::data_dir::lock(&args.store.data_dir)?)
+            trent_service::data_dir::create(&args.store.data_dir)?;
+            Some(trent_service::data_dir::lock(&args.store.data_dir)?)
         }
         Some(_) => None,
     };
@@ -579,8 +586,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
     let key_usage = rebuild_key_usage(&store).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let audit_index = Arc::new(crate::lookup::rebuild(&store).await?);
+    let metrics = Arc::new(trent_service::metrics::Metrics::new());
+    let audit_index = Arc::new(trent_service::lookup::rebuild(&store).await?);
     let materials = Arc::new(MaterialCache::default());
     let (writer, writer_task) = CommitWriter::start(
         store.clone(),
@@ -609,7 +616,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_policies: Default::default(),
         key_usage,
         audit_index,
-        quotas: crate::quota::Quotas::new(crate::quota::QuotaLimits {
+        quotas: trent_service::quota::Quotas::new(trent_service::quota::QuotaLimits {
             cryptographic: args.quota_cryptographic,
             generate_random: args.quota_generate_random,
             management: args.quota_management,
@@ -621,7 +628,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
     let (stop_export, export_stopped) = tokio::sync::watch::channel(false);
     let exporter = args.trail_export_dir.clone().map(|out| {
-        let opts = crate::trail::export::ExportOptions {
+        let opts = trent_service::trail::export::ExportOptions {
             key_file: args.store.data_dir.join("trail-digest.key"),
             out,
             trail_name: "trent".into(),
@@ -654,7 +661,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Export the trail every `every`, and once more when `stop` turns true.
 async fn periodic_export(
     store: SharedStore,
-    opts: crate::trail::export::ExportOptions,
+    opts: trent_service::trail::export::ExportOptions,
     every: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -663,7 +670,7 @@ async fn periodic_export(
             _ = tokio::time::sleep(every) => false,
             _ = stop.changed() => true,
         };
-        match crate::trail::export::export(&store, &opts, chrono::Utc::now()).await {
+        match trent_service::trail::export::export(&store, &opts, chrono::Utc::now()).await {
             Ok(r) if r.records > 0 => {
                 tracing::info!(records = r.records, files = r.log_files, "trail exported")
             }
@@ -679,7 +686,7 @@ async fn periodic_export(
 async fn root_key_rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.store, Create::No).await?;
     let ring = load_root_key(&store, &args.store, false).await?;
-    let report = crate::root_rotation::rotate(
+    let report = trent_service::root_rotation::rotate(
         &store,
         &ring,
         &args.new_key_file,
@@ -786,7 +793,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let read = |p: &PathBuf| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
-    let input = crate::simulate::SimulationInput {
+    let input = trent_service::simulate::SimulationInput {
         principal: args.principal,
         action: args.action,
         key: args.key,
@@ -817,7 +824,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             )
         },
     };
-    let result = crate::simulate::simulate(&model, &identities, &input)?;
+    let result = trent_service::simulate::simulate(&model, &identities, &input)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(if result.decision == "allowed" {
         ExitCode::SUCCESS
@@ -855,7 +862,7 @@ async fn trail_verify(args: StoreArgs) -> anyhow::Result<ExitCode> {
 
 async fn trail_export(args: TrailExportArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.store, Create::No).await?;
-    let opts = crate::trail::export::ExportOptions {
+    let opts = trent_service::trail::export::ExportOptions {
         key_file: args
             .digest_key_file
             .unwrap_or_else(|| args.store.data_dir.join("trail-digest.key")),
@@ -864,7 +871,7 @@ async fn trail_export(args: TrailExportArgs) -> anyhow::Result<ExitCode> {
         max_records_per_file: args.max_records_per_file,
     };
     let started = std::time::Instant::now();
-    let report = crate::trail::export::export(&store, &opts, chrono::Utc::now()).await?;
+    let report = trent_service::trail::export::export(&store, &opts, chrono::Utc::now()).await?;
     if report.finished_interrupted_run {
         println!("trail export: finished the digests of an interrupted run");
     }
@@ -881,7 +888,7 @@ async fn trail_export(args: TrailExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn trail_validate(args: TrailValidateArgs) -> anyhow::Result<ExitCode> {
-    let report = crate::trail::validate::validate(&args.dir, args.public_key.as_deref())
+    let report = trent_service::trail::validate::validate(&args.dir, args.public_key.as_deref())
         .with_context(|| format!("cannot read {}", args.dir.display()))?;
     println!("{report}");
     Ok(if report.is_valid() {

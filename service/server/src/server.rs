@@ -10,9 +10,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 use actix_web::http::StatusCode;
 
-use crate::edge::{Request, Response};
-use crate::protocol::KmsError;
-use crate::state::AppState;
+use trent_service::edge::{Request, Response};
+use trent_service::protocol::KmsError;
+use trent_service::state::AppState;
 
 /// Largest request body accepted (the largest KMS input, a 128 KiB policy, fits with room).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -53,7 +53,7 @@ async fn test_advance_clock(
     match &state.test_clock {
         Some(clock) => {
             clock.advance(chrono::Duration::seconds(query.seconds));
-            HttpResponse::Ok().json(serde_json::json!({ "now": crate::audit::record::cloudtrail_time(state.clock.now()) }))
+            HttpResponse::Ok().json(serde_json::json!({ "now": trent_service::audit::record::cloudtrail_time(state.clock.now()) }))
         }
         None => HttpResponse::NotFound().finish(),
     }
@@ -61,7 +61,7 @@ async fn test_advance_clock(
 
 /// Test endpoint (only with `--test-clock`): run one scheduler tick now and report what it did.
 async fn test_scheduler_tick(state: web::Data<AppState>) -> HttpResponse {
-    match crate::scheduler::tick(&state).await {
+    match trent_service::scheduler::tick(&state).await {
         Ok(report) => HttpResponse::Ok().json(report),
         Err(e) => {
             HttpResponse::InternalServerError().json(serde_json::json!({ "error": e.to_string() }))
@@ -118,7 +118,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 async fn simulate_endpoint(
     req: HttpRequest,
     state: web::Data<AppState>,
-    input: web::Json<crate::simulate::SimulationInput>,
+    input: web::Json<trent_service::simulate::SimulationInput>,
 ) -> HttpResponse {
     if !admin_authorized(&req) {
         return admin_unauthorized();
@@ -127,7 +127,7 @@ async fn simulate_endpoint(
         Ok(m) => m,
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
     };
-    match crate::simulate::simulate(&model, &state.identities, &input) {
+    match trent_service::simulate::simulate(&model, &state.identities, &input) {
         Ok(result) => HttpResponse::Ok().json(result),
         Err(e) => HttpResponse::BadRequest().json(serde_json::json!({ "error": e.to_string() })),
     }
@@ -161,7 +161,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 async fn not_found() -> HttpResponse {
     let error =
         KmsError::UnknownOperation("Requests are POSTed to / with an X-Amz-Target header.".into());
-    http_response(crate::edge::kms::json_response(
+    http_response(trent_service::edge::kms::json_response(
         Err(&error.into()),
         &uuid::Uuid::new_v4().to_string(),
     ))
@@ -217,17 +217,17 @@ async fn kms_endpoint(
     let handled = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => {
             request.body = body.to_vec();
-            crate::edge::handle(&state, &request).await
+            trent_service::edge::handle(&state, &request).await
         }
         Ok(Err(e)) => {
             let err = KmsError::Serialization(format!("The request body could not be read: {e}"));
-            crate::edge::refuse_unread(&state, &request, err.into()).await
+            trent_service::edge::refuse_unread(&state, &request, err.into()).await
         }
         Err(_) => {
             let err = KmsError::RequestEntityTooLarge(format!(
                 "The request body is larger than {MAX_BODY_BYTES} bytes."
             ));
-            crate::edge::refuse_unread(&state, &request, err.into()).await
+            trent_service::edge::refuse_unread(&state, &request, err.into()).await
         }
     };
     observe(&state, &handled.operation, &handled.outcome, started);
@@ -310,13 +310,16 @@ pub async fn serve(
     } = listeners;
     let state = web::Data::new(state);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = crate::scheduler::spawn(
+    let scheduler = trent_service::scheduler::spawn(
         state.clone().into_inner(),
         scheduler_interval,
         stopped.clone(),
     );
-    let follower =
-        crate::scheduler::spawn_follower(state.clone().into_inner(), FOLLOW_INTERVAL, stopped);
+    let follower = trent_service::scheduler::spawn_follower(
+        state.clone().into_inner(),
+        FOLLOW_INTERVAL,
+        stopped,
+    );
     let configure = configure(state.clone());
     let server = HttpServer::new(move || {
         App::new()
