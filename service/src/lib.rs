@@ -10,6 +10,12 @@
 //! operation group) with `authorize` and `condition_keys`, `audit` (records, group-commit writer).
 //! `state` holds what requests share.
 
+// No panics on request paths: unwrap, expect and unchecked indexing are refused outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod audit;
 pub mod auth;
 pub mod authorize;

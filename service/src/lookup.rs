@@ -11,6 +11,8 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::protocol::wire::field;
+use crate::protocol::wire::set;
 use crate::store::{SharedStore, StoreError};
 
 /// The attributes LookupEvents can filter on.
@@ -57,7 +59,7 @@ pub fn attributes(record: &Value) -> Vec<(&'static str, String)> {
     if let Some(v) = s(&record["eventSource"]) {
         out.push(("EventSource", v));
     }
-    if let Some(v) = s(&record["userIdentity"]["accessKeyId"]) {
+    if let Some(v) = s(field(record, &["userIdentity", "accessKeyId"])) {
         out.push(("AccessKeyId", v));
     }
     for r in record["resources"].as_array().into_iter().flatten() {
@@ -281,19 +283,19 @@ pub async fn lookup_events(
         let Ok(record) = serde_json::from_str::<Value>(&stored.record) else {
             continue;
         };
-        let resources: Vec<Value> = record["resources"]
+        let resources: Vec<Value> = field(&record, &["resources"])
             .as_array()
             .into_iter()
             .flatten()
             .map(|r| json!({"ResourceType": r["type"], "ResourceName": r["ARN"]}))
             .collect();
         events.push(json!({
-            "EventId": record["eventID"],
-            "EventName": record["eventName"],
-            "ReadOnly": record["readOnly"].as_bool().map(|b| b.to_string()),
-            "AccessKeyId": record["userIdentity"]["accessKeyId"],
+            "EventId": field(&record, &["eventID"]),
+            "EventName": field(&record, &["eventName"]),
+            "ReadOnly": field(&record, &["readOnly"]).as_bool().map(|b| b.to_string()),
+            "AccessKeyId": field(&record, &["userIdentity", "accessKeyId"]),
             "EventTime": event_time(&record),
-            "EventSource": record["eventSource"],
+            "EventSource": field(&record, &["eventSource"]),
             "Username": username(&record),
             "Resources": resources,
             "CloudTrailEvent": stored.record,
@@ -301,8 +303,11 @@ pub async fn lookup_events(
     }
     let mut body = json!({ "Events": events });
     if let Some((t, s)) = next {
-        body["NextToken"] =
-            json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{t}:{s}")));
+        set(
+            &mut body,
+            "NextToken",
+            json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{t}:{s}"))),
+        );
     }
     Ok(body)
 }

@@ -80,13 +80,17 @@ pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
         Some(&FORMAT_VERSION_1) => OVERHEAD_V1,
         _ => return Err(CiphertextError::Malformed),
     };
-    if blob.len() < minimum || blob[0] != MAGIC {
+    if blob.len() < minimum || blob.first() != Some(&MAGIC) {
         return Err(CiphertextError::Malformed);
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&blob[2..18]);
-    let mut ver = [0u8; 4];
-    ver.copy_from_slice(&blob[18..22]);
+    let id: [u8; 16] = blob
+        .get(2..18)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CiphertextError::Malformed)?;
+    let ver: [u8; 4] = blob
+        .get(18..22)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CiphertextError::Malformed)?;
     Ok(CiphertextHeader {
         key_id: Uuid::from_bytes(id),
         material_version: u32::from_be_bytes(ver),
@@ -157,7 +161,7 @@ pub fn decrypt(
 ) -> Result<SecretBytes, CiphertextError> {
     parse_header(blob)?;
     let (header, rest) = blob.split_at(HEADER_LEN);
-    let (key, rest) = if header[1] == FORMAT_VERSION {
+    let (key, rest) = if header.get(1) == Some(&FORMAT_VERSION) {
         let (salt, rest) = rest.split_at(SALT_LEN);
         let key = data_key(material, header, salt).map_err(|_| CiphertextError::Authentication)?;
         (key, rest)
@@ -173,7 +177,7 @@ pub fn decrypt(
         .open_in_place(nonce, Aad::from(aad(header, context)), buf.as_mut_slice())
         .map_err(|_| CiphertextError::Authentication)?
         .len();
-    Ok(SecretBytes::new(buf.as_slice()[..len].to_vec()))
+    Ok(buf.prefix(len))
 }
 
 #[cfg(test)]

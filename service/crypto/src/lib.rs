@@ -2,6 +2,12 @@
 //! key material, the ciphertext blob format, and random bytes. Nothing here does I/O except loading
 //! the root key at start.
 
+// No panics on request paths: unwrap, expect and unchecked indexing are refused outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod ciphertext;
 pub mod keyring;
 pub mod keys;

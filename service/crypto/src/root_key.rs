@@ -105,8 +105,10 @@ impl RootKey {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes.as_slice())
             .map_err(|_| CryptoError::RootKey("invalid key bytes".into()))?;
         let mac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes.as_slice());
-        let fingerprint =
-            |label: &[u8], len: usize| aws_lc_rs::hmac::sign(&mac, label).as_ref()[..len].to_vec();
+        let fingerprint = |label: &[u8], len: usize| -> Vec<u8> {
+            let tag = aws_lc_rs::hmac::sign(&mac, label);
+            tag.as_ref().iter().take(len).copied().collect()
+        };
         let mut id_bytes = [0u8; 8];
         id_bytes.copy_from_slice(&fingerprint(ID_LABEL, 8));
         Ok(Self {
@@ -150,8 +152,10 @@ impl RootKey {
 
     /// The id of the root key a format-2 blob names (None for a format-1 blob).
     pub fn sealed_by(sealed: &[u8]) -> Option<String> {
-        (sealed.len() >= V2_HEADER_LEN + TAG_LEN && sealed[0] == SEALED_V2)
-            .then(|| hex::encode(&sealed[1..9]))
+        if sealed.len() < V2_HEADER_LEN + TAG_LEN || sealed.first() != Some(&SEALED_V2) {
+            return None;
+        }
+        sealed.get(1..9).map(hex::encode)
     }
 
     /// The key's public id (16 hex digits), for messages and bindings.
@@ -291,20 +295,25 @@ impl RootKey {
         legacy_aad: &[u8],
         sealed: &[u8],
     ) -> Result<SecretBytes, CryptoError> {
-        let names_this_key = sealed.len() >= V2_HEADER_LEN + TAG_LEN
-            && sealed[0] == SEALED_V2
-            && sealed[1..9] == self.id_bytes;
-        if names_this_key {
-            let salt = &sealed[9..9 + SALT_LEN];
-            let nonce_bytes = &sealed[9 + SALT_LEN..V2_HEADER_LEN];
+        let v2 = (sealed.len() >= V2_HEADER_LEN + TAG_LEN && sealed.first() == Some(&SEALED_V2))
+            .then(|| {
+                Some((
+                    sealed.get(1..9)?,
+                    sealed.get(9..9 + SALT_LEN)?,
+                    sealed.get(9 + SALT_LEN..V2_HEADER_LEN)?,
+                    sealed.get(V2_HEADER_LEN..)?,
+                ))
+            })
+            .flatten();
+        if let Some((_, salt, nonce_bytes, body)) = v2.filter(|(id, ..)| *id == self.id_bytes) {
             let key = self.derived_key(purpose, salt)?;
             let nonce =
                 Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Open)?;
             let aad = Self::v2_aad(purpose, bound_to);
-            let mut buf = SecretBytes::new(sealed[V2_HEADER_LEN..].to_vec());
+            let mut buf = SecretBytes::new(body.to_vec());
             if let Ok(plain) = key.open_in_place(nonce, Aad::from(aad), buf.as_mut_slice()) {
                 let len = plain.len();
-                return Ok(SecretBytes::new(buf.as_slice()[..len].to_vec()));
+                return Ok(buf.prefix(len));
             }
         }
         self.open_v1(legacy_aad, sealed)
@@ -323,7 +332,7 @@ impl RootKey {
             .open_in_place(nonce, Aad::from(aad.to_vec()), buf.as_mut_slice())
             .map_err(|_| CryptoError::Open)?
             .len();
-        Ok(SecretBytes::new(buf.as_slice()[..len].to_vec()))
+        Ok(buf.prefix(len))
     }
 }
 

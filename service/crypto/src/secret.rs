@@ -36,6 +36,12 @@ impl SecretBytes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The first `len` bytes (all of them when there are fewer), as a secret of their own: the
+    /// plaintext part of a buffer an in-place decryption left a tag behind in.
+    pub fn prefix(&self, len: usize) -> SecretBytes {
+        SecretBytes::new(self.0.iter().take(len).copied().collect())
+    }
 }
 
 impl std::fmt::Debug for SecretBytes {
@@ -52,5 +58,13 @@ mod tests {
     fn debug_never_shows_the_bytes() {
         let s = SecretBytes::new(b"hunter2".to_vec());
         assert_eq!(format!("{s:?}"), "SecretBytes(7 bytes)");
+    }
+
+    #[test]
+    fn prefix_takes_at_most_what_there_is() {
+        let s = SecretBytes::new(vec![1, 2, 3]);
+        assert_eq!(s.prefix(2).as_slice(), &[1, 2]);
+        assert_eq!(s.prefix(9).as_slice(), &[1, 2, 3]);
+        assert!(s.prefix(0).is_empty());
     }
 }

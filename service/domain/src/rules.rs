@@ -196,13 +196,14 @@ pub fn state_rule(op: Operation, state: KeyState) -> StateRule {
         GetParametersForImport | ImportKeyMaterial => [A, A, I, A, U],
         DeleteImportedKeyMaterial => [A, A, A, A, U],
     };
-    row[match state {
-        KeyState::Enabled => 0,
-        KeyState::Disabled => 1,
-        KeyState::PendingDeletion => 2,
-        KeyState::PendingImport => 3,
-        KeyState::Unavailable => 4,
-    }]
+    let [enabled, disabled, pending_deletion, pending_import, unavailable] = row;
+    match state {
+        KeyState::Enabled => enabled,
+        KeyState::Disabled => disabled,
+        KeyState::PendingDeletion => pending_deletion,
+        KeyState::PendingImport => pending_import,
+        KeyState::Unavailable => unavailable,
+    }
 }
 
 /// Check `op` against the key's state, with AWS's error and message when refused.

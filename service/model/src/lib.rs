@@ -2,6 +2,12 @@
 //! model, typed requests, and the errors clients see (`KmsError`, rendered as an `AwsError`).
 //! Nothing here knows an HTTP framework.
 
+// No panics on request paths: unwrap, expect and unchecked indexing are refused outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 mod convert;
 pub mod error;
 pub mod model;

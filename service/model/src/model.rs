@@ -102,7 +102,7 @@ impl Model {
             0 => Ok(()),
             1 => Err(KmsError::Validation(format!(
                 "1 validation error detected: {}",
-                walk.violations[0]
+                walk.violations.concat()
             ))),
             n => Err(KmsError::Validation(format!(
                 "{n} validation errors detected: {}",

@@ -45,3 +45,43 @@ pub fn opt_blob<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::E
     })
     .transpose()
 }
+
+/// Set member `key` of a JSON object to `value` (a target that is not an object is left as it
+/// is): the panic-free form of `target[key] = value`.
+pub fn set(target: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    if let Some(map) = target.as_object_mut() {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// JSON null, for lookups that find nothing.
+static NULL: serde_json::Value = serde_json::Value::Null;
+
+/// The member of `value` at `path` (object keys, outermost first), or null: the panic-free form
+/// of `value["a"]["b"]`.
+pub fn field<'a>(value: &'a serde_json::Value, path: &[&str]) -> &'a serde_json::Value {
+    path.iter()
+        .try_fold(value, |v, key| v.get(*key))
+        .unwrap_or(&NULL)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn set_and_field_never_panic() {
+        let mut object = json!({"a": {"b": 1}});
+        set(&mut object, "c", json!(2));
+        assert_eq!(object, json!({"a": {"b": 1}, "c": 2}));
+        let mut not_object = json!([1]);
+        set(&mut not_object, "c", json!(2));
+        assert_eq!(not_object, json!([1]), "a non-object is left as it is");
+        assert_eq!(field(&object, &["a", "b"]), &json!(1));
+        assert!(field(&object, &["a", "x", "y"]).is_null());
+        assert!(field(&not_object, &["a"]).is_null());
+        assert_eq!(field(&object, &[]), &object);
+    }
+}

@@ -3,6 +3,12 @@
 //! readiness and simulation), TLS, and the `trent` command line. The only crate that knows the
 //! HTTP framework.
 
+// No panics on request paths: unwrap, expect and unchecked indexing are refused outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod cli;
 pub mod server;
 pub mod tls;

@@ -11,6 +11,12 @@
 //! credential lookup receives the `X-Amz-Security-Token` with the access key id and answers with
 //! the secret or the error (invalid or expired token).
 
+// No panics on request paths: unwrap, expect and unchecked indexing are refused outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::fmt;
 
 use aws_lc_rs::{digest, hmac};
@@ -546,9 +552,11 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::K
 fn parse_amz_date(value: &str) -> Option<DateTime<Utc>> {
     let b = value.as_bytes();
     let shape_ok = b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 => *c == b'T',
+            15 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
     if !shape_ok {
         return None;
     }

@@ -3,6 +3,7 @@
 //! `requestParameters` are derived from the request with every blob member (plaintexts,
 //! ciphertexts) removed, so no secret can reach a record.
 
+use crate::protocol::wire::set;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
@@ -82,8 +83,12 @@ pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> boo
         .into_iter()
         .map(|owner| {
             let mut copy = record.clone();
-            copy["recipientAccountId"] = json!(owner);
-            copy["eventID"] = json!(uuid::Uuid::new_v4().to_string());
+            set(&mut copy, "recipientAccountId", json!(owner));
+            set(
+                &mut copy,
+                "eventID",
+                json!(uuid::Uuid::new_v4().to_string()),
+            );
             copy
         })
         .collect()
@@ -135,27 +140,31 @@ impl CallRecord {
             "eventCategory": "Management",
         });
         if !self.resources.is_empty() {
-            r["resources"] = Value::Array(
-                self.resources
-                    .iter()
-                    .map(|arn| {
-                        json!({
-                            "accountId": arn.split(':').nth(4).unwrap_or_default(),
-                            "type": resource_type(arn),
-                            "ARN": arn,
+            set(
+                &mut r,
+                "resources",
+                Value::Array(
+                    self.resources
+                        .iter()
+                        .map(|arn| {
+                            json!({
+                                "accountId": arn.split(':').nth(4).unwrap_or_default(),
+                                "type": resource_type(arn),
+                                "ARN": arn,
+                            })
                         })
-                    })
-                    .collect(),
+                        .collect(),
+                ),
             );
         }
         if let Some(account) = &self.recipient_account {
-            r["recipientAccountId"] = json!(account);
+            set(&mut r, "recipientAccountId", json!(account));
         }
         if let Some(code) = &self.error_code {
-            r["errorCode"] = json!(code);
+            set(&mut r, "errorCode", json!(code));
         }
         if let Some(message) = &self.error_message {
-            r["errorMessage"] = json!(message);
+            set(&mut r, "errorMessage", json!(message));
         }
         r
     }
@@ -193,7 +202,7 @@ pub fn service_event(
         "eventCategory": "Management",
     });
     if let Some(a) = additional {
-        r["additionalEventData"] = a;
+        set(&mut r, "additionalEventData", a);
     }
     r
 }

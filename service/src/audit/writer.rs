@@ -186,7 +186,9 @@ async fn apply_committed(
     }
     events.sort_by_key(|e| e.sequence);
     let last = model.read().map(|m| m.last_sequence()).unwrap_or(0);
-    let first = events[0].sequence;
+    let Some(first) = events.first().map(|e| e.sequence) else {
+        return;
+    };
     if first > last + 1 {
         match store.read_events(last, first - 1 - last).await {
             Ok(mut missing) => {

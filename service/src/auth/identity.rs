@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::protocol::wire::set;
 use aws_lc_rs::digest;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -147,30 +148,38 @@ impl Principal {
             "accessKeyId": self.access_key_id,
         });
         if let Some(name) = &self.user_name {
-            v["userName"] = serde_json::Value::String(name.clone());
+            set(&mut v, "userName", serde_json::Value::String(name.clone()));
         }
         if let (None, Some(issued)) = (&self.session, self.token_issued_at) {
-            v["sessionContext"] = serde_json::json!({
-                "attributes": {
-                    "creationDate": crate::audit::record::cloudtrail_time(issued),
-                    "mfaAuthenticated": "false",
-                },
-            });
+            set(
+                &mut v,
+                "sessionContext",
+                serde_json::json!({
+                    "attributes": {
+                        "creationDate": crate::audit::record::cloudtrail_time(issued),
+                        "mfaAuthenticated": "false",
+                    },
+                }),
+            );
         }
         if let Some(s) = &self.session {
-            v["sessionContext"] = serde_json::json!({
-                "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": s.role_id,
-                    "arn": s.role_arn,
-                    "accountId": self.account,
-                    "userName": s.role_name,
-                },
-                "attributes": {
-                    "creationDate": crate::audit::record::cloudtrail_time(s.issued_at),
-                    "mfaAuthenticated": "false",
-                },
-            });
+            set(
+                &mut v,
+                "sessionContext",
+                serde_json::json!({
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": s.role_id,
+                        "arn": s.role_arn,
+                        "accountId": self.account,
+                        "userName": s.role_name,
+                    },
+                    "attributes": {
+                        "creationDate": crate::audit::record::cloudtrail_time(s.issued_at),
+                        "mfaAuthenticated": "false",
+                    },
+                }),
+            );
         }
         v
     }
@@ -341,7 +350,7 @@ fn unique_id(prefix: &str, arn: &str) -> String {
         .as_ref()
         .iter()
         .take(17)
-        .map(|b| ALPHABET[(*b as usize) % 32] as char)
+        .filter_map(|b| ALPHABET.get(usize::from(*b) % 32).map(|c| *c as char))
         .collect();
     format!("{prefix}{tail}")
 }

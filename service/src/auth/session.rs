@@ -105,7 +105,11 @@ fn binding(access_key_id: &str, expires_ms: i64) -> String {
 fn session_access_key_id() -> Result<String, CryptoError> {
     let tail: String = random_public(16)?
         .iter()
-        .map(|b| KEY_ID_ALPHABET[(*b as usize) % KEY_ID_ALPHABET.len()] as char)
+        .filter_map(|b| {
+            KEY_ID_ALPHABET
+                .get(usize::from(*b) % KEY_ID_ALPHABET.len())
+                .map(|c| *c as char)
+        })
         .collect();
     Ok(format!("ASIA{tail}"))
 }
@@ -160,17 +164,20 @@ pub fn open(
     let bytes = STANDARD
         .decode(token.trim())
         .map_err(|_| SessionError::Invalid)?;
-    if bytes.len() <= TOKEN_HEADER_LEN || &bytes[..4] != TOKEN_MAGIC {
+    if bytes.len() <= TOKEN_HEADER_LEN || bytes.get(..4) != Some(TOKEN_MAGIC.as_slice()) {
         return Err(SessionError::Invalid);
     }
-    let mut expiry = [0u8; 8];
-    expiry.copy_from_slice(&bytes[4..TOKEN_HEADER_LEN]);
+    let (header, sealed) = bytes.split_at(TOKEN_HEADER_LEN);
+    let expiry: [u8; 8] = header
+        .get(4..)
+        .and_then(|e| e.try_into().ok())
+        .ok_or(SessionError::Invalid)?;
     let expires_ms = i64::from_be_bytes(expiry);
     let plaintext = root_key
         .open_token(
             SealPurpose::SessionToken,
             &binding(access_key_id, expires_ms),
-            &bytes[TOKEN_HEADER_LEN..],
+            sealed,
         )
         .map_err(|_| SessionError::Invalid)?;
     let claims: SessionClaims =

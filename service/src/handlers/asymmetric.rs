@@ -17,6 +17,7 @@ use super::{
 use crate::crypto::keys::{self, KeyError, KeySpec, KeyUsage, PrivateKeyMaterial};
 use crate::crypto::secret::SecretBytes;
 use crate::domain::key::KeySnapshot;
+use crate::protocol::wire::set;
 use crate::protocol::wire::{b64, blob, decode, secret_blob};
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -135,7 +136,7 @@ pub async fn get_public_key(
         "KeyUsage": key.key_usage,
     });
     for (name, list) in algorithm_lists(&key.key_spec, &key.key_usage) {
-        body[name] = list;
+        set(&mut body, name, list);
     }
     Ok(Outcome::reply(body))
 }
@@ -395,7 +396,11 @@ pub async fn generate_data_key_pair(
         "KeyMaterialId": info.material_id,
     });
     if with_plaintext {
-        body["PrivateKeyPlaintext"] = json!(b64(pair.private_key.as_slice()));
+        set(
+            &mut body,
+            "PrivateKeyPlaintext",
+            json!(b64(pair.private_key.as_slice())),
+        );
     }
     Ok(Outcome::reply(body))
 }

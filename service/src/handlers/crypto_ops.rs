@@ -16,6 +16,7 @@ use crate::crypto::secret::SecretBytes;
 use crate::domain::events::MaterialInfo;
 use crate::domain::key::KeySnapshot;
 use crate::domain::rules::check_symmetric_encryption;
+use crate::protocol::wire::set;
 use crate::protocol::wire::{b64, blob, decode, secret_blob};
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -341,10 +342,10 @@ pub async fn re_encrypt(
         "DestinationEncryptionAlgorithm": algorithm,
     });
     if let Some(id) = source_material {
-        reply["SourceKeyMaterialId"] = json!(id);
+        set(&mut reply, "SourceKeyMaterialId", json!(id));
     }
     if let Some(id) = destination_material {
-        reply["DestinationKeyMaterialId"] = json!(id);
+        set(&mut reply, "DestinationKeyMaterialId", json!(id));
     }
     Ok(Outcome::reply(reply))
 }
@@ -397,7 +398,7 @@ pub async fn generate_data_key(
         "KeyMaterialId": info.material_id,
     });
     if with_plaintext {
-        body["Plaintext"] = json!(b64(data_key.as_slice()));
+        set(&mut body, "Plaintext", json!(b64(data_key.as_slice())));
     }
     Ok(Outcome::reply(body))
 }

@@ -14,6 +14,7 @@ use crate::crypto::random_public;
 use crate::domain::events::{GrantRecord, KeyEvent};
 use crate::domain::key::{epoch_seconds, KeySnapshot};
 use crate::protocol::wire::decode;
+use crate::protocol::wire::set;
 use crate::protocol::KmsError;
 use crate::state::AppState;
 
@@ -55,7 +56,7 @@ fn grant_id_of_token(token: &str) -> Option<String> {
         .decode(token)
         .ok()?;
     let dot = raw.iter().position(|b| *b == b'.')?;
-    String::from_utf8(raw[..dot].to_vec()).ok()
+    String::from_utf8(raw.get(..dot)?.to_vec()).ok()
 }
 
 fn check_principal(state: &AppState, principal: &str, what: &str) -> Result<(), KmsError> {
@@ -168,10 +169,10 @@ fn grant_entry(key: &KeySnapshot, g: &GrantRecord) -> Value {
         "CreationDate": epoch_seconds(g.created_at),
     });
     if let Some(n) = &g.name {
-        e["Name"] = json!(n);
+        set(&mut e, "Name", json!(n));
     }
     if let Some(r) = &g.retiring_principal {
-        e["RetiringPrincipal"] = json!(r);
+        set(&mut e, "RetiringPrincipal", json!(r));
     }
     let mut c = serde_json::Map::new();
     if let Some(eq) = &g.encryption_context_equals {
@@ -181,7 +182,7 @@ fn grant_entry(key: &KeySnapshot, g: &GrantRecord) -> Value {
         c.insert("EncryptionContextSubset".into(), json!(sub));
     }
     if !c.is_empty() {
-        e["Constraints"] = Value::Object(c);
+        set(&mut e, "Constraints", Value::Object(c));
     }
     e
 }

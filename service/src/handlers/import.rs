@@ -29,6 +29,7 @@ use crate::crypto::root_key::SealPurpose;
 use crate::crypto::secret::SecretBytes;
 use crate::domain::events::{KeyEvent, MaterialInfo};
 use crate::domain::key::{epoch_seconds, KeySnapshot};
+use crate::protocol::wire::set;
 use crate::protocol::wire::{b64, blob, decode};
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -208,19 +209,23 @@ fn open_token(
             key.arn()
         ))
     };
-    if token.len() <= TOKEN_HEADER_LEN || &token[..4] != TOKEN_MAGIC {
+    if token.len() <= TOKEN_HEADER_LEN || token.get(..4) != Some(TOKEN_MAGIC.as_slice()) {
         return Err(invalid());
     }
-    let algorithm = WrappingAlgorithm::from_code(token[4]).ok_or_else(invalid)?;
-    let mut expiry = [0u8; 8];
-    expiry.copy_from_slice(&token[5..TOKEN_HEADER_LEN]);
+    let (header, sealed) = token.split_at(TOKEN_HEADER_LEN);
+    let code = header.get(4).copied().ok_or_else(invalid)?;
+    let algorithm = WrappingAlgorithm::from_code(code).ok_or_else(invalid)?;
+    let expiry: [u8; 8] = header
+        .get(5..)
+        .and_then(|e| e.try_into().ok())
+        .ok_or_else(invalid)?;
     let expires_ms = i64::from_be_bytes(expiry);
     let private_key = state
         .root_key
         .open_token(
             SealPurpose::ImportToken,
             &token_binding(&key.key_id, algorithm, expires_ms),
-            &token[TOKEN_HEADER_LEN..],
+            sealed,
         )
         .map_err(|_| invalid())?;
     // Authentic, so the expiry is the one Trent wrote.
@@ -254,20 +259,20 @@ fn unwrap_material(opened: &OpenedToken, wrapped: &[u8]) -> Result<SecretBytes, 
     let oaep = OaepPrivateDecryptingKey::new(private).map_err(|_| {
         KmsError::KmsInternal("The import token's wrapping key does not load.".into())
     })?;
-    let rsa_part = if opened.algorithm.uses_aes_key_wrap() {
+    let (rsa_part, aes_part) = if opened.algorithm.uses_aes_key_wrap() {
         if wrapped.len() <= modulus_len {
             return Err(invalid());
         }
-        &wrapped[..modulus_len]
+        wrapped.split_at(modulus_len)
     } else {
-        wrapped
+        (wrapped, &[][..])
     };
     let mut out = SecretBytes::new(vec![0u8; modulus_len]);
     let len = oaep
         .decrypt(opened.algorithm.oaep(), rsa_part, out.as_mut_slice(), None)
         .map_err(|_| invalid())?
         .len();
-    let first = SecretBytes::new(out.as_slice()[..len].to_vec());
+    let first = out.prefix(len);
     if !opened.algorithm.uses_aes_key_wrap() {
         return Ok(first);
     }
@@ -277,13 +282,12 @@ fn unwrap_material(opened: &OpenedToken, wrapped: &[u8]) -> Result<SecretBytes, 
         return Err(invalid());
     }
     let kek = AesKek::new(&AES_256, first.as_slice()).map_err(|_| invalid())?;
-    let aes_part = &wrapped[modulus_len..];
     let mut material = SecretBytes::new(vec![0u8; aes_part.len()]);
     let len = kek
         .unwrap_with_padding(aes_part, material.as_mut_slice())
         .map_err(|_| invalid())?
         .len();
-    Ok(SecretBytes::new(material.as_slice()[..len].to_vec()))
+    Ok(material.prefix(len))
 }
 
 /// Hex SHA-256 of material bound to its key id: the same material gives the same fingerprint
@@ -567,7 +571,7 @@ pub async fn delete_imported_key_material(
     }
     let mut body = json!({ "KeyId": key.arn() });
     if let Some(id) = &current {
-        body["KeyMaterialId"] = json!(id);
+        set(&mut body, "KeyMaterialId", json!(id));
     }
     if !key.imported.as_ref().is_some_and(|i| i.present) {
         // Nothing to delete (PendingImport): no effect, as in AWS.

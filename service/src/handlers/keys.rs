@@ -13,6 +13,7 @@ use crate::crypto::random_public;
 use crate::domain::events::{KeyCreated, KeyEvent, MaterialInfo};
 use crate::domain::key::KeySnapshot;
 use crate::protocol::wire::decode;
+use crate::protocol::wire::set;
 use crate::protocol::KmsError;
 use crate::state::AppState;
 use crate::store::{SealedMaterial, StreamAppend};
@@ -285,14 +286,22 @@ pub fn get_key_last_usage(
         .tracking_start()
         .map(|t| t.max(key.created_at))
         .unwrap_or(key.created_at);
-    body["TrackingStartDate"] = json!(crate::domain::key::epoch_seconds(start));
+    set(
+        &mut body,
+        "TrackingStartDate",
+        json!(crate::domain::key::epoch_seconds(start)),
+    );
     if let Some(last) = state.key_usage.last_use(&key.arn()) {
-        body["KeyLastUsage"] = json!({
-            "Operation": last.operation,
-            "Timestamp": crate::domain::key::epoch_seconds(last.at),
-            "CloudTrailEventId": last.event_id,
-            "KmsRequestId": last.request_id,
-        });
+        set(
+            &mut body,
+            "KeyLastUsage",
+            json!({
+                "Operation": last.operation,
+                "Timestamp": crate::domain::key::epoch_seconds(last.at),
+                "CloudTrailEventId": last.event_id,
+                "KmsRequestId": last.request_id,
+            }),
+        );
     }
     Ok(Outcome::reply(body))
 }
@@ -315,20 +324,28 @@ pub fn key_metadata(key: &KeySnapshot) -> Value {
         "MultiRegion": key.multi_region,
     });
     for (name, list) in super::asymmetric::algorithm_lists(&key.key_spec, &key.key_usage) {
-        m[name] = list;
+        set(&mut m, name, list);
     }
     if let Some(material) = key.current_material().filter(|_| key.has_material()) {
-        m["CurrentKeyMaterialId"] = json!(material.material_id);
+        set(&mut m, "CurrentKeyMaterialId", json!(material.material_id));
     }
     if let Some(imported) = key.imported.as_ref().filter(|i| i.present) {
-        m["ExpirationModel"] = json!(imported.expiration_model);
+        set(&mut m, "ExpirationModel", json!(imported.expiration_model));
         if let Some(valid_to) = imported.valid_to {
-            m["ValidTo"] = json!(crate::domain::key::epoch_seconds(valid_to));
+            set(
+                &mut m,
+                "ValidTo",
+                json!(crate::domain::key::epoch_seconds(valid_to)),
+            );
         }
     }
     if let (Some(date), Some(days)) = (key.deletion_date, key.pending_window_days) {
-        m["DeletionDate"] = json!(crate::domain::key::epoch_seconds(date));
-        m["PendingDeletionWindowInDays"] = json!(days);
+        set(
+            &mut m,
+            "DeletionDate",
+            json!(crate::domain::key::epoch_seconds(date)),
+        );
+        set(&mut m, "PendingDeletionWindowInDays", json!(days));
     }
     m
 }

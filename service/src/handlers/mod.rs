@@ -228,10 +228,10 @@ pub fn resolve_key(
     let model = state.read_model()?;
     let (account, region, id) = if let Some(rest) = key_id.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
-        if parts.len() != 5 || parts[1] != "kms" {
+        let [_, "kms", arn_region, arn_account, resource] = parts.as_slice() else {
             return Err(KmsError::InvalidArn(format!("Invalid arn {key_id}")));
-        }
-        let (arn_region, arn_account, resource) = (parts[2], parts[3], parts[4]);
+        };
+        let (arn_region, arn_account, resource) = (*arn_region, *arn_account, *resource);
         if arn_region != ctx.region {
             return Err(KmsError::NotFound(format!(
                 "Invalid arn {key_id}: the region is not {}",

@@ -4,6 +4,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::protocol::wire::set;
 use crate::protocol::KmsError;
 
 /// Decode a marker issued by `encode_marker` into the position it names.
@@ -36,7 +37,11 @@ pub fn page<T>(
         json!({ list_name: taken.iter().map(&render).collect::<Vec<_>>(), "Truncated": truncated });
     if truncated {
         if let Some(last) = taken.last() {
-            body["NextMarker"] = json!(encode_marker(&position(last)));
+            set(
+                &mut body,
+                "NextMarker",
+                json!(encode_marker(&position(last))),
+            );
         }
     }
     body

@@ -12,6 +12,7 @@ use crate::crypto::{random_public, random_secret};
 use crate::domain::events::{KeyEvent, MaterialInfo};
 use crate::domain::key::{epoch_seconds, KeySnapshot};
 use crate::protocol::wire::decode;
+use crate::protocol::wire::set;
 use crate::protocol::KmsError;
 use crate::state::AppState;
 use crate::store::SealedMaterial;
@@ -165,8 +166,12 @@ pub fn get_key_rotation_status(
     let key = rotatable_key(state, ctx, &req.key_id)?;
     let mut body = json!({ "KeyId": key.arn(), "KeyRotationEnabled": key.rotation.is_some() });
     if let Some(r) = &key.rotation {
-        body["RotationPeriodInDays"] = json!(r.period_days);
-        body["NextRotationDate"] = json!(epoch_seconds(r.next_rotation_date));
+        set(&mut body, "RotationPeriodInDays", json!(r.period_days));
+        set(
+            &mut body,
+            "NextRotationDate",
+            json!(epoch_seconds(r.next_rotation_date)),
+        );
     }
     Ok(Outcome::reply(body))
 }
@@ -285,8 +290,8 @@ pub fn list_key_rotations(
                 "KeyMaterialState": material_state,
             });
             if let Some(t) = &m.rotation_type {
-                e["RotationDate"] = json!(epoch_seconds(m.created_at));
-                e["RotationType"] = json!(t);
+                set(&mut e, "RotationDate", json!(epoch_seconds(m.created_at)));
+                set(&mut e, "RotationType", json!(t));
             }
             if let Some(imported) = imported {
                 let (present, description, expiry) = match pending {
@@ -305,18 +310,22 @@ pub fn list_key_rotations(
                         )
                     }
                 };
-                e["ImportState"] = json!(if present {
-                    "IMPORTED"
-                } else {
-                    "PENDING_IMPORT"
-                });
+                set(
+                    &mut e,
+                    "ImportState",
+                    json!(if present {
+                        "IMPORTED"
+                    } else {
+                        "PENDING_IMPORT"
+                    }),
+                );
                 if let Some(d) = description {
-                    e["KeyMaterialDescription"] = json!(d);
+                    set(&mut e, "KeyMaterialDescription", json!(d));
                 }
                 if let Some((model, valid_to)) = expiry {
-                    e["ExpirationModel"] = json!(model);
+                    set(&mut e, "ExpirationModel", json!(model));
                     if let Some(t) = valid_to.filter(|_| present) {
-                        e["ValidTo"] = json!(epoch_seconds(t));
+                        set(&mut e, "ValidTo", json!(epoch_seconds(t)));
                     }
                 }
             }

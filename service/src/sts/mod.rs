@@ -28,6 +28,7 @@ use crate::auth::sigv4::SigV4Error;
 use crate::caller::Caller;
 use crate::edge::pipeline::{Executed, Protocol, RecordFacts, Refusal, Routed, Run};
 use crate::edge::{Request, Response};
+use crate::protocol::wire::set;
 use crate::protocol::AwsError;
 use crate::quota::QuotaClass;
 use crate::state::AppState;
@@ -418,13 +419,13 @@ fn assume_role(
     let duration = params.get("DurationSeconds");
     let mut parameters = json!({});
     if let Some(v) = role_arn {
-        parameters["roleArn"] = json!(v);
+        set(&mut parameters, "roleArn", json!(v));
     }
     if let Some(v) = session_name {
-        parameters["roleSessionName"] = json!(v);
+        set(&mut parameters, "roleSessionName", json!(v));
     }
     if let Some(v) = external_id {
-        parameters["externalId"] = json!(v);
+        set(&mut parameters, "externalId", json!(v));
     }
     let mut problems = Vec::new();
     check_string(&mut problems, role_arn, "roleArn", (20, 2048), arn_char, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+", true);

@@ -4,6 +4,8 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::protocol::wire::field;
+use crate::protocol::wire::set;
 use aws_lc_rs::digest;
 use chrono::{DateTime, Utc};
 use flate2::read::GzDecoder;
@@ -38,7 +40,7 @@ impl TrailId {
     pub fn of_record(record: &serde_json::Value) -> Self {
         let account = record["recipientAccountId"]
             .as_str()
-            .or_else(|| record["userIdentity"]["accountId"].as_str())
+            .or_else(|| field(record, &["userIdentity", "accountId"]).as_str())
             .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
             .unwrap_or(UNATTRIBUTED_ACCOUNT);
         let region = record["awsRegion"]
@@ -73,7 +75,11 @@ impl TrailId {
             "awsRegion": r.region,
         });
         if let Some(id) = r.identity {
-            v["userIdentity"] = serde_json::json!({ "accountId": id.account_id });
+            set(
+                &mut v,
+                "userIdentity",
+                serde_json::json!({ "accountId": id.account_id }),
+            );
         }
         Ok(Self::of_record(&v))
     }

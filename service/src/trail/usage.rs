@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::protocol::wire::field;
 use crate::store::{SharedStore, StoreError};
 
 /// Calls of one principal on the key.
@@ -68,7 +69,7 @@ pub async fn key_usage(store: &SharedStore, key: &str) -> Result<KeyUsageReport,
             let Ok(record) = serde_json::from_str::<serde_json::Value>(&stored.record) else {
                 continue;
             };
-            let first_copy = match record["sharedEventID"].as_str() {
+            let first_copy = match field(&record, &["sharedEventID"]).as_str() {
                 Some(shared) => shared_seen.insert(shared.to_string()),
                 None => true,
             };
@@ -82,9 +83,9 @@ pub async fn key_usage(store: &SharedStore, key: &str) -> Result<KeyUsageReport,
 fn add(report: &mut KeyUsageReport, record: &serde_json::Value) {
     let time = record["eventTime"].as_str().unwrap_or_default().to_string();
     let operation = record["eventName"].as_str().unwrap_or_default().to_string();
-    let who = record["userIdentity"]["arn"]
+    let who = field(record, &["userIdentity", "arn"])
         .as_str()
-        .or_else(|| record["userIdentity"]["invokedBy"].as_str())
+        .or_else(|| field(record, &["userIdentity", "invokedBy"]).as_str())
         .unwrap_or("unknown")
         .to_string();
     let failed = record.get("errorCode").is_some();

@@ -242,10 +242,10 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
         }
     }
     let mut seen_events: HashMap<String, String> = HashMap::new();
-    let mut expected: Vec<&String> = listed.keys().collect();
-    expected.sort();
-    for object in expected {
-        let by = &listed[object];
+    let mut expected: Vec<_> = listed.iter().collect();
+    expected.sort_by_key(|(object, _)| *object);
+    for (object, by) in expected {
+        let first_digest = by.first().map_or("", |(d, _)| d.as_str());
         let mut problems = Vec::new();
         if by.len() > 1 {
             problems.push(format!(
@@ -258,13 +258,14 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
             ));
         }
         if !log_paths.contains(object) {
-            problems.push(format!("missing (deleted): listed in digest {}", by[0].0));
+            problems.push(format!(
+                "missing (deleted): listed in digest {first_digest}"
+            ));
         } else {
             match std::fs::read(dir.join(object)).map(|b| gunzip(&b)) {
                 Err(e) => problems.push(format!("unreadable: {e}")),
                 Ok(Err(_)) => problems.push(format!(
-                    "not intact gzip (modified after digest {})",
-                    by[0].0
+                    "not intact gzip (modified after digest {first_digest})"
                 )),
                 Ok(Ok(content)) => {
                     let actual = sha256_hex(&content);

@@ -12,6 +12,12 @@
 //!
 //! Nothing here knows about HTTP, KMS operations or plaintext key material: materials arrive sealed.
 
+// No panics on request paths: unwrap, expect and unchecked indexing are refused outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod chain;
 pub mod postgres;
 pub mod sqlite;

@@ -41,7 +41,7 @@ fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
         let bytes = len.to_be_bytes();
         let skip = bytes.iter().take_while(|b| **b == 0).count();
         out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+        out.extend(bytes.iter().skip(skip));
     }
     out.extend_from_slice(content);
 }
@@ -95,16 +95,20 @@ impl<'a> Reader<'a> {
             (usize::from(len0), rest)
         } else {
             let count = usize::from(len0 & 0x7f);
-            if count == 0 || count > 4 || rest.len() < count || rest[0] == 0 {
+            if count == 0 || count > 4 {
                 return None;
             }
-            let len = rest[..count]
+            let (digits, rest) = (rest.get(..count)?, rest.get(count..)?);
+            if digits.first() == Some(&0) {
+                return None;
+            }
+            let len = digits
                 .iter()
                 .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
             if len < 0x80 {
                 return None; // not minimal
             }
-            (len, &rest[count..])
+            (len, rest)
         };
         if rest.len() < len {
             return None;

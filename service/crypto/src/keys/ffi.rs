@@ -92,7 +92,11 @@ fn key_type(key: &Pkey) -> i32 {
 
 /// AWS-LC's NID for ML-DSA-44/65/87, indexed 0..3.
 pub fn ml_dsa_nid(index: u8) -> i32 {
-    [sys::NID_MLDSA44, sys::NID_MLDSA65, sys::NID_MLDSA87][usize::from(index)]
+    match index {
+        0 => sys::NID_MLDSA44,
+        1 => sys::NID_MLDSA65,
+        _ => sys::NID_MLDSA87,
+    }
 }
 
 /// Signs an external mu with the ML-DSA key in `pkcs8`, which must be of parameter set `nid`.
@@ -180,8 +184,9 @@ pub fn ml_dsa_verify_mu(nid: i32, public_key: &[u8], mu: &[u8], signature: &[u8]
 pub fn ed25519ph_sign(seed: &[u8; 32], public_key: &[u8; 32], message: &[u8]) -> Option<[u8; 64]> {
     // AWS-LC's Ed25519 private key is seed || public key.
     let mut private_key = Zeroizing::new([0u8; 64]);
-    private_key[..32].copy_from_slice(seed);
-    private_key[32..].copy_from_slice(public_key);
+    let (seed_part, public_part) = private_key.split_at_mut(32);
+    seed_part.copy_from_slice(seed);
+    public_part.copy_from_slice(public_key);
     let mut signature = [0u8; 64];
     // SAFETY: `signature` has the 64 writable bytes ED25519ph_sign writes; `private_key` has
     // the 64 bytes it reads; `message` is a live slice passed with its length; a NULL context

@@ -34,7 +34,11 @@ fn index(spec: KeySpec, algorithm: EncapsulationAlgorithm) -> Result<u8, KeyErro
 
 /// The ciphertext length of an ML-KEM parameter-set index (FIPS 203, table 3).
 fn ciphertext_len(index: u8) -> usize {
-    [768, 1088, 1568][usize::from(index)]
+    match index {
+        0 => 768,
+        1 => 1088,
+        _ => 1568,
+    }
 }
 
 /// Encapsulate: a fresh shared secret and its ciphertext under the public key `public_der`

@@ -77,11 +77,11 @@ pub(super) fn ml_dsa_index(spec: KeySpec) -> Option<u8> {
 
 /// The aws-lc-rs ML-DSA signing algorithm of a parameter-set index.
 pub(super) fn ml_dsa_algorithm(index: u8) -> &'static signature::PqdsaSigningAlgorithm {
-    [
-        &signature::ML_DSA_44_SIGNING,
-        &signature::ML_DSA_65_SIGNING,
-        &signature::ML_DSA_87_SIGNING,
-    ][usize::from(index)]
+    match index {
+        0 => &signature::ML_DSA_44_SIGNING,
+        1 => &signature::ML_DSA_65_SIGNING,
+        _ => &signature::ML_DSA_87_SIGNING,
+    }
 }
 
 /// The parameter-set index (0, 1, 2) of an ML-KEM spec.
@@ -96,12 +96,20 @@ pub(super) fn ml_kem_index(spec: KeySpec) -> Option<u8> {
 
 /// The aws-lc-rs ML-KEM algorithm of a parameter-set index.
 pub(super) fn ml_kem_algorithm(index: u8) -> &'static kem::Algorithm {
-    [&kem::ML_KEM_512, &kem::ML_KEM_768, &kem::ML_KEM_1024][usize::from(index)]
+    match index {
+        0 => &kem::ML_KEM_512,
+        1 => &kem::ML_KEM_768,
+        _ => &kem::ML_KEM_1024,
+    }
 }
 
 /// The encapsulation key length of an ML-KEM parameter-set index (FIPS 203, table 3).
 pub(super) fn ml_kem_public_len(index: u8) -> usize {
-    [800, 1184, 1568][usize::from(index)]
+    match index {
+        0 => 800,
+        1 => 1184,
+        _ => 1568,
+    }
 }
 
 /// The HMAC key length Trent generates, and the range AWS accepts on import.

@@ -73,11 +73,11 @@ fn ecdsa_verification(
 
 /// The aws-lc-rs ML-DSA verification algorithm of a parameter-set index.
 fn ml_dsa_verification(index: u8) -> &'static signature::PqdsaVerificationAlgorithm {
-    [
-        &signature::ML_DSA_44,
-        &signature::ML_DSA_65,
-        &signature::ML_DSA_87,
-    ][usize::from(index)]
+    match index {
+        0 => &signature::ML_DSA_44,
+        1 => &signature::ML_DSA_65,
+        _ => &signature::ML_DSA_87,
+    }
 }
 
 fn failure<E>(_: E) -> KeyError {
