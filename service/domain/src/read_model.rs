@@ -263,179 +263,213 @@ impl ReadModel {
             .and_then(|id| self.keys.get_mut(id))
             .ok_or_else(|| inconsistent(format!("event on unknown stream {}", event.stream)))?;
         key.stream_version = event.version;
-        match decoded {
-            KeyEvent::KeyCreated(_) => {}
-            KeyEvent::KeyPolicyPut { policy, .. } => {
-                key.compiled_policy = super::key::compile_stored_policy(&key.key_id, &policy);
-                key.policy = policy;
-            }
-            KeyEvent::KeyEnabled { .. } => key.state = KeyState::Enabled,
-            KeyEvent::KeyDisabled { .. } => key.state = KeyState::Disabled,
-            KeyEvent::DescriptionUpdated { description, .. } => key.description = description,
-            KeyEvent::TagsSet { tags, .. } => {
-                for tag in tags {
-                    match key.tags.iter_mut().find(|t| t.key == tag.key) {
-                        Some(existing) => existing.value = tag.value,
-                        None => key.tags.push(tag),
-                    }
+        apply_to_key(key, decoded);
+        Ok(())
+    }
+}
+
+/// Apply one event (other than its creation) to a key's snapshot.
+fn apply_to_key(key: &mut KeySnapshot, event: KeyEvent) {
+    match event {
+        KeyEvent::KeyCreated(_) => {}
+        KeyEvent::KeyPolicyPut { policy, .. } => {
+            key.compiled_policy = super::key::compile_stored_policy(&key.key_id, &policy);
+            key.policy = policy;
+        }
+        KeyEvent::KeyEnabled { .. } => key.state = KeyState::Enabled,
+        KeyEvent::KeyDisabled { .. } => key.state = KeyState::Disabled,
+        KeyEvent::DescriptionUpdated { description, .. } => key.description = description,
+        KeyEvent::TagsSet { tags, .. } => {
+            for tag in tags {
+                match key.tags.iter_mut().find(|t| t.key == tag.key) {
+                    Some(existing) => existing.value = tag.value,
+                    None => key.tags.push(tag),
                 }
             }
-            KeyEvent::TagsRemoved { keys, .. } => key.tags.retain(|t| !keys.contains(&t.key)),
-            KeyEvent::KeyDeletionScheduled {
-                deletion_date,
-                pending_window_days,
-                ..
-            } => {
-                key.state = KeyState::PendingDeletion;
-                key.deletion_date = Some(deletion_date);
-                key.pending_window_days = Some(pending_window_days);
-            }
-            KeyEvent::KeyDeletionCancelled { .. } => {
-                // A key without material goes back to waiting for it, as in AWS.
-                key.state = if key.has_material() {
-                    KeyState::Disabled
-                } else {
-                    KeyState::PendingImport
-                };
-                key.deletion_date = None;
-                key.pending_window_days = None;
-            }
-            KeyEvent::KeyDeleted { at, .. } => key.deleted_at = Some(at),
-            KeyEvent::KeyMaterialDestroyed { .. } => key.materials_destroyed = true,
-            KeyEvent::KeyRotationEnabled {
-                rotation_period_days,
+        }
+        KeyEvent::TagsRemoved { keys, .. } => key.tags.retain(|t| !keys.contains(&t.key)),
+        KeyEvent::KeyDeletionScheduled {
+            deletion_date,
+            pending_window_days,
+            ..
+        } => {
+            key.state = KeyState::PendingDeletion;
+            key.deletion_date = Some(deletion_date);
+            key.pending_window_days = Some(pending_window_days);
+        }
+        KeyEvent::KeyDeletionCancelled { .. } => {
+            // A key without material goes back to waiting for it, as in AWS.
+            key.state = if key.has_material() {
+                KeyState::Disabled
+            } else {
+                KeyState::PendingImport
+            };
+            key.deletion_date = None;
+            key.pending_window_days = None;
+        }
+        KeyEvent::KeyDeleted { at, .. } => key.deleted_at = Some(at),
+        KeyEvent::KeyMaterialDestroyed { .. } => key.materials_destroyed = true,
+        KeyEvent::KeyRotationEnabled {
+            rotation_period_days,
+            next_rotation_date,
+            ..
+        } => {
+            key.rotation = Some(RotationSchedule {
+                period_days: rotation_period_days,
                 next_rotation_date,
-                ..
-            } => {
-                key.rotation = Some(RotationSchedule {
-                    period_days: rotation_period_days,
-                    next_rotation_date,
-                })
-            }
-            KeyEvent::KeyRotationDisabled { .. } => key.rotation = None,
-            KeyEvent::KeyMaterialImported {
+            })
+        }
+        KeyEvent::KeyRotationDisabled { .. } => key.rotation = None,
+        KeyEvent::KeyMaterialImported {
+            material,
+            fingerprint,
+            expiration_model,
+            valid_to,
+            pending,
+            description,
+            ..
+        } => {
+            let import = PendingMaterial {
                 material,
                 fingerprint,
                 expiration_model,
                 valid_to,
-                pending,
                 description,
-                ..
-            } => {
-                if pending {
-                    // NEW_KEY_MATERIAL into a key with material: PENDING_ROTATION until
-                    // RotateKeyOnDemand; the current material and the key state do not change.
-                    let description = description.or_else(|| {
-                        key.imported
-                            .as_ref()
-                            .and_then(|i| i.pending.as_ref())
-                            .filter(|p| p.material.version == material.version)
-                            .and_then(|p| p.description.clone())
-                    });
-                    if let Some(imported) = key.imported.as_mut() {
-                        imported.pending = Some(PendingMaterial {
-                            material,
-                            fingerprint,
-                            expiration_model,
-                            valid_to,
-                            description,
-                        });
-                    }
-                    return Ok(());
-                }
-                let version = material.version;
-                if key.material(version).is_none() {
-                    key.materials.push(material);
-                }
-                let current = key.current_material().map(|m| m.version);
-                let imported = key.imported.get_or_insert_with(|| ImportedMaterial {
-                    version,
-                    fingerprint: fingerprint.clone(),
-                    present: false,
-                    expiration_model: expiration_model.clone(),
-                    valid_to,
-                    versions: Default::default(),
-                    pending: None,
-                });
-                let entry = imported
-                    .versions
-                    .entry(version)
-                    .or_insert_with(|| ImportedVersion {
-                        fingerprint: fingerprint.clone(),
-                        present: true,
-                        description: None,
-                    });
-                entry.present = true;
-                if description.is_some() {
-                    entry.description = description;
-                }
-                key.materials_destroyed = false;
-                if Some(version) == current {
-                    imported.version = version;
-                    imported.fingerprint = fingerprint;
-                    imported.present = true;
-                    imported.expiration_model = expiration_model;
-                    imported.valid_to = valid_to;
-                    if key.state == KeyState::PendingImport {
-                        key.state = KeyState::Enabled;
-                    }
-                }
-            }
-            KeyEvent::ImportedKeyMaterialDeleted { .. } => {
-                // Deletion destroys every version (and material pending rotation).
-                if let Some(imported) = key.imported.as_mut() {
-                    imported.present = false;
-                    imported.valid_to = None;
-                    imported.pending = None;
-                    for v in imported.versions.values_mut() {
-                        v.present = false;
-                    }
-                }
-                if key.state != KeyState::PendingDeletion {
-                    key.state = KeyState::PendingImport;
-                }
-            }
-            KeyEvent::GrantCreated { grant, .. } => {
-                key.grants.push(grant);
-                key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
-            }
-            KeyEvent::GrantRetired { grant_id, .. } | KeyEvent::GrantRevoked { grant_id, .. } => {
-                key.grants.retain(|g| g.grant_id != grant_id);
-                key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
-            }
-            KeyEvent::KeyMaterialRotated {
-                material,
-                next_rotation_date,
-                ..
-            } => {
-                // An imported key's rotation makes its pending material current.
-                if let Some(imported) = key.imported.as_mut() {
-                    if let Some(p) = imported
-                        .pending
-                        .take_if(|p| p.material.version == material.version)
-                    {
-                        imported.version = p.material.version;
-                        imported.fingerprint = p.fingerprint.clone();
-                        imported.present = true;
-                        imported.expiration_model = p.expiration_model;
-                        imported.valid_to = p.valid_to;
-                        imported.versions.insert(
-                            p.material.version,
-                            ImportedVersion {
-                                fingerprint: p.fingerprint,
-                                present: true,
-                                description: p.description,
-                            },
-                        );
-                    }
-                }
-                key.materials.push(material);
-                if let (Some(schedule), Some(next)) = (key.rotation.as_mut(), next_rotation_date) {
-                    schedule.next_rotation_date = next;
-                }
+            };
+            if pending {
+                stage_pending_material(key, import);
+            } else {
+                apply_imported_material(key, import);
             }
         }
-        Ok(())
+        KeyEvent::ImportedKeyMaterialDeleted { .. } => apply_imported_material_deleted(key),
+        KeyEvent::GrantCreated { grant, .. } => {
+            key.grants.push(grant);
+            key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
+        }
+        KeyEvent::GrantRetired { grant_id, .. } | KeyEvent::GrantRevoked { grant_id, .. } => {
+            key.grants.retain(|g| g.grant_id != grant_id);
+            key.compiled_grants = super::key::compile_grants(&key.key_id, &key.grants);
+        }
+        KeyEvent::KeyMaterialRotated {
+            material,
+            next_rotation_date,
+            ..
+        } => apply_rotation(key, material, next_rotation_date),
+    }
+}
+
+/// NEW_KEY_MATERIAL into a key with material: PENDING_ROTATION until RotateKeyOnDemand; the
+/// current material and the key state do not change. A re-import of the same pending version
+/// without a description keeps the one given before.
+fn stage_pending_material(key: &mut KeySnapshot, mut import: PendingMaterial) {
+    if import.description.is_none() {
+        import.description = key
+            .imported
+            .as_ref()
+            .and_then(|i| i.pending.as_ref())
+            .filter(|p| p.material.version == import.material.version)
+            .and_then(|p| p.description.clone());
+    }
+    if let Some(imported) = key.imported.as_mut() {
+        imported.pending = Some(import);
+    }
+}
+
+/// Imported material for a version of its own (the first import, a re-import, or material for
+/// a version rotation already created): present again; current when it is the current version.
+fn apply_imported_material(key: &mut KeySnapshot, import: PendingMaterial) {
+    let PendingMaterial {
+        material,
+        fingerprint,
+        expiration_model,
+        valid_to,
+        description,
+    } = import;
+    let version = material.version;
+    if key.material(version).is_none() {
+        key.materials.push(material);
+    }
+    let current = key.current_material().map(|m| m.version);
+    let imported = key.imported.get_or_insert_with(|| ImportedMaterial {
+        version,
+        fingerprint: fingerprint.clone(),
+        present: false,
+        expiration_model: expiration_model.clone(),
+        valid_to,
+        versions: Default::default(),
+        pending: None,
+    });
+    let entry = imported
+        .versions
+        .entry(version)
+        .or_insert_with(|| ImportedVersion {
+            fingerprint: fingerprint.clone(),
+            present: true,
+            description: None,
+        });
+    entry.present = true;
+    if description.is_some() {
+        entry.description = description;
+    }
+    key.materials_destroyed = false;
+    if Some(version) == current {
+        imported.version = version;
+        imported.fingerprint = fingerprint;
+        imported.present = true;
+        imported.expiration_model = expiration_model;
+        imported.valid_to = valid_to;
+        if key.state == KeyState::PendingImport {
+            key.state = KeyState::Enabled;
+        }
+    }
+}
+
+/// DeleteImportedKeyMaterial: every version is gone (and material pending rotation); the key
+/// waits for material again unless it is pending deletion.
+fn apply_imported_material_deleted(key: &mut KeySnapshot) {
+    if let Some(imported) = key.imported.as_mut() {
+        imported.present = false;
+        imported.valid_to = None;
+        imported.pending = None;
+        for v in imported.versions.values_mut() {
+            v.present = false;
+        }
+    }
+    if key.state != KeyState::PendingDeletion {
+        key.state = KeyState::PendingImport;
+    }
+}
+
+/// A new material version; for an imported key, its pending material becomes current.
+fn apply_rotation(
+    key: &mut KeySnapshot,
+    material: super::events::MaterialInfo,
+    next_rotation_date: Option<DateTime<Utc>>,
+) {
+    if let Some(imported) = key.imported.as_mut() {
+        if let Some(p) = imported
+            .pending
+            .take_if(|p| p.material.version == material.version)
+        {
+            imported.version = p.material.version;
+            imported.fingerprint = p.fingerprint.clone();
+            imported.present = true;
+            imported.expiration_model = p.expiration_model;
+            imported.valid_to = p.valid_to;
+            imported.versions.insert(
+                p.material.version,
+                ImportedVersion {
+                    fingerprint: p.fingerprint,
+                    present: true,
+                    description: p.description,
+                },
+            );
+        }
+    }
+    key.materials.push(material);
+    if let (Some(schedule), Some(next)) = (key.rotation.as_mut(), next_rotation_date) {
+        schedule.next_rotation_date = next;
     }
 }
 

@@ -249,6 +249,20 @@ pub async fn handle<P: Protocol>(protocol: &P, state: &AppState, req: &Request) 
         Ok(input) => input,
         Err(e) => return record.refuse(e, &facts).await,
     };
+    run_and_commit(&record, &caller, &call, &input, &mut facts).await
+}
+
+/// Execute an authenticated call and commit it with its record, running it again after a lost
+/// version race (as the protocol decides) or after catching up once with other replicas.
+async fn run_and_commit<P: Protocol>(
+    record: &Draft<'_, P>,
+    caller: &Caller,
+    call: &P::Call,
+    input: &P::Input,
+    facts: &mut RecordFacts,
+) -> Handled {
+    let (protocol, state, req, request_id) =
+        (record.protocol, record.state, record.req, record.request_id);
     let mut attempt = 0;
     let mut caught_up = false;
     loop {
@@ -257,12 +271,12 @@ pub async fn handle<P: Protocol>(protocol: &P, state: &AppState, req: &Request) 
         let run = Run {
             state,
             req,
-            caller: &caller,
-            call: &call,
-            input: &input,
-            request_id: &request_id,
+            caller,
+            call,
+            input,
+            request_id,
             event_time,
-            facts: &mut facts,
+            facts,
         };
         let (result, unit, response_elements) = match protocol.execute(run).await {
             Ok(done) => (Ok(done.body), done.unit, done.response_elements),
@@ -276,18 +290,18 @@ pub async fn handle<P: Protocol>(protocol: &P, state: &AppState, req: &Request) 
                 (Err(refusal.error), CommitUnit::default(), Value::Null)
             }
         };
-        let made = record.build(event_time, &facts, response_elements, result.as_ref().err());
+        let made = record.build(event_time, facts, response_elements, result.as_ref().err());
         match record.commit(made.clone(), unit).await {
             Ok(()) => {
                 protocol.committed(
                     state,
                     Committed {
-                        call: &call,
+                        call,
                         succeeded: result.is_ok(),
-                        facts: &facts,
+                        facts,
                         event_time,
                         event_id: &made.event_id,
-                        request_id: &request_id,
+                        request_id,
                     },
                 );
                 return record.answer(result);
@@ -296,9 +310,9 @@ pub async fn handle<P: Protocol>(protocol: &P, state: &AppState, req: &Request) 
                 if let Err(e) = crate::scheduler::catch_up(state).await {
                     tracing::warn!(error = %e, "catching up after a conflict failed");
                 }
-                match protocol.on_conflict(state, &call, &attempted, &facts, attempt) {
+                match protocol.on_conflict(state, call, &attempted, facts, attempt) {
                     None => attempt += 1,
-                    Some(refusal) => return record.refuse_at(refusal, &facts, event_time).await,
+                    Some(refusal) => return record.refuse_at(refusal, facts, event_time).await,
                 }
             }
             Err(Failed::NotDurable) => return record.answer(Err(protocol.not_durable())),

@@ -370,6 +370,54 @@ pub async fn import_key_material(
     let (expiration_model, valid_to) =
         expiration(req.expiration_model.as_deref(), req.valid_to, now)?;
     let previous = key.imported.clone();
+    let new_material = import_type(&req, &key, previous.as_ref())?;
+    let target = restored_material(&key, previous.as_ref(), &req, new_material)?;
+    let opened = open_token(state, &key, &req.import_token, now)?;
+    let material = unwrap_material(&opened, &req.encrypted_key_material)?;
+    let spec = KeySpec::from_str(&key.key_spec)
+        .map_err(|_| KmsError::KmsInternal("The key's spec is unknown.".into()))?;
+    let material = keys::import_private_key(spec, material)?.into_secret();
+    let print = fingerprint(&key.key_id, &material);
+    let internal = |_| KmsError::KmsInternal("Key material sealing failed.".into());
+    let (info, pending, present) = material_version(&key, previous.as_ref(), target, &print, now)?;
+    let event = KeyEvent::KeyMaterialImported {
+        schema: 1,
+        material: info.clone(),
+        fingerprint: print,
+        expiration_model,
+        valid_to,
+        pending,
+        description: req.key_material_description.clone(),
+        at: now,
+    };
+    let body = json!({ "KeyId": key.arn(), "KeyMaterialId": info.material_id });
+    let mut outcome = key_change(&key, vec![event], body.clone())?;
+    // Material still in the keystore (a re-import that changes the expiry) is not sealed again.
+    if !present {
+        let sealed = state
+            .root_key
+            .seal(&key.key_id, info.version, &material)
+            .map_err(internal)?;
+        outcome.unit.materials.push(SealedMaterial {
+            key_id: key.key_id.clone(),
+            version: info.version,
+            sealed,
+        });
+    }
+    outcome.response_elements = Some(json!({
+        "keyId": key.arn(),
+        "keyMaterialId": info.material_id,
+    }));
+    Ok(outcome)
+}
+
+/// Whether an import brings new key material (ImportType, with AWS's default: new for a key
+/// that never had material, existing after that), refused when the key cannot take it.
+fn import_type(
+    req: &ImportKeyMaterialRequest,
+    key: &KeySnapshot,
+    previous: Option<&crate::domain::key::ImportedMaterial>,
+) -> Result<bool, KmsError> {
     // AWS: omitted, ImportType is NEW_KEY_MATERIAL for a key that never had material and
     // EXISTING_KEY_MATERIAL after that.
     let new_material = match req.import_type.as_deref() {
@@ -414,9 +462,19 @@ pub async fn import_key_material(
             )));
         }
     }
-    // The version an EXISTING_KEY_MATERIAL import restores: the one KeyMaterialId names, or the
-    // current one; `pending` when it names the material pending rotation.
-    let target = match (&previous, &req.key_material_id) {
+    Ok(new_material)
+}
+
+/// The version an EXISTING_KEY_MATERIAL import restores: the one KeyMaterialId names, or the
+/// current one; `true` with it when it names the material pending rotation. None for new
+/// material.
+fn restored_material(
+    key: &KeySnapshot,
+    previous: Option<&crate::domain::key::ImportedMaterial>,
+    req: &ImportKeyMaterialRequest,
+    new_material: bool,
+) -> Result<Option<(MaterialInfo, bool)>, KmsError> {
+    let target = match (previous, &req.key_material_id) {
         (Some(prev), _) if !new_material => {
             let pending = prev
                 .pending
@@ -444,19 +502,24 @@ pub async fn import_key_material(
         }
         _ => None,
     };
-    let opened = open_token(state, &key, &req.import_token, now)?;
-    let material = unwrap_material(&opened, &req.encrypted_key_material)?;
-    let spec = KeySpec::from_str(&key.key_spec)
-        .map_err(|_| KmsError::KmsInternal("The key's spec is unknown.".into()))?;
-    let material = keys::import_private_key(spec, material)?.into_secret();
-    let print = fingerprint(&key.key_id, &material);
+    Ok(target)
+}
+
+/// The material version an import writes, checked against what was imported before: (its
+/// info, whether it waits for rotation, whether its material is still in the keystore).
+fn material_version(
+    key: &KeySnapshot,
+    previous: Option<&crate::domain::key::ImportedMaterial>,
+    target: Option<(MaterialInfo, bool)>,
+    print: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(MaterialInfo, bool, bool), KmsError> {
     let internal = |_| KmsError::KmsInternal("Key material sealing failed.".into());
-    // (material info, pending rotation, already in the keystore)
-    let (info, pending, present) = match (&previous, target) {
+    let answer = match (previous, target) {
         (Some(prev), Some((info, true))) => {
             let expected = prev.pending.as_ref().map(|p| p.fingerprint.as_str());
-            if expected != Some(print.as_str()) {
-                return Err(not_previous(&key));
+            if expected != Some(print) {
+                return Err(not_previous(key));
             }
             (info, true, true)
         }
@@ -465,8 +528,8 @@ pub async fn import_key_material(
             let expected = version
                 .map(|v| v.fingerprint.as_str())
                 .or((info.version == prev.version).then_some(prev.fingerprint.as_str()));
-            if expected != Some(print.as_str()) {
-                return Err(not_previous(&key));
+            if expected != Some(print) {
+                return Err(not_previous(key));
             }
             let present = match version {
                 Some(v) => v.present,
@@ -504,35 +567,7 @@ pub async fn import_key_material(
             (info, false, false)
         }
     };
-    let event = KeyEvent::KeyMaterialImported {
-        schema: 1,
-        material: info.clone(),
-        fingerprint: print,
-        expiration_model,
-        valid_to,
-        pending,
-        description: req.key_material_description.clone(),
-        at: now,
-    };
-    let body = json!({ "KeyId": key.arn(), "KeyMaterialId": info.material_id });
-    let mut outcome = key_change(&key, vec![event], body.clone())?;
-    // Material still in the keystore (a re-import that changes the expiry) is not sealed again.
-    if !present {
-        let sealed = state
-            .root_key
-            .seal(&key.key_id, info.version, &material)
-            .map_err(internal)?;
-        outcome.unit.materials.push(SealedMaterial {
-            key_id: key.key_id.clone(),
-            version: info.version,
-            sealed,
-        });
-    }
-    outcome.response_elements = Some(json!({
-        "keyId": key.arn(),
-        "keyMaterialId": info.material_id,
-    }));
-    Ok(outcome)
+    Ok(answer)
 }
 
 /// The error for material that is not the material imported before.

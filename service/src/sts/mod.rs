@@ -393,16 +393,20 @@ fn arn_char(c: char) -> bool {
     !c.is_control() || matches!(c, '\t' | '\n' | '\r')
 }
 
-/// `AssumeRole`: check the parameters, authorise against the trust policy and the caller's IAM
-/// policies, and issue a session.
-fn assume_role(
-    state: &AppState,
-    caller: &Caller,
-    params: &BTreeMap<String, String>,
-    req: &Request,
-    now: DateTime<Utc>,
+/// AssumeRole's parameters, checked.
+struct AssumeRoleParams<'a> {
+    role_arn: &'a String,
+    session_name: &'a String,
+    external_id: Option<&'a String>,
+    duration: i64,
+}
+
+/// Read and check AssumeRole's parameters (all problems at once, in STS's words), recording the
+/// ones the audit record shows.
+fn assume_role_params<'a>(
+    params: &'a BTreeMap<String, String>,
     call: &mut StsCall,
-) -> Result<Vec<String>, StsError> {
+) -> Result<AssumeRoleParams<'a>, StsError> {
     if let Some(name) = params.keys().find(|k| {
         UNSUPPORTED_PARAMETERS
             .iter()
@@ -461,6 +465,26 @@ fn assume_role(
             "RoleArn and RoleSessionName are required.".into(),
         ));
     };
+    Ok(AssumeRoleParams {
+        role_arn,
+        session_name,
+        external_id,
+        duration,
+    })
+}
+
+/// Decide whether the caller may assume the role: its trust policy and the caller's IAM
+/// policies, with `sts:RoleSessionName` and `sts:ExternalId`. An unknown role and a refusal look
+/// the same to the caller.
+fn authorize_assume_role<'s>(
+    state: &'s AppState,
+    caller: &Caller,
+    req: &Request,
+    now: DateTime<Utc>,
+    p: &AssumeRoleParams<'_>,
+    call: &mut StsCall,
+) -> Result<&'s crate::auth::identity::Role, StsError> {
+    let (role_arn, session_name, external_id) = (p.role_arn, p.session_name, p.external_id);
     let principal = &caller.principal;
     if principal.kind == PrincipalKind::Root {
         return Err(StsError::AccessDenied(
@@ -517,18 +541,45 @@ fn assume_role(
     if verdict.is_err() {
         return Err(denied());
     }
+    Ok(role)
+}
+
+/// The session length against the role's maximum and the role-chaining limit.
+fn check_session_duration(
+    role: &crate::auth::identity::Role,
+    caller_kind: PrincipalKind,
+    duration: i64,
+) -> Result<(), StsError> {
     if duration > i64::from(role.max_session_duration) {
         return Err(StsError::Validation(
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
                 .into(),
         ));
     }
-    if principal.kind == PrincipalKind::AssumedRole && duration > CHAINED_MAX_DURATION {
+    if caller_kind == PrincipalKind::AssumedRole && duration > CHAINED_MAX_DURATION {
         return Err(StsError::Validation(
             "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
                 .into(),
         ));
     }
+    Ok(())
+}
+
+/// `AssumeRole`: check the parameters, authorise against the trust policy and the caller's IAM
+/// policies, and issue a session.
+fn assume_role(
+    state: &AppState,
+    caller: &Caller,
+    params: &BTreeMap<String, String>,
+    req: &Request,
+    now: DateTime<Utc>,
+    call: &mut StsCall,
+) -> Result<Vec<String>, StsError> {
+    let checked = assume_role_params(params, call)?;
+    let role = authorize_assume_role(state, caller, req, now, &checked, call)?;
+    let principal = &caller.principal;
+    let (session_name, duration) = (checked.session_name, checked.duration);
+    check_session_duration(role, principal.kind, duration)?;
     let issued = crate::auth::session::issue(
         &state.root_key,
         SessionKind::AssumedRole,
