@@ -247,22 +247,74 @@ pub fn verify(
         return incomplete(missing);
     };
 
+    let signed_at = signing_time(date_value, from_amz_date, now)?;
+    let signed_names = check_signed_headers(req, signed_headers)?;
+    if auth.algorithm != ALGORITHM {
+        return incomplete(IncompleteSignature::UnsupportedAlgorithm(
+            auth.algorithm.to_owned(),
+        ));
+    }
+
+    let scope = match split_credential(credential) {
+        Some(scope) => scope,
+        None => {
+            return incomplete(IncompleteSignature::MalformedCredential(
+                credential.to_owned(),
+            ))
+        }
+    };
+    check_scope(&scope, signed_at, expected_service, region_is_served)?;
+
+    let token = header_value(req.headers, "x-amz-security-token");
+    let secret = credentials(scope.access_key_id, token.as_deref())?;
+    check_signature(req, &signed_names, &scope, signed_at, signature, &secret)?;
+    drop(secret);
+    Ok(VerifiedSignature {
+        access_key_id: scope.access_key_id.to_owned(),
+        region: scope.region.to_owned(),
+        service: scope.service.to_owned(),
+        signed_at,
+    })
+}
+
+/// When the request was signed (`X-Amz-Date`, or else `Date`), inside the clock window.
+fn signing_time(
+    date_value: String,
+    from_amz_date: bool,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, SigV4Error> {
     let parsed = if from_amz_date {
         parse_amz_date(&date_value)
     } else {
         parse_http_date(&date_value)
     };
     let Some(signed_at) = parsed else {
-        return incomplete(IncompleteSignature::MalformedDate(date_value));
+        return Err(SigV4Error::IncompleteSignature(
+            IncompleteSignature::MalformedDate(date_value),
+        ));
     };
     let now = now.trunc_subsecs(0);
     if signed_at < now - skew() {
-        return invalid(InvalidSignature::Expired { signed_at, now });
+        return Err(SigV4Error::InvalidSignature(InvalidSignature::Expired {
+            signed_at,
+            now,
+        }));
     }
     if signed_at > now + skew() {
-        return invalid(InvalidSignature::NotYetCurrent { signed_at, now });
+        return Err(SigV4Error::InvalidSignature(
+            InvalidSignature::NotYetCurrent { signed_at, now },
+        ));
     }
+    Ok(signed_at)
+}
 
+/// The signed header names (lower case), which must cover `host`, `x-amz-target` when present,
+/// and every other `x-amz-*` header.
+fn check_signed_headers(
+    req: &SignedRequest<'_>,
+    signed_headers: &str,
+) -> Result<Vec<String>, SigV4Error> {
+    let invalid = |e| Err(SigV4Error::InvalidSignature(e));
     let signed_names: Vec<String> = signed_headers
         .split(';')
         .map(str::to_ascii_lowercase)
@@ -279,39 +331,44 @@ pub fn verify(
     if !unsigned.is_empty() {
         return invalid(InvalidSignature::HeadersNotSigned(unsigned));
     }
-    if auth.algorithm != ALGORITHM {
-        return incomplete(IncompleteSignature::UnsupportedAlgorithm(
-            auth.algorithm.to_owned(),
-        ));
-    }
+    Ok(signed_names)
+}
 
-    let scope = match split_credential(credential) {
-        Some(scope) => scope,
-        None => {
-            return incomplete(IncompleteSignature::MalformedCredential(
-                credential.to_owned(),
-            ))
-        }
-    };
+/// The credential scope names a served region, this service, `aws4_request` and the signing
+/// date; every part that does not is reported.
+fn check_scope(
+    scope: &CredentialScope<'_>,
+    signed_at: DateTime<Utc>,
+    expected_service: &str,
+    region_is_served: &dyn Fn(&str) -> bool,
+) -> Result<(), SigV4Error> {
     let signing_date = signed_at.format("%Y%m%d").to_string();
     let region = (!region_is_served(scope.region)).then(|| scope.region.to_owned());
     let service = (scope.service != expected_service).then(|| expected_service.to_owned());
     let terminator = (scope.terminator != TERMINATOR).then(|| scope.terminator.to_owned());
     let date = (scope.date != signing_date).then(|| scope.date.to_owned());
     if region.is_some() || service.is_some() || terminator.is_some() || date.is_some() {
-        return invalid(InvalidSignature::WrongScope {
+        return Err(SigV4Error::InvalidSignature(InvalidSignature::WrongScope {
             region,
             service,
             terminator,
             date,
             signed_at,
-        });
+        }));
     }
+    Ok(())
+}
 
-    let token = header_value(req.headers, "x-amz-security-token");
-    let secret = credentials(scope.access_key_id, token.as_deref())?;
-
-    // From here on every failure is the same `Mismatch`, whatever its cause.
+/// Recompute the signature with `secret` and compare in constant time. Every failure here is the
+/// same `Mismatch`, whatever its cause.
+fn check_signature(
+    req: &SignedRequest<'_>,
+    signed_names: &[String],
+    scope: &CredentialScope<'_>,
+    signed_at: DateTime<Utc>,
+    signature: &str,
+    secret: &str,
+) -> Result<(), SigV4Error> {
     let mismatch = || SigV4Error::InvalidSignature(InvalidSignature::Mismatch);
     let body_hash = hex::encode(digest::digest(&digest::SHA256, req.body));
     if header_value(req.headers, "x-amz-content-sha256").is_some_and(|claimed| claimed != body_hash)
@@ -322,15 +379,8 @@ pub fn verify(
     let canonical = canonical_request(req, &names, &body_hash).ok_or_else(mismatch)?;
     let to_sign = string_to_sign(&amz(&signed_at).to_string(), &scope.scope(), &canonical);
     let provided = hex::decode(signature).map_err(|_| mismatch())?;
-    let key = signing_key(&secret, scope.date, scope.region, scope.service);
-    drop(secret);
-    hmac::verify(&key, to_sign.as_bytes(), &provided).map_err(|_| mismatch())?;
-    Ok(VerifiedSignature {
-        access_key_id: scope.access_key_id.to_owned(),
-        region: scope.region.to_owned(),
-        service: scope.service.to_owned(),
-        signed_at,
-    })
+    let key = signing_key(secret, scope.date, scope.region, scope.service);
+    hmac::verify(&key, to_sign.as_bytes(), &provided).map_err(|_| mismatch())
 }
 
 /// The parameters of an `Authorization` header, not yet checked.
