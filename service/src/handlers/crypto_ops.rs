@@ -229,6 +229,90 @@ pub async fn decrypt(
     })))
 }
 
+/// ReEncrypt's source side: authorise kms:ReEncryptFrom and decrypt, under the named asymmetric
+/// key or the symmetric key the ciphertext names: (the key, the plaintext, the algorithm, the
+/// material id AWS reports for symmetric keys).
+async fn open_source(
+    state: &AppState,
+    ctx: &CallContext,
+    req: &ReEncryptRequest,
+    asymmetric_source: Option<&KeySnapshot>,
+) -> Result<(KeySnapshot, SecretBytes, &'static str, Option<String>), KmsError> {
+    let opened = match asymmetric_source {
+        Some(key) => {
+            let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(
+                state,
+                ctx,
+                key,
+                "kms:ReEncryptFrom",
+                &req.source_encryption_context,
+                req.source_encryption_algorithm.as_deref(),
+            )?;
+            let plaintext =
+                super::asymmetric::rsa_open(state, key, spec, alg, &req.ciphertext_blob).await?;
+            // AWS names key material only for symmetric keys.
+            (key.clone(), plaintext, alg.as_str(), None)
+        }
+        None => {
+            let (key, plaintext, info) = open_blob(
+                state,
+                ctx,
+                &req.ciphertext_blob,
+                &req.source_encryption_context,
+                req.source_key_id.as_deref(),
+                req.source_encryption_algorithm.as_deref(),
+            )
+            .await?;
+            (key, plaintext, "SYMMETRIC_DEFAULT", Some(info.material_id))
+        }
+    };
+    Ok(opened)
+}
+
+/// ReEncrypt's destination side: authorise kms:ReEncryptTo and encrypt the plaintext under the
+/// destination key: (the blob, the algorithm, the material id for symmetric keys).
+async fn seal_destination(
+    state: &AppState,
+    ctx: &CallContext,
+    req: &ReEncryptRequest,
+    destination: &KeySnapshot,
+    plaintext: &SecretBytes,
+) -> Result<(Vec<u8>, &'static str, Option<String>), KmsError> {
+    let destination_algorithm = req.destination_encryption_algorithm.as_deref();
+    let sealed = if destination.key_spec != "SYMMETRIC_DEFAULT" {
+        let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(
+            state,
+            ctx,
+            destination,
+            "kms:ReEncryptTo",
+            &req.destination_encryption_context,
+            destination_algorithm,
+        )?;
+        dry_run_check(req.dry_run)?;
+        let blob = super::asymmetric::rsa_seal(state, destination, spec, alg, plaintext).await?;
+        (blob, alg.as_str(), None)
+    } else {
+        check_encrypt_key(
+            state,
+            ctx,
+            destination,
+            "kms:ReEncryptTo",
+            &req.destination_encryption_context,
+            destination_algorithm,
+        )?;
+        dry_run_check(req.dry_run)?;
+        let (blob, info) = seal_under(
+            state,
+            destination,
+            plaintext,
+            &req.destination_encryption_context,
+        )
+        .await?;
+        (blob, "SYMMETRIC_DEFAULT", Some(info.material_id))
+    };
+    Ok(sealed)
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ReEncryptRequest {
@@ -274,66 +358,10 @@ pub async fn re_encrypt(
     if let Some(id) = source_id {
         ctx.add_condition_key("kms:ReEncryptOnSameKey", (id == destination.key_id).into());
     }
-    let (source, plaintext, source_algorithm, source_material) = match asymmetric_source {
-        Some(key) => {
-            let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(
-                state,
-                ctx,
-                key,
-                "kms:ReEncryptFrom",
-                &req.source_encryption_context,
-                req.source_encryption_algorithm.as_deref(),
-            )?;
-            let plaintext =
-                super::asymmetric::rsa_open(state, key, spec, alg, &req.ciphertext_blob).await?;
-            // AWS names key material only for symmetric keys.
-            (key.clone(), plaintext, alg.as_str(), None)
-        }
-        None => {
-            let (key, plaintext, info) = open_blob(
-                state,
-                ctx,
-                &req.ciphertext_blob,
-                &req.source_encryption_context,
-                req.source_key_id.as_deref(),
-                req.source_encryption_algorithm.as_deref(),
-            )
-            .await?;
-            (key, plaintext, "SYMMETRIC_DEFAULT", Some(info.material_id))
-        }
-    };
-    let destination_algorithm = req.destination_encryption_algorithm.as_deref();
-    let (blob, algorithm, destination_material) = if destination.key_spec != "SYMMETRIC_DEFAULT" {
-        let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(
-            state,
-            ctx,
-            &destination,
-            "kms:ReEncryptTo",
-            &req.destination_encryption_context,
-            destination_algorithm,
-        )?;
-        dry_run_check(req.dry_run)?;
-        let blob = super::asymmetric::rsa_seal(state, &destination, spec, alg, &plaintext).await?;
-        (blob, alg.as_str(), None)
-    } else {
-        check_encrypt_key(
-            state,
-            ctx,
-            &destination,
-            "kms:ReEncryptTo",
-            &req.destination_encryption_context,
-            destination_algorithm,
-        )?;
-        dry_run_check(req.dry_run)?;
-        let (blob, info) = seal_under(
-            state,
-            &destination,
-            &plaintext,
-            &req.destination_encryption_context,
-        )
-        .await?;
-        (blob, "SYMMETRIC_DEFAULT", Some(info.material_id))
-    };
+    let (source, plaintext, source_algorithm, source_material) =
+        open_source(state, ctx, &req, asymmetric_source).await?;
+    let (blob, algorithm, destination_material) =
+        seal_destination(state, ctx, &req, &destination, &plaintext).await?;
     let mut reply = json!({
         "CiphertextBlob": b64(&blob),
         "SourceKeyId": source.arn(),

@@ -18,6 +18,89 @@ use crate::protocol::KmsError;
 use crate::state::AppState;
 use crate::store::{SealedMaterial, StreamAppend};
 
+/// What kind of key CreateKey makes: the spec, usage and origin as named and the parsed spec.
+struct KindOfKey {
+    key_spec: String,
+    key_usage: String,
+    origin: String,
+    spec: KeySpec,
+}
+
+/// The kind of key a CreateKey request asks for, with AWS's defaults, refused when the spec and
+/// usage do not fit or Trent does not offer it.
+fn kind_of_key(req: &CreateKeyRequest) -> Result<KindOfKey, KmsError> {
+    if req.key_spec.is_some() && req.customer_master_key_spec.is_some() {
+        return Err(KmsError::Validation(
+            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.".into(),
+        ));
+    }
+    let key_spec = req
+        .key_spec
+        .clone()
+        .or_else(|| req.customer_master_key_spec.clone())
+        .unwrap_or_else(|| "SYMMETRIC_DEFAULT".into());
+    let key_usage = req
+        .key_usage
+        .clone()
+        .unwrap_or_else(|| "ENCRYPT_DECRYPT".into());
+    let origin = req.origin.clone().unwrap_or_else(|| "AWS_KMS".into());
+    let spec = KeySpec::from_str(&key_spec)
+        .map_err(|_| KmsError::Validation(format!("KeySpec {key_spec} is not valid")))?;
+    let usage = KeyUsage::from_str(&key_usage)
+        .map_err(|_| KmsError::Validation(format!("KeyUsage {key_usage} is not valid")))?;
+    if !spec.is_offered() {
+        return Err(keys::KeyError::UnsupportedKeySpec(spec).into());
+    }
+    keys::validate_spec_usage(spec, usage)?;
+    if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "Custom key stores are not supported by this server.".into(),
+        ));
+    }
+    if origin != "AWS_KMS" && origin != "EXTERNAL" {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "Origin {origin} is not supported by this server yet."
+        )));
+    }
+    if req.multi_region == Some(true) {
+        return Err(KmsError::UnsupportedOperation(
+            "Multi-Region keys are not supported by this server yet.".into(),
+        ));
+    }
+    Ok(KindOfKey {
+        key_spec,
+        key_usage,
+        origin,
+        spec,
+    })
+}
+
+/// A new key's first material version: generated (off the request workers: RSA 4096 takes up to
+/// a second) and sealed under the root key.
+async fn first_material(
+    state: &AppState,
+    spec: KeySpec,
+    key_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(MaterialInfo, Vec<u8>), KmsError> {
+    let internal = |_| KmsError::KmsInternal("Key generation failed.".into());
+    let material = tokio::task::spawn_blocking(move || keys::generate(spec))
+        .await
+        .map_err(|_| KmsError::KmsInternal("Key generation failed.".into()))??
+        .into_secret();
+    let sealed = state
+        .root_key
+        .seal(key_id, 1, &material)
+        .map_err(internal)?;
+    let material_info = MaterialInfo {
+        version: 1,
+        material_id: hex::encode(random_public(32).map_err(internal)?),
+        created_at: now,
+        rotation_type: None,
+    };
+    Ok((material_info, sealed))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreateKeyRequest {
@@ -116,40 +199,12 @@ pub async fn create_key(
 ) -> Result<Outcome, KmsError> {
     let req: CreateKeyRequest = decode(body)?;
     super::authorize_account(state, ctx)?;
-    if req.key_spec.is_some() && req.customer_master_key_spec.is_some() {
-        return Err(KmsError::Validation(
-            "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.".into(),
-        ));
-    }
-    let key_spec = req
-        .key_spec
-        .or(req.customer_master_key_spec)
-        .unwrap_or_else(|| "SYMMETRIC_DEFAULT".into());
-    let key_usage = req.key_usage.unwrap_or_else(|| "ENCRYPT_DECRYPT".into());
-    let origin = req.origin.unwrap_or_else(|| "AWS_KMS".into());
-    let spec = KeySpec::from_str(&key_spec)
-        .map_err(|_| KmsError::Validation(format!("KeySpec {key_spec} is not valid")))?;
-    let usage = KeyUsage::from_str(&key_usage)
-        .map_err(|_| KmsError::Validation(format!("KeyUsage {key_usage} is not valid")))?;
-    if !spec.is_offered() {
-        return Err(keys::KeyError::UnsupportedKeySpec(spec).into());
-    }
-    keys::validate_spec_usage(spec, usage)?;
-    if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Custom key stores are not supported by this server.".into(),
-        ));
-    }
-    if origin != "AWS_KMS" && origin != "EXTERNAL" {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "Origin {origin} is not supported by this server yet."
-        )));
-    }
-    if req.multi_region == Some(true) {
-        return Err(KmsError::UnsupportedOperation(
-            "Multi-Region keys are not supported by this server yet.".into(),
-        ));
-    }
+    let KindOfKey {
+        key_spec,
+        key_usage,
+        origin,
+        spec,
+    } = kind_of_key(&req)?;
     let policy = match req.policy {
         Some(p) => {
             check_new_key_policy(state, ctx, &p, None, req.bypass_policy_lockout_safety_check)?;
@@ -159,29 +214,13 @@ pub async fn create_key(
     };
     let tags = super::tags::check_new_tags(&[], req.tags.as_deref().unwrap_or_default())?;
 
-    let internal = |_| KmsError::KmsInternal("Key generation failed.".into());
     let key_id = uuid::Uuid::new_v4().to_string();
     let now = state.clock.now();
     // A key of Origin EXTERNAL has no material until it is imported (PendingImport).
     let first = if origin == "EXTERNAL" {
         None
     } else {
-        // RSA 4096 takes up to a second to generate: off the request workers.
-        let material = tokio::task::spawn_blocking(move || keys::generate(spec))
-            .await
-            .map_err(|_| KmsError::KmsInternal("Key generation failed.".into()))??
-            .into_secret();
-        let sealed = state
-            .root_key
-            .seal(&key_id, 1, &material)
-            .map_err(internal)?;
-        let material_info = MaterialInfo {
-            version: 1,
-            material_id: hex::encode(random_public(32).map_err(internal)?),
-            created_at: now,
-            rotation_type: None,
-        };
-        Some((material_info, sealed))
+        Some(first_material(state, spec, &key_id, now).await?)
     };
     let created = KeyCreated {
         schema: 1,
