@@ -601,6 +601,24 @@ async fn apply_unit(
 ) -> Result<CommitReceipt, StoreError> {
     // Every version check comes first: a unit that lost a race writes nothing, and reports the
     // conflict (not a keystore primary-key clash from material it would have inserted).
+    let found_versions = check_versions(tx, unit).await?;
+    write_materials(tx, unit, now).await?;
+    let events = append_events(tx, unit, &found_versions, now, tail).await?;
+    let sequences = append_audit(tx, unit, tail).await?;
+    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
+    Ok(CommitReceipt {
+        events,
+        audit_sequence,
+        copy_sequences,
+    })
+}
+
+/// The version each append's stream is at, or the conflict of the first that is not where the
+/// unit expects it.
+async fn check_versions(
+    tx: &deadpool_postgres::Transaction<'_>,
+    unit: &CommitUnit,
+) -> Result<Vec<i64>, StoreError> {
     let mut found_versions = Vec::with_capacity(unit.appends.len());
     if !unit.appends.is_empty() {
         let current = tx
@@ -623,6 +641,15 @@ async fn apply_unit(
             found_versions.push(found);
         }
     }
+    Ok(found_versions)
+}
+
+/// Destroy the materials the unit shreds, then insert its new sealed materials.
+async fn write_materials(
+    tx: &deadpool_postgres::Transaction<'_>,
+    unit: &CommitUnit,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     for key_id in &unit.destroy_materials {
         tx.execute("DELETE FROM key_materials WHERE key_id = $1", &[key_id])
             .await
@@ -642,6 +669,18 @@ async fn apply_unit(
                 .map_err(db_err)?;
         }
     }
+    Ok(())
+}
+
+/// Insert the unit's events at the next sequences and versions (`found_versions`: each
+/// stream's version before the unit).
+async fn append_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    unit: &CommitUnit,
+    found_versions: &[i64],
+    now: DateTime<Utc>,
+    tail: &mut Tail,
+) -> Result<Vec<StoredEvent>, StoreError> {
     let mut events = Vec::new();
     if !unit.appends.is_empty() {
         let insert = tx
@@ -651,7 +690,7 @@ async fn apply_unit(
             )
             .await
             .map_err(db_err)?;
-        for (append, &found) in unit.appends.iter().zip(&found_versions) {
+        for (append, &found) in unit.appends.iter().zip(found_versions) {
             for (i, event) in append.events.iter().enumerate() {
                 tail.event_sequence += 1;
                 let version = found + 1 + i as i64;
@@ -679,6 +718,16 @@ async fn apply_unit(
             }
         }
     }
+    Ok(events)
+}
+
+/// Insert the unit's audit record and its copies, each linked to the one before in the chain;
+/// their sequences.
+async fn append_audit(
+    tx: &deadpool_postgres::Transaction<'_>,
+    unit: &CommitUnit,
+    tail: &mut Tail,
+) -> Result<Vec<i64>, StoreError> {
     let mut sequences = Vec::new();
     for audit in unit.audit.iter().chain(&unit.audit_copies) {
         let sequence = tail.audit_sequence + 1;
@@ -708,12 +757,7 @@ async fn apply_unit(
         tail.audit_hash = hash;
         sequences.push(sequence);
     }
-    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
-    Ok(CommitReceipt {
-        events,
-        audit_sequence,
-        copy_sequences,
-    })
+    Ok(sequences)
 }
 
 /// Decode one `events` row (columns in table order).

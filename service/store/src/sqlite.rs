@@ -557,9 +557,23 @@ fn apply_unit(
     now: DateTime<Utc>,
     tail: &mut Tail,
 ) -> Result<CommitReceipt, StoreError> {
-    let recorded_at = format_time(now);
     // Every version check comes first: a unit that lost a race writes nothing, and reports the
     // conflict (not a keystore primary-key clash from material it would have inserted).
+    let found_versions = check_versions(conn, unit)?;
+    write_materials(conn, unit, now)?;
+    let events = append_events(conn, unit, &found_versions, now, tail)?;
+    let sequences = append_audit(conn, unit, tail)?;
+    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
+    Ok(CommitReceipt {
+        events,
+        audit_sequence,
+        copy_sequences,
+    })
+}
+
+/// The version each append's stream is at, or the conflict of the first that is not where the
+/// unit expects it.
+fn check_versions(conn: &Connection, unit: &CommitUnit) -> Result<Vec<i64>, StoreError> {
     let mut found_versions = Vec::with_capacity(unit.appends.len());
     for append in &unit.appends {
         let found: i64 = conn
@@ -575,6 +589,16 @@ fn apply_unit(
         }
         found_versions.push(found);
     }
+    Ok(found_versions)
+}
+
+/// Destroy the materials the unit shreds, then insert its new sealed materials.
+fn write_materials(
+    conn: &Connection,
+    unit: &CommitUnit,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let recorded_at = format_time(now);
     for key_id in &unit.destroy_materials {
         conn.prepare_cached("DELETE FROM key_materials WHERE key_id = ?1")
             .and_then(|mut stmt| stmt.execute(params![key_id]))
@@ -587,8 +611,21 @@ fn apply_unit(
         .and_then(|mut stmt| stmt.execute(params![m.key_id, m.version, m.sealed, recorded_at]))
         .map_err(db_err)?;
     }
+    Ok(())
+}
+
+/// Insert the unit's events at the next sequences and versions (`found_versions`: each
+/// stream's version before the unit).
+fn append_events(
+    conn: &Connection,
+    unit: &CommitUnit,
+    found_versions: &[i64],
+    now: DateTime<Utc>,
+    tail: &mut Tail,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let recorded_at = format_time(now);
     let mut events = Vec::new();
-    for (append, &found) in unit.appends.iter().zip(&found_versions) {
+    for (append, &found) in unit.appends.iter().zip(found_versions) {
         for (i, event) in append.events.iter().enumerate() {
             tail.event_sequence += 1;
             let version = found + 1 + i as i64;
@@ -619,6 +656,16 @@ fn apply_unit(
             });
         }
     }
+    Ok(events)
+}
+
+/// Insert the unit's audit record and its copies, each linked to the one before in the chain;
+/// their sequences.
+fn append_audit(
+    conn: &Connection,
+    unit: &CommitUnit,
+    tail: &mut Tail,
+) -> Result<Vec<i64>, StoreError> {
     let mut sequences = Vec::new();
     for audit in unit.audit.iter().chain(&unit.audit_copies) {
         let sequence = tail.audit_sequence + 1;
@@ -642,12 +689,7 @@ fn apply_unit(
         tail.audit_hash = hash;
         sequences.push(sequence);
     }
-    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
-    Ok(CommitReceipt {
-        events,
-        audit_sequence,
-        copy_sequences,
-    })
+    Ok(sequences)
 }
 
 /// Run an event query and decode its rows.
