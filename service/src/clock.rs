@@ -46,6 +46,11 @@ impl Clock for ManualClock {
     }
 }
 
+/// A CloudTrail timestamp: `2026-11-29T02:45:01Z`.
+pub fn cloudtrail_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

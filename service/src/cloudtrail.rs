@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::auth::sigv4::SigV4Error;
-use crate::caller::Caller;
+use crate::edge::caller::Caller;
 use crate::edge::pipeline::{Executed, Protocol, RecordFacts, Refusal, Routed, Run};
 use crate::edge::{Request, Response};
 use crate::lookup::LookupError;
@@ -168,7 +168,7 @@ async fn lookup(
         principal,
         "cloudtrail:LookupEvents",
         trent_policy::Resource::from_arn("*"),
-        &crate::caller::origin_of(req, state, &caller.signature.region),
+        &crate::edge::caller::origin_of(req, state, &caller.signature.region),
     )
     .without_encryption_context()
     .build();

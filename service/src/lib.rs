@@ -19,14 +19,15 @@
 pub mod audit;
 pub mod auth;
 pub mod authorize;
-pub mod caller;
 pub mod clock;
 pub mod cloudtrail;
 pub mod condition_keys;
 pub mod data_dir;
 pub mod edge;
 pub mod handlers;
+pub mod listener;
 pub mod lookup;
+pub mod materials;
 pub mod metrics;
 pub mod quota;
 pub mod root_binding;

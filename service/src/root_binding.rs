@@ -269,14 +269,18 @@ pub async fn load_ring(
 /// Follow root key rotations at run time: reload the ring from the store (a new key is opened
 /// from its wrap under a key already held; a retired key is dropped), and forget cached sealed
 /// material when the ring changed. True when it changed. Failures are logged and keep the ring.
-pub async fn refresh(state: &crate::state::AppState) -> bool {
-    let known: Vec<RootKey> = state.root_key.all().iter().map(|k| (**k).clone()).collect();
-    match load_ring(&state.store, "the store", &known).await {
+pub async fn refresh(
+    store: &SharedStore,
+    ring: &crate::crypto::keyring::RootKeyring,
+    materials: &crate::materials::MaterialCache,
+) -> bool {
+    let known: Vec<RootKey> = ring.all().iter().map(|k| (**k).clone()).collect();
+    match load_ring(store, "the store", &known).await {
         Ok(keys) => {
-            let changed = state.root_key.replace(keys);
+            let changed = ring.replace(keys);
             if changed {
-                state.materials.clear();
-                tracing::info!(root_keys = ?state.root_key.ids(), "root keys in use changed");
+                materials.clear();
+                tracing::info!(root_keys = ?ring.ids(), "root keys in use changed");
             }
             changed
         }

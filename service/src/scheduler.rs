@@ -99,7 +99,7 @@ pub fn spawn_follower(
             if let Err(e) = catch_up(&state).await {
                 tracing::warn!(error = %e, "following the event table failed");
             }
-            crate::root_binding::refresh(&state).await;
+            crate::root_binding::refresh(&state.store, &state.root_key, &state.materials).await;
         }
     })
 }

@@ -1,5 +1,5 @@
 //! The service's shared state: store, writer, read model, identities, clock, regions, root key and
-//! the cache of sealed key material. Built once at start; every request borrows it.
+//! the cache of sealed key material (`materials`). Built once at start; every request borrows it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::crypto::keyring::RootKeyring;
 use crate::crypto::secret::SecretBytes;
 use crate::domain::read_model::ReadModel;
+pub use crate::materials::MaterialCache;
 use crate::protocol::KmsError;
 use crate::store::SharedStore;
 
@@ -45,117 +46,6 @@ impl RegionSet {
             .as_ref()
             .and_then(|l| l.first().cloned())
             .unwrap_or_else(|| "us-east-1".to_string())
-    }
-}
-
-/// Sealed material by (key id, material version).
-type SealedByVersion = HashMap<(String, i32), Arc<Vec<u8>>>;
-
-/// Sealed material, cached after its first read from the keystore; opened (unsealed) per use and
-/// zeroized after. Only committed material enters it: it is filled from the store, never by a
-/// handler that has not committed yet, and it forgets a key's material when the event that
-/// destroys it is applied (by this process's writer or when following other processes).
-#[derive(Default)]
-pub struct MaterialCache {
-    sealed: RwLock<SealedByVersion>,
-}
-
-impl MaterialCache {
-    /// Remember material read from the keystore.
-    fn insert(&self, key_id: &str, version: i32, sealed: Vec<u8>) {
-        if let Ok(mut m) = self.sealed.write() {
-            m.insert((key_id.to_string(), version), Arc::new(sealed));
-        }
-    }
-
-    /// Keep up with a committed event: material destroyed in the keystore is forgotten here.
-    pub fn follow(&self, event: &crate::store::StoredEvent) {
-        let destroys = matches!(
-            event.event_type.as_str(),
-            "KeyMaterialDestroyed" | "ImportedKeyMaterialDeleted"
-        );
-        if let (true, Some(key_id)) = (destroys, event.stream.strip_prefix("key/")) {
-            self.forget(key_id);
-        }
-    }
-
-    /// Forget everything (the root keys changed: cached blobs may be sealed under a retired key).
-    pub fn clear(&self) {
-        if let Ok(mut m) = self.sealed.write() {
-            m.clear();
-        }
-    }
-
-    /// Forget every version of a key (after crypto-shredding).
-    pub fn forget(&self, key_id: &str) {
-        if let Ok(mut m) = self.sealed.write() {
-            m.retain(|(k, _), _| k != key_id);
-        }
-    }
-
-    /// The unsealed material of a key version.
-    pub async fn open(
-        &self,
-        state: &AppState,
-        key_id: &str,
-        version: i32,
-    ) -> Result<SecretBytes, KmsError> {
-        let cached = self
-            .sealed
-            .read()
-            .ok()
-            .and_then(|m| m.get(&(key_id.to_string(), version)).cloned());
-        let sealed = match cached {
-            Some(s) => s,
-            None => {
-                let stored = state
-                    .store
-                    .get_material(key_id, version)
-                    .await
-                    .map_err(|e| {
-                        state
-                            .metrics
-                            .store_errors
-                            .with_label_values(&["keystore"])
-                            .inc();
-                        tracing::error!(error = %e, "keystore read failed");
-                        KmsError::KmsInternal("The key material could not be read.".into())
-                    })?
-                    .ok_or_else(|| {
-                        KmsError::KmsInternal("The key material is not available.".into())
-                    })?;
-                let sealed = Arc::new(stored.sealed);
-                self.insert(key_id, version, sealed.as_ref().clone());
-                sealed
-            }
-        };
-        if let Ok(material) = state.root_key.open(key_id, version, &sealed) {
-            return Ok(material);
-        }
-        // Re-sealed under a root key this process has not loaded yet (a rotation under way), or
-        // cached from before a rotation: follow the store's root keys, read again, retry once.
-        crate::root_binding::refresh(state).await;
-        let stored = state
-            .store
-            .get_material(key_id, version)
-            .await
-            .ok()
-            .flatten()
-            .map(|m| m.sealed);
-        let Some(sealed) = stored else {
-            return Err(KmsError::KmsInternal(
-                "The key material is not available.".into(),
-            ));
-        };
-        self.insert(key_id, version, sealed.clone());
-        state.root_key.open(key_id, version, &sealed).map_err(|_| {
-            tracing::error!(
-                key_id,
-                version,
-                "sealed key material does not open under the root key"
-            );
-            KmsError::KmsInternal("The key material could not be unsealed.".into())
-        })
     }
 }
 
@@ -197,6 +87,65 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The unsealed material of a key version (zeroized when dropped), read through the
+    /// sealed-material cache.
+    pub async fn open_material(&self, key_id: &str, version: i32) -> Result<SecretBytes, KmsError> {
+        let state = self;
+        let cache = &self.materials;
+        let cached = cache.get(key_id, version);
+        let sealed = match cached {
+            Some(s) => s,
+            None => {
+                let stored = state
+                    .store
+                    .get_material(key_id, version)
+                    .await
+                    .map_err(|e| {
+                        state
+                            .metrics
+                            .store_errors
+                            .with_label_values(&["keystore"])
+                            .inc();
+                        tracing::error!(error = %e, "keystore read failed");
+                        KmsError::KmsInternal("The key material could not be read.".into())
+                    })?
+                    .ok_or_else(|| {
+                        KmsError::KmsInternal("The key material is not available.".into())
+                    })?;
+                let sealed = Arc::new(stored.sealed);
+                cache.insert(key_id, version, sealed.as_ref().clone());
+                sealed
+            }
+        };
+        if let Ok(material) = state.root_key.open(key_id, version, &sealed) {
+            return Ok(material);
+        }
+        // Re-sealed under a root key this process has not loaded yet (a rotation under way), or
+        // cached from before a rotation: follow the store's root keys, read again, retry once.
+        crate::root_binding::refresh(&state.store, &state.root_key, &state.materials).await;
+        let stored = state
+            .store
+            .get_material(key_id, version)
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.sealed);
+        let Some(sealed) = stored else {
+            return Err(KmsError::KmsInternal(
+                "The key material is not available.".into(),
+            ));
+        };
+        cache.insert(key_id, version, sealed.clone());
+        state.root_key.open(key_id, version, &sealed).map_err(|_| {
+            tracing::error!(
+                key_id,
+                version,
+                "sealed key material does not open under the root key"
+            );
+            KmsError::KmsInternal("The key material could not be unsealed.".into())
+        })
+    }
+
     /// The compiled account-delegation policy of `account` (compiled on first use).
     pub fn account_policy(
         &self,

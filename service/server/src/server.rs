@@ -217,17 +217,17 @@ async fn kms_endpoint(
     let handled = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => {
             request.body = body.to_vec();
-            trent_service::edge::handle(&state, &request).await
+            trent_service::listener::handle(&state, &request).await
         }
         Ok(Err(e)) => {
             let err = KmsError::Serialization(format!("The request body could not be read: {e}"));
-            trent_service::edge::refuse_unread(&state, &request, err.into()).await
+            trent_service::listener::refuse_unread(&state, &request, err.into()).await
         }
         Err(_) => {
             let err = KmsError::RequestEntityTooLarge(format!(
                 "The request body is larger than {MAX_BODY_BYTES} bytes."
             ));
-            trent_service::edge::refuse_unread(&state, &request, err.into()).await
+            trent_service::listener::refuse_unread(&state, &request, err.into()).await
         }
     };
     observe(&state, &handled.operation, &handled.outcome, started);

@@ -4,7 +4,7 @@
 //! ciphertexts) removed, so no secret can reach a record.
 
 use crate::protocol::wire::set;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 /// Everything a record says about one call.
@@ -94,10 +94,7 @@ pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> boo
         .collect()
 }
 
-/// A CloudTrail timestamp: `2026-11-29T02:45:01Z`.
-pub fn cloudtrail_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub use crate::clock::cloudtrail_time;
 
 impl CallRecord {
     /// The record as stored, and its copies for the other accounts the call concerns that

@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use crate::domain::read_model::ReadModel;
 use crate::lookup::AuditIndex;
+use crate::materials::MaterialCache;
 use crate::metrics::Metrics;
-use crate::state::MaterialCache;
 use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
 
 /// The most units committed in one transaction.

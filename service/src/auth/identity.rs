@@ -156,7 +156,7 @@ impl Principal {
                 "sessionContext",
                 serde_json::json!({
                     "attributes": {
-                        "creationDate": crate::audit::record::cloudtrail_time(issued),
+                        "creationDate": crate::clock::cloudtrail_time(issued),
                         "mfaAuthenticated": "false",
                     },
                 }),
@@ -175,7 +175,7 @@ impl Principal {
                         "userName": s.role_name,
                     },
                     "attributes": {
-                        "creationDate": crate::audit::record::cloudtrail_time(s.issued_at),
+                        "creationDate": crate::clock::cloudtrail_time(s.issued_at),
                         "mfaAuthenticated": "false",
                     },
                 }),

@@ -10,7 +10,7 @@ use super::pipeline::{
 use super::request::{Request, Response};
 use crate::audit::record::request_parameters;
 use crate::auth::sigv4::SigV4Error;
-use crate::caller::Caller;
+use crate::edge::caller::Caller;
 use crate::handlers::{self, blob_members, CallContext};
 use crate::protocol::model::Model;
 use crate::protocol::{AwsError, KmsError, Operation};
@@ -129,7 +129,7 @@ impl Protocol for Kms {
         let ctx = CallContext {
             op,
             principal: run.caller.principal.clone(),
-            origin: crate::caller::origin_of(run.req, run.state, &region),
+            origin: crate::edge::caller::origin_of(run.req, run.state, &region),
             region,
             resources: Default::default(),
             metrics: run.state.metrics.clone(),

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::request::{Request, Response};
 use crate::audit::record::CallRecord;
 use crate::auth::sigv4::SigV4Error;
-use crate::caller::Caller;
+use crate::edge::caller::Caller;
 use crate::protocol::AwsError;
 use crate::quota::QuotaClass;
 use crate::state::AppState;
@@ -227,7 +227,7 @@ pub async fn handle<P: Protocol>(protocol: &P, state: &AppState, req: &Request) 
         Ok(call) => call,
         Err(e) => return record.refuse_unauthenticated(e).await,
     };
-    let caller = match crate::caller::authenticate(state, req, protocol.service()) {
+    let caller = match crate::edge::caller::authenticate(state, req, protocol.service()) {
         Ok(caller) => caller,
         Err(e) => return record.refuse_unauthenticated(protocol.auth_error(e)).await,
     };

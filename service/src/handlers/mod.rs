@@ -443,5 +443,5 @@ pub async fn material(
     key: &KeySnapshot,
     version: i32,
 ) -> Result<SecretBytes, KmsError> {
-    state.materials.open(state, &key.key_id, version).await
+    state.open_material(&key.key_id, version).await
 }

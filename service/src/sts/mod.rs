@@ -25,7 +25,7 @@ use crate::audit::record::cloudtrail_time;
 use crate::auth::identity::PrincipalKind;
 use crate::auth::session::{IssuedCredentials, SessionKind};
 use crate::auth::sigv4::SigV4Error;
-use crate::caller::Caller;
+use crate::edge::caller::Caller;
 use crate::edge::pipeline::{Executed, Protocol, RecordFacts, Refusal, Routed, Run};
 use crate::edge::{Request, Response};
 use crate::protocol::wire::set;
@@ -509,7 +509,7 @@ fn authorize_assume_role<'s>(
     }
     let origin = crate::authorize::Origin {
         now,
-        ..crate::caller::origin_of(req, state, &caller.signature.region)
+        ..crate::edge::caller::origin_of(req, state, &caller.signature.region)
     };
     let request =
         crate::authorize::assume_role_request(principal, role_arn, &origin, &request_keys);
