@@ -208,6 +208,114 @@ impl std::fmt::Debug for Identities {
     }
 }
 
+/// Identities as an identity file is read, account by account.
+#[derive(Default)]
+struct Loader {
+    by_access_key: HashMap<String, Credential>,
+    accounts: BTreeSet<String>,
+    users: BTreeSet<String>,
+    roles: HashMap<String, Role>,
+}
+
+impl Loader {
+    /// One access key: its secret long enough, its id not taken.
+    fn credential(
+        &mut self,
+        principal: Principal,
+        secret: Zeroizing<String>,
+    ) -> Result<(), IdentityError> {
+        if secret.len() < 16 {
+            return Err(IdentityError::Invalid(format!(
+                "the secret of access key {} is shorter than 16 characters",
+                principal.access_key_id
+            )));
+        }
+        let id = principal.access_key_id.clone();
+        if self
+            .by_access_key
+            .insert(id.clone(), Credential { principal, secret })
+            .is_some()
+        {
+            return Err(IdentityError::Invalid(format!(
+                "access key {id} is defined twice"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One account: its root user's keys, its users and its roles.
+    fn account(&mut self, account: FileAccount) -> Result<(), IdentityError> {
+        self.accounts.insert(account.id.clone());
+        if account.id.len() != 12 || !account.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdentityError::Invalid(format!(
+                "account id '{}' is not 12 digits",
+                account.id
+            )));
+        }
+        for key in account.root_access_keys {
+            let principal = Principal {
+                account: account.id.clone(),
+                arn: format!("arn:aws:iam::{}:root", account.id),
+                kind: PrincipalKind::Root,
+                user_name: None,
+                principal_id: account.id.clone(),
+                access_key_id: key.access_key_id,
+                tags: BTreeMap::new(),
+                policies: Vec::new(),
+                session: None,
+                token_issued_at: None,
+            };
+            self.credential(principal, key.secret_access_key)?;
+        }
+        for user in account.users {
+            self.user(&account.id, user)?;
+        }
+        let mut role_names = BTreeSet::new();
+        for role in account.roles {
+            let role = load_role(&account.id, role)?;
+            // Names are unique per account whatever the path, ignoring case, as in IAM: a
+            // session ARN names the role without its path.
+            if !role_names.insert(role.name.to_lowercase()) {
+                return Err(IdentityError::Invalid(format!(
+                    "role {} of account {} is defined twice",
+                    role.name, account.id
+                )));
+            }
+            self.roles.insert(role.arn.clone(), role);
+        }
+        Ok(())
+    }
+
+    /// One IAM user of `account` and its access keys.
+    fn user(&mut self, account: &str, user: FileUser) -> Result<(), IdentityError> {
+        if !user.path.starts_with('/') || !user.path.ends_with('/') {
+            return Err(IdentityError::Invalid(format!(
+                "user {}: path must begin and end with '/'",
+                user.name
+            )));
+        }
+        let arn = format!("arn:aws:iam::{account}:user{}{}", user.path, user.name);
+        let policies = identity_policies(user.policies, &format!("user {}", user.name))?;
+        self.users.insert(arn.clone());
+        for key in user.access_keys {
+            let principal = Principal {
+                account: account.to_string(),
+                arn: arn.clone(),
+                kind: PrincipalKind::IamUser,
+                user_name: Some(user.name.clone()),
+                principal_id: unique_id("AIDA", &arn),
+                access_key_id: key.access_key_id,
+                tags: user.tags.clone(),
+                policies: policies.clone(),
+                session: None,
+                token_issued_at: None,
+            };
+            self.credential(principal, key.secret_access_key)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRoot {
@@ -408,104 +516,29 @@ impl Identities {
             path: String::new(),
             message: e.to_string(),
         })?;
-        let mut by_access_key = HashMap::new();
-        let mut accounts = BTreeSet::new();
-        let mut known_users = BTreeSet::new();
-        let mut roles = HashMap::new();
-        let mut insert = |principal: Principal, secret: Zeroizing<String>| {
-            if secret.len() < 16 {
-                return Err(IdentityError::Invalid(format!(
-                    "the secret of access key {} is shorter than 16 characters",
-                    principal.access_key_id
-                )));
-            }
-            let id = principal.access_key_id.clone();
-            if by_access_key
-                .insert(id.clone(), Credential { principal, secret })
-                .is_some()
-            {
-                return Err(IdentityError::Invalid(format!(
-                    "access key {id} is defined twice"
-                )));
-            }
-            Ok(())
-        };
+        let mut loader = Loader::default();
         for account in root.accounts {
-            accounts.insert(account.id.clone());
-            if account.id.len() != 12 || !account.id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(IdentityError::Invalid(format!(
-                    "account id '{}' is not 12 digits",
-                    account.id
-                )));
-            }
-            for key in account.root_access_keys {
-                let principal = Principal {
-                    account: account.id.clone(),
-                    arn: format!("arn:aws:iam::{}:root", account.id),
-                    kind: PrincipalKind::Root,
-                    user_name: None,
-                    principal_id: account.id.clone(),
-                    access_key_id: key.access_key_id,
-                    tags: BTreeMap::new(),
-                    policies: Vec::new(),
-                    session: None,
-                    token_issued_at: None,
-                };
-                insert(principal, key.secret_access_key)?;
-            }
-            for user in account.users {
-                if !user.path.starts_with('/') || !user.path.ends_with('/') {
-                    return Err(IdentityError::Invalid(format!(
-                        "user {}: path must begin and end with '/'",
-                        user.name
-                    )));
-                }
-                let arn = format!("arn:aws:iam::{}:user{}{}", account.id, user.path, user.name);
-                let policies = identity_policies(user.policies, &format!("user {}", user.name))?;
-                known_users.insert(arn.clone());
-                for key in user.access_keys {
-                    let principal = Principal {
-                        account: account.id.clone(),
-                        arn: arn.clone(),
-                        kind: PrincipalKind::IamUser,
-                        user_name: Some(user.name.clone()),
-                        principal_id: unique_id("AIDA", &arn),
-                        access_key_id: key.access_key_id,
-                        tags: user.tags.clone(),
-                        policies: policies.clone(),
-                        session: None,
-                        token_issued_at: None,
-                    };
-                    insert(principal, key.secret_access_key)?;
-                }
-            }
-            let mut role_names = BTreeSet::new();
-            for role in account.roles {
-                let role = load_role(&account.id, role)?;
-                // Names are unique per account whatever the path, ignoring case, as in IAM: a
-                // session ARN names the role without its path.
-                if !role_names.insert(role.name.to_lowercase()) {
-                    return Err(IdentityError::Invalid(format!(
-                        "role {} of account {} is defined twice",
-                        role.name, account.id
-                    )));
-                }
-                roles.insert(role.arn.clone(), role);
-            }
+            loader.account(account)?;
         }
         let identities = Self {
-            by_access_key,
+            by_access_key: loader.by_access_key,
             development: false,
-            accounts,
-            users: known_users,
-            roles,
+            accounts: loader.accounts,
+            users: loader.users,
+            roles: loader.roles,
         };
-        for role in identities.roles.values() {
+        identities.check_trust_principals()?;
+        Ok(identities)
+    }
+
+    /// Every principal a role's trust policy names exists.
+    fn check_trust_principals(&self) -> Result<(), IdentityError> {
+        for role in self.roles.values() {
             if let Some(missing) = role
                 .trust_policy
                 .principals()
                 .iter()
-                .find(|p| !identities.principal_exists(p))
+                .find(|p| !self.principal_exists(p))
             {
                 return Err(IdentityError::Invalid(format!(
                     "role {}: the trust policy names principal {missing}, which does not exist",
@@ -513,7 +546,7 @@ impl Identities {
                 )));
             }
         }
-        Ok(identities)
+        Ok(())
     }
 
     /// Whether a principal named in a policy exists: an account (bare id or `:root` ARN), a user or
