@@ -162,40 +162,15 @@ pub async fn bind(
             (key, Some(key_file.to_path_buf()))
         }
     };
+    let found = key.id().to_string();
     let mismatch = |bound: String| BindingError::Mismatch {
         source_name: source.name(),
-        found: key.id().to_string(),
+        found: found.clone(),
         store: store_name.to_string(),
         bound,
     };
     if bindings.is_empty() {
-        // A store from before bindings: its material must open under this key.
-        if let Some(sample) = store.any_material().await? {
-            if key
-                .open(&sample.key_id, sample.version, &sample.sealed)
-                .is_err()
-            {
-                return Err(mismatch(bound_ids()));
-            }
-        }
-        let wanted = RootKeyBinding {
-            id: key.id().to_string(),
-            check_value: key.check_value().to_string(),
-        };
-        let after = store.bind_root_key(&wanted).await?;
-        if !after.contains(&wanted) {
-            // Another process bound the store to its own key first: the key generated here
-            // sealed nothing, and must not be found next time.
-            if let Some(path) = &generated {
-                let _ = std::fs::remove_file(path);
-            }
-            let ids = after.iter().map(|b| b.id.clone()).collect::<Vec<_>>();
-            return Err(mismatch(ids.join(", ")));
-        }
-        return Ok(BoundRootKey {
-            ring: RootKeyring::single(key),
-            generated,
-        });
+        return bind_first(store, key, generated, &mismatch).await;
     }
     let matches = bindings
         .iter()
@@ -221,6 +196,44 @@ pub async fn bind(
         "no root key in use".into(),
     )))?;
     Ok(BoundRootKey { ring, generated })
+}
+
+/// Bind a store that has no root key recorded to `key` (generated into `generated`, if it was):
+/// a store from before bindings must have its material open under the key; a concurrent first
+/// binding by another process wins, and a key generated here is removed again.
+async fn bind_first(
+    store: &SharedStore,
+    key: RootKey,
+    generated: Option<PathBuf>,
+    mismatch: &dyn Fn(String) -> BindingError,
+) -> Result<BoundRootKey, BindingError> {
+    // A store from before bindings: its material must open under this key.
+    if let Some(sample) = store.any_material().await? {
+        if key
+            .open(&sample.key_id, sample.version, &sample.sealed)
+            .is_err()
+        {
+            return Err(mismatch("(unrecorded)".to_string()));
+        }
+    }
+    let wanted = RootKeyBinding {
+        id: key.id().to_string(),
+        check_value: key.check_value().to_string(),
+    };
+    let after = store.bind_root_key(&wanted).await?;
+    if !after.contains(&wanted) {
+        // Another process bound the store to its own key first: the key generated here
+        // sealed nothing, and must not be found next time.
+        if let Some(path) = &generated {
+            let _ = std::fs::remove_file(path);
+        }
+        let ids = after.iter().map(|b| b.id.clone()).collect::<Vec<_>>();
+        return Err(mismatch(ids.join(", ")));
+    }
+    Ok(BoundRootKey {
+        ring: RootKeyring::single(key),
+        generated,
+    })
 }
 
 /// The root keys `store` uses, newest (the active one) first, each either among `known` or
