@@ -218,6 +218,41 @@ pub struct LookupRequest {
     next_token: Option<String>,
 }
 
+/// The position a NextToken this server issued names.
+fn decode_next_token(token: &str) -> Result<(i64, i64), LookupError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            let (a, b) = s.split_once(':')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .ok_or_else(|| LookupError::InvalidNextToken("The NextToken is not valid.".into()))
+}
+
+/// One stored record as LookupEvents lists it (None when it is not JSON).
+fn lookup_event(text: String) -> Option<Value> {
+    let record = serde_json::from_str::<Value>(&text).ok()?;
+    let resources: Vec<Value> = field(&record, &["resources"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| json!({"ResourceType": r["type"], "ResourceName": r["ARN"]}))
+        .collect();
+    Some(json!({
+        "EventId": field(&record, &["eventID"]),
+        "EventName": field(&record, &["eventName"]),
+        "ReadOnly": field(&record, &["readOnly"]).as_bool().map(|b| b.to_string()),
+        "AccessKeyId": field(&record, &["userIdentity", "accessKeyId"]),
+        "EventTime": event_time(&record),
+        "EventSource": field(&record, &["eventSource"]),
+        "Username": username(&record),
+        "Resources": resources,
+        "CloudTrailEvent": text,
+    }))
+}
+
 /// Answer a LookupEvents call for `account`.
 pub async fn lookup_events(
     index: &AuditIndex,
@@ -262,17 +297,7 @@ pub async fn lookup_events(
     let after = req
         .next_token
         .as_deref()
-        .map(|t| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| {
-                    let (a, b) = s.split_once(':')?;
-                    Some((a.parse().ok()?, b.parse().ok()?))
-                })
-                .ok_or_else(|| LookupError::InvalidNextToken("The NextToken is not valid.".into()))
-        })
+        .map(decode_next_token)
         .transpose()?;
     let (sequences, next) = index.query(account, attribute, start, end, max as usize, after);
     let mut events = Vec::with_capacity(sequences.len());
@@ -280,26 +305,9 @@ pub async fn lookup_events(
         let Some(stored) = store.read_audit(seq - 1, 1).await?.into_iter().next() else {
             continue;
         };
-        let Ok(record) = serde_json::from_str::<Value>(&stored.record) else {
-            continue;
-        };
-        let resources: Vec<Value> = field(&record, &["resources"])
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| json!({"ResourceType": r["type"], "ResourceName": r["ARN"]}))
-            .collect();
-        events.push(json!({
-            "EventId": field(&record, &["eventID"]),
-            "EventName": field(&record, &["eventName"]),
-            "ReadOnly": field(&record, &["readOnly"]).as_bool().map(|b| b.to_string()),
-            "AccessKeyId": field(&record, &["userIdentity", "accessKeyId"]),
-            "EventTime": event_time(&record),
-            "EventSource": field(&record, &["eventSource"]),
-            "Username": username(&record),
-            "Resources": resources,
-            "CloudTrailEvent": stored.record,
-        }));
+        if let Some(event) = lookup_event(stored.record) {
+            events.push(event);
+        }
     }
     let mut body = json!({ "Events": events });
     if let Some((t, s)) = next {
