@@ -294,43 +294,54 @@ pub fn list_key_rotations(
                 set(&mut e, "RotationType", json!(t));
             }
             if let Some(imported) = imported {
-                let (present, description, expiry) = match pending {
-                    Some(p) if p.material.version == m.version => (
-                        true,
-                        p.description.as_ref(),
-                        Some((&p.expiration_model, p.valid_to)),
-                    ),
-                    _ => {
-                        let v = imported.versions.get(&m.version);
-                        let is_current = imported.version == m.version;
-                        (
-                            v.map_or(is_current && imported.present, |v| v.present),
-                            v.and_then(|v| v.description.as_ref()),
-                            is_current.then_some((&imported.expiration_model, imported.valid_to)),
-                        )
-                    }
-                };
-                set(
-                    &mut e,
-                    "ImportState",
-                    json!(if present {
-                        "IMPORTED"
-                    } else {
-                        "PENDING_IMPORT"
-                    }),
-                );
-                if let Some(d) = description {
-                    set(&mut e, "KeyMaterialDescription", json!(d));
-                }
-                if let Some((model, valid_to)) = expiry {
-                    set(&mut e, "ExpirationModel", json!(model));
-                    if let Some(t) = valid_to.filter(|_| present) {
-                        set(&mut e, "ValidTo", json!(epoch_seconds(t)));
-                    }
-                }
+                describe_import(&mut e, imported, m);
             }
             e
         },
     );
     Ok(Outcome::reply(body))
+}
+
+/// The import fields of one ListKeyRotations entry: whether the version's material is imported
+/// (or pending rotation), its description and expiry.
+fn describe_import(
+    e: &mut Value,
+    imported: &crate::domain::key::ImportedMaterial,
+    m: &crate::domain::events::MaterialInfo,
+) {
+    let pending = imported.pending.as_ref();
+    let (present, description, expiry) = match pending {
+        Some(p) if p.material.version == m.version => (
+            true,
+            p.description.as_ref(),
+            Some((&p.expiration_model, p.valid_to)),
+        ),
+        _ => {
+            let v = imported.versions.get(&m.version);
+            let is_current = imported.version == m.version;
+            (
+                v.map_or(is_current && imported.present, |v| v.present),
+                v.and_then(|v| v.description.as_ref()),
+                is_current.then_some((&imported.expiration_model, imported.valid_to)),
+            )
+        }
+    };
+    set(
+        e,
+        "ImportState",
+        json!(if present {
+            "IMPORTED"
+        } else {
+            "PENDING_IMPORT"
+        }),
+    );
+    if let Some(d) = description {
+        set(e, "KeyMaterialDescription", json!(d));
+    }
+    if let Some((model, valid_to)) = expiry {
+        set(e, "ExpirationModel", json!(model));
+        if let Some(t) = valid_to.filter(|_| present) {
+            set(e, "ValidTo", json!(epoch_seconds(t)));
+        }
+    }
 }
