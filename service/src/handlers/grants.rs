@@ -68,6 +68,44 @@ fn check_principal(state: &AppState, principal: &str, what: &str) -> Result<(), 
     Ok(())
 }
 
+/// A grant's operations, each a grant operation, at least one; sorted, each once.
+fn grant_operations(requested: &[String]) -> Result<Vec<String>, KmsError> {
+    if requested.is_empty() {
+        return Err(KmsError::Validation(
+            "A grant must allow at least one operation.".into(),
+        ));
+    }
+    for op in requested {
+        if trent_policy::GrantOperation::parse(op).is_none() {
+            return Err(KmsError::Validation(format!(
+                "'{op}' is not a grant operation."
+            )));
+        }
+    }
+    let mut operations = requested.to_vec();
+    operations.sort();
+    operations.dedup();
+    Ok(operations)
+}
+
+/// Grant constraints Trent takes: encryption-context constraints, on symmetric keys only.
+fn check_constraints(constraints: &WireConstraints, key: &KeySnapshot) -> Result<(), KmsError> {
+    if constraints.source_arn.is_some() {
+        return Err(KmsError::UnsupportedOperation(
+            "The SourceArn grant constraint is not supported by this server.".into(),
+        ));
+    }
+    let has_constraints = constraints.encryption_context_equals.is_some()
+        || constraints.encryption_context_subset.is_some();
+    if has_constraints && key.key_spec != "SYMMETRIC_DEFAULT" {
+        return Err(KmsError::Validation(
+            "Encryption context grant constraints are only valid for symmetric encryption keys."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// CreateGrant (idempotent on Name with the same parameters, as AWS).
 pub fn create_grant(
     state: &AppState,
@@ -88,35 +126,9 @@ pub fn create_grant(
     if let Some(r) = &req.retiring_principal {
         check_principal(state, r, "retiring principal")?;
     }
-    if req.operations.is_empty() {
-        return Err(KmsError::Validation(
-            "A grant must allow at least one operation.".into(),
-        ));
-    }
-    for op in &req.operations {
-        if trent_policy::GrantOperation::parse(op).is_none() {
-            return Err(KmsError::Validation(format!(
-                "'{op}' is not a grant operation."
-            )));
-        }
-    }
+    let operations = grant_operations(&req.operations)?;
     let constraints = req.constraints.unwrap_or_default();
-    if constraints.source_arn.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "The SourceArn grant constraint is not supported by this server.".into(),
-        ));
-    }
-    let has_constraints = constraints.encryption_context_equals.is_some()
-        || constraints.encryption_context_subset.is_some();
-    if has_constraints && key.key_spec != "SYMMETRIC_DEFAULT" {
-        return Err(KmsError::Validation(
-            "Encryption context grant constraints are only valid for symmetric encryption keys."
-                .into(),
-        ));
-    }
-    let mut operations = req.operations.clone();
-    operations.sort();
-    operations.dedup();
+    check_constraints(&constraints, &key)?;
     if let Some(name) = &req.name {
         if let Some(existing) = key.grants.iter().find(|g| g.name.as_deref() == Some(name)) {
             let same = existing.grantee_principal == grantee
