@@ -582,6 +582,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Create::Yes).await?;
     store.migrate().await?;
     let root_key = load_root_key(&store, &args.store, true).await?;
+    let (state, writer_task) =
+        build_state(&args, identities, store, root_key, tls.is_some()).await?;
+    let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
+    let (stop_export, export_stopped) = tokio::sync::watch::channel(false);
+    let exporter = args
+        .trail_export_dir
+        .clone()
+        .map(|out| spawn_exporter(&args, &state, out, export_stopped));
+    let listeners = crate::server::Listeners {
+        api: args.listen,
+        tls,
+        admin: args.admin_listen,
+        admin_token: args.admin_token.clone(),
+    };
+    crate::server::serve(state, listeners, interval).await?;
+    let _ = stop_export.send(true);
+    if let Some(task) = exporter {
+        task.await.context("the trail exporter failed")?;
+    }
+    writer_task.await.context("the audit writer failed")?;
+    tracing::info!("stopped; every acknowledged call is durable");
+    Ok(())
+}
+
+/// The state a server shares between requests: the read model, key usage and LookupEvents index
+/// rebuilt from the store, and the audit writer started (its task is returned).
+async fn build_state(
+    args: &ServeArgs,
+    identities: Identities,
+    store: SharedStore,
+    root_key: RootKeyring,
+    https: bool,
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
@@ -609,8 +642,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         wall_clock: Arc::new(SystemClock),
         test_clock,
         metrics,
-        regions: RegionSet::new(args.regions),
-        secure_transport: tls.is_some(),
+        regions: RegionSet::new(args.regions.clone()),
+        secure_transport: https,
         root_key: Arc::new(root_key),
         materials,
         account_policies: Default::default(),
@@ -625,37 +658,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             unauthenticated_in_flight: args.unauthenticated_in_flight,
         }),
     };
-    let interval = std::time::Duration::from_secs(args.scheduler_interval.max(1));
-    let (stop_export, export_stopped) = tokio::sync::watch::channel(false);
-    let exporter = args.trail_export_dir.clone().map(|out| {
-        let opts = trent_service::trail::export::ExportOptions {
-            key_file: args.store.data_dir.join("trail-digest.key"),
-            out,
-            trail_name: "trent".into(),
-            max_records_per_file: 1000,
-        };
-        let every = std::time::Duration::from_secs(args.trail_export_interval.max(1));
-        tokio::spawn(periodic_export(
-            state.store.clone(),
-            opts,
-            every,
-            export_stopped,
-        ))
-    });
-    let listeners = crate::server::Listeners {
-        api: args.listen,
-        tls,
-        admin: args.admin_listen,
-        admin_token: args.admin_token.clone(),
+    Ok((state, writer_task))
+}
+
+/// Export the trail into `out` periodically until `stopped` (`--trail-export-dir`).
+fn spawn_exporter(
+    args: &ServeArgs,
+    state: &AppState,
+    out: PathBuf,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let opts = trent_service::trail::export::ExportOptions {
+        key_file: args.store.data_dir.join("trail-digest.key"),
+        out,
+        trail_name: "trent".into(),
+        max_records_per_file: 1000,
     };
-    crate::server::serve(state, listeners, interval).await?;
-    let _ = stop_export.send(true);
-    if let Some(task) = exporter {
-        task.await.context("the trail exporter failed")?;
-    }
-    writer_task.await.context("the audit writer failed")?;
-    tracing::info!("stopped; every acknowledged call is durable");
-    Ok(())
+    let every = std::time::Duration::from_secs(args.trail_export_interval.max(1));
+    tokio::spawn(periodic_export(state.store.clone(), opts, every, stopped))
 }
 
 /// Export the trail every `every`, and once more when `stop` turns true.
