@@ -84,23 +84,7 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
         }
     };
     match op {
-        CreateKey => {
-            let spec = text(body, "KeySpec", None)
-                .or(text(body, "CustomerMasterKeySpec", None))
-                .unwrap_or("SYMMETRIC_DEFAULT");
-            out.push(one("kms:KeySpec", spec));
-            push_text(
-                &mut out,
-                "kms:KeyUsage",
-                "KeyUsage",
-                Some("ENCRYPT_DECRYPT"),
-            );
-            push_text(&mut out, "kms:KeyOrigin", "Origin", Some("AWS_KMS"));
-            out.push(one("kms:MultiRegion", flag(body, "MultiRegion")));
-            let bypass = flag(body, "BypassPolicyLockoutSafetyCheck");
-            out.push(one("kms:BypassPolicyLockoutSafetyCheck", bypass));
-            request_tags(body, &mut out);
-        }
+        CreateKey => create_key_keys(body, &mut out),
         PutKeyPolicy => {
             let bypass = flag(body, "BypassPolicyLockoutSafetyCheck");
             out.push(one("kms:BypassPolicyLockoutSafetyCheck", bypass));
@@ -125,25 +109,7 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
             push_text(&mut out, "kms:WrappingAlgorithm", "WrappingAlgorithm", None);
             push_text(&mut out, "kms:WrappingKeySpec", "WrappingKeySpec", None);
         }
-        ImportKeyMaterial => {
-            let valid_to = body.get("ValidTo").and_then(Value::as_f64);
-            let model = if valid_to.is_some() {
-                "KEY_MATERIAL_EXPIRES"
-            } else {
-                "KEY_MATERIAL_DOES_NOT_EXPIRE"
-            };
-            push_text(
-                &mut out,
-                "kms:ExpirationModel",
-                "ExpirationModel",
-                Some(model),
-            );
-            // Epoch seconds, as AWS documents the key (NumericLessThanEquals); it reads as a date
-            // too.
-            if let Some(secs) = valid_to.filter(|s| s.is_finite()) {
-                out.push(one("kms:ValidTo", ContextValue::Long(secs as i64)));
-            }
-        }
+        ImportKeyMaterial => import_keys(body, &mut out),
         EnableKeyRotation => {
             if let Some(days) = long(body, "RotationPeriodInDays", Some(365)) {
                 out.push(one("kms:RotationPeriodInDays", days));
@@ -154,25 +120,90 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
                 out.push(one("kms:ScheduleKeyDeletionPendingWindowInDays", days));
             }
         }
-        CreateGrant => {
-            several(&mut out, "kms:GrantOperations", strings(body, "Operations"));
-            push_text(&mut out, "kms:GranteePrincipal", "GranteePrincipal", None);
-            push_text(&mut out, "kms:RetiringPrincipal", "RetiringPrincipal", None);
-            if let Some(constraints) = body.get("Constraints").and_then(Value::as_object) {
-                let kinds: Vec<ContextValue> =
-                    ["EncryptionContextEquals", "EncryptionContextSubset"]
-                        .into_iter()
-                        .filter(|k| constraints.contains_key(*k))
-                        .map(ContextValue::from)
-                        .collect();
-                several(&mut out, "kms:GrantConstraintType", kinds);
-            }
-            out.push(one("kms:GrantIsForAWSResource", false));
-        }
+        CreateGrant => create_grant_keys(body, &mut out),
         ListGrants | RevokeGrant => out.push(one("kms:GrantIsForAWSResource", false)),
         _ => {}
     }
     out
+}
+
+/// Push `key` with the text of member `field` (or `default` when absent).
+fn push_member(
+    out: &mut Vec<ConditionKey>,
+    body: &Value,
+    key: &str,
+    field: &str,
+    default: Option<&str>,
+) {
+    if let Some(v) = text(body, field, default) {
+        out.push(one(key, v));
+    }
+}
+
+/// CreateKey's condition keys: the key's spec, usage, origin, Multi-Region flag, the lockout
+/// bypass and the request's tags.
+fn create_key_keys(body: &Value, out: &mut Vec<ConditionKey>) {
+    let spec = text(body, "KeySpec", None)
+        .or(text(body, "CustomerMasterKeySpec", None))
+        .unwrap_or("SYMMETRIC_DEFAULT");
+    out.push(one("kms:KeySpec", spec));
+    push_member(
+        out,
+        body,
+        "kms:KeyUsage",
+        "KeyUsage",
+        Some("ENCRYPT_DECRYPT"),
+    );
+    push_member(out, body, "kms:KeyOrigin", "Origin", Some("AWS_KMS"));
+    out.push(one("kms:MultiRegion", flag(body, "MultiRegion")));
+    let bypass = flag(body, "BypassPolicyLockoutSafetyCheck");
+    out.push(one("kms:BypassPolicyLockoutSafetyCheck", bypass));
+    request_tags(body, out);
+}
+
+/// ImportKeyMaterial's condition keys: the expiration model (AWS's default follows ValidTo) and
+/// ValidTo in epoch seconds.
+fn import_keys(body: &Value, out: &mut Vec<ConditionKey>) {
+    let valid_to = body.get("ValidTo").and_then(Value::as_f64);
+    let model = if valid_to.is_some() {
+        "KEY_MATERIAL_EXPIRES"
+    } else {
+        "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    };
+    push_member(
+        out,
+        body,
+        "kms:ExpirationModel",
+        "ExpirationModel",
+        Some(model),
+    );
+    // Epoch seconds, as AWS documents the key (NumericLessThanEquals); it reads as a date
+    // too.
+    if let Some(secs) = valid_to.filter(|s| s.is_finite()) {
+        out.push(one("kms:ValidTo", ContextValue::Long(secs as i64)));
+    }
+}
+
+/// CreateGrant's condition keys: operations, principals and constraint types.
+fn create_grant_keys(body: &Value, out: &mut Vec<ConditionKey>) {
+    several(out, "kms:GrantOperations", strings(body, "Operations"));
+    push_member(out, body, "kms:GranteePrincipal", "GranteePrincipal", None);
+    push_member(
+        out,
+        body,
+        "kms:RetiringPrincipal",
+        "RetiringPrincipal",
+        None,
+    );
+    if let Some(constraints) = body.get("Constraints").and_then(Value::as_object) {
+        let kinds: Vec<ContextValue> = ["EncryptionContextEquals", "EncryptionContextSubset"]
+            .into_iter()
+            .filter(|k| constraints.contains_key(*k))
+            .map(ContextValue::from)
+            .collect();
+        several(out, "kms:GrantConstraintType", kinds);
+    }
+    out.push(one("kms:GrantIsForAWSResource", false));
 }
 
 #[cfg(test)]
