@@ -67,23 +67,8 @@ pub async fn export(
     now: DateTime<Utc>,
 ) -> Result<ExportReport, TrailError> {
     let out = &opts.out;
-    std::fs::create_dir_all(out).map_err(|e| TrailError::io(out, e))?;
-    let bucket = std::fs::canonicalize(out)
-        .map_err(|e| TrailError::io(out, e))?
-        .display()
-        .to_string();
-    // Leftovers of an interrupted atomic write were never renamed into place.
-    match std::fs::remove_dir_all(out.join(TMP_DIR)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(TrailError::io(&out.join(TMP_DIR), e))
-        }
-        _ => {}
-    }
-    let key = DigestKey::load_or_create(&opts.key_file)?;
-    let pem_object = format!("{PUBLIC_KEY_DIR}/{}.pem", key.fingerprint());
-    if !out.join(&pem_object).exists() {
-        write_atomic(out, &pem_object, key.public_pem().as_bytes())?;
-    }
+    let bucket = prepare_dir(out)?;
+    let key = publish_key(out, &opts.key_file)?;
     let mut report = ExportReport {
         key_fingerprint: key.fingerprint(),
         ..Default::default()
@@ -97,63 +82,179 @@ pub async fn export(
     let mut position = state.committed.clone();
     check_anchor(store, &position).await?;
 
-    let mut open: BTreeMap<TrailId, OpenFile> = BTreeMap::new();
-    let mut files: BTreeMap<TrailId, Vec<LogFileEntry>> = BTreeMap::new();
-    let mut newest_event = None::<DateTime<Utc>>;
-    loop {
-        let page = store.read_audit(position.last_sequence, PAGE).await?;
-        let full = page.len() as i64 == PAGE;
-        for r in page {
-            check_link(&position, &r)?;
-            let trail = TrailId::of_record_text(&r.record).map_err(|e| {
-                TrailError::Diverged(format!("audit record {} is not JSON: {e}", r.sequence))
-            })?;
-            let slice = slice_of(r.event_time);
-            let cut = open.get(&trail).is_some_and(|f| {
-                f.slice != slice || f.records.len() >= opts.max_records_per_file.max(1)
-            });
-            if cut {
-                if let Some(f) = open.remove(&trail) {
-                    let entry = write_log_file(out, &bucket, &trail, f)?;
-                    files.entry(trail.clone()).or_default().push(entry);
-                }
-            }
-            let f = open.entry(trail).or_insert_with(|| OpenFile {
-                slice,
-                first_sequence: r.sequence,
-                records: Vec::new(),
-                oldest: r.event_time,
-                newest: r.event_time,
-            });
-            f.records.push(r.record);
-            f.oldest = f.oldest.min(r.event_time);
-            f.newest = f.newest.max(r.event_time);
-            newest_event = newest_event.max(Some(r.event_time));
-            position.last_sequence = r.sequence;
-            position.last_record_hash = r.hash;
-            report.records += 1;
-        }
-        if !full {
-            break;
-        }
-    }
-    for (trail, f) in std::mem::take(&mut open) {
-        let entry = write_log_file(out, &bucket, &trail, f)?;
-        files.entry(trail).or_default().push(entry);
-    }
-    report.log_files = files.values().map(Vec::len).sum();
+    let written = write_log_files(
+        store,
+        out,
+        &bucket,
+        opts.max_records_per_file,
+        &mut position,
+    )
+    .await?;
+    report.records = written.records;
+    report.log_files = written.files.values().map(Vec::len).sum();
     report.last_sequence = position.last_sequence;
     if report.records == 0 {
         return Ok(report);
     }
 
     // One digest per known trail, all ending at the same second, after every previous end.
-    let mut end = truncate_to_second(now).max(truncate_to_second(newest_event.unwrap_or(now)));
-    for head in position.trails.values() {
-        if let Some(prev_end) = parse_time(&head.digest_end_time) {
-            end = end.max(prev_end + Duration::seconds(1));
+    let trails = digest_trails(&position, &written.files);
+    let end = earliest_end(now, written.newest_event, &position);
+    let end = unused_end(out, &opts.trail_name, &trails, end);
+    let digests = sign_digests(
+        &key,
+        &bucket,
+        &opts.trail_name,
+        end,
+        trails,
+        written.files,
+        &mut position,
+    )?;
+    report.digests = digests.len();
+    let pending = PendingRun {
+        next: position,
+        digests,
+    };
+    commit_run(out, &mut state, pending)?;
+    Ok(report)
+}
+
+/// Create the export directory `out` if need be, and remove what an interrupted atomic write
+/// left behind (never renamed into place). Returns the bucket name: its canonical path.
+fn prepare_dir(out: &Path) -> Result<String, TrailError> {
+    std::fs::create_dir_all(out).map_err(|e| TrailError::io(out, e))?;
+    let bucket = std::fs::canonicalize(out)
+        .map_err(|e| TrailError::io(out, e))?
+        .display()
+        .to_string();
+    match std::fs::remove_dir_all(out.join(TMP_DIR)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(TrailError::io(&out.join(TMP_DIR), e))
+        }
+        _ => {}
+    }
+    Ok(bucket)
+}
+
+/// Load (or create) the digest key at `key_file` and publish its public key in `out`, unless
+/// already there.
+fn publish_key(out: &Path, key_file: &Path) -> Result<DigestKey, TrailError> {
+    let key = DigestKey::load_or_create(key_file)?;
+    let pem_object = format!("{PUBLIC_KEY_DIR}/{}.pem", key.fingerprint());
+    if !out.join(&pem_object).exists() {
+        write_atomic(out, &pem_object, key.public_pem().as_bytes())?;
+    }
+    Ok(key)
+}
+
+/// What the log files of one run came to.
+#[derive(Default)]
+struct Written {
+    /// The log files written, by trail, in order.
+    files: BTreeMap<TrailId, Vec<LogFileEntry>>,
+    /// The newest event time of the records written.
+    newest_event: Option<DateTime<Utc>>,
+    /// Records written.
+    records: u64,
+}
+
+/// The log files of one run while they are being written.
+struct LogWriter<'a> {
+    out: &'a Path,
+    bucket: &'a str,
+    /// At most this many records per file (at least 1).
+    max_records: usize,
+    /// The file being filled, per trail.
+    open: BTreeMap<TrailId, OpenFile>,
+    written: Written,
+}
+
+/// Write every audit record of the store after `position` to log files, advancing `position`
+/// past each one; each record must continue the chain.
+async fn write_log_files(
+    store: &SharedStore,
+    out: &Path,
+    bucket: &str,
+    max_records_per_file: usize,
+    position: &mut Position,
+) -> Result<Written, TrailError> {
+    let mut writer = LogWriter {
+        out,
+        bucket,
+        max_records: max_records_per_file.max(1),
+        open: BTreeMap::new(),
+        written: Written::default(),
+    };
+    loop {
+        let page = store.read_audit(position.last_sequence, PAGE).await?;
+        let full = page.len() as i64 == PAGE;
+        for r in page {
+            writer.add(position, r)?;
+        }
+        if !full {
+            break;
         }
     }
+    writer.close()
+}
+
+impl LogWriter<'_> {
+    /// Add the record `r`, which must continue the chain from `position`, to its trail's log file
+    /// (first writing that file when `r` would not fit in it), then advance `position` to it.
+    fn add(&mut self, position: &mut Position, r: StoredAuditRecord) -> Result<(), TrailError> {
+        check_link(position, &r)?;
+        let trail = TrailId::of_record_text(&r.record).map_err(|e| {
+            TrailError::Diverged(format!("audit record {} is not JSON: {e}", r.sequence))
+        })?;
+        let slice = slice_of(r.event_time);
+        let cut = self
+            .open
+            .get(&trail)
+            .is_some_and(|f| f.slice != slice || f.records.len() >= self.max_records);
+        if cut {
+            if let Some(f) = self.open.remove(&trail) {
+                self.write(trail.clone(), f)?;
+            }
+        }
+        let f = self.open.entry(trail).or_insert_with(|| OpenFile {
+            slice,
+            first_sequence: r.sequence,
+            records: Vec::new(),
+            oldest: r.event_time,
+            newest: r.event_time,
+        });
+        f.records.push(r.record);
+        f.oldest = f.oldest.min(r.event_time);
+        f.newest = f.newest.max(r.event_time);
+        self.written.newest_event = self.written.newest_event.max(Some(r.event_time));
+        position.last_sequence = r.sequence;
+        position.last_record_hash = r.hash;
+        self.written.records += 1;
+        Ok(())
+    }
+
+    /// Write the log file `f` of `trail` and note it.
+    fn write(&mut self, trail: TrailId, f: OpenFile) -> Result<(), TrailError> {
+        let entry = write_log_file(self.out, self.bucket, &trail, f)?;
+        self.written.files.entry(trail).or_default().push(entry);
+        Ok(())
+    }
+
+    /// Write the files still open, in trail order.
+    fn close(mut self) -> Result<Written, TrailError> {
+        for (trail, f) in std::mem::take(&mut self.open) {
+            self.write(trail, f)?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// The trails that get a digest: every one with a digest before, and every one with new log
+/// files; sorted.
+fn digest_trails(
+    position: &Position,
+    files: &BTreeMap<TrailId, Vec<LogFileEntry>>,
+) -> Vec<TrailId> {
     let mut trails: Vec<TrailId> = position
         .trails
         .values()
@@ -165,51 +266,92 @@ pub async fn export(
     trails.extend(files.keys().cloned());
     trails.sort();
     trails.dedup();
-    // Never replace a digest already there (say, of an earlier export from scratch).
+    trails
+}
+
+/// The earliest end for this run's digests: `now` or the newest event, whichever is later (to
+/// the second), and after every previous digest's end.
+fn earliest_end(
+    now: DateTime<Utc>,
+    newest_event: Option<DateTime<Utc>>,
+    position: &Position,
+) -> DateTime<Utc> {
+    let mut end = truncate_to_second(now).max(truncate_to_second(newest_event.unwrap_or(now)));
+    for head in position.trails.values() {
+        if let Some(prev_end) = parse_time(&head.digest_end_time) {
+            end = end.max(prev_end + Duration::seconds(1));
+        }
+    }
+    end
+}
+
+/// The first second from `end` on at which none of the `trails` already has a digest in `out`
+/// (say, of an earlier export from scratch): a digest already there is never replaced.
+fn unused_end(
+    out: &Path,
+    trail_name: &str,
+    trails: &[TrailId],
+    mut end: DateTime<Utc>,
+) -> DateTime<Utc> {
     while trails
         .iter()
-        .any(|t| out.join(t.digest_object(&opts.trail_name, end)).exists())
+        .any(|t| out.join(t.digest_object(trail_name, end)).exists())
     {
         end += Duration::seconds(1);
     }
+    end
+}
+
+/// Sign one digest per trail in `trails`, ending at `end`, listing its new log files from
+/// `files`; each becomes its trail's newest digest in `position`.
+fn sign_digests(
+    key: &DigestKey,
+    bucket: &str,
+    trail_name: &str,
+    end: DateTime<Utc>,
+    trails: Vec<TrailId>,
+    mut files: BTreeMap<TrailId, Vec<LogFileEntry>>,
+    position: &mut Position,
+) -> Result<Vec<PendingDigest>, TrailError> {
     let mut digests = Vec::new();
     for trail in trails {
         let listed = files.remove(&trail).unwrap_or_default();
         let previous = position.trails.get(&trail.key());
-        let (digest, pending) = sign_digest(
-            &key,
-            &bucket,
-            &opts.trail_name,
-            &trail,
-            end,
-            previous,
-            listed,
-        )?;
-        position.trails.insert(
-            trail.key(),
-            TrailHead {
-                account: trail.account.clone(),
-                region: trail.region.clone(),
-                digest_s3_bucket: bucket.clone(),
-                digest_s3_object: digest.digest_s3_object.clone(),
-                digest_end_time: digest.digest_end_time.clone(),
-                digest_hash_value: sha256_hex(pending.content.as_bytes()),
-                digest_signature: pending.signature.clone(),
-            },
-        );
+        let (digest, pending) =
+            sign_digest(key, bucket, trail_name, &trail, end, previous, listed)?;
+        position
+            .trails
+            .insert(trail.key(), head_of(&trail, bucket, &digest, &pending));
         digests.push(pending);
     }
-    report.digests = digests.len();
-    let pending = PendingRun {
-        next: position,
-        digests,
-    };
-    // Journal first: from here on a crash is finished by the next run, never redone.
+    Ok(digests)
+}
+
+/// The trail head that the signed `digest` (written as `pending`) of `trail` makes.
+fn head_of(
+    trail: &TrailId,
+    bucket: &str,
+    digest: &DigestFile,
+    pending: &PendingDigest,
+) -> TrailHead {
+    TrailHead {
+        account: trail.account.clone(),
+        region: trail.region.clone(),
+        digest_s3_bucket: bucket.to_string(),
+        digest_s3_object: digest.digest_s3_object.clone(),
+        digest_end_time: digest.digest_end_time.clone(),
+        digest_hash_value: sha256_hex(pending.content.as_bytes()),
+        digest_signature: pending.signature.clone(),
+    }
+}
+
+/// Journal the run `pending` in the export state first (from then on a crash is finished by the
+/// next run, never redone), then write its digests and commit it.
+fn commit_run(out: &Path, state: &mut ExportState, pending: PendingRun) -> Result<(), TrailError> {
     state.pending = Some(pending.clone());
     state.save(out)?;
     state.pending = None;
-    finish(out, &mut state, pending)?;
-    Ok(report)
+    finish(out, state, pending)
 }
 
 /// The previous run's last record must still be in the store with the hash it was exported with.

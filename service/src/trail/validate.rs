@@ -117,13 +117,42 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
     let keys = load_keys(dir, public_key, &mut report)?;
     report.keys = keys.keys().cloned().collect();
 
-    let all = list_objects(dir, "AWSLogs", "");
-    let mut digests: BTreeMap<String, GoodDigest> = BTreeMap::new();
-    let mut digest_paths = BTreeSet::new();
-    let mut log_paths = BTreeSet::new();
-    for object in &all {
+    let layout = sort_objects(dir, &mut report);
+    let mut digests = check_digests(dir, &layout.digests, &keys, &mut report);
+    check_chains(&layout.digests, &mut digests, &mut report);
+    check_newest_digests(dir, &mut report);
+    check_log_files(dir, &digests, &layout.logs, &mut report);
+    report
+        .files
+        .sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
+    report
+        .files
+        .dedup_by(|a, b| a.kind == b.kind && a.object == b.object);
+    Ok(report)
+}
+
+/// The digest and log files found under `AWSLogs/`.
+struct Layout {
+    /// Digest files (`CloudTrail-Digest/*.json.gz`).
+    digests: BTreeSet<String>,
+    /// Log files (`CloudTrail/*.json.gz`).
+    logs: BTreeSet<String>,
+}
+
+/// Where each log file is listed: for each log object, the valid digests listing it and the
+/// SHA-256 each gives it.
+type Listings = HashMap<String, Vec<(String, String)>>;
+
+/// Sort the files under `AWSLogs/` into digests and log files; report signature files whose
+/// digest is gone and anything that is not part of the layout.
+fn sort_objects(dir: &Path, report: &mut ValidationReport) -> Layout {
+    let mut layout = Layout {
+        digests: BTreeSet::new(),
+        logs: BTreeSet::new(),
+    };
+    for object in &list_objects(dir, "AWSLogs", "") {
         if object.contains("/CloudTrail-Digest/") && object.ends_with(".json.gz") {
-            digest_paths.insert(object.clone());
+            layout.digests.insert(object.clone());
         } else if object.contains("/CloudTrail-Digest/") && object.ends_with(".json.gz.sig") {
             let digest = object.trim_end_matches(".sig");
             if !dir.join(digest).exists() {
@@ -134,7 +163,7 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
                 );
             }
         } else if object.contains("/CloudTrail/") && object.ends_with(".json.gz") {
-            log_paths.insert(object.clone());
+            layout.logs.insert(object.clone());
         } else {
             report.verdict(
                 FileKind::Other,
@@ -143,10 +172,20 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
             );
         }
     }
+    layout
+}
 
-    // Each digest on its own: readable, at the location it was signed for, signature valid.
-    for object in &digest_paths {
-        match check_digest(dir, object, &keys) {
+/// Check each digest on its own (readable, at the location it was signed for, signature valid),
+/// giving each a verdict; returns the ones that passed.
+fn check_digests(
+    dir: &Path,
+    digest_paths: &BTreeSet<String>,
+    keys: &BTreeMap<String, Vec<u8>>,
+    report: &mut ValidationReport,
+) -> BTreeMap<String, GoodDigest> {
+    let mut digests = BTreeMap::new();
+    for object in digest_paths {
+        match check_digest(dir, object, keys) {
             Ok(good) => {
                 report.verdict(FileKind::Digest, object, None);
                 digests.insert(object.clone(), good);
@@ -154,11 +193,20 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
             Err(problem) => report.verdict(FileKind::Digest, object, Some(problem)),
         }
     }
+    digests
+}
 
-    // The chains: every previous digest present, linked by hash, signature and time.
+/// Check the digest chains: every previous digest present and linked by hash, signature and
+/// time. Digests that do not chain become invalid and leave `digests`; a trail with more than one
+/// chain start is a problem.
+fn check_chains(
+    digest_paths: &BTreeSet<String>,
+    digests: &mut BTreeMap<String, GoodDigest>,
+    report: &mut ValidationReport,
+) {
     let mut chain_problems: Vec<(String, String)> = Vec::new();
     let mut starts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (object, good) in &digests {
+    for (object, good) in digests.iter() {
         let d = &good.digest;
         let trail = format!("{}/{}", d.aws_account_id, trail_region(object));
         let Some(prev_object) = &d.previous_digest_s3_object else {
@@ -178,24 +226,8 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
         let Some(prev) = digests.get(prev_object) else {
             continue; // already reported invalid
         };
-        let mut wrong = Vec::new();
-        if d.previous_digest_hash_value.as_deref() != Some(prev.hash.as_str()) {
-            wrong.push("previousDigestHashValue");
-        }
-        if d.previous_digest_signature.as_deref() != Some(prev.signature.as_str()) {
-            wrong.push("previousDigestSignature");
-        }
-        if d.digest_start_time != prev.digest.digest_end_time {
-            wrong.push("digestStartTime");
-        }
-        if !wrong.is_empty() {
-            chain_problems.push((
-                object.clone(),
-                format!(
-                    "does not chain to previous digest {prev_object}: {} differ",
-                    wrong.join(", ")
-                ),
-            ));
+        if let Some(problem) = link_problem(d, prev_object, prev) {
+            chain_problems.push((object.clone(), problem));
         }
     }
     for (object, problem) in chain_problems {
@@ -204,7 +236,32 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
         }
         digests.remove(&object);
     }
-    for (trail, s) in &starts {
+    report_forks(&starts, report);
+}
+
+/// Why digest `d` does not chain to its previous digest `prev` (at `prev_object`), if it does not.
+fn link_problem(d: &DigestFile, prev_object: &str, prev: &GoodDigest) -> Option<String> {
+    let mut wrong = Vec::new();
+    if d.previous_digest_hash_value.as_deref() != Some(prev.hash.as_str()) {
+        wrong.push("previousDigestHashValue");
+    }
+    if d.previous_digest_signature.as_deref() != Some(prev.signature.as_str()) {
+        wrong.push("previousDigestSignature");
+    }
+    if d.digest_start_time != prev.digest.digest_end_time {
+        wrong.push("digestStartTime");
+    }
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "does not chain to previous digest {prev_object}: {} differ",
+            wrong.join(", ")
+        )
+    })
+}
+
+/// Report each trail (`ACCOUNT/REGION`) whose digests start more than one chain.
+fn report_forks(starts: &BTreeMap<String, Vec<String>>, report: &mut ValidationReport) {
+    for (trail, s) in starts {
         if s.len() > 1 {
             report.problems.push(format!(
                 "trail {trail}: {} separate digest chains start at {} (the trail was exported again from scratch)",
@@ -213,79 +270,47 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
             ));
         }
     }
-    // The newest digest of each trail, according to the export state, must be there.
-    if let Ok(state) = ExportState::load(dir) {
-        for head in state.committed.trails.values() {
-            if !dir.join(&head.digest_s3_object).exists()
-                && !report
-                    .files
-                    .iter()
-                    .any(|v| v.object == head.digest_s3_object)
-            {
-                report.verdict(
-                    FileKind::Digest,
-                    &head.digest_s3_object,
-                    Some("missing (deleted): the newest digest of its trail according to the export state".into()),
-                );
-            }
-        }
-    }
+}
 
-    // Log files: each listed one present and matching its hash; none unlisted; no record twice.
-    let mut listed: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (object, good) in &digests {
-        for entry in &good.digest.log_files {
-            listed
-                .entry(entry.s3_object.clone())
-                .or_default()
-                .push((object.clone(), entry.hash_value.clone()));
+/// The newest digest of each trail, according to the export state, must be there.
+fn check_newest_digests(dir: &Path, report: &mut ValidationReport) {
+    let Ok(state) = ExportState::load(dir) else {
+        return;
+    };
+    for head in state.committed.trails.values() {
+        if !dir.join(&head.digest_s3_object).exists()
+            && !report
+                .files
+                .iter()
+                .any(|v| v.object == head.digest_s3_object)
+        {
+            report.verdict(
+                FileKind::Digest,
+                &head.digest_s3_object,
+                Some("missing (deleted): the newest digest of its trail according to the export state".into()),
+            );
         }
     }
+}
+
+/// Check the log files: each one listed by a valid digest present and matching its hash, none
+/// unlisted, no record twice; counts the records of the valid ones.
+fn check_log_files(
+    dir: &Path,
+    digests: &BTreeMap<String, GoodDigest>,
+    log_paths: &BTreeSet<String>,
+    report: &mut ValidationReport,
+) {
+    let listed = listings(digests);
     let mut seen_events: HashMap<String, String> = HashMap::new();
     let mut expected: Vec<_> = listed.iter().collect();
     expected.sort_by_key(|(object, _)| *object);
     for (object, by) in expected {
-        let first_digest = by.first().map_or("", |(d, _)| d.as_str());
-        let mut problems = Vec::new();
-        if by.len() > 1 {
-            problems.push(format!(
-                "listed by {} digests ({})",
-                by.len(),
-                by.iter()
-                    .map(|(d, _)| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !log_paths.contains(object) {
-            problems.push(format!(
-                "missing (deleted): listed in digest {first_digest}"
-            ));
-        } else {
-            match std::fs::read(dir.join(object)).map(|b| gunzip(&b)) {
-                Err(e) => problems.push(format!("unreadable: {e}")),
-                Ok(Err(_)) => problems.push(format!(
-                    "not intact gzip (modified after digest {first_digest})"
-                )),
-                Ok(Ok(content)) => {
-                    let actual = sha256_hex(&content);
-                    for (digest_object, hash) in by {
-                        if &actual != hash {
-                            problems.push(format!(
-                                "content does not match its SHA-256 in digest {digest_object} (modified, replaced or swapped)"
-                            ));
-                        }
-                    }
-                    if problems.is_empty() {
-                        count_records(object, &content, &mut seen_events, &mut report);
-                    }
-                }
-            }
-        }
-        let problem = (!problems.is_empty()).then(|| problems.join("; "));
+        let present = log_paths.contains(object);
+        let problem = check_listed_log(dir, object, by, present, &mut seen_events, report);
         report.verdict(FileKind::Log, object, problem);
     }
-    for object in &log_paths {
+    for object in log_paths {
         if !listed.contains_key(object) {
             report.verdict(
                 FileKind::Log,
@@ -294,13 +319,70 @@ pub fn validate(dir: &Path, public_key: Option<&Path>) -> std::io::Result<Valida
             );
         }
     }
-    report
-        .files
-        .sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
-    report
-        .files
-        .dedup_by(|a, b| a.kind == b.kind && a.object == b.object);
-    Ok(report)
+}
+
+/// Which valid digests list each log file, with the hash each gives it.
+fn listings(digests: &BTreeMap<String, GoodDigest>) -> Listings {
+    let mut listed = Listings::new();
+    for (object, good) in digests {
+        for entry in &good.digest.log_files {
+            listed
+                .entry(entry.s3_object.clone())
+                .or_default()
+                .push((object.clone(), entry.hash_value.clone()));
+        }
+    }
+    listed
+}
+
+/// Check one listed log file (`present` when it is in the directory) against the digests `by`
+/// that list it; when it is valid, count its records. Returns its problem, if any.
+fn check_listed_log(
+    dir: &Path,
+    object: &str,
+    by: &[(String, String)],
+    present: bool,
+    seen_events: &mut HashMap<String, String>,
+    report: &mut ValidationReport,
+) -> Option<String> {
+    let first_digest = by.first().map_or("", |(d, _)| d.as_str());
+    let mut problems = Vec::new();
+    if by.len() > 1 {
+        problems.push(format!(
+            "listed by {} digests ({})",
+            by.len(),
+            by.iter()
+                .map(|(d, _)| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !present {
+        problems.push(format!(
+            "missing (deleted): listed in digest {first_digest}"
+        ));
+    } else {
+        match std::fs::read(dir.join(object)).map(|b| gunzip(&b)) {
+            Err(e) => problems.push(format!("unreadable: {e}")),
+            Ok(Err(_)) => problems.push(format!(
+                "not intact gzip (modified after digest {first_digest})"
+            )),
+            Ok(Ok(content)) => {
+                let actual = sha256_hex(&content);
+                for (digest_object, hash) in by {
+                    if &actual != hash {
+                        problems.push(format!(
+                            "content does not match its SHA-256 in digest {digest_object} (modified, replaced or swapped)"
+                        ));
+                    }
+                }
+                if problems.is_empty() {
+                    count_records(object, &content, seen_events, report);
+                }
+            }
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 fn trail_region(object: &str) -> &str {
