@@ -149,41 +149,11 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
 pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
     catch_up(state).await?;
     let now = state.clock.now();
-    let (due_deletion, unshredded, due_rotation) = {
-        let model = state
-            .read_model()
-            .map_err(|e| SchedulerError::Action(e.to_string()))?;
-        let mut due_deletion = Vec::new();
-        let mut unshredded = Vec::new();
-        let mut due_rotation = Vec::new();
-        for key in model.all_keys() {
-            if !key.is_live() {
-                if !key.materials_destroyed {
-                    unshredded.push(key.clone());
-                }
-            } else if key.state == KeyState::PendingDeletion
-                && key.deletion_date.is_some_and(|d| d <= now)
-            {
-                let aliases: Vec<(String, i64)> = model
-                    .aliases_of(&key.key_id)
-                    .map(|a| {
-                        let stream = AliasEvent::stream_for(&a.account, &a.region, &a.name);
-                        let version = model.alias_stream_version(&stream);
-                        (stream, version)
-                    })
-                    .collect();
-                due_deletion.push((key.clone(), aliases));
-            } else if key.state == KeyState::Enabled
-                && key
-                    .rotation
-                    .as_ref()
-                    .is_some_and(|r| r.next_rotation_date <= now)
-            {
-                due_rotation.push(key.clone());
-            }
-        }
-        (due_deletion, unshredded, due_rotation)
-    };
+    let Due {
+        deletion: due_deletion,
+        unshredded,
+        rotation: due_rotation,
+    } = due_actions(state, now)?;
     let mut report = TickReport::default();
     for (key, aliases) in due_deletion {
         if delete_key(state, &key, &aliases, now).await? {
@@ -232,6 +202,57 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
     // An action lost to another process is visible once its events are read.
     catch_up(state).await?;
     Ok(report)
+}
+
+/// Keys whose scheduled action is due.
+struct Due {
+    /// Pending deletion past its date, with the (stream, version) of each of their aliases.
+    deletion: Vec<(KeySnapshot, Vec<(String, i64)>)>,
+    /// Deleted keys whose material is not destroyed yet.
+    unshredded: Vec<KeySnapshot>,
+    /// Enabled keys past their next automatic rotation.
+    rotation: Vec<KeySnapshot>,
+}
+
+/// What the read model says is due at `now`.
+fn due_actions(state: &AppState, now: DateTime<Utc>) -> Result<Due, SchedulerError> {
+    let model = state
+        .read_model()
+        .map_err(|e| SchedulerError::Action(e.to_string()))?;
+    let mut due_deletion = Vec::new();
+    let mut unshredded = Vec::new();
+    let mut due_rotation = Vec::new();
+    for key in model.all_keys() {
+        if !key.is_live() {
+            if !key.materials_destroyed {
+                unshredded.push(key.clone());
+            }
+        } else if key.state == KeyState::PendingDeletion
+            && key.deletion_date.is_some_and(|d| d <= now)
+        {
+            let aliases: Vec<(String, i64)> = model
+                .aliases_of(&key.key_id)
+                .map(|a| {
+                    let stream = AliasEvent::stream_for(&a.account, &a.region, &a.name);
+                    let version = model.alias_stream_version(&stream);
+                    (stream, version)
+                })
+                .collect();
+            due_deletion.push((key.clone(), aliases));
+        } else if key.state == KeyState::Enabled
+            && key
+                .rotation
+                .as_ref()
+                .is_some_and(|r| r.next_rotation_date <= now)
+        {
+            due_rotation.push(key.clone());
+        }
+    }
+    Ok(Due {
+        deletion: due_deletion,
+        unshredded,
+        rotation: due_rotation,
+    })
 }
 
 fn crash_hook(state: &AppState, point: &str) {
