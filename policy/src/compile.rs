@@ -282,60 +282,110 @@ impl CompiledPolicy {
 
     fn statement(&mut self, i: usize, st: &Statement, variables: bool) -> Result<(), PolicyError> {
         let loc = format!("Statement[{i}]");
-        let err = |at: String, problem: String| PolicyError::Invalid {
-            location: at,
-            problem,
-        };
         let first_predicate = self.predicates.len();
         let mut parts = Vec::new();
-        let mut action_guard = ActionGuard::every();
-        match (&st.action, &st.not_action) {
-            (Some(a), _) => {
-                let (expr, guard) = self.actions(&a.0);
-                parts.push(expr);
-                action_guard = guard;
-            }
-            (_, Some(na)) => {
-                let (expr, guard) = self.actions(&na.0);
-                parts.push(format!("!{expr}"));
-                action_guard = ActionGuard {
-                    negated: true,
-                    ..guard
-                };
-            }
-            _ => {}
-        }
-        let mut tracked = Vec::new();
+        let (action, action_guard) = self.action_part(st);
+        parts.extend(action);
         match (&st.resource, &st.not_resource) {
             (Some(r), _) => parts.push(self.resources(&r.0, variables, &loc)?),
             (_, Some(nr)) => parts.push(format!("!{}", self.resources(&nr.0, variables, &loc)?)),
             _ => {}
         }
-        if let Some(ops) = &st.condition {
-            for (op, keys) in ops {
-                let Value::Object(keys) = keys else { continue };
-                for (key, values) in keys {
-                    let at = format!("{loc}.Condition.{op}.{key}");
-                    let cond = Condition::new(op, key, values, variables)
-                        .map_err(|e| err(at.clone(), e))?;
-                    self.note_key(key);
-                    for v in cond.variable_keys() {
-                        self.note_key(&v);
+        let tracked = self.condition_parts(st, &loc, variables, &mut parts)?;
+        let predicates = first_predicate..self.predicates.len();
+        let principal_forms = self.principal_forms(st, &loc)?;
+        // The conjuncts left for the fast path: without the action test (its guard is exact) and
+        // without literal `true`s.
+        let action_parts = usize::from(st.action.is_some() || st.not_action.is_some());
+        let rest: Vec<&String> = parts
+            .iter()
+            .skip(action_parts)
+            .filter(|p| *p != "true")
+            .collect();
+        for form in principal_forms {
+            let compiled = CompiledStatement {
+                index: i,
+                st,
+                loc: &loc,
+                parts: &parts,
+                rest: &rest,
+                action_guard: &action_guard,
+                tracked: &tracked,
+                predicates: predicates.clone(),
+            };
+            self.add_unit(compiled, form)?;
+        }
+        Ok(())
+    }
+
+    /// The statement's action test (`Action`, or `NotAction` negated; none without either) and
+    /// its guard.
+    fn action_part(&mut self, st: &Statement) -> (Option<String>, ActionGuard) {
+        match (&st.action, &st.not_action) {
+            (Some(a), _) => {
+                let (expr, guard) = self.actions(&a.0);
+                (Some(expr), guard)
+            }
+            (_, Some(na)) => {
+                let (expr, guard) = self.actions(&na.0);
+                let guard = ActionGuard {
+                    negated: true,
+                    ..guard
+                };
+                (Some(format!("!{expr}")), guard)
+            }
+            _ => (None, ActionGuard::every()),
+        }
+    }
+
+    /// One conjunct per condition (Cedar where it can say it, else a predicate), pushed onto
+    /// `parts`; the context attributes the Cedar ones read.
+    fn condition_parts(
+        &mut self,
+        st: &Statement,
+        loc: &str,
+        variables: bool,
+        parts: &mut Vec<String>,
+    ) -> Result<Vec<(usize, String)>, PolicyError> {
+        let mut tracked = Vec::new();
+        let Some(ops) = &st.condition else {
+            return Ok(tracked);
+        };
+        for (op, keys) in ops {
+            let Value::Object(keys) = keys else { continue };
+            for (key, values) in keys {
+                let at = format!("{loc}.Condition.{op}.{key}");
+                let cond = Condition::new(op, key, values, variables).map_err(|e| {
+                    PolicyError::Invalid {
+                        location: at.clone(),
+                        problem: e,
                     }
-                    let expr = match cond.cedar() {
-                        Some(e) => {
-                            tracked.extend(cond.cedar_reads());
-                            e
-                        }
-                        None => self.predicate(Predicate::Condition(cond)),
-                    };
-                    parts.push(expr);
+                })?;
+                self.note_key(key);
+                for v in cond.variable_keys() {
+                    self.note_key(&v);
                 }
+                let expr = match cond.cedar() {
+                    Some(e) => {
+                        tracked.extend(cond.cedar_reads());
+                        e
+                    }
+                    None => self.predicate(Predicate::Condition(cond)),
+                };
+                parts.push(expr);
             }
         }
-        let predicates = first_predicate..self.predicates.len();
-        // Principal: (policy id suffix, expression, via account, (guard, guard is exact)).
-        let mut principal_forms: Vec<(&str, String, bool, (PrincipalGuard, bool))> = Vec::new();
+        Ok(tracked)
+    }
+
+    /// The statement's principal forms: an Allow in a resource policy whose principals include
+    /// accounts is split into a direct form and an `@account` (delegating) form.
+    fn principal_forms(
+        &mut self,
+        st: &Statement,
+        loc: &str,
+    ) -> Result<Vec<PrincipalForm>, PolicyError> {
+        let mut forms: Vec<PrincipalForm> = Vec::new();
         if let Some(p) = &st.principal {
             let (direct, accounts) = self.principal_entries(p, &format!("{loc}.Principal"))?;
             let exprs = |atoms: &[(String, Option<PrincipalKey>)]| -> Vec<String> {
@@ -354,89 +404,97 @@ impl CompiledPolicy {
             let split = st.effect == Effect::Allow && self.kind != PolicyKind::Identity;
             match (split, direct.is_empty(), accounts.is_empty()) {
                 (true, false, false) => {
-                    principal_forms.push(("", direct_expr, false, guard(&direct)));
-                    principal_forms.push(("@account", account_expr, true, guard(&accounts)));
+                    forms.push(("", direct_expr, false, guard(&direct)));
+                    forms.push(("@account", account_expr, true, guard(&accounts)));
                 }
                 (true, true, false) => {
-                    principal_forms.push(("@account", account_expr, true, guard(&accounts)))
+                    forms.push(("@account", account_expr, true, guard(&accounts)))
                 }
                 _ => {
                     let all = [direct, accounts].concat();
-                    principal_forms.push(("", or(&exprs(&all)), false, guard(&all)))
+                    forms.push(("", or(&exprs(&all)), false, guard(&all)))
                 }
             }
         } else if let Some(np) = &st.not_principal {
             let expr = self.not_principal(np, &format!("{loc}.NotPrincipal"))?;
-            principal_forms.push(("", expr, false, (PrincipalGuard::Any, false)));
+            forms.push(("", expr, false, (PrincipalGuard::Any, false)));
         } else {
-            principal_forms.push(("", "true".into(), false, (PrincipalGuard::Any, false)));
+            forms.push(("", "true".into(), false, (PrincipalGuard::Any, false)));
         }
+        Ok(forms)
+    }
+
+    /// Compile one principal form of a statement into a Cedar policy and its fast-path unit.
+    fn add_unit(
+        &mut self,
+        c: CompiledStatement<'_>,
+        (suffix, principal, via_account, (principal_guard, exact)): PrincipalForm,
+    ) -> Result<(), PolicyError> {
+        let (i, st, loc) = (c.index, c.st, c.loc);
+        let err = |at: String, problem: String| PolicyError::Invalid {
+            location: at,
+            problem,
+        };
         let effect = match st.effect {
             Effect::Allow => "permit",
             Effect::Deny => "forbid",
         };
-        // The conjuncts left for the fast path: without the action test (its guard is exact) and
-        // without literal `true`s.
-        let action_parts = usize::from(st.action.is_some() || st.not_action.is_some());
-        let rest: Vec<&String> = parts[action_parts..]
-            .iter()
-            .filter(|p| *p != "true")
-            .collect();
-        for (suffix, principal, via_account, (principal_guard, exact)) in principal_forms {
-            let id = format!("{}#{i}{suffix}", self.source);
-            let mut fast: Vec<&str> = Vec::new();
-            if !exact && principal != "true" {
-                fast.push(&principal);
-            }
-            fast.extend(rest.iter().map(|s| s.as_str()));
-            let fast = fast.join("\n  && ");
-            let mut conj = vec![principal.clone()];
-            conj.extend(parts.iter().cloned());
-            let sid = st.sid.as_deref().unwrap_or("");
-            let body = conj.join("\n  && ");
-            let text = format!(
-                "@sid({})\n@statement(\"{i}\")\n{effect} (principal, action, resource)\nwhen {{\n  {body}\n}};\n",
-                cedar::string(sid),
-            );
-            let bug = |e: String| {
-                err(
-                    loc.clone(),
-                    format!("could not be compiled to Cedar ({e}); this is a bug in Trent"),
-                )
-            };
-            let policy =
-                Policy::parse(Some(PolicyId::new(&id)), &text).map_err(|e| bug(e.to_string()))?;
-            let expr = if fast.is_empty() {
-                None
-            } else {
-                Some(Expression::from_str(&fast).map_err(|e| bug(e.to_string()))?)
-            };
-            self.units.push(Unit {
-                id: id.clone(),
-                expr,
-                principal: principal_guard,
-                action: action_guard.clone(),
-                reads: Reads::scan(&fast, &tracked),
-                predicates: predicates.clone(),
-            });
-            self.set
-                .add(policy)
-                .map_err(|e| err(loc.clone(), format!("could not be added to the set: {e}")))?;
-            self.cedar_text.push_str(&text);
-            self.statements.insert(
-                id.clone(),
-                (
-                    StatementRef {
-                        source: self.source.clone(),
-                        policy_id: id,
-                        sid: st.sid.clone(),
-                        index: i,
-                        effect: st.effect,
-                    },
-                    via_account,
-                ),
-            );
+        let id = format!("{}#{i}{suffix}", self.source);
+        let mut fast: Vec<&str> = Vec::new();
+        if !exact && principal != "true" {
+            fast.push(&principal);
         }
+        fast.extend(c.rest.iter().map(|s| s.as_str()));
+        let fast = fast.join("\n  && ");
+        let mut conj = vec![principal.clone()];
+        conj.extend(c.parts.iter().cloned());
+        let sid = st.sid.as_deref().unwrap_or("");
+        let body = conj.join("\n  && ");
+        let text = format!(
+            "@sid({})\n@statement(\"{i}\")\n{effect} (principal, action, resource)\nwhen {{\n  {body}\n}};\n",
+            cedar::string(sid),
+        );
+        let bug = |e: String| {
+            err(
+                loc.to_string(),
+                format!("could not be compiled to Cedar ({e}); this is a bug in Trent"),
+            )
+        };
+        let policy =
+            Policy::parse(Some(PolicyId::new(&id)), &text).map_err(|e| bug(e.to_string()))?;
+        let expr = if fast.is_empty() {
+            None
+        } else {
+            Some(Expression::from_str(&fast).map_err(|e| bug(e.to_string()))?)
+        };
+        self.units.push(Unit {
+            id: id.clone(),
+            expr,
+            principal: principal_guard,
+            action: c.action_guard.clone(),
+            reads: Reads::scan(&fast, c.tracked),
+            predicates: c.predicates,
+        });
+        self.set.add(policy).map_err(|e| {
+            err(
+                loc.to_string(),
+                format!("could not be added to the set: {e}"),
+            )
+        })?;
+        self.cedar_text.push_str(&text);
+        self.statements.insert(
+            id.clone(),
+            (
+                StatementRef {
+                    source: self.source.clone(),
+                    policy_id: id,
+                    sid: st.sid.clone(),
+                    index: i,
+                    effect: st.effect,
+                },
+                via_account,
+            ),
+        );
         Ok(())
     }
 
@@ -683,6 +741,24 @@ fn principal_list(v: &Value, loc: &str) -> Result<Vec<PrincipalEntry>, PolicyErr
         }
     }
     Ok(out)
+}
+
+/// One principal form of a statement: (policy id suffix, expression, via account, (guard, guard
+/// is exact)).
+type PrincipalForm = (&'static str, String, bool, (PrincipalGuard, bool));
+
+/// What every principal form of one statement shares.
+struct CompiledStatement<'a> {
+    index: usize,
+    st: &'a Statement,
+    loc: &'a str,
+    /// Every conjunct but the principal's.
+    parts: &'a [String],
+    /// The conjuncts of the fast path.
+    rest: &'a [&'a String],
+    action_guard: &'a ActionGuard,
+    tracked: &'a [(usize, String)],
+    predicates: std::ops::Range<usize>,
 }
 
 #[cfg(test)]

@@ -272,35 +272,7 @@ fn parse_statement(
             "NotAction" => st.not_action = Some(string_or_list(value, &at)?),
             "Resource" => st.resource = Some(string_or_list(value, &at)?),
             "NotResource" => st.not_resource = Some(string_or_list(value, &at)?),
-            "Condition" => {
-                let Value::Object(ops) = value else {
-                    return Err(invalid(&at, "must be an object of condition operators"));
-                };
-                for (op, keys) in ops {
-                    crate::condition::parse_operator(op)
-                        .map_err(|e| invalid(format!("{at}.{op}"), e))?;
-                    let Value::Object(keys) = keys else {
-                        return Err(invalid(
-                            format!("{at}.{op}"),
-                            "must be an object of condition keys",
-                        ));
-                    };
-                    for (key, values) in keys {
-                        let ok = match values {
-                            Value::Array(a) => a.iter().all(|x| !x.is_object() && !x.is_array()),
-                            Value::Object(_) => false,
-                            _ => true,
-                        };
-                        if !ok {
-                            return Err(invalid(
-                                format!("{at}.{op}.{key}"),
-                                "must be a value or an array of values",
-                            ));
-                        }
-                    }
-                }
-                st.condition = Some(ops.clone());
-            }
+            "Condition" => st.condition = Some(condition_block(value, &at)?),
             other => {
                 return Err(invalid(
                     format!("{loc}.{other}"),
@@ -310,6 +282,46 @@ fn parse_statement(
         }
     }
     st.effect = effect.ok_or_else(|| invalid(loc, "has no Effect"))?;
+    check_elements(&st, loc)?;
+    if let Some(kind) = kind {
+        check_for_kind(&st, loc, kind)?;
+    }
+    Ok(st)
+}
+
+/// A `Condition` element: an object of known operators, each an object of keys whose values are
+/// scalars or arrays of scalars.
+fn condition_block(value: &Value, at: &str) -> Result<serde_json::Map<String, Value>, PolicyError> {
+    let Value::Object(ops) = value else {
+        return Err(invalid(at, "must be an object of condition operators"));
+    };
+    for (op, keys) in ops {
+        crate::condition::parse_operator(op).map_err(|e| invalid(format!("{at}.{op}"), e))?;
+        let Value::Object(keys) = keys else {
+            return Err(invalid(
+                format!("{at}.{op}"),
+                "must be an object of condition keys",
+            ));
+        };
+        for (key, values) in keys {
+            let ok = match values {
+                Value::Array(a) => a.iter().all(|x| !x.is_object() && !x.is_array()),
+                Value::Object(_) => false,
+                _ => true,
+            };
+            if !ok {
+                return Err(invalid(
+                    format!("{at}.{op}.{key}"),
+                    "must be a value or an array of values",
+                ));
+            }
+        }
+    }
+    Ok(ops.clone())
+}
+
+/// The elements of a statement that exclude each other.
+fn check_elements(st: &Statement, loc: &str) -> Result<(), PolicyError> {
     if st.action.is_some() == st.not_action.is_some() {
         return Err(invalid(
             loc,
@@ -325,8 +337,13 @@ fn parse_statement(
             "must not have both Principal and NotPrincipal",
         ));
     }
+    Ok(())
+}
+
+/// What a statement must and must not have in a policy of `kind`.
+fn check_for_kind(st: &Statement, loc: &str, kind: PolicyKind) -> Result<(), PolicyError> {
     match kind {
-        Some(PolicyKind::KeyPolicy) => {
+        PolicyKind::KeyPolicy => {
             if st.principal.is_none() && st.not_principal.is_none() {
                 return Err(invalid(
                     loc,
@@ -337,7 +354,7 @@ fn parse_statement(
                 return Err(invalid(loc, "must have a Resource or NotResource"));
             }
         }
-        Some(PolicyKind::Identity) => {
+        PolicyKind::Identity => {
             if st.principal.is_some() || st.not_principal.is_some() {
                 return Err(invalid(loc, "an identity policy must not name a Principal"));
             }
@@ -345,7 +362,7 @@ fn parse_statement(
                 return Err(invalid(loc, "must have a Resource or NotResource"));
             }
         }
-        Some(PolicyKind::TrustPolicy) => {
+        PolicyKind::TrustPolicy => {
             if st.not_principal.is_some() {
                 return Err(invalid(
                     loc,
@@ -362,9 +379,8 @@ fn parse_statement(
                 ));
             }
         }
-        None => {}
     }
-    Ok(st)
+    Ok(())
 }
 
 #[cfg(test)]
