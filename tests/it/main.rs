@@ -9,6 +9,7 @@ mod authorization;
 mod aws_cli;
 mod durability;
 mod edge;
+mod fidelity;
 mod import;
 mod key_state_matrix;
 mod kms_api;

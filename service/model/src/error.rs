@@ -157,12 +157,12 @@ impl KmsError {
     }
 
     /// The HTTP status AWS answers this error with. JSON-protocol services such as KMS answer client
-    /// errors, authentication failures included, with 400.
+    /// errors, authentication failures included, with 400; DryRunOperationException too (the API
+    /// reference says 412, AWS's live service answers 400).
     pub fn http_status(&self) -> u16 {
         match self {
             Self::KmsInternal(_) => 500,
             Self::RequestEntityTooLarge(_) => 413,
-            Self::DryRunOperation(_) => 412,
             _ => 400,
         }
     }
@@ -221,7 +221,16 @@ impl AwsError {
 
 impl From<&KmsError> for AwsError {
     fn from(e: &KmsError) -> Self {
-        Self::new(e.aws_type(), e.http_status(), e.message())
+        // AWS sends a failed Verify or VerifyMac without any message.
+        let message = match e {
+            KmsError::KmsInvalidSignature(_) | KmsError::KmsInvalidMac(_) => None,
+            _ => Some(e.message()),
+        };
+        Self {
+            code: e.aws_type(),
+            status: e.http_status(),
+            message,
+        }
     }
 }
 

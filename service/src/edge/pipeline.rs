@@ -377,7 +377,7 @@ impl<P: Protocol> Draft<'_, P> {
             request_id: self.request_id.to_string(),
             resources: facts.resources.clone(),
             error_code: error.map(|e| e.code.to_string()),
-            error_message: error.map(|e| e.message_text().to_string()),
+            error_message: error.and_then(|e| e.message.clone()),
         }
     }
 

@@ -18,9 +18,11 @@ use crate::store::StreamAppend;
 /// Check an alias name against AWS's rules (the model's pattern is checked before this).
 pub fn check_alias_name(name: &str) -> Result<(), KmsError> {
     let Some(rest) = name.strip_prefix("alias/") else {
-        return Err(KmsError::InvalidAliasName(format!(
-            "Alias must start with the prefix \"alias/\": '{name}'."
-        )));
+        return Err(KmsError::Validation(
+            "Alias must start with the prefix \"alias/\". Please see \
+             https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+                .into(),
+        ));
     };
     if rest.is_empty() {
         return Err(KmsError::InvalidAliasName(

@@ -69,10 +69,10 @@ fn check_encrypt_key(
     Ok(())
 }
 
+/// AWS's answer to a ciphertext that does not open: InvalidCiphertextException with an empty
+/// message (it says nothing of why).
 fn invalid_ciphertext() -> KmsError {
-    KmsError::InvalidCiphertext(
-        "The ciphertext is invalid, or does not match the key and encryption context given.".into(),
-    )
+    KmsError::InvalidCiphertext(String::new())
 }
 
 /// Open a ciphertext blob: find its key, check KeyId, authorization, state and algorithm, decrypt.

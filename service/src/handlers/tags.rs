@@ -23,20 +23,25 @@ pub struct WireTag {
     tag_value: String,
 }
 
+/// Tag keys beginning with `aws:`, in any case, are AWS's own.
+fn is_reserved_tag_key(key: &str) -> bool {
+    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+}
+
 /// Check tags to add to a key that has `existing` ones: no `aws:` prefix, no duplicate keys in
 /// the request, at most 50 tags once applied.
 pub fn check_new_tags(existing: &[Tag], tags: &[WireTag]) -> Result<Vec<Tag>, KmsError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
-        if t.tag_key.starts_with("aws:") {
+        if is_reserved_tag_key(&t.tag_key) {
             return Err(KmsError::Tag(format!(
                 "Tag keys beginning with 'aws:' are reserved: '{}'.",
                 t.tag_key
             )));
         }
         if !seen.insert(t.tag_key.clone()) {
-            return Err(KmsError::Tag(format!("Duplicate tag key '{}'.", t.tag_key)));
+            return Err(KmsError::Tag("Duplicate tag keys".into()));
         }
         out.push(Tag {
             key: t.tag_key.clone(),
@@ -94,7 +99,7 @@ pub fn untag_resource(
 ) -> Result<Outcome, KmsError> {
     let req: UntagResourceRequest = decode(body)?;
     let key = key_for(state, ctx, &req.key_id)?;
-    if let Some(reserved) = req.tag_keys.iter().find(|k| k.starts_with("aws:")) {
+    if let Some(reserved) = req.tag_keys.iter().find(|k| is_reserved_tag_key(k)) {
         return Err(KmsError::Tag(format!(
             "Tag keys beginning with 'aws:' are reserved: '{reserved}'."
         )));

@@ -1,0 +1,156 @@
+//! Errors exactly as AWS answers them (issue 13, part 1, first cases): one table of request,
+//! expected `__type`, HTTP status and message, where "no message" means the body has no
+//! `message` member at all, as AWS sends a failed Verify or VerifyMac.
+
+use serde_json::{json, Value};
+
+use crate::common;
+
+use common::{raw_call, StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
+
+const CREDS: Option<(&str, &str)> = Some((ACCESS_KEY, SECRET_KEY));
+
+/// The message a case expects.
+enum Message {
+    /// No `message` member.
+    Absent,
+    /// Exactly this text (possibly empty).
+    Exactly(&'static str),
+}
+
+struct Case {
+    name: &'static str,
+    target: &'static str,
+    body: Value,
+    expected: &'static str,
+    status: u16,
+    message: Message,
+}
+
+async fn call(server: &TestServer, target: &str, body: &Value) -> common::RawResponse {
+    let text = body.to_string();
+    raw_call(&server.endpoint(), target, text.as_bytes(), CREDS, REGION).await
+}
+
+async fn key_id(server: &TestServer, body: Value) -> String {
+    let created = call(server, "TrentService.CreateKey", &body).await;
+    created.body["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("a key")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_answers_match_aws() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let symmetric = key_id(&server, json!({})).await;
+    let signing = key_id(
+        &server,
+        json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}),
+    )
+    .await;
+    let hmac = key_id(
+        &server,
+        json!({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}),
+    )
+    .await;
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let cases = [
+        Case {
+            name: "Verify with a wrong signature",
+            target: "TrentService.Verify",
+            body: json!({"KeyId": signing, "Message": b64(b"m"), "Signature": b64(&[48, 6, 2, 1, 1, 2, 1, 1]),
+                         "SigningAlgorithm": "ECDSA_SHA_256"}),
+            expected: "KMSInvalidSignatureException",
+            status: 400,
+            message: Message::Absent,
+        },
+        Case {
+            name: "VerifyMac with a wrong MAC",
+            target: "TrentService.VerifyMac",
+            body: json!({"KeyId": hmac, "Message": b64(b"m"), "Mac": b64(&[0; 32]),
+                         "MacAlgorithm": "HMAC_SHA_256"}),
+            expected: "KMSInvalidMacException",
+            status: 400,
+            message: Message::Absent,
+        },
+        Case {
+            name: "Decrypt of bytes that are no ciphertext",
+            target: "TrentService.Decrypt",
+            body: json!({"CiphertextBlob": b64(&[1; 80])}),
+            expected: "InvalidCiphertextException",
+            status: 400,
+            message: Message::Exactly(""),
+        },
+        Case {
+            name: "DryRun that would succeed",
+            target: "TrentService.Encrypt",
+            body: json!({"KeyId": symmetric, "Plaintext": b64(b"x"), "DryRun": true}),
+            expected: "DryRunOperationException",
+            status: 400,
+            message: Message::Exactly(
+                "The request would have succeeded, but the DryRun option is set.",
+            ),
+        },
+        Case {
+            name: "reserved tag key in another case",
+            target: "TrentService.TagResource",
+            body: json!({"KeyId": symmetric, "Tags": [{"TagKey": "AWS:key1", "TagValue": "v"}]}),
+            expected: "TagException",
+            status: 400,
+            message: Message::Exactly("Tag keys beginning with 'aws:' are reserved: 'AWS:key1'."),
+        },
+        Case {
+            name: "duplicate tag keys",
+            target: "TrentService.TagResource",
+            body: json!({"KeyId": symmetric, "Tags": [
+                {"TagKey": "team", "TagValue": "a"}, {"TagKey": "team", "TagValue": "b"}]}),
+            expected: "TagException",
+            status: 400,
+            message: Message::Exactly("Duplicate tag keys"),
+        },
+        Case {
+            name: "alias name without the prefix",
+            target: "TrentService.CreateAlias",
+            body: json!({"AliasName": "noprefix", "TargetKeyId": symmetric}),
+            expected: "ValidationException",
+            status: 400,
+            message: Message::Exactly(
+                "Alias must start with the prefix \"alias/\". Please see \
+                 https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
+            ),
+        },
+    ];
+    for case in &cases {
+        let resp = call(&server, case.target, &case.body).await;
+        assert_eq!(
+            (resp.error_type(), resp.status),
+            (case.expected, case.status),
+            "{}: {}",
+            case.name,
+            resp.body
+        );
+        match case.message {
+            Message::Absent => assert!(
+                resp.body.get("message").is_none(),
+                "{}: AWS sends no message, got {}",
+                case.name,
+                resp.body
+            ),
+            Message::Exactly(text) => {
+                assert_eq!(resp.body["message"], text, "{}", case.name)
+            }
+        }
+    }
+    // A tag key that only contains "aws:" further on is an ordinary tag.
+    let ok = call(
+        &server,
+        "TrentService.TagResource",
+        &json!({"KeyId": symmetric, "Tags": [{"TagKey": "x-aws:y", "TagValue": "v"}]}),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
