@@ -145,6 +145,47 @@ async fn error_answers_match_aws() {
             }
         }
     }
+    // The key state is checked before the key spec: a disabled RSA key cannot be rotated
+    // because it is disabled.
+    let rsa = key_id(
+        &server,
+        json!({"KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT_DECRYPT"}),
+    )
+    .await;
+    let arn = format!("arn:aws:kms:{REGION}:{}:key/{rsa}", common::ACCOUNT);
+    call(&server, "TrentService.DisableKey", &json!({"KeyId": rsa})).await;
+    let resp = call(
+        &server,
+        "TrentService.RotateKeyOnDemand",
+        &json!({"KeyId": rsa}),
+    )
+    .await;
+    assert_eq!(
+        (resp.error_type(), resp.body["message"].as_str()),
+        (
+            "DisabledException",
+            Some(format!("{arn} is disabled.").as_str())
+        ),
+        "{}",
+        resp.body
+    );
+    // CurrentKeyMaterialId is in the metadata of symmetric encryption keys only.
+    for (key, expected) in [
+        (&symmetric, true),
+        (&signing, false),
+        (&hmac, false),
+        (&rsa, false),
+    ] {
+        let meta = call(&server, "TrentService.DescribeKey", &json!({"KeyId": key})).await;
+        assert_eq!(
+            meta.body["KeyMetadata"]
+                .get("CurrentKeyMaterialId")
+                .is_some(),
+            expected,
+            "{}",
+            meta.body
+        );
+    }
     // A tag key that only contains "aws:" further on is an ordinary tag.
     let ok = call(
         &server,

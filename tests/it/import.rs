@@ -405,6 +405,11 @@ async fn import_flow(store: StoreKind) {
     assert_eq!(meta.key_state(), Some(&KeyState::PendingImport));
     assert_eq!(meta.expiration_model(), None);
     assert_eq!(
+        meta.current_key_material_id(),
+        Some(material_id.as_str()),
+        "as in AWS, the current material's id stays after its deletion"
+    );
+    assert_eq!(
         decrypt(&client, &blob).await.unwrap_err(),
         "KMSInvalidStateException"
     );

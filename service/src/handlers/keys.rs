@@ -365,7 +365,12 @@ pub fn key_metadata(key: &KeySnapshot) -> Value {
     for (name, list) in super::asymmetric::algorithm_lists(&key.key_spec, &key.key_usage) {
         set(&mut m, name, list);
     }
-    if let Some(material) = key.current_material().filter(|_| key.has_material()) {
+    // As AWS: only symmetric encryption keys name their current material, and the id stays
+    // after DeleteImportedKeyMaterial (the material it names is gone, the version is not).
+    if let Some(material) = key
+        .current_material()
+        .filter(|_| key.key_spec == "SYMMETRIC_DEFAULT")
+    {
         set(&mut m, "CurrentKeyMaterialId", json!(material.material_id));
     }
     if let Some(imported) = key.imported.as_ref().filter(|i| i.present) {

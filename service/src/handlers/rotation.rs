@@ -62,10 +62,12 @@ fn rotatable_key_with(
 ) -> Result<KeySnapshot, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
     authorize(state, ctx, &key)?;
+    // As AWS: the key's state is checked before its spec (a disabled RSA key is
+    // DisabledException, not UnsupportedOperationException).
+    check_key_state(ctx, &key)?;
     if !(imported && key.origin == "EXTERNAL" && key.key_spec == "SYMMETRIC_DEFAULT") {
         check_rotatable(&key)?;
     }
-    check_key_state(ctx, &key)?;
     Ok(key)
 }
 
