@@ -186,6 +186,24 @@ async fn error_answers_match_aws() {
             meta.body
         );
     }
+    // ImportKeyMaterial's ExpirationModel defaults to KEY_MATERIAL_EXPIRES, which needs ValidTo.
+    let external = key_id(&server, json!({"Origin": "EXTERNAL"})).await;
+    let resp = call(
+        &server,
+        "TrentService.ImportKeyMaterial",
+        &json!({"KeyId": external, "ImportToken": b64(&[7; 64]),
+                "EncryptedKeyMaterial": b64(&[7; 256])}),
+    )
+    .await;
+    assert_eq!(
+        (resp.error_type(), resp.body["message"].as_str()),
+        (
+            "ValidationException",
+            Some("A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES")
+        ),
+        "{}",
+        resp.body
+    );
     // A tag key that only contains "aws:" further on is an ordinary tag.
     let ok = call(
         &server,

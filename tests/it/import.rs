@@ -617,6 +617,7 @@ async fn tokens(store: StoreKind) {
         .import_type(ImportType::NewKeyMaterial)
         .import_token(Blob::new(token3))
         .encrypted_key_material(Blob::new(wrapped3))
+        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
         .send()
         .await
         .unwrap_err();

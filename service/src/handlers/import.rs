@@ -330,11 +330,8 @@ fn expiration(
                 .ok_or_else(|| KmsError::Validation("ValidTo is not a valid timestamp.".into()))
         })
         .transpose()?;
-    let model = match (model, valid_to) {
-        (Some(m), _) => m,
-        (None, Some(_)) => "KEY_MATERIAL_EXPIRES",
-        (None, None) => "KEY_MATERIAL_DOES_NOT_EXPIRE",
-    };
+    // AWS's default is KEY_MATERIAL_EXPIRES, which needs a ValidTo.
+    let model = model.unwrap_or("KEY_MATERIAL_EXPIRES");
     match (model, valid_to) {
         ("KEY_MATERIAL_EXPIRES", None) => Err(KmsError::Validation(
             "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES".into(),
@@ -650,7 +647,7 @@ mod tests {
         let later = (now + Duration::hours(1)).timestamp() as f64;
         let earlier = (now - Duration::hours(1)).timestamp() as f64;
         let rows: &[(Option<&str>, Option<f64>, Option<&str>)] = &[
-            (None, None, Some("KEY_MATERIAL_DOES_NOT_EXPIRE")),
+            (None, None, None),
             (None, Some(later), Some("KEY_MATERIAL_EXPIRES")),
             (
                 Some("KEY_MATERIAL_EXPIRES"),
