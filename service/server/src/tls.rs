@@ -32,6 +32,24 @@ pub enum TlsError {
     Config(String),
 }
 
+/// aws-lc-rs with the hybrid post-quantum key exchange preferred: X25519MLKEM768 first, so a
+/// client that sends its key share gets it even when it also offers X25519 (rustls's default
+/// without its `prefer-post-quantum` feature would pick X25519); then X25519, P-256 and P-384
+/// for clients without it. A client whose only key share is classical keeps it (no extra round
+/// trip is forced).
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::aws_lc_rs::kx_group;
+    rustls::crypto::CryptoProvider {
+        kx_groups: vec![
+            kx_group::X25519MLKEM768,
+            kx_group::X25519,
+            kx_group::SECP256R1,
+            kx_group::SECP384R1,
+        ],
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    }
+}
+
 /// The server configuration for `cert_path` (the chain, leaf first) and `key_path`.
 pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<rustls::ServerConfig, TlsError> {
     let cert_error = |message: String| TlsError::Certificate {
@@ -48,14 +66,12 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<rustls::Server
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|_| TlsError::PrivateKey {
         path: key_path.display().to_string(),
     })?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TlsError::Config(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| TlsError::Config(e.to_string()))
+    rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))
 }
 
 #[cfg(test)]
