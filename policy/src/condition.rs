@@ -309,75 +309,21 @@ impl Condition {
         }
         let k = &self.key;
         let present = cedar::has("context.s", k);
-        let vals = || self.values.iter().map(String::as_str);
+        let values = &self.values;
         let neg = self.op.negated;
         let body = match (self.op.family, self.op.qualifier) {
-            (Family::Null, _) => {
-                let tests: Vec<String> = self
-                    .values
-                    .iter()
-                    .map(|v| {
-                        if v.eq_ignore_ascii_case("true") {
-                            format!("!{present}")
-                        } else {
-                            present.clone()
-                        }
-                    })
-                    .collect();
-                return Some(format!("({})", tests.join(" || ")));
-            }
-            (Family::Str | Family::Binary, q) => {
-                let s = cedar::get("context.s", k);
-                let v = cedar::string_set(vals());
-                match (q, neg) {
-                    (Qualifier::ForAllValues, false) => format!("{v}.containsAll({s})"),
-                    (Qualifier::ForAllValues, true) => format!("!{s}.containsAny({v})"),
-                    (_, false) => format!("{s}.containsAny({v})"),
-                    (_, true) => format!("!{v}.containsAll({s})"),
-                }
-            }
-            (Family::Bool, Qualifier::None) => {
-                let lower: Vec<String> = self.values.iter().map(|v| v.to_lowercase()).collect();
-                format!(
-                    "({} && {}.containsAny({}))",
-                    cedar::has("context.b", k),
-                    cedar::get("context.b", k),
-                    cedar::string_set(lower.iter().map(String::as_str))
-                )
-            }
+            (Family::Null, _) => return Some(null_test(&present, values)),
+            (Family::Str | Family::Binary, q) => string_test(k, values, q, neg),
+            (Family::Bool, Qualifier::None) => bool_test(k, values),
             (Family::Numeric(c), Qualifier::None) => {
-                let ints: Option<Vec<i64>> =
-                    self.values.iter().map(|v| v.trim().parse().ok()).collect();
+                let ints: Option<Vec<i64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
                 typed("context.n", k, c, &ints?, neg)
             }
             (Family::Date(c), Qualifier::None) => {
-                let ms: Option<Vec<i64>> = self.values.iter().map(|v| parse_date(v)).collect();
+                let ms: Option<Vec<i64>> = values.iter().map(|v| parse_date(v)).collect();
                 typed("context.d", k, c, &ms?, neg)
             }
-            (Family::Ip, Qualifier::None) => {
-                let ranges: Vec<String> = self
-                    .values
-                    .iter()
-                    .filter_map(|v| Cidr::parse(v))
-                    .map(|c| {
-                        format!(
-                            "{}.isInRange(ip({}))",
-                            cedar::get("context.ip", k),
-                            cedar::string(&c.to_string())
-                        )
-                    })
-                    .collect();
-                let inner = format!(
-                    "({} && ({}))",
-                    cedar::has("context.ip", k),
-                    ranges.join(" || ")
-                );
-                if neg {
-                    format!("!{inner}")
-                } else {
-                    inner
-                }
-            }
+            (Family::Ip, Qualifier::None) => ip_test(k, values, neg),
             _ => return None,
         };
         Some(if self.missing_result() {
@@ -385,6 +331,73 @@ impl Condition {
         } else {
             format!("({present} && {body})")
         })
+    }
+}
+
+/// The whole Cedar test of a `Null` condition: `present` negated for each `true` value, as is
+/// for each other value, OR'd.
+fn null_test(present: &str, values: &[String]) -> String {
+    let tests: Vec<String> = values
+        .iter()
+        .map(|v| {
+            if v.eq_ignore_ascii_case("true") {
+                format!("!{present}")
+            } else {
+                present.to_string()
+            }
+        })
+        .collect();
+    format!("({})", tests.join(" || "))
+}
+
+/// The Cedar body of a string (or binary) equality condition on `key`: a set test between the
+/// request's string values and `values`, chosen by the qualifier and negation.
+fn string_test(key: &str, values: &[String], qualifier: Qualifier, negated: bool) -> String {
+    let s = cedar::get("context.s", key);
+    let v = cedar::string_set(values.iter().map(String::as_str));
+    match (qualifier, negated) {
+        (Qualifier::ForAllValues, false) => format!("{v}.containsAll({s})"),
+        (Qualifier::ForAllValues, true) => format!("!{s}.containsAny({v})"),
+        (_, false) => format!("{s}.containsAny({v})"),
+        (_, true) => format!("!{v}.containsAll({s})"),
+    }
+}
+
+/// The Cedar body of a `Bool` condition on `key`: the boolean reading is present and is one of
+/// the (lower-cased) `values`.
+fn bool_test(key: &str, values: &[String]) -> String {
+    let lower: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+    format!(
+        "({} && {}.containsAny({}))",
+        cedar::has("context.b", key),
+        cedar::get("context.b", key),
+        cedar::string_set(lower.iter().map(String::as_str))
+    )
+}
+
+/// The Cedar body of an IP condition on `key`: the IP reading is present and in one of the
+/// ranges of `values` (negated for `NotIpAddress`).
+fn ip_test(key: &str, values: &[String], negated: bool) -> String {
+    let ranges: Vec<String> = values
+        .iter()
+        .filter_map(|v| Cidr::parse(v))
+        .map(|c| {
+            format!(
+                "{}.isInRange(ip({}))",
+                cedar::get("context.ip", key),
+                cedar::string(&c.to_string())
+            )
+        })
+        .collect();
+    let inner = format!(
+        "({} && ({}))",
+        cedar::has("context.ip", key),
+        ranges.join(" || ")
+    );
+    if negated {
+        format!("!{inner}")
+    } else {
+        inner
     }
 }
 
