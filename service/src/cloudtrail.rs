@@ -38,6 +38,9 @@ pub enum CloudTrailError {
     /// The lookup itself failed.
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// The caller is over its LookupEvents quota.
+    #[error("{0}")]
+    Throttling(String),
     /// A failure inside the service.
     #[error("{0}")]
     Internal(String),
@@ -63,6 +66,7 @@ impl From<CloudTrailError> for AwsError {
                 ("InvalidNextTokenException", 400)
             }
             CloudTrailError::Lookup(LookupError::Store(_)) => ("CloudTrailInternalException", 500),
+            CloudTrailError::Throttling(_) => ("ThrottlingException", 400),
             CloudTrailError::Internal(_) => ("InternalFailure", 500),
         };
         AwsError::new(code, status, message)
@@ -110,7 +114,7 @@ impl Protocol for CloudTrail {
     }
 
     fn throttled(&self) -> AwsError {
-        AwsError::new("ThrottlingException", 400, "Rate exceeded")
+        CloudTrailError::Throttling("Rate exceeded".into()).into()
     }
 
     fn not_durable(&self) -> AwsError {
@@ -184,7 +188,7 @@ async fn lookup(
         .with_label_values(&[decision])
         .inc();
     allowed.map_err(|e| CloudTrailError::AccessDenied(e.message()))?;
-    let request: crate::lookup::LookupRequest = serde_json::from_value(parsed.clone())
+    let request = <crate::lookup::LookupRequest as serde::Deserialize>::deserialize(parsed)
         .map_err(|e| CloudTrailError::Serialization(e.to_string()))?;
     let answer = crate::lookup::lookup_events(
         &state.audit_index,

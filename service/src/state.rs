@@ -90,19 +90,17 @@ impl AppState {
     /// The unsealed material of a key version (zeroized when dropped), read through the
     /// sealed-material cache.
     pub async fn open_material(&self, key_id: &str, version: i32) -> Result<SecretBytes, KmsError> {
-        let state = self;
         let cache = &self.materials;
         let cached = cache.get(key_id, version);
         let sealed = match cached {
             Some(s) => s,
             None => {
-                let stored = state
+                let stored = self
                     .store
                     .get_material(key_id, version)
                     .await
                     .map_err(|e| {
-                        state
-                            .metrics
+                        self.metrics
                             .store_errors
                             .with_label_values(&["keystore"])
                             .inc();
@@ -117,13 +115,13 @@ impl AppState {
                 sealed
             }
         };
-        if let Ok(material) = state.root_key.open(key_id, version, &sealed) {
+        if let Ok(material) = self.root_key.open(key_id, version, &sealed) {
             return Ok(material);
         }
         // Re-sealed under a root key this process has not loaded yet (a rotation under way), or
         // cached from before a rotation: follow the store's root keys, read again, retry once.
-        crate::root_binding::refresh(&state.store, &state.root_key, &state.materials).await;
-        let stored = state
+        crate::root_binding::refresh(&self.store, &self.root_key, cache).await;
+        let stored = self
             .store
             .get_material(key_id, version)
             .await
@@ -136,7 +134,7 @@ impl AppState {
             ));
         };
         cache.insert(key_id, version, sealed.clone());
-        state.root_key.open(key_id, version, &sealed).map_err(|_| {
+        self.root_key.open(key_id, version, &sealed).map_err(|_| {
             tracing::error!(
                 key_id,
                 version,

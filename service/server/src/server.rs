@@ -216,7 +216,7 @@ async fn kms_endpoint(
     let mut request = edge_request(&req);
     let handled = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => {
-            request.body = body.to_vec();
+            request.body = body.into();
             trent_service::listener::handle(&state, &request).await
         }
         Ok(Err(e)) => {

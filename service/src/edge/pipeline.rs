@@ -32,8 +32,9 @@ pub struct RecordFacts {
     pub resources: Vec<String>,
 }
 
-/// What one successful execution produced.
-#[derive(Debug, Default)]
+/// What one successful execution produced. Its body may hold a plaintext (Decrypt,
+/// GenerateDataKey): `Debug` shows only its length.
+#[derive(Default)]
 pub struct Executed {
     /// The response body, rendered by the protocol.
     pub body: String,
@@ -41,6 +42,15 @@ pub struct Executed {
     pub unit: CommitUnit,
     /// `responseElements`, or null.
     pub response_elements: Value,
+}
+
+impl std::fmt::Debug for Executed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executed")
+            .field("body_len", &self.body.len())
+            .field("unit", &self.unit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why one execution failed.
@@ -212,18 +222,16 @@ pub const CONFLICT_RETRIES: usize = 5;
 /// Handle one request with `protocol`.
 pub async fn handle<P: Protocol>(protocol: &P, state: &AppState, req: &Request) -> Handled {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let routed = protocol.route(req);
-    let mut record = Draft {
+    let Routed { event_name, call } = protocol.route(req);
+    let mut record = Draft::new(
         protocol,
         state,
         req,
-        request_id: &request_id,
-        event_name: &routed.event_name,
-        who: Who::unknown(state),
-        read_only: protocol.read_only(routed.call.as_ref().ok()),
-        label: protocol.metric_label(&routed.event_name, routed.call.as_ref().ok()),
-    };
-    let call = match routed.call {
+        &request_id,
+        &event_name,
+        call.as_ref().ok(),
+    );
+    let call = match call {
         Ok(call) => call,
         Err(e) => return record.refuse_unauthenticated(e).await,
     };
@@ -291,7 +299,8 @@ async fn run_and_commit<P: Protocol>(
             }
         };
         let made = record.build(event_time, facts, response_elements, result.as_ref().err());
-        match record.commit(made.clone(), unit).await {
+        let event_id = made.event_id.clone();
+        match record.commit(made, unit).await {
             Ok(()) => {
                 protocol.committed(
                     state,
@@ -300,7 +309,7 @@ async fn run_and_commit<P: Protocol>(
                         succeeded: result.is_ok(),
                         facts,
                         event_time,
-                        event_id: &made.event_id,
+                        event_id: &event_id,
                         request_id,
                     },
                 );
@@ -348,7 +357,28 @@ struct Draft<'a, P: Protocol> {
     label: String,
 }
 
-impl<P: Protocol> Draft<'_, P> {
+impl<'a, P: Protocol> Draft<'a, P> {
+    /// The draft of a routed request, its caller not known yet.
+    fn new(
+        protocol: &'a P,
+        state: &'a AppState,
+        req: &'a Request,
+        request_id: &'a str,
+        event_name: &'a str,
+        call: Option<&P::Call>,
+    ) -> Self {
+        Draft {
+            protocol,
+            state,
+            req,
+            request_id,
+            event_name,
+            who: Who::unknown(state),
+            read_only: protocol.read_only(call),
+            label: protocol.metric_label(event_name, call),
+        }
+    }
+
     /// The call's record.
     fn build(
         &self,
@@ -439,9 +469,9 @@ impl<P: Protocol> Draft<'_, P> {
             Ok(_) => "success".to_string(),
             Err(e) => e.code.to_string(),
         };
-        let response = match &result {
-            Ok(body) => self.protocol.render(Ok(body.clone()), self.request_id),
-            Err(e) => self.protocol.render(Err(e), self.request_id),
+        let response = match result {
+            Ok(body) => self.protocol.render(Ok(body), self.request_id),
+            Err(e) => self.protocol.render(Err(&e), self.request_id),
         };
         Handled {
             operation,
@@ -462,15 +492,8 @@ pub async fn refuse_unread<P: Protocol>(
 ) -> Handled {
     let request_id = uuid::Uuid::new_v4().to_string();
     let routed = protocol.route(req);
-    let record = Draft {
-        protocol,
-        state,
-        req,
-        request_id: &request_id,
-        event_name: &routed.event_name,
-        who: Who::unknown(state),
-        read_only: protocol.read_only(routed.call.as_ref().ok()),
-        label: protocol.metric_label(&routed.event_name, routed.call.as_ref().ok()),
-    };
-    record.refuse_unauthenticated(error).await
+    let call = routed.call.as_ref().ok();
+    Draft::new(protocol, state, req, &request_id, &routed.event_name, call)
+        .refuse_unauthenticated(error)
+        .await
 }

@@ -3,8 +3,9 @@
 
 use std::net::IpAddr;
 
-/// One HTTP request on the API listener.
-#[derive(Debug, Clone, Default)]
+/// One HTTP request on the API listener. Its body may hold a plaintext and its headers a
+/// session token: `Debug` shows the method, path, header names and body length only.
+#[derive(Clone, Default)]
 pub struct Request {
     /// The HTTP method.
     pub method: String,
@@ -46,8 +47,8 @@ impl Request {
     }
 }
 
-/// The answer to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The answer to a request. Its body may hold a plaintext: `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Response {
     /// The HTTP status.
     pub status: u16,
@@ -57,6 +58,30 @@ pub struct Response {
     pub request_id: String,
     /// The body.
     pub body: String,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &names)
+            .field("body_len", &self.body.len())
+            .field("peer_ip", &self.peer_ip)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("request_id", &self.request_id)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +107,29 @@ mod tests {
             ("127.0.0.1", "cli")
         );
         assert_eq!(Request::default().user_agent(), "");
+    }
+
+    #[test]
+    fn debug_shows_no_body_and_no_header_value() {
+        let req = Request {
+            headers: vec![("x-amz-security-token".into(), "token-value".into())],
+            body: b"plaintext-value".to_vec(),
+            ..Request::default()
+        };
+        let resp = Response {
+            status: 200,
+            content_type: "application/x-amz-json-1.1",
+            request_id: "r".into(),
+            body: "plaintext-value".into(),
+        };
+        let shown = format!("{req:?} {resp:?}");
+        assert!(
+            !shown.contains("token-value") && !shown.contains("plaintext-value"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("x-amz-security-token") && shown.contains("body_len: 15"),
+            "{shown}"
+        );
     }
 }
