@@ -1,69 +1,180 @@
-//! Throughput benchmark: Encrypt requests/s with p50/p99 latency (4 KiB plaintext, SigV4-signed by
-//! aws-sdk-kms, audit record durable before each response), and the same server's throughput on
-//! its no-op `/health` endpoint, for both stores. Run with `cargo bench --bench throughput`.
-//! `BENCH_SECONDS` (default 10) and `BENCH_CONCURRENCY` (default 32) tune the run.
+//! Throughput benchmark: requests/s with p50/p99 latency for Encrypt (4 KiB), Decrypt,
+//! GenerateDataKey, Sign (ECC P-256), DescribeKey and the no-op `/health` endpoint, on both stores,
+//! at several concurrencies, interleaved (each concurrency runs every workload on each store in
+//! turn, so a noisy moment hits all of them). Also the audit writer's mean batch size and commit
+//! time per workload, the Encrypt/no-op ratio, and each server's RSS before and after.
+//!
+//! The load generator is not the bottleneck it would be with an SDK: every request is signed once
+//! with AWS's own SigV4 signer (aws-sigv4) before a run, and the same signed request is replayed
+//! over keep-alive connections (SigV4 allows that within its 5-minute window; KMS has no replay
+//! guard either). Run with `cargo bench --bench throughput`.
+//!
+//! Environment: `BENCH_SECONDS` (per figure, default 5), `BENCH_CONCURRENCY` (comma-separated,
+//! default `8,32,128`), `BENCH_STORES` (`sqlite,postgres` by default), `BENCH_WORKLOADS` (names
+//! to run, default all).
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_kms::primitives::Blob;
-use common::{StoreKind, TestServer};
+use base64::Engine;
+use common::{StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{json, Value};
 
+/// One request to replay: where, what, signed.
+#[derive(Clone)]
+struct Replay {
+    url: String,
+    headers: HeaderMap,
+    body: Option<bytes::Bytes>,
+}
+
+impl Replay {
+    /// A KMS call signed now.
+    fn kms(endpoint: &str, operation: &str, body: &Value) -> Replay {
+        let body = serde_json::to_vec(body).expect("json");
+        let url = format!("{endpoint}/");
+        let mut headers = vec![
+            (
+                "host".to_string(),
+                endpoint.trim_start_matches("http://").to_string(),
+            ),
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.1".to_string(),
+            ),
+            (
+                "x-amz-target".to_string(),
+                format!("TrentService.{operation}"),
+            ),
+        ];
+        let signature = common::sign_headers(
+            &url,
+            &headers,
+            &body,
+            (ACCESS_KEY, SECRET_KEY, None),
+            REGION,
+            "kms",
+            SystemTime::now(),
+        );
+        headers.extend(signature);
+        let mut map = HeaderMap::new();
+        for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        Replay {
+            url,
+            headers: map,
+            body: Some(body.into()),
+        }
+    }
+
+    /// The no-op endpoint.
+    fn health(endpoint: &str) -> Replay {
+        Replay {
+            url: format!("{endpoint}/health"),
+            headers: HeaderMap::new(),
+            body: None,
+        }
+    }
+
+    async fn send(&self, http: &reqwest::Client) -> Result<bytes::Bytes, String> {
+        let request = match &self.body {
+            Some(body) => http.post(&self.url).body(body.clone()),
+            None => http.get(&self.url),
+        };
+        let response = request
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)))
+        }
+    }
+}
+
+/// What one run measured.
 struct Figures {
     requests: usize,
+    errors: usize,
+    first_error: Option<String>,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Figures {
-    fn print(&mut self, label: &str) {
-        self.latencies.sort();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
-            self.latencies[i].as_secs_f64() * 1000.0
-        };
-        println!(
-            "{label:<28} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests in {:.1} s)",
-            self.requests as f64 / self.elapsed.as_secs_f64(),
-            pct(0.50),
-            pct(0.99),
-            self.requests,
-            self.elapsed.as_secs_f64()
-        );
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
+        self.latencies[i].as_secs_f64() * 1000.0
     }
 }
 
-async fn run<F, Fut>(seconds: u64, concurrency: usize, call: F) -> Figures
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
+/// Replay `request` from `concurrency` tasks for `seconds`.
+async fn drive(
+    http: &reqwest::Client,
+    request: &Replay,
+    concurrency: usize,
+    seconds: u64,
+) -> Figures {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let call = call.clone();
+        let http = http.clone();
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut first_error = None;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                call().await;
-                latencies.push(t.elapsed());
+                match request.send(&http).await {
+                    Ok(_) => latencies.push(t.elapsed()),
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
-            latencies
+            (latencies, errors, first_error)
         }));
     }
-    let mut latencies = Vec::new();
+    let mut figures = Figures {
+        requests: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
     for t in tasks {
-        latencies.extend(t.await.expect("bench task"));
+        let (latencies, errors, first_error) = t.await.expect("bench task");
+        figures.latencies.extend(latencies);
+        figures.errors += errors;
+        if figures.first_error.is_none() {
+            figures.first_error = first_error;
+        }
     }
-    Figures {
-        requests: latencies.len(),
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    figures.elapsed = started.elapsed();
+    figures.requests = figures.latencies.len();
+    figures.latencies.sort();
+    figures
 }
 
 /// One metric's value from Prometheus text (summed over its series).
@@ -75,86 +186,229 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-async fn bench_store(store: StoreKind, seconds: u64, concurrency: usize) {
-    let admin = format!("127.0.0.1:{}", common::free_port());
-    let server = TestServer::start_with(store, &["--admin-listen", &admin]);
-    let client = server.client();
-    let key = client.create_key().send().await.expect("create key");
-    let key_id = key.key_metadata().unwrap().key_id().to_string();
-    let plaintext = Blob::new(vec![0x5a; 4096]);
-
-    let c = client.clone();
-    let k = key_id.clone();
-    let p = plaintext.clone();
-    // Warm up connections and caches.
-    for _ in 0..50 {
-        c.encrypt()
-            .key_id(&k)
-            .plaintext(p.clone())
-            .send()
-            .await
-            .expect("encrypt");
-    }
-    let mut enc = run(seconds, concurrency, move || {
-        let c = c.clone();
-        let k = k.clone();
-        let p = p.clone();
-        async move {
-            c.encrypt()
-                .key_id(k)
-                .plaintext(p)
-                .send()
-                .await
-                .expect("encrypt");
-        }
-    })
-    .await;
-    enc.print(&format!("{store:?} Encrypt 4 KiB"));
+/// The audit writer's counters: (commits, units committed, seconds spent committing).
+async fn writer_counters(admin: &str) -> (f64, f64, f64) {
     let text = reqwest::get(format!("http://{admin}/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
         .expect("metrics text");
-    let commits = metric(&text, "trent_audit_commit_duration_seconds_count");
-    println!(
-        "{:<28} {:>9.2} ms mean group commit, {:.1} calls per commit ({} commits)",
-        format!("{store:?} audit writer"),
-        1000.0 * metric(&text, "trent_audit_commit_duration_seconds_sum") / commits.max(1.0),
-        metric(&text, "trent_audit_batch_size_sum") / commits.max(1.0),
-        commits
-    );
+    (
+        metric(&text, "trent_audit_commit_duration_seconds_count"),
+        metric(&text, "trent_audit_batch_size_sum"),
+        metric(&text, "trent_audit_commit_duration_seconds_sum"),
+    )
+}
 
+/// The resident set size of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// A server with the keys and ciphertext the workloads use.
+struct Target {
+    store: StoreKind,
+    server: TestServer,
+    admin: String,
+    encrypt_key: String,
+    sign_key: String,
+    ciphertext: String,
+    rss_start: f64,
+}
+
+async fn kms_call(endpoint: &str, operation: &str, body: Value) -> Value {
     let http = reqwest::Client::new();
-    let url = format!("{}/health", server.endpoint());
-    let mut noop = run(seconds, concurrency, move || {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let r = http.get(url).send().await.expect("health");
-            assert!(r.status().is_success());
-        }
-    })
+    let bytes = Replay::kms(endpoint, operation, &body)
+        .send(&http)
+        .await
+        .unwrap_or_else(|e| panic!("{operation}: {e}"));
+    serde_json::from_slice(&bytes).expect("json answer")
+}
+
+async fn prepare(store: StoreKind) -> Target {
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let server = TestServer::start_with(store, &["--admin-listen", &admin]);
+    let endpoint = server.endpoint();
+    let created = kms_call(&endpoint, "CreateKey", json!({})).await;
+    let encrypt_key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("key id")
+        .to_string();
+    let signing = json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"});
+    let created = kms_call(&endpoint, "CreateKey", signing).await;
+    let sign_key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("key id")
+        .to_string();
+    let plaintext = base64::engine::general_purpose::STANDARD.encode(vec![0x5a; 4096]);
+    let encrypted = kms_call(
+        &endpoint,
+        "Encrypt",
+        json!({"KeyId": encrypt_key, "Plaintext": plaintext}),
+    )
     .await;
-    noop.print(&format!("{store:?} no-op /health"));
+    let ciphertext = encrypted["CiphertextBlob"]
+        .as_str()
+        .expect("blob")
+        .to_string();
+    let rss_start = rss_mib(server.pid());
+    Target {
+        store,
+        server,
+        admin,
+        encrypt_key,
+        sign_key,
+        ciphertext,
+        rss_start,
+    }
+}
+
+/// The request a workload replays against `target`.
+fn workload(name: &str, target: &Target) -> Replay {
+    let endpoint = target.server.endpoint();
+    let plaintext = base64::engine::general_purpose::STANDARD.encode(vec![0x5a; 4096]);
+    match name {
+        "Encrypt 4 KiB" => Replay::kms(
+            &endpoint,
+            "Encrypt",
+            &json!({"KeyId": target.encrypt_key, "Plaintext": plaintext}),
+        ),
+        "Decrypt" => Replay::kms(
+            &endpoint,
+            "Decrypt",
+            &json!({"CiphertextBlob": target.ciphertext}),
+        ),
+        "GenerateDataKey" => Replay::kms(
+            &endpoint,
+            "GenerateDataKey",
+            &json!({"KeyId": target.encrypt_key, "KeySpec": "AES_256"}),
+        ),
+        "Sign P-256" => Replay::kms(
+            &endpoint,
+            "Sign",
+            &json!({"KeyId": target.sign_key, "Message": "aGVsbG8=",
+                    "SigningAlgorithm": "ECDSA_SHA_256"}),
+        ),
+        "DescribeKey" => Replay::kms(
+            &endpoint,
+            "DescribeKey",
+            &json!({"KeyId": target.encrypt_key}),
+        ),
+        _ => Replay::health(&endpoint),
+    }
+}
+
+const WORKLOADS: [&str; 6] = [
+    "Encrypt 4 KiB",
+    "Decrypt",
+    "GenerateDataKey",
+    "Sign P-256",
+    "DescribeKey",
+    "no-op /health",
+];
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn main() {
-    let seconds = std::env::var("BENCH_SECONDS")
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let concurrency = std::env::var("BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
+        .unwrap_or(5);
+    let concurrencies: Vec<usize> = env_list("BENCH_CONCURRENCY", "8,32,128")
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    let stores: Vec<StoreKind> = env_list("BENCH_STORES", "sqlite,postgres")
+        .iter()
+        .map(|s| match s.as_str() {
+            "postgres" => StoreKind::Postgres,
+            _ => StoreKind::Sqlite,
+        })
+        .collect();
+    let wanted = env_list("BENCH_WORKLOADS", &WORKLOADS.join(","));
+    let workloads: Vec<&str> = WORKLOADS
+        .iter()
+        .copied()
+        .filter(|w| wanted.iter().any(|x| x == w))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    println!("trent throughput: {seconds} s per figure, {concurrency} concurrent clients");
     rt.block_on(async {
-        bench_store(StoreKind::Sqlite, seconds, concurrency).await;
-        bench_store(StoreKind::Postgres, seconds, concurrency).await;
+        let mut targets = Vec::new();
+        for store in stores {
+            targets.push(prepare(store).await);
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .expect("http client");
+        println!(
+            "trent throughput: {seconds} s per figure, pre-signed requests over keep-alive, \
+             release build"
+        );
+        println!(
+            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>7}",
+            "store", "workload", "c", "req/s", "p50 ms", "p99 ms", "batch", "commit ms", "errors"
+        );
+        for &c in &concurrencies {
+            let mut rates = std::collections::HashMap::new();
+            for name in &workloads {
+                for target in &targets {
+                    let request = workload(name, target);
+                    let before = writer_counters(&target.admin).await;
+                    let figures = drive(&http, &request, c, seconds).await;
+                    let after = writer_counters(&target.admin).await;
+                    let commits = (after.0 - before.0).max(1.0);
+                    println!(
+                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7.1} {:>10.3} {:>7}",
+                        format!("{:?}", target.store),
+                        name,
+                        c,
+                        figures.rate(),
+                        figures.percentile_ms(0.50),
+                        figures.percentile_ms(0.99),
+                        (after.1 - before.1) / commits,
+                        1000.0 * (after.2 - before.2) / commits,
+                        figures.errors
+                    );
+                    if let Some(e) = &figures.first_error {
+                        println!("          first error: {e}");
+                    }
+                    rates.insert((format!("{:?}", target.store), *name), figures.rate());
+                }
+            }
+            for target in &targets {
+                let store = format!("{:?}", target.store);
+                if let (Some(enc), Some(noop)) = (
+                    rates.get(&(store.clone(), "Encrypt 4 KiB")),
+                    rates.get(&(store.clone(), "no-op /health")),
+                ) {
+                    println!("{store:<9} Encrypt/no-op ratio at c={c}: {:.3}", enc / noop);
+                }
+            }
+        }
+        for target in &targets {
+            println!(
+                "{:<9} RSS {:.1} MiB before the runs, {:.1} MiB after",
+                format!("{:?}", target.store),
+                target.rss_start,
+                rss_mib(target.server.pid())
+            );
+        }
     });
 }

@@ -1,11 +1,8 @@
-//! CloudTrail's LookupEvents over the audit records: an in-memory index from each lookup attribute
-//! (EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId)
-//! and each account to the records' chain positions, so a query reads only the records it returns.
-//! The index is rebuilt from the audit records at start and extended by the writer after every
-//! commit; the records themselves stay in the store.
-
-use std::collections::HashMap;
-use std::sync::RwLock;
+//! CloudTrail's LookupEvents over the audit records. Each record's lookup attributes (EventId,
+//! EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId) are
+//! computed here when the record is made (`attributes`) and written by the store into its lookup
+//! index in the same transaction as the record, so a query reads only the records it returns,
+//! memory does not grow with the trail, and every replica sees every replica's calls at once.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -13,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::protocol::wire::field;
 use crate::protocol::wire::set;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{LookupQuery, SharedStore, StoreError};
 
 /// The attributes LookupEvents can filter on.
 pub const ATTRIBUTES: [&str; 8] = [
@@ -26,19 +23,6 @@ pub const ATTRIBUTES: [&str; 8] = [
     "EventSource",
     "AccessKeyId",
 ];
-
-/// An index entry: (event time in epoch seconds, chain sequence).
-type Entry = (i64, i64);
-
-/// (account, attribute, value): the key of an attribute's postings.
-type AttributeKey = (String, &'static str, String);
-
-/// The lookup index.
-#[derive(Debug, Default)]
-pub struct AuditIndex {
-    by_attribute: RwLock<HashMap<AttributeKey, Vec<Entry>>>,
-    by_account: RwLock<HashMap<String, Vec<Entry>>>,
-}
 
 /// The attribute values of one record, as LookupEvents reports them.
 pub fn attributes(record: &Value) -> Vec<(&'static str, String)> {
@@ -91,92 +75,6 @@ fn event_time(record: &Value) -> Option<i64> {
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.timestamp())
-}
-
-impl AuditIndex {
-    /// Index one record at chain position `sequence`.
-    pub fn observe(&self, sequence: i64, record: &Value) {
-        let Some(account) = record["recipientAccountId"].as_str() else {
-            return;
-        };
-        let Some(time) = event_time(record) else {
-            return;
-        };
-        if let Ok(mut m) = self.by_account.write() {
-            m.entry(account.to_string())
-                .or_default()
-                .push((time, sequence));
-        }
-        if let Ok(mut m) = self.by_attribute.write() {
-            for (attr, value) in attributes(record) {
-                m.entry((account.to_string(), attr, value))
-                    .or_default()
-                    .push((time, sequence));
-            }
-        }
-    }
-
-    /// Chain positions of `account`'s records matching the filter, most recent first, at most
-    /// `max`, starting after `after`; and the position to continue from, if more match.
-    pub fn query(
-        &self,
-        account: &str,
-        attribute: Option<(&str, &str)>,
-        start: Option<i64>,
-        end: Option<i64>,
-        max: usize,
-        after: Option<Entry>,
-    ) -> (Vec<i64>, Option<Entry>) {
-        let entries: Vec<Entry> = match attribute {
-            Some((attr, value)) => {
-                let Some(attr) = ATTRIBUTES.iter().find(|a| **a == attr) else {
-                    return (Vec::new(), None);
-                };
-                self.by_attribute
-                    .read()
-                    .ok()
-                    .and_then(|m| {
-                        m.get(&(account.to_string(), *attr, value.to_string()))
-                            .cloned()
-                    })
-                    .unwrap_or_default()
-            }
-            None => self
-                .by_account
-                .read()
-                .ok()
-                .and_then(|m| m.get(account).cloned())
-                .unwrap_or_default(),
-        };
-        let mut matching: Vec<Entry> = entries
-            .into_iter()
-            .filter(|(t, _)| start.is_none_or(|s| *t >= s) && end.is_none_or(|e| *t <= e))
-            .filter(|e| after.is_none_or(|a| *e < a))
-            .collect();
-        matching.sort_by(|a, b| b.cmp(a));
-        let more = matching.len() > max;
-        matching.truncate(max);
-        let next = if more { matching.last().copied() } else { None };
-        (matching.into_iter().map(|(_, s)| s).collect(), next)
-    }
-}
-
-/// Rebuild the index from every audit record.
-pub async fn rebuild(store: &SharedStore) -> Result<AuditIndex, StoreError> {
-    let index = AuditIndex::default();
-    let mut after = 0;
-    loop {
-        let records = store.read_audit(after, 1000).await?;
-        let Some(last) = records.last() else {
-            return Ok(index);
-        };
-        after = last.sequence;
-        for r in &records {
-            if let Ok(json) = serde_json::from_str::<Value>(&r.record) {
-                index.observe(r.sequence, &json);
-            }
-        }
-    }
 }
 
 /// Errors of LookupEvents, each one of CloudTrail's error shapes (mapped in `cloudtrail`).
@@ -255,7 +153,6 @@ fn lookup_event(text: String) -> Option<Value> {
 
 /// Answer a LookupEvents call for `account`.
 pub async fn lookup_events(
-    index: &AuditIndex,
     store: &SharedStore,
     account: &str,
     req: &LookupRequest,
@@ -299,16 +196,27 @@ pub async fn lookup_events(
         .as_deref()
         .map(decode_next_token)
         .transpose()?;
-    let (sequences, next) = index.query(account, attribute, start, end, max as usize, after);
-    let mut events = Vec::with_capacity(sequences.len());
-    for seq in sequences {
-        let Some(stored) = store.read_audit(seq - 1, 1).await?.into_iter().next() else {
-            continue;
-        };
-        if let Some(event) = lookup_event(stored.record) {
-            events.push(event);
-        }
-    }
+    let query = LookupQuery {
+        account: account.to_string(),
+        attribute: attribute.map(|(a, v)| (a.to_string(), v.to_string())),
+        start,
+        end,
+        before: after,
+        // One more than asked for tells whether there is a next page.
+        limit: max + 1,
+    };
+    let mut hits = store.lookup_audit(&query).await?;
+    let more = hits.len() > max as usize;
+    hits.truncate(max as usize);
+    let next = if more {
+        hits.last().map(|h| (h.event_time, h.sequence))
+    } else {
+        None
+    };
+    let events: Vec<Value> = hits
+        .into_iter()
+        .filter_map(|hit| lookup_event(hit.record))
+        .collect();
     let mut body = json!({ "Events": events });
     if let Some((t, s)) = next {
         set(
@@ -323,13 +231,6 @@ pub async fn lookup_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rec(id: &str, name: &str, account: &str, time: &str) -> Value {
-        json!({"eventID": id, "eventName": name, "recipientAccountId": account, "eventTime": time,
-               "readOnly": true, "eventSource": "kms.amazonaws.com",
-               "userIdentity": {"type": "IAMUser", "userName": "alice", "accessKeyId": "AK"},
-               "resources": [{"type": "AWS::KMS::Key", "ARN": "arn:k"}]})
-    }
 
     #[test]
     fn usernames_are_the_ones_cloudtrail_shows() {
@@ -346,27 +247,5 @@ mod tests {
             Some("audit-1")
         );
         assert_eq!(name(json!({"type": "Unknown"})), None);
-    }
-
-    #[test]
-    fn queries_filter_by_attribute_account_and_time_newest_first_with_pages() {
-        let idx = AuditIndex::default();
-        idx.observe(1, &rec("a", "Encrypt", "1", "2026-01-01T00:00:00Z"));
-        idx.observe(2, &rec("b", "Decrypt", "1", "2026-01-02T00:00:00Z"));
-        idx.observe(3, &rec("c", "Encrypt", "1", "2026-01-03T00:00:00Z"));
-        idx.observe(4, &rec("d", "Encrypt", "2", "2026-01-04T00:00:00Z"));
-        let (seqs, next) = idx.query("1", Some(("EventName", "Encrypt")), None, None, 50, None);
-        assert_eq!((seqs, next), (vec![3, 1], None));
-        let (page, next) = idx.query("1", None, None, None, 2, None);
-        assert_eq!(page, vec![3, 2]);
-        let (rest, none) = idx.query("1", None, None, None, 2, next);
-        assert_eq!((rest, none), (vec![1], None));
-        let day2 = chrono::DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z")
-            .unwrap()
-            .timestamp();
-        let (window, _) = idx.query("1", None, Some(day2), Some(day2), 50, None);
-        assert_eq!(window, vec![2]);
-        let (other, _) = idx.query("2", Some(("Username", "alice")), None, None, 50, None);
-        assert_eq!(other, vec![4]);
     }
 }

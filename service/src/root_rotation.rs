@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::audit::record::canonical_json;
+use crate::audit::record::stored_record;
 use crate::crypto::keyring::RootKeyring;
 use crate::crypto::root_key::RootKey;
 use crate::store::{
-    CommitUnit, NewAuditRecord, RootKeyBinding, RootKeyWrap, SealedMaterial, SharedStore,
-    StoreError,
+    CommitUnit, RootKeyBinding, RootKeyWrap, SealedMaterial, SharedStore, StoreError,
 };
 
 /// Rows read per page while re-sealing.
@@ -80,11 +79,7 @@ async fn record(store: &SharedStore, name: &str, details: Value) -> Result<(), R
         "eventCategory": "Management",
     });
     let unit = CommitUnit {
-        audit: Some(NewAuditRecord {
-            record: canonical_json(&record),
-            event_id,
-            event_time: at,
-        }),
+        audit: Some(stored_record(&record, at)),
         ..Default::default()
     };
     let results = store.commit(vec![unit]).await?;

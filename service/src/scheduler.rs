@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::audit::record::{canonical_json, service_event};
+use crate::audit::record::{service_event, stored_record};
 use crate::domain::events::{AliasEvent, KeyEvent};
 use crate::domain::key::{KeySnapshot, KeyState};
 use crate::handlers::rotation::rotation_outcome;
@@ -270,11 +270,10 @@ fn audit(
     extra: Option<serde_json::Value>,
 ) -> NewAuditRecord {
     let event_id = uuid::Uuid::new_v4().to_string();
-    NewAuditRecord {
-        record: canonical_json(&service_event(&event_id, event_name, at, &key.arn(), extra)),
-        event_id,
-        event_time: at,
-    }
+    stored_record(
+        &service_event(&event_id, event_name, at, &key.arn(), extra),
+        at,
+    )
 }
 
 fn encode(event: KeyEvent) -> Result<crate::store::NewEvent, SchedulerError> {

@@ -78,10 +78,6 @@ pub struct AppState {
     pub materials: Arc<MaterialCache>,
     /// Per account, the compiled "delegate to IAM" policy for operations that take no key.
     pub account_policies: RwLock<HashMap<String, crate::authorize::SharedPolicy>>,
-    /// The last cryptographic use of each key (GetKeyLastUsage).
-    pub key_usage: crate::usage::KeyUsage,
-    /// The LookupEvents index over the audit records (kept current by the writer).
-    pub audit_index: Arc<crate::lookup::AuditIndex>,
     /// Request quotas per account, region and operation class.
     pub quotas: crate::quota::Quotas,
 }

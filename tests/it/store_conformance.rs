@@ -15,8 +15,8 @@ use trent_store::chain::{self, ChainVerifier};
 use trent_store::postgres::PostgresStore;
 use trent_store::sqlite::SqliteStore;
 use trent_store::{
-    CommitReceipt, CommitUnit, NewAuditRecord, NewEvent, SealedMaterial, SharedStore, StoreError,
-    StoredAuditRecord, StreamAppend, GENESIS_HASH,
+    CommitReceipt, CommitUnit, KeyUse, LookupQuery, NewAuditRecord, NewEvent, SealedMaterial,
+    SharedStore, StoreError, StoredAuditRecord, StreamAppend, GENESIS_HASH,
 };
 
 /// Runs each named suite function against SQLite and against PostgreSQL.
@@ -51,6 +51,9 @@ conformance!(
     material_of_a_conflicting_unit_is_not_written,
     migrate_is_idempotent,
     concurrent_handles_keep_one_chain,
+    database_refuses_records_that_do_not_extend_the_chain,
+    lookup_finds_records_by_attribute_newest_first_in_pages,
+    key_last_use_keeps_the_latest_use,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -196,6 +199,8 @@ fn audit(event_id: &str) -> NewAuditRecord {
         record:
             json!({"eventVersion": "1.08", "eventID": event_id, "eventSource": "kms.amazonaws.com"})
                 .to_string(),
+        account: "111122223333".to_string(),
+        lookup: vec![("EventId".to_string(), event_id.to_string())],
     }
 }
 
@@ -206,6 +211,7 @@ fn unit(appends: Vec<StreamAppend>, event_id: Option<&str>) -> CommitUnit {
         appends,
         audit: event_id.map(audit),
         audit_copies: Vec::new(),
+        key_uses: Vec::new(),
     }
 }
 
@@ -380,10 +386,13 @@ async fn unit_is_all_or_nothing(fx: Fixture) {
     assert!(store.read_events(0, 100).await.unwrap().is_empty());
     assert!(store.read_audit(0, 100).await.unwrap().is_empty());
 
-    // A unit the database itself rejects (duplicate audit eventID) fails alone, and leaves no trace.
-    commit_ok(&store, vec![unit(vec![], Some("dup"))]).await;
-    let mut rejected = unit(vec![append("key/rejected", 0, 1)], Some("dup"));
-    rejected.materials = vec![material("k-rejected", 1)];
+    // A unit the database itself rejects (a material version that exists already) fails alone,
+    // and leaves no trace.
+    let mut first = unit(vec![], Some("first"));
+    first.materials = vec![material("k-dup", 1)];
+    commit_ok(&store, vec![first]).await;
+    let mut rejected = unit(vec![append("key/rejected", 0, 1)], Some("rejected"));
+    rejected.materials = vec![material("k-rejected", 1), material("k-dup", 1)];
     let results = store
         .commit(vec![
             rejected,
@@ -503,12 +512,15 @@ async fn database_refuses_changes_to_history(fx: Fixture) {
         "UPDATE audit_records SET record = 'forged'",
         "DELETE FROM audit_records WHERE sequence = 1",
         "DELETE FROM audit_records",
+        "UPDATE audit_lookup SET value = 'forged'",
+        "DELETE FROM audit_lookup",
     ];
     if fx.is_postgres() {
         statements.extend([
             "TRUNCATE events",
             "TRUNCATE audit_records",
             "TRUNCATE events, audit_records",
+            "TRUNCATE audit_lookup",
         ]);
     }
     for sql in statements {
@@ -609,7 +621,7 @@ async fn material_of_a_conflicting_unit_is_not_written(fx: Fixture) {
 }
 
 /// How many migrations each backend has (`migrations/{sqlite,postgres}/`).
-const MIGRATION_COUNT: i64 = 4;
+const MIGRATION_COUNT: i64 = 5;
 
 async fn migrate_is_idempotent(fx: Fixture) {
     let store = fx.store().await;
@@ -743,4 +755,174 @@ async fn concurrent_handles_keep_one_chain(fx: Fixture) {
         }
         last.insert(&e.stream, (e.sequence, e.version));
     }
+}
+
+async fn database_refuses_records_that_do_not_extend_the_chain(fx: Fixture) {
+    let store = fx.store().await;
+    commit_ok(
+        &store,
+        vec![unit(vec![], Some("r1")), unit(vec![], Some("r2"))],
+    )
+    .await;
+    let trail = verify_chain(&store).await;
+    let (first, second) = (&trail[0].hash, &trail[1].hash);
+    let insert = |sequence: i64, prev: &str| {
+        format!(
+            "INSERT INTO audit_records (sequence, event_id, event_time, record, prev_hash, hash) \
+             VALUES ({sequence}, 'forged', '2024-01-01T00:00:00.000000Z', 'forged', '{prev}', 'h')"
+        )
+    };
+    for (what, sql) in [
+        ("a fork (a second successor of record 1)", insert(3, first)),
+        ("a gap (sequence 5 after 2)", insert(5, second)),
+        ("a made-up predecessor", insert(3, &"ab".repeat(32))),
+        ("a second genesis", insert(3, GENESIS_HASH)),
+    ] {
+        let err = fx
+            .raw_execute(&sql)
+            .await
+            .expect_err(&format!("{what} must be refused"));
+        assert!(
+            err.contains("extend the chain"),
+            "{what}: unexpected error {err}"
+        );
+    }
+    // The store's own appends go on linking from the real tail.
+    commit_ok(&store, vec![unit(vec![], Some("r3"))]).await;
+    assert_eq!(verify_chain(&store).await.len(), 3);
+}
+
+/// A record of `account` at `second` seconds past a fixed time, with lookup attributes.
+fn looked_up(id: &str, account: &str, second: u32, lookup: &[(&str, &str)]) -> CommitUnit {
+    let mut record = audit(id);
+    record.event_time = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, second).unwrap();
+    record.account = account.to_string();
+    record.lookup = lookup
+        .iter()
+        .map(|(a, v)| (a.to_string(), v.to_string()))
+        .collect();
+    CommitUnit {
+        audit: Some(record),
+        ..Default::default()
+    }
+}
+
+async fn lookup_finds_records_by_attribute_newest_first_in_pages(fx: Fixture) {
+    let store = fx.store().await;
+    let k = ("ResourceType", "AWS::KMS::Key");
+    commit_ok(
+        &store,
+        vec![
+            looked_up("a", "1", 10, &[("EventName", "Encrypt"), k, k]),
+            looked_up("b", "1", 20, &[("EventName", "Decrypt"), k]),
+        ],
+    )
+    .await;
+    commit_ok(
+        &store,
+        vec![
+            // Same second as "b": the sequence breaks the tie.
+            looked_up("c", "1", 20, &[("EventName", "Encrypt")]),
+            looked_up("d", "2", 30, &[("EventName", "Encrypt")]),
+        ],
+    )
+    .await;
+    let base = 1_714_979_280; // 2024-05-06T07:08:00Z
+    let query = |attribute: Option<(&str, &str)>| LookupQuery {
+        account: "1".into(),
+        attribute: attribute.map(|(a, v)| (a.into(), v.into())),
+        start: None,
+        end: None,
+        before: None,
+        limit: 50,
+    };
+    let ids = |hits: Vec<trent_store::LookupHit>| -> Vec<i64> {
+        hits.iter().map(|h| h.sequence).collect()
+    };
+    let encrypts = store
+        .lookup_audit(&query(Some(("EventName", "Encrypt"))))
+        .await
+        .unwrap();
+    assert_eq!(encrypts[0].event_time, base + 20);
+    assert!(encrypts[0].record.contains("\"c\""));
+    assert_eq!(
+        ids(encrypts),
+        vec![3, 1],
+        "account 2's record is not account 1's"
+    );
+    // A record whose attribute appears twice is found once.
+    assert_eq!(
+        ids(store.lookup_audit(&query(Some(k))).await.unwrap()),
+        vec![2, 1]
+    );
+    // Without an attribute: every record of the account, newest first, in pages.
+    let mut page = query(None);
+    page.limit = 2;
+    let first = store.lookup_audit(&page).await.unwrap();
+    assert_eq!(ids(first.clone()), vec![3, 2]);
+    page.before = first.last().map(|h| (h.event_time, h.sequence));
+    assert_eq!(ids(store.lookup_audit(&page).await.unwrap()), vec![1]);
+    // A time window, both ends inclusive.
+    let mut window = query(None);
+    window.start = Some(base + 10);
+    window.end = Some(base + 19);
+    assert_eq!(ids(store.lookup_audit(&window).await.unwrap()), vec![1]);
+    window.end = Some(base + 20);
+    assert_eq!(
+        ids(store.lookup_audit(&window).await.unwrap()),
+        vec![3, 2, 1]
+    );
+    // Another handle (another replica) sees the same at once.
+    let other = fx.handle().await;
+    let mut theirs = query(Some(("EventName", "Encrypt")));
+    theirs.account = "2".into();
+    assert_eq!(ids(other.lookup_audit(&theirs).await.unwrap()), vec![4]);
+    assert!(store
+        .lookup_audit(&query(Some(("EventName", "Sign"))))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn key_last_use_keeps_the_latest_use(fx: Fixture) {
+    let store = fx.store().await;
+    assert_eq!(store.first_audit_time().await.unwrap(), None);
+    let at = |second: u32| Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, second).unwrap();
+    let used = |arn: &str, operation: &str, second: u32| {
+        let mut u = unit(vec![], Some(&format!("{operation}-{second}")));
+        u.key_uses = vec![KeyUse {
+            key_arn: arn.to_string(),
+            operation: operation.to_string(),
+            used_at: at(second),
+            event_id: format!("{operation}-{second}"),
+            request_id: format!("req-{operation}-{second}"),
+        }];
+        u
+    };
+    commit_ok(
+        &store,
+        vec![
+            used("arn:k1", "Encrypt", 10),
+            // Same time in the same batch: the first stays.
+            used("arn:k1", "Decrypt", 10),
+            used("arn:k2", "Sign", 5),
+        ],
+    )
+    .await;
+    let k1 = store.key_last_use("arn:k1").await.unwrap().unwrap();
+    assert_eq!((k1.operation.as_str(), k1.used_at), ("Encrypt", at(10)));
+    assert_eq!(k1.request_id, "req-Encrypt-10");
+    // Later batches: an older use does not replace a newer one; a newer one does.
+    commit_ok(&store, vec![used("arn:k1", "GenerateMac", 9)]).await;
+    commit_ok(&store, vec![used("arn:k2", "Verify", 6)]).await;
+    let k1 = store.key_last_use("arn:k1").await.unwrap().unwrap();
+    assert_eq!(k1.operation, "Encrypt");
+    let k2 = store.key_last_use("arn:k2").await.unwrap().unwrap();
+    assert_eq!((k2.operation.as_str(), k2.used_at), ("Verify", at(6)));
+    assert_eq!(store.key_last_use("arn:none").await.unwrap(), None);
+    // Tracking starts at the oldest record (audit() records carry a fixed time).
+    assert_eq!(
+        store.first_audit_time().await.unwrap(),
+        Some(Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap())
+    );
 }

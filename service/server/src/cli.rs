@@ -489,26 +489,6 @@ fn describe_pg(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
-/// Rebuild the last-use table from the audit records (the source of truth).
-pub async fn rebuild_key_usage(
-    store: &SharedStore,
-) -> anyhow::Result<trent_service::usage::KeyUsage> {
-    let usage = trent_service::usage::KeyUsage::default();
-    let mut after = 0;
-    loop {
-        let records = store.read_audit(after, 1000).await?;
-        let Some(last) = records.last() else {
-            return Ok(usage);
-        };
-        after = last.sequence;
-        for r in &records {
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&r.record) {
-                usage.observe_record(&json);
-            }
-        }
-    }
-}
-
 /// Project every stored event into a fresh read model.
 pub async fn rebuild_read_model(store: &SharedStore) -> anyhow::Result<ReadModel> {
     let mut model = ReadModel::default();
@@ -618,15 +598,12 @@ async fn build_state(
     let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
     let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
     tracing::info!(keys = key_count, "read model rebuilt from events");
-    let key_usage = rebuild_key_usage(&store).await?;
     let metrics = Arc::new(trent_service::metrics::Metrics::new());
-    let audit_index = Arc::new(trent_service::lookup::rebuild(&store).await?);
     let materials = Arc::new(MaterialCache::default());
     let (writer, writer_task) = CommitWriter::start(
         store.clone(),
         model.clone(),
         metrics.clone(),
-        audit_index.clone(),
         materials.clone(),
     );
     let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
@@ -647,8 +624,6 @@ async fn build_state(
         root_key: Arc::new(root_key),
         materials,
         account_policies: Default::default(),
-        key_usage,
-        audit_index,
         quotas: trent_service::quota::Quotas::new(trent_service::quota::QuotaLimits {
             cryptographic: args.quota_cryptographic,
             generate_random: args.quota_generate_random,

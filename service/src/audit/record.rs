@@ -96,6 +96,25 @@ pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> boo
 
 pub use crate::clock::cloudtrail_time;
 
+/// A CloudTrail record as the store takes it: its canonical text (what the chain hashes), the
+/// account it is delivered to and its LookupEvents attributes, all computed here on the request's
+/// task so that the writer only links and writes.
+pub fn stored_record(json: &Value, event_time: DateTime<Utc>) -> crate::store::NewAuditRecord {
+    crate::store::NewAuditRecord {
+        event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
+        event_time,
+        record: canonical_json(json),
+        account: json["recipientAccountId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        lookup: crate::lookup::attributes(json)
+            .into_iter()
+            .map(|(attribute, value)| (attribute.to_string(), value))
+            .collect(),
+    }
+}
+
 impl CallRecord {
     /// The record as stored, and its copies for the other accounts the call concerns that
     /// `deliver_to` accepts (`cross_account_copies`), in canonical JSON.
@@ -108,11 +127,7 @@ impl CallRecord {
     ) {
         let mut json = self.to_json();
         let copies = cross_account_copies(&mut json, deliver_to);
-        let stored = |json: &Value| crate::store::NewAuditRecord {
-            event_id: json["eventID"].as_str().unwrap_or_default().to_string(),
-            event_time: self.event_time,
-            record: canonical_json(json),
-        };
+        let stored = |json: &Value| stored_record(json, self.event_time);
         (stored(&json), copies.iter().map(stored).collect())
     }
 

@@ -10,7 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::read_model::ReadModel;
-use crate::lookup::AuditIndex;
 use crate::materials::MaterialCache;
 use crate::metrics::Metrics;
 use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
@@ -39,13 +38,11 @@ impl CommitWriter {
         store: SharedStore,
         model: Arc<RwLock<ReadModel>>,
         metrics: Arc<Metrics>,
-        index: Arc<AuditIndex>,
         materials: Arc<MaterialCache>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let last_batch_ok = Arc::new(AtomicBool::new(true));
         let followers = Followers {
-            index,
             materials,
             last_batch_ok: last_batch_ok.clone(),
         };
@@ -91,8 +88,6 @@ impl CommitWriter {
 
 /// What the writer keeps current besides the read model, after each commit.
 struct Followers {
-    /// The LookupEvents index (extended with each committed record).
-    index: Arc<AuditIndex>,
     /// The sealed-material cache (forgets destroyed material).
     materials: Arc<MaterialCache>,
     /// Whether the last batch committed without a storage error.
@@ -116,16 +111,6 @@ async fn run(
         }
         let (units, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
-        let audit_texts: Vec<Vec<String>> = units
-            .iter()
-            .map(|u| {
-                u.audit
-                    .iter()
-                    .chain(&u.audit_copies)
-                    .map(|a| a.record.clone())
-                    .collect()
-            })
-            .collect();
         metrics.audit_queue_depth.sub(units.len() as i64);
         metrics.audit_batch_size.observe(units.len() as f64);
         let started = std::time::Instant::now();
@@ -142,15 +127,6 @@ async fn run(
         match committed {
             Ok(results) => {
                 apply_committed(&store, &model, &followers.materials, &results).await;
-                for (result, texts) in results.iter().zip(&audit_texts) {
-                    let Ok(receipt) = result else { continue };
-                    let sequences = receipt.audit_sequence.iter().chain(&receipt.copy_sequences);
-                    for (seq, text) in sequences.zip(texts) {
-                        if let Ok(json) = serde_json::from_str(text) {
-                            followers.index.observe(*seq, &json);
-                        }
-                    }
-                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::pipeline::{
-    Committed, Executed, Protocol, RecordFacts, Refusal, Routed, Run, CONFLICT_RETRIES,
+    Completed, Executed, Protocol, RecordFacts, Refusal, Routed, Run, CONFLICT_RETRIES,
 };
 use super::request::{Request, Response};
 use crate::audit::record::request_parameters;
@@ -16,6 +16,7 @@ use crate::protocol::model::Model;
 use crate::protocol::{AwsError, KmsError, Operation};
 use crate::quota::QuotaClass;
 use crate::state::AppState;
+use crate::store::KeyUse;
 
 /// The content type of every AWS JSON 1.1 response.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -196,22 +197,21 @@ impl Protocol for Kms {
         None
     }
 
-    fn committed(&self, state: &AppState, done: Committed<'_, Operation>) {
-        state.key_usage.start_tracking(done.event_time);
+    fn key_uses(&self, done: Completed<'_, Operation>) -> Vec<KeyUse> {
         if !done.succeeded || !crate::usage::is_tracked(*done.call) {
-            return;
+            return Vec::new();
         }
-        for arn in &done.facts.resources {
-            state.key_usage.record(
-                arn,
-                crate::usage::LastUse {
-                    operation: done.call.name().to_string(),
-                    at: done.event_time,
-                    event_id: done.event_id.to_string(),
-                    request_id: done.request_id.to_string(),
-                },
-            );
-        }
+        done.facts
+            .resources
+            .iter()
+            .map(|arn| KeyUse {
+                key_arn: arn.clone(),
+                operation: done.call.name().to_string(),
+                used_at: done.event_time,
+                event_id: done.event_id.to_string(),
+                request_id: done.request_id.to_string(),
+            })
+            .collect()
     }
 
     fn render(&self, result: Result<String, &AwsError>, request_id: &str) -> Response {

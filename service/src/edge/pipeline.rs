@@ -21,7 +21,7 @@ use crate::edge::caller::Caller;
 use crate::protocol::AwsError;
 use crate::quota::QuotaClass;
 use crate::state::AppState;
-use crate::store::{CommitUnit, StoreError};
+use crate::store::{CommitUnit, KeyUse, StoreError};
 
 /// What the record of a call says about its request, filled by the protocol as it learns it.
 #[derive(Debug, Default)]
@@ -148,8 +148,10 @@ pub trait Protocol {
     ) -> Option<AwsError> {
         Some(self.not_durable())
     }
-    /// After the record (and the call's changes) committed.
-    fn committed(&self, _state: &AppState, _done: Committed<'_, Self::Call>) {}
+    /// The keys a finished call used (GetKeyLastUsage), committed with its record.
+    fn key_uses(&self, _done: Completed<'_, Self::Call>) -> Vec<KeyUse> {
+        Vec::new()
+    }
     /// Write the answer: the success body or the error.
     fn render(&self, result: Result<String, &AwsError>, request_id: &str) -> Response;
 }
@@ -174,8 +176,8 @@ pub struct Run<'a, C, I> {
     pub facts: &'a mut RecordFacts,
 }
 
-/// A committed call, for `Protocol::committed`.
-pub struct Committed<'a, C> {
+/// A call that ran and is about to be committed, for `Protocol::key_uses`.
+pub struct Completed<'a, C> {
     /// The call.
     pub call: &'a C,
     /// Whether it succeeded.
@@ -299,22 +301,17 @@ async fn run_and_commit<P: Protocol>(
             }
         };
         let made = record.build(event_time, facts, response_elements, result.as_ref().err());
-        let event_id = made.event_id.clone();
+        let mut unit = unit;
+        unit.key_uses = protocol.key_uses(Completed {
+            call,
+            succeeded: result.is_ok(),
+            facts,
+            event_time,
+            event_id: &made.event_id,
+            request_id,
+        });
         match record.commit(made, unit).await {
-            Ok(()) => {
-                protocol.committed(
-                    state,
-                    Committed {
-                        call,
-                        succeeded: result.is_ok(),
-                        facts,
-                        event_time,
-                        event_id: &event_id,
-                        request_id,
-                    },
-                );
-                return record.answer(result);
-            }
+            Ok(()) => return record.answer(result),
             Err(Failed::Conflict(attempted)) => {
                 if let Err(e) = crate::scheduler::catch_up(state).await {
                     tracing::warn!(error = %e, "catching up after a conflict failed");

@@ -309,20 +309,28 @@ struct GetKeyLastUsageRequest {
 }
 
 /// GetKeyLastUsage: the key's last successful cryptographic use since tracking started.
-pub fn get_key_last_usage(
+pub async fn get_key_last_usage(
     state: &AppState,
     ctx: &CallContext,
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: GetKeyLastUsageRequest = decode(body)?;
     let key = super::key_for(state, ctx, &req.key_id)?;
+    let unreadable = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "cannot read key usage");
+        KmsError::KmsInternal("The key's usage could not be read.".into())
+    };
+    let tracking_start = state.store.first_audit_time().await.map_err(unreadable)?;
+    let last = state
+        .store
+        .key_last_use(&key.arn())
+        .await
+        .map_err(unreadable)?;
     let mut body = json!({
         "KeyId": key.arn(),
         "KeyCreationDate": crate::domain::key::epoch_seconds(key.created_at),
     });
-    let start = state
-        .key_usage
-        .tracking_start()
+    let start = tracking_start
         .map(|t| t.max(key.created_at))
         .unwrap_or(key.created_at);
     set(
@@ -330,13 +338,13 @@ pub fn get_key_last_usage(
         "TrackingStartDate",
         json!(crate::domain::key::epoch_seconds(start)),
     );
-    if let Some(last) = state.key_usage.last_use(&key.arn()) {
+    if let Some(last) = last {
         set(
             &mut body,
             "KeyLastUsage",
             json!({
                 "Operation": last.operation,
-                "Timestamp": crate::domain::key::epoch_seconds(last.at),
+                "Timestamp": crate::domain::key::epoch_seconds(last.used_at),
                 "CloudTrailEventId": last.event_id,
                 "KmsRequestId": last.request_id,
             }),

@@ -116,7 +116,7 @@ pub async fn dispatch(
         CreateKey => keys::create_key(state, ctx, body).await,
         DescribeKey => keys::describe_key(state, ctx, body),
         ListKeys => keys::list_keys(state, ctx, body),
-        GetKeyLastUsage => keys::get_key_last_usage(state, ctx, body),
+        GetKeyLastUsage => keys::get_key_last_usage(state, ctx, body).await,
         Encrypt => crypto_ops::encrypt(state, ctx, body).await,
         Decrypt => crypto_ops::decrypt(state, ctx, body).await,
         ReEncrypt => crypto_ops::re_encrypt(state, ctx, body).await,

@@ -19,6 +19,7 @@
 )]
 
 pub mod chain;
+mod plan;
 pub mod postgres;
 pub mod sqlite;
 
@@ -109,7 +110,58 @@ pub struct CommitUnit {
     /// delivered to the caller's and the key owner's account, as AWS does), chained right after
     /// `audit`.
     pub audit_copies: Vec<NewAuditRecord>,
+    /// Successful cryptographic uses of keys by the call (GetKeyLastUsage), kept in the same
+    /// transaction as its record; a later use replaces an earlier one.
+    pub key_uses: Vec<KeyUse>,
 }
+
+/// A successful cryptographic use of a key, as GetKeyLastUsage reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    /// The key's ARN.
+    pub key_arn: String,
+    /// The operation name, for example `Encrypt`.
+    pub operation: String,
+    /// When (the record's event time).
+    pub used_at: DateTime<Utc>,
+    /// The CloudTrail eventID of the call's record.
+    pub event_id: String,
+    /// The call's request id.
+    pub request_id: String,
+}
+
+/// A LookupEvents query: one account's records, optionally those with one attribute value, in
+/// a time window, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupQuery {
+    /// The account whose records are searched (`recipientAccountId`).
+    pub account: String,
+    /// The attribute name and value to match (None: every record of the account).
+    pub attribute: Option<(String, String)>,
+    /// The earliest event time, epoch seconds, inclusive.
+    pub start: Option<i64>,
+    /// The latest event time, epoch seconds, inclusive.
+    pub end: Option<i64>,
+    /// Only records strictly before this (event time, sequence) position (the next page).
+    pub before: Option<(i64, i64)>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// A record LookupEvents found: its (event time, sequence) position and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupHit {
+    /// Event time, epoch seconds.
+    pub event_time: i64,
+    /// Chain sequence.
+    pub sequence: i64,
+    /// The canonical record text.
+    pub record: String,
+}
+
+/// The pseudo-attribute under which every record is indexed for its account (a query without an
+/// attribute).
+pub const ACCOUNT_ATTRIBUTE: &str = "*";
 
 /// An audit record to append; the store links it into the hash chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +172,10 @@ pub struct NewAuditRecord {
     pub event_time: DateTime<Utc>,
     /// The record in canonical JSON form (the exact text that is hashed).
     pub record: String,
+    /// The account the record is delivered to (`recipientAccountId`), for LookupEvents.
+    pub account: String,
+    /// Its LookupEvents attributes (name, value), written with it into the lookup index.
+    pub lookup: Vec<(String, String)>,
 }
 
 /// An event as stored.
@@ -207,6 +263,15 @@ pub trait EventStore: Send + Sync {
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredAuditRecord>, StoreError>;
+
+    /// LookupEvents: the records matching `query`, newest first (by event time, then sequence).
+    async fn lookup_audit(&self, query: &LookupQuery) -> Result<Vec<LookupHit>, StoreError>;
+
+    /// The last recorded use of a key (GetKeyLastUsage), if any.
+    async fn key_last_use(&self, key_arn: &str) -> Result<Option<KeyUse>, StoreError>;
+
+    /// The event time of the oldest audit record (when usage tracking started), if any.
+    async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// The sealed material of one key version, if it exists (it does not once destroyed).
     async fn get_material(

@@ -7,6 +7,7 @@
 //! commit order, without gaps, and the chain cannot fork. Each committing transaction also sends a
 //! `NOTIFY` on [`EVENTS_CHANNEL`] carrying the last event sequence, for replicas following the table.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,10 +16,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, RootKeyWrap,
-    SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
+    CommitReceipt, CommitUnit, EventStore, KeyUse, LookupHit, LookupQuery, RootKeyBinding,
+    RootKeyWrap, SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, ACCOUNT_ATTRIBUTE,
+    GENESIS_HASH,
 };
-use crate::chain;
+use crate::plan::{self, BatchPlan, Tail};
 
 /// The embedded migrations, in order: (version, name, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -41,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_root_key_rotation",
         include_str!("../../../migrations/postgres/0004_root_key_rotation.sql"),
+    ),
+    (
+        5,
+        "0005_history_in_store",
+        include_str!("../../../migrations/postgres/0005_history_in_store.sql"),
     ),
 ];
 
@@ -193,44 +200,92 @@ impl EventStore for PostgresStore {
         units: Vec<CommitUnit>,
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db_err)?;
-        tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
-            .await
-            .map_err(db_err)?;
-        let now = Utc::now().trunc_subsecs(6);
-        let mut tail = read_tail(&tx).await?;
-        let first_event = tail.event_sequence;
-        let mut results = Vec::with_capacity(units.len());
-        for unit in &units {
-            tx.batch_execute("SAVEPOINT unit").await.map_err(db_err)?;
-            let mut unit_tail = tail.clone();
-            match apply_unit(&tx, unit, now, &mut unit_tail).await {
-                Ok(receipt) => {
-                    tx.batch_execute("RELEASE SAVEPOINT unit")
-                        .await
-                        .map_err(db_err)?;
-                    tail = unit_tail;
-                    results.push(Ok(receipt));
-                }
-                Err(e) => {
-                    // If the rollback itself fails, the transaction is gone: the whole batch fails.
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit")
-                        .await
-                        .map_err(db_err)?;
-                    results.push(Err(e));
-                }
+        match commit_planned(&mut client, &units).await {
+            Ok(results) => Ok(results),
+            Err(e) => {
+                tracing::warn!(error = %e, units = units.len(), "batch failed; committing its units one by one");
+                commit_isolated(&mut client, &units).await
             }
         }
-        if tail.event_sequence > first_event {
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&EVENTS_CHANNEL, &tail.event_sequence.to_string()],
+    }
+
+    async fn lookup_audit(&self, query: &LookupQuery) -> Result<Vec<LookupHit>, StoreError> {
+        let client = self.client().await?;
+        let (attribute, value) = query
+            .attribute
+            .clone()
+            .unwrap_or_else(|| (ACCOUNT_ATTRIBUTE.to_string(), String::new()));
+        let (before_time, before_sequence) = query.before.unwrap_or((i64::MAX, i64::MAX));
+        let stmt = client
+            .prepare_cached(
+                "SELECT l.event_time, l.sequence, a.record FROM audit_lookup l \
+                 JOIN audit_records a ON a.sequence = l.sequence \
+                 WHERE l.account = $1 AND l.attribute = $2 AND l.value = $3 \
+                 AND l.event_time >= $4 AND l.event_time <= $5 \
+                 AND (l.event_time, l.sequence) < ($6, $7) \
+                 ORDER BY l.event_time DESC, l.sequence DESC LIMIT $8",
             )
             .await
             .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(results)
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &query.account,
+                    &attribute,
+                    &value,
+                    &query.start.unwrap_or(i64::MIN),
+                    &query.end.unwrap_or(i64::MAX),
+                    &before_time,
+                    &before_sequence,
+                    &query.limit.max(0),
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(LookupHit {
+                    event_time: row.try_get(0).map_err(corrupt)?,
+                    sequence: row.try_get(1).map_err(corrupt)?,
+                    record: row.try_get(2).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn key_last_use(&self, key_arn: &str) -> Result<Option<KeyUse>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT operation, used_at, event_id, request_id FROM key_last_use \
+                 WHERE key_arn = $1",
+                &[&key_arn],
+            )
+            .await
+            .map_err(db_err)?;
+        row.map(|row| {
+            Ok(KeyUse {
+                key_arn: key_arn.to_string(),
+                operation: row.try_get(0).map_err(corrupt)?,
+                used_at: row.try_get(1).map_err(corrupt)?,
+                event_id: row.try_get(2).map_err(corrupt)?,
+                request_id: row.try_get(3).map_err(corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT event_time FROM audit_records ORDER BY sequence LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(db_err)?;
+        row.map(|row| row.try_get(0).map_err(corrupt)).transpose()
     }
 
     async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
@@ -518,40 +573,283 @@ impl EventStore for PostgresStore {
     }
 }
 
-/// Where the batch's writes have got to: the last event sequence and the chain's tail.
-#[derive(Clone)]
-struct Tail {
-    event_sequence: i64,
-    audit_sequence: i64,
-    audit_hash: String,
+type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+/// The whole batch in one transaction, without savepoints: the lock, one query for the tail, one
+/// for the streams' versions, then one multi-row statement per table.
+async fn commit_planned(
+    client: &mut deadpool_postgres::Client,
+    units: &[CommitUnit],
+) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    let tx = client.transaction().await.map_err(db_err)?;
+    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+        .await
+        .map_err(db_err)?;
+    let now = Utc::now().trunc_subsecs(6);
+    let streams = plan::streams_of(units);
+    let (tail, versions) = tokio::try_join!(read_tail(&tx), stream_versions(&tx, &streams))?;
+    let planned = plan::plan(units, tail, versions, now);
+    write_plan(&tx, &planned, now).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(planned.results)
+}
+
+/// Each unit under its own savepoint, so that a unit whose rows the database refuses writes
+/// nothing and fails alone.
+async fn commit_isolated(
+    client: &mut deadpool_postgres::Client,
+    units: &[CommitUnit],
+) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    let tx = client.transaction().await.map_err(db_err)?;
+    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+        .await
+        .map_err(db_err)?;
+    let now = Utc::now().trunc_subsecs(6);
+    let mut results = Vec::with_capacity(units.len());
+    for unit in units.chunks(1) {
+        tx.batch_execute("SAVEPOINT unit").await.map_err(db_err)?;
+        let written = async {
+            let streams = plan::streams_of(unit);
+            let (tail, versions) =
+                tokio::try_join!(read_tail(&tx), stream_versions(&tx, &streams))?;
+            let planned = plan::plan(unit, tail, versions, now);
+            write_plan(&tx, &planned, now).await?;
+            Ok::<_, StoreError>(planned.results)
+        }
+        .await;
+        match written {
+            Ok(mut result) => {
+                tx.batch_execute("RELEASE SAVEPOINT unit")
+                    .await
+                    .map_err(db_err)?;
+                results.append(&mut result);
+            }
+            Err(e) => {
+                // If the rollback itself fails, the transaction is gone: the whole batch fails.
+                tx.batch_execute("ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit")
+                    .await
+                    .map_err(db_err)?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(results)
 }
 
 /// The last event sequence and the last audit record's sequence and hash (read under the lock).
-async fn read_tail(tx: &deadpool_postgres::Transaction<'_>) -> Result<Tail, StoreError> {
-    let row = tx
-        .query_one("SELECT COALESCE(MAX(sequence), 0) FROM events", &[])
-        .await
-        .map_err(db_err)?;
-    let event_sequence: i64 = row.try_get(0).map_err(corrupt)?;
-    let audit = tx
-        .query_opt(
-            "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
-            &[],
+async fn read_tail(tx: &Tx<'_>) -> Result<Tail, StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT (SELECT COALESCE(MAX(sequence), 0) FROM events), a.sequence, a.hash \
+             FROM (SELECT 1) one LEFT JOIN LATERAL \
+             (SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1) a ON true",
         )
         .await
         .map_err(db_err)?;
-    let (audit_sequence, audit_hash) = match audit {
-        Some(row) => (
-            row.try_get(0).map_err(corrupt)?,
-            row.try_get(1).map_err(corrupt)?,
-        ),
-        None => (0, GENESIS_HASH.to_string()),
-    };
+    let row = tx.query_one(&stmt, &[]).await.map_err(db_err)?;
+    let event_sequence: i64 = row.try_get(0).map_err(corrupt)?;
+    let audit_sequence: Option<i64> = row.try_get(1).map_err(corrupt)?;
+    let audit_hash: Option<String> = row.try_get(2).map_err(corrupt)?;
     Ok(Tail {
         event_sequence,
-        audit_sequence,
-        audit_hash,
+        audit_sequence: audit_sequence.unwrap_or(0),
+        audit_hash: audit_hash.unwrap_or_else(|| GENESIS_HASH.to_string()),
     })
+}
+
+/// The current version of each of `streams` that has events, in one query.
+async fn stream_versions(
+    tx: &Tx<'_>,
+    streams: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
+    if streams.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let stmt = tx
+        .prepare_cached(
+            "SELECT stream, MAX(version) FROM events WHERE stream = ANY($1) GROUP BY stream",
+        )
+        .await
+        .map_err(db_err)?;
+    let rows = tx.query(&stmt, &[&streams]).await.map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0).map_err(corrupt)?,
+                row.try_get(1).map_err(corrupt)?,
+            ))
+        })
+        .collect()
+}
+
+/// Write a planned batch: each accepted unit's destroyed and new materials (in unit order), then
+/// one statement each for the events, the audit records, their lookup rows and the keys' last
+/// uses, sent together (pipelined) on the transaction's connection.
+async fn write_plan(
+    tx: &Tx<'_>,
+    plan: &BatchPlan<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for unit in &plan.accepted {
+        write_materials(tx, unit, now).await?;
+    }
+    tokio::try_join!(
+        insert_events(tx, plan, now),
+        insert_audit(tx, plan),
+        insert_lookup(tx, plan),
+        upsert_key_uses(tx, plan),
+    )?;
+    if let Some(last) = plan.events.last() {
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&EVENTS_CHANNEL, &last.sequence.to_string()],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Destroy the materials the unit shreds, then insert its new sealed materials.
+async fn write_materials(
+    tx: &Tx<'_>,
+    unit: &CommitUnit,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for key_id in &unit.destroy_materials {
+        tx.execute("DELETE FROM key_materials WHERE key_id = $1", &[key_id])
+            .await
+            .map_err(db_err)?;
+    }
+    if !unit.materials.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO key_materials (key_id, version, sealed, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .await
+            .map_err(db_err)?;
+        for m in &unit.materials {
+            tx.execute(&stmt, &[&m.key_id, &m.version, &m.sealed, &now])
+                .await
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &Tx<'_>,
+    plan: &BatchPlan<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if plan.events.is_empty() {
+        return Ok(());
+    }
+    let sequences: Vec<i64> = plan.events.iter().map(|e| e.sequence).collect();
+    let streams: Vec<&str> = plan.events.iter().map(|e| e.stream).collect();
+    let versions: Vec<i64> = plan.events.iter().map(|e| e.version).collect();
+    let types: Vec<&str> = plan.events.iter().map(|e| e.event_type).collect();
+    let payloads: Vec<&serde_json::Value> = plan.events.iter().map(|e| e.payload).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (sequence, stream, version, event_type, payload, recorded_at) \
+             SELECT s, st, v, t, p, $6 \
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[]) \
+             AS u(s, st, v, t, p)",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[&sequences, &streams, &versions, &types, &payloads, &now],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_audit(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+    if plan.audit.is_empty() {
+        return Ok(());
+    }
+    let sequences: Vec<i64> = plan.audit.iter().map(|a| a.sequence).collect();
+    let ids: Vec<&str> = plan.audit.iter().map(|a| a.event_id).collect();
+    let times: Vec<DateTime<Utc>> = plan.audit.iter().map(|a| a.event_time).collect();
+    let records: Vec<&str> = plan.audit.iter().map(|a| a.record).collect();
+    let prevs: Vec<&str> = plan.audit.iter().map(|a| a.prev_hash.as_str()).collect();
+    let hashes: Vec<&str> = plan.audit.iter().map(|a| a.hash.as_str()).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit_records (sequence, event_id, event_time, record, prev_hash, hash) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], \
+             $5::text[], $6::text[])",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[&sequences, &ids, &times, &records, &prevs, &hashes],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_lookup(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+    if plan.lookup.is_empty() {
+        return Ok(());
+    }
+    let accounts: Vec<&str> = plan.lookup.iter().map(|l| l.account).collect();
+    let attributes: Vec<&str> = plan.lookup.iter().map(|l| l.attribute).collect();
+    let values: Vec<&str> = plan.lookup.iter().map(|l| l.value).collect();
+    let times: Vec<i64> = plan.lookup.iter().map(|l| l.event_time).collect();
+    let sequences: Vec<i64> = plan.lookup.iter().map(|l| l.sequence).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit_lookup (account, attribute, value, event_time, sequence) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[&accounts, &attributes, &values, &times, &sequences],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn upsert_key_uses(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+    if plan.key_uses.is_empty() {
+        return Ok(());
+    }
+    let arns: Vec<&str> = plan.key_uses.iter().map(|u| u.key_arn.as_str()).collect();
+    let operations: Vec<&str> = plan.key_uses.iter().map(|u| u.operation.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = plan.key_uses.iter().map(|u| u.used_at).collect();
+    let ids: Vec<&str> = plan.key_uses.iter().map(|u| u.event_id.as_str()).collect();
+    let requests: Vec<&str> = plan
+        .key_uses
+        .iter()
+        .map(|u| u.request_id.as_str())
+        .collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO key_last_use (key_arn, operation, used_at, event_id, request_id) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], \
+             $5::text[]) \
+             ON CONFLICT (key_arn) DO UPDATE SET operation = excluded.operation, \
+             used_at = excluded.used_at, event_id = excluded.event_id, \
+             request_id = excluded.request_id WHERE excluded.used_at > key_last_use.used_at",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(&stmt, &[&arns, &operations, &times, &ids, &requests])
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// An error and its causes, outermost first ("error connecting to server: Connection refused").
@@ -589,175 +887,6 @@ async fn read_root_keys(
             })
         })
         .collect()
-}
-
-/// Write one unit: version checks, destroyed and new materials, events, audit record; advances
-/// `tail`.
-async fn apply_unit(
-    tx: &deadpool_postgres::Transaction<'_>,
-    unit: &CommitUnit,
-    now: DateTime<Utc>,
-    tail: &mut Tail,
-) -> Result<CommitReceipt, StoreError> {
-    // Every version check comes first: a unit that lost a race writes nothing, and reports the
-    // conflict (not a keystore primary-key clash from material it would have inserted).
-    let found_versions = check_versions(tx, unit).await?;
-    write_materials(tx, unit, now).await?;
-    let events = append_events(tx, unit, &found_versions, now, tail).await?;
-    let sequences = append_audit(tx, unit, tail).await?;
-    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
-    Ok(CommitReceipt {
-        events,
-        audit_sequence,
-        copy_sequences,
-    })
-}
-
-/// The version each append's stream is at, or the conflict of the first that is not where the
-/// unit expects it.
-async fn check_versions(
-    tx: &deadpool_postgres::Transaction<'_>,
-    unit: &CommitUnit,
-) -> Result<Vec<i64>, StoreError> {
-    let mut found_versions = Vec::with_capacity(unit.appends.len());
-    if !unit.appends.is_empty() {
-        let current = tx
-            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1")
-            .await
-            .map_err(db_err)?;
-        for append in &unit.appends {
-            let row = tx
-                .query_one(&current, &[&append.stream])
-                .await
-                .map_err(db_err)?;
-            let found: i64 = row.try_get(0).map_err(corrupt)?;
-            if found != append.expected_version {
-                return Err(StoreError::VersionConflict {
-                    stream: append.stream.clone(),
-                    expected: append.expected_version,
-                    found,
-                });
-            }
-            found_versions.push(found);
-        }
-    }
-    Ok(found_versions)
-}
-
-/// Destroy the materials the unit shreds, then insert its new sealed materials.
-async fn write_materials(
-    tx: &deadpool_postgres::Transaction<'_>,
-    unit: &CommitUnit,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    for key_id in &unit.destroy_materials {
-        tx.execute("DELETE FROM key_materials WHERE key_id = $1", &[key_id])
-            .await
-            .map_err(db_err)?;
-    }
-    if !unit.materials.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO key_materials (key_id, version, sealed, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .await
-            .map_err(db_err)?;
-        for m in &unit.materials {
-            tx.execute(&stmt, &[&m.key_id, &m.version, &m.sealed, &now])
-                .await
-                .map_err(db_err)?;
-        }
-    }
-    Ok(())
-}
-
-/// Insert the unit's events at the next sequences and versions (`found_versions`: each
-/// stream's version before the unit).
-async fn append_events(
-    tx: &deadpool_postgres::Transaction<'_>,
-    unit: &CommitUnit,
-    found_versions: &[i64],
-    now: DateTime<Utc>,
-    tail: &mut Tail,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut events = Vec::new();
-    if !unit.appends.is_empty() {
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO events (sequence, stream, version, event_type, payload, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await
-            .map_err(db_err)?;
-        for (append, &found) in unit.appends.iter().zip(found_versions) {
-            for (i, event) in append.events.iter().enumerate() {
-                tail.event_sequence += 1;
-                let version = found + 1 + i as i64;
-                tx.execute(
-                    &insert,
-                    &[
-                        &tail.event_sequence,
-                        &append.stream,
-                        &version,
-                        &event.event_type,
-                        &event.payload,
-                        &now,
-                    ],
-                )
-                .await
-                .map_err(db_err)?;
-                events.push(StoredEvent {
-                    sequence: tail.event_sequence,
-                    stream: append.stream.clone(),
-                    version,
-                    event_type: event.event_type.clone(),
-                    payload: event.payload.clone(),
-                    recorded_at: now,
-                });
-            }
-        }
-    }
-    Ok(events)
-}
-
-/// Insert the unit's audit record and its copies, each linked to the one before in the chain;
-/// their sequences.
-async fn append_audit(
-    tx: &deadpool_postgres::Transaction<'_>,
-    unit: &CommitUnit,
-    tail: &mut Tail,
-) -> Result<Vec<i64>, StoreError> {
-    let mut sequences = Vec::new();
-    for audit in unit.audit.iter().chain(&unit.audit_copies) {
-        let sequence = tail.audit_sequence + 1;
-        let hash = chain::link(&tail.audit_hash, &audit.record);
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO audit_records \
-                 (sequence, event_id, event_time, record, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await
-            .map_err(db_err)?;
-        tx.execute(
-            &stmt,
-            &[
-                &sequence,
-                &audit.event_id,
-                &audit.event_time,
-                &audit.record,
-                &tail.audit_hash,
-                &hash,
-            ],
-        )
-        .await
-        .map_err(db_err)?;
-        tail.audit_sequence = sequence;
-        tail.audit_hash = hash;
-        sequences.push(sequence);
-    }
-    Ok(sequences)
 }
 
 /// Decode one `events` row (columns in table order).

@@ -8,6 +8,7 @@
 //! It must never be shared by two server processes (there is no cross-process read-model follower
 //! for SQLite; use PostgreSQL for replicas).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,10 +18,11 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    receipt_sequences, CommitReceipt, CommitUnit, EventStore, RootKeyBinding, RootKeyWrap,
-    SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, GENESIS_HASH,
+    CommitReceipt, CommitUnit, EventStore, KeyUse, LookupHit, LookupQuery, RootKeyBinding,
+    RootKeyWrap, SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, ACCOUNT_ATTRIBUTE,
+    GENESIS_HASH,
 };
-use crate::chain;
+use crate::plan::{self, BatchPlan, Tail};
 
 /// The embedded migrations, in order: (version, name, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -43,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_root_key_rotation",
         include_str!("../../../migrations/sqlite/0004_root_key_rotation.sql"),
+    ),
+    (
+        5,
+        "0005_history_in_store",
+        include_str!("../../../migrations/sqlite/0005_history_in_store.sql"),
     ),
 ];
 
@@ -177,6 +184,90 @@ impl EventStore for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn lookup_audit(&self, query: &LookupQuery) -> Result<Vec<LookupHit>, StoreError> {
+        let query = query.clone();
+        self.with_conn(move |conn| {
+            let (attribute, value) = query
+                .attribute
+                .clone()
+                .unwrap_or_else(|| (ACCOUNT_ATTRIBUTE.to_string(), String::new()));
+            let (before_time, before_sequence) = query.before.unwrap_or((i64::MAX, i64::MAX));
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT l.event_time, l.sequence, a.record FROM audit_lookup l \
+                     JOIN audit_records a ON a.sequence = l.sequence \
+                     WHERE l.account = ?1 AND l.attribute = ?2 AND l.value = ?3 \
+                     AND l.event_time >= ?4 AND l.event_time <= ?5 \
+                     AND (l.event_time, l.sequence) < (?6, ?7) \
+                     ORDER BY l.event_time DESC, l.sequence DESC LIMIT ?8",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        query.account,
+                        attribute,
+                        value,
+                        query.start.unwrap_or(i64::MIN),
+                        query.end.unwrap_or(i64::MAX),
+                        before_time,
+                        before_sequence,
+                        query.limit.max(0)
+                    ],
+                    |row| {
+                        Ok(LookupHit {
+                            event_time: row.get(0)?,
+                            sequence: row.get(1)?,
+                            record: row.get(2)?,
+                        })
+                    },
+                )
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn key_last_use(&self, key_arn: &str) -> Result<Option<KeyUse>, StoreError> {
+        let key_arn = key_arn.to_string();
+        self.with_conn(move |conn| {
+            let row: Option<(String, String, String, String)> = conn
+                .prepare_cached(
+                    "SELECT operation, used_at, event_id, request_id FROM key_last_use \
+                     WHERE key_arn = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![key_arn], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+                })
+                .map_err(db_err)?;
+            row.map(|(operation, used_at, event_id, request_id)| {
+                Ok(KeyUse {
+                    key_arn: key_arn.clone(),
+                    operation,
+                    used_at: parse_time(&used_at)?,
+                    event_id,
+                    request_id,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with_conn(|conn| {
+            let first: Option<String> = conn
+                .prepare_cached("SELECT event_time FROM audit_records ORDER BY sequence LIMIT 1")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
+                .map_err(db_err)?;
+            first.as_deref().map(parse_time).transpose()
         })
         .await
     }
@@ -481,33 +572,62 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(mig)
 }
 
-/// Where the batch's writes have got to: the last event sequence and the chain's tail.
-#[derive(Clone)]
-struct Tail {
-    event_sequence: i64,
-    audit_sequence: i64,
-    audit_hash: String,
-}
-
-/// Commit a batch in one immediate transaction, each unit under its own savepoint.
+/// Commit a batch: planned in memory and written set by set in one immediate transaction. If
+/// that fails for any reason but a lost race (which the plan handles), the batch is written again
+/// unit by unit under savepoints, so one bad unit fails alone.
 fn commit_batch(
     conn: &mut Connection,
     units: Vec<CommitUnit>,
+) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    match commit_planned(conn, &units) {
+        Ok(results) => Ok(results),
+        Err(e) => {
+            tracing::warn!(error = %e, units = units.len(), "batch failed; committing its units one by one");
+            commit_isolated(conn, &units)
+        }
+    }
+}
+
+/// The whole batch in one transaction, without savepoints.
+fn commit_planned(
+    conn: &mut Connection,
+    units: &[CommitUnit],
 ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
     let now = Utc::now().trunc_subsecs(6);
-    let mut tail = read_tail(&tx)?;
+    let tail = read_tail(&tx)?;
+    let versions = stream_versions(&tx, &plan::streams_of(units))?;
+    let planned = plan::plan(units, tail, versions, now);
+    write_plan(&tx, &planned, now)?;
+    tx.commit().map_err(db_err)?;
+    Ok(planned.results)
+}
+
+/// Each unit under its own savepoint, so that a unit whose rows the database refuses writes
+/// nothing and fails alone.
+fn commit_isolated(
+    conn: &mut Connection,
+    units: &[CommitUnit],
+) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let now = Utc::now().trunc_subsecs(6);
     let mut results = Vec::with_capacity(units.len());
-    for unit in &units {
+    for unit in units.chunks(1) {
         tx.execute_batch("SAVEPOINT unit").map_err(db_err)?;
-        let mut unit_tail = tail.clone();
-        match apply_unit(&tx, unit, now, &mut unit_tail) {
-            Ok(receipt) => {
+        let written = read_tail(&tx).and_then(|tail| {
+            let versions = stream_versions(&tx, &plan::streams_of(unit))?;
+            let planned = plan::plan(unit, tail, versions, now);
+            write_plan(&tx, &planned, now)?;
+            Ok(planned.results)
+        });
+        match written {
+            Ok(mut result) => {
                 tx.execute_batch("RELEASE unit").map_err(db_err)?;
-                tail = unit_tail;
-                results.push(Ok(receipt));
+                results.append(&mut result);
             }
             Err(e) => {
                 // If the rollback itself fails, the transaction is gone: the whole batch fails.
@@ -529,17 +649,15 @@ fn commit_batch(
 /// The last event sequence and the last audit record's sequence and hash.
 fn read_tail(conn: &Connection) -> Result<Tail, StoreError> {
     let event_sequence: i64 = conn
-        .query_row("SELECT COALESCE(MAX(sequence), 0) FROM events", [], |row| {
-            row.get(0)
-        })
+        .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM events")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
         .map_err(db_err)?;
     let audit: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()
+        .prepare_cached("SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1")
+        .and_then(|mut stmt| {
+            stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
         .map_err(db_err)?;
     let (audit_sequence, audit_hash) = audit.unwrap_or((0, GENESIS_HASH.to_string()));
     Ok(Tail {
@@ -549,147 +667,128 @@ fn read_tail(conn: &Connection) -> Result<Tail, StoreError> {
     })
 }
 
-/// Write one unit: version checks, destroyed and new materials, events, audit record; advances
-/// `tail`.
-fn apply_unit(
+/// The current version of each of `streams` that has events.
+fn stream_versions(
     conn: &Connection,
-    unit: &CommitUnit,
-    now: DateTime<Utc>,
-    tail: &mut Tail,
-) -> Result<CommitReceipt, StoreError> {
-    // Every version check comes first: a unit that lost a race writes nothing, and reports the
-    // conflict (not a keystore primary-key clash from material it would have inserted).
-    let found_versions = check_versions(conn, unit)?;
-    write_materials(conn, unit, now)?;
-    let events = append_events(conn, unit, &found_versions, now, tail)?;
-    let sequences = append_audit(conn, unit, tail)?;
-    let (audit_sequence, copy_sequences) = receipt_sequences(unit, sequences);
-    Ok(CommitReceipt {
-        events,
-        audit_sequence,
-        copy_sequences,
-    })
-}
-
-/// The version each append's stream is at, or the conflict of the first that is not where the
-/// unit expects it.
-fn check_versions(conn: &Connection, unit: &CommitUnit) -> Result<Vec<i64>, StoreError> {
-    let mut found_versions = Vec::with_capacity(unit.appends.len());
-    for append in &unit.appends {
-        let found: i64 = conn
-            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1")
-            .and_then(|mut stmt| stmt.query_row(params![append.stream], |row| row.get(0)))
-            .map_err(db_err)?;
-        if found != append.expected_version {
-            return Err(StoreError::VersionConflict {
-                stream: append.stream.clone(),
-                expected: append.expected_version,
-                found,
-            });
-        }
-        found_versions.push(found);
+    streams: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut versions = HashMap::with_capacity(streams.len());
+    if streams.is_empty() {
+        return Ok(versions);
     }
-    Ok(found_versions)
+    let mut stmt = conn
+        .prepare_cached("SELECT MAX(version) FROM events WHERE stream = ?1")
+        .map_err(db_err)?;
+    for stream in streams {
+        let found: Option<i64> = stmt
+            .query_row(params![stream], |row| row.get(0))
+            .map_err(db_err)?;
+        if let Some(found) = found {
+            versions.insert(stream.clone(), found);
+        }
+    }
+    Ok(versions)
 }
 
-/// Destroy the materials the unit shreds, then insert its new sealed materials.
-fn write_materials(
+/// Write a planned batch: each accepted unit's destroyed and new materials (in unit order), then
+/// the events, the audit records, their lookup rows and the keys' last uses.
+fn write_plan(
     conn: &Connection,
-    unit: &CommitUnit,
+    plan: &BatchPlan<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let recorded_at = format_time(now);
-    for key_id in &unit.destroy_materials {
-        conn.prepare_cached("DELETE FROM key_materials WHERE key_id = ?1")
-            .and_then(|mut stmt| stmt.execute(params![key_id]))
-            .map_err(db_err)?;
-    }
-    for m in &unit.materials {
-        conn.prepare_cached(
-            "INSERT INTO key_materials (key_id, version, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut stmt| stmt.execute(params![m.key_id, m.version, m.sealed, recorded_at]))
-        .map_err(db_err)?;
-    }
-    Ok(())
-}
-
-/// Insert the unit's events at the next sequences and versions (`found_versions`: each
-/// stream's version before the unit).
-fn append_events(
-    conn: &Connection,
-    unit: &CommitUnit,
-    found_versions: &[i64],
-    now: DateTime<Utc>,
-    tail: &mut Tail,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let recorded_at = format_time(now);
-    let mut events = Vec::new();
-    for (append, &found) in unit.appends.iter().zip(found_versions) {
-        for (i, event) in append.events.iter().enumerate() {
-            tail.event_sequence += 1;
-            let version = found + 1 + i as i64;
-            let payload = serde_json::to_string(&event.payload)
-                .map_err(|e| StoreError::Database(format!("cannot encode payload: {e}")))?;
+    for unit in &plan.accepted {
+        for key_id in &unit.destroy_materials {
+            conn.prepare_cached("DELETE FROM key_materials WHERE key_id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![key_id]))
+                .map_err(db_err)?;
+        }
+        for m in &unit.materials {
             conn.prepare_cached(
+                "INSERT INTO key_materials (key_id, version, sealed, created_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![m.key_id, m.version, m.sealed, recorded_at]))
+            .map_err(db_err)?;
+        }
+    }
+    if !plan.events.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
                 "INSERT INTO events (sequence, stream, version, event_type, payload, recorded_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    tail.event_sequence,
-                    append.stream,
-                    version,
-                    event.event_type,
-                    payload,
-                    recorded_at
-                ])
-            })
             .map_err(db_err)?;
-            events.push(StoredEvent {
-                sequence: tail.event_sequence,
-                stream: append.stream.clone(),
-                version,
-                event_type: event.event_type.clone(),
-                payload: event.payload.clone(),
-                recorded_at: now,
-            });
+        for e in &plan.events {
+            let payload = serde_json::to_string(e.payload)
+                .map_err(|err| StoreError::Database(format!("cannot encode payload: {err}")))?;
+            stmt.execute(params![
+                e.sequence,
+                e.stream,
+                e.version,
+                e.event_type,
+                payload,
+                recorded_at
+            ])
+            .map_err(db_err)?;
         }
     }
-    Ok(events)
-}
-
-/// Insert the unit's audit record and its copies, each linked to the one before in the chain;
-/// their sequences.
-fn append_audit(
-    conn: &Connection,
-    unit: &CommitUnit,
-    tail: &mut Tail,
-) -> Result<Vec<i64>, StoreError> {
-    let mut sequences = Vec::new();
-    for audit in unit.audit.iter().chain(&unit.audit_copies) {
-        let sequence = tail.audit_sequence + 1;
-        let hash = chain::link(&tail.audit_hash, &audit.record);
-        conn.prepare_cached(
+    let mut stmt = conn
+        .prepare_cached(
             "INSERT INTO audit_records (sequence, event_id, event_time, record, prev_hash, hash) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                sequence,
-                audit.event_id,
-                format_time(audit.event_time),
-                audit.record,
-                tail.audit_hash,
-                hash
-            ])
-        })
         .map_err(db_err)?;
-        tail.audit_sequence = sequence;
-        tail.audit_hash = hash;
-        sequences.push(sequence);
+    for a in &plan.audit {
+        stmt.execute(params![
+            a.sequence,
+            a.event_id,
+            format_time(a.event_time),
+            a.record,
+            a.prev_hash,
+            a.hash
+        ])
+        .map_err(db_err)?;
     }
-    Ok(sequences)
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO audit_lookup (account, attribute, value, event_time, sequence) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(db_err)?;
+    for l in &plan.lookup {
+        stmt.execute(params![
+            l.account,
+            l.attribute,
+            l.value,
+            l.event_time,
+            l.sequence
+        ])
+        .map_err(db_err)?;
+    }
+    if !plan.key_uses.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO key_last_use (key_arn, operation, used_at, event_id, request_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (key_arn) DO UPDATE SET operation = excluded.operation, \
+                 used_at = excluded.used_at, event_id = excluded.event_id, \
+                 request_id = excluded.request_id WHERE excluded.used_at > key_last_use.used_at",
+            )
+            .map_err(db_err)?;
+        for u in &plan.key_uses {
+            stmt.execute(params![
+                u.key_arn,
+                u.operation,
+                format_time(u.used_at),
+                u.event_id,
+                u.request_id
+            ])
+            .map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Run an event query and decode its rows.

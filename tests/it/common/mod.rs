@@ -465,35 +465,12 @@ pub async fn signed_post_with_unsigned(
         service,
         signing_time,
     } = post;
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
     let url = format!("{endpoint}/");
     let host = endpoint.trim_start_matches("http://").to_string();
     headers.insert(0, ("host".to_string(), host));
-    if let Some((ak, sk, token)) = signer {
-        let identity =
-            aws_credential_types::Credentials::new(ak, sk, token.map(str::to_string), None, "test")
-                .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name(service)
-            .time(signing_time)
-            .settings(SigningSettings::default())
-            .build()
-            .expect("signing params")
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            &url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        for (k, v) in instructions.headers() {
-            headers.push((k.to_string(), v.to_string()));
-        }
+    if let Some(signer) = signer {
+        let signature = sign_headers(&url, &headers, body, signer, region, service, signing_time);
+        headers.extend(signature);
     }
     headers.extend(unsigned);
     let mut req = reqwest::Client::new().post(&url).body(body.to_vec());
@@ -503,6 +480,45 @@ pub async fn signed_post_with_unsigned(
         }
     }
     req.send().await.expect("request sent")
+}
+
+/// The headers AWS's own SigV4 signer (aws-sigv4) adds to a POST of `body` to `url` with
+/// `headers` (which must include `host`), for `service` in `region` as if at `signing_time`.
+pub fn sign_headers(
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    (ak, sk, token): Signer<'_>,
+    region: &str,
+    service: &str,
+    signing_time: SystemTime,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let identity =
+        aws_credential_types::Credentials::new(ak, sk, token.map(str::to_string), None, "test")
+            .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(signing_time)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Send a POST / with the given target and body, signed with AWS's own SigV4 signer (aws-sigv4)
