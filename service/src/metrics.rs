@@ -24,6 +24,8 @@ pub struct Metrics {
     pub audit_queue_depth: IntGauge,
     /// Duration of one group commit.
     pub audit_commit_duration: Histogram,
+    /// Duration of one sync (fsync) making committed batches durable.
+    pub audit_sync_duration: Histogram,
     /// Keys by state and key spec (set at scrape).
     pub keys: IntGaugeVec,
     /// Seconds until each key's imported material expires (set at scrape).
@@ -84,7 +86,15 @@ impl Metrics {
                     "trent_audit_commit_duration_seconds",
                     "Duration of one group commit (events and audit records).",
                 )
-                .buckets(latency_buckets),
+                .buckets(latency_buckets.clone()),
+            )
+            .unwrap_or_else(|e| unreachable!("{e}")),
+            audit_sync_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "trent_audit_sync_duration_seconds",
+                    "Duration of one sync making committed batches durable (SQLite: fsync of the WAL).",
+                )
+                .buckets(latency_buckets.clone()),
             )
             .unwrap_or_else(|e| unreachable!("{e}")),
             keys: IntGaugeVec::new(
@@ -132,6 +142,7 @@ impl Metrics {
             Box::new(m.audit_batch_size.clone()),
             Box::new(m.audit_queue_depth.clone()),
             Box::new(m.audit_commit_duration.clone()),
+            Box::new(m.audit_sync_duration.clone()),
             Box::new(m.keys.clone()),
             Box::new(m.material_expiry.clone()),
             Box::new(m.pending_deletion_use.clone()),

@@ -414,7 +414,7 @@ async fn key_last_usage(store: StoreKind) {
             .await
             .unwrap(),
     );
-    // Rebuilt from the audit records after a restart.
+    // Read from the store after a restart (the use was committed with its record).
     server.restart();
     check(
         server

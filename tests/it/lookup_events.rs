@@ -200,3 +200,54 @@ async fn lookup_events_by_attribute_window_and_page() {
     let err = lookup(&server, CAROL, &[]).unwrap_err();
     assert!(err.contains("AccessDeniedException"), "{err}");
 }
+
+/// History lives in the shared store: a call through one replica is found by LookupEvents and
+/// counted by GetKeyLastUsage through another at once, with no catch-up and no restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_through_one_replica_is_found_through_another_at_once() {
+    let a = TestServer::start(StoreKind::Postgres);
+    let b = a.another_on_same_store();
+    let key = a.client().create_key().send().await.unwrap();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_string();
+    let encrypted = a
+        .client()
+        .encrypt()
+        .key_id(&arn)
+        .plaintext(Blob::new(b"r".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let request_id = aws_sdk_kms::operation::RequestId::request_id(&encrypted)
+        .unwrap()
+        .to_string();
+    let last = b
+        .client()
+        .get_key_last_usage()
+        .key_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    let last = last.key_last_usage().expect("the use through A");
+    assert_eq!(last.kms_request_id(), Some(request_id.as_str()));
+    let found = lookup(
+        &b,
+        (ACCESS_KEY, SECRET_KEY),
+        &[
+            "--lookup-attributes",
+            &format!("AttributeKey=ResourceName,AttributeValue={arn}"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        names(&found),
+        vec!["GetKeyLastUsage", "Encrypt", "CreateKey"],
+        "B's own call, then A's"
+    );
+    let record: Value =
+        serde_json::from_str(found["Events"][1]["CloudTrailEvent"].as_str().unwrap()).unwrap();
+    assert_eq!(record["requestID"], request_id.as_str());
+    assert_eq!(
+        found["Events"][1]["EventId"].as_str(),
+        last.cloud_trail_event_id()
+    );
+}

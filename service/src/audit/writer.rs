@@ -1,7 +1,10 @@
-//! The group-commit writer: one task takes every call's `CommitUnit` (events, sealed material and
-//! its audit record), commits as many as are waiting in one store transaction, applies the committed
-//! events to the read model in sequence order, and only then answers each caller. A call's response
-//! therefore never leaves before its record is durable, and an unwritable record fails the call.
+//! The group-commit writer, a two-stage pipeline. Stage one takes every call's `CommitUnit`
+//! (events, sealed material and its audit record) and commits as many as are waiting in one
+//! store transaction (`EventStore::commit_visible`); stage two makes what stage one committed
+//! durable with one `sync` for all batches committed meanwhile, applies their events to the read
+//! model in sequence order, and only then answers each caller. Batch N+1 is written while batch
+//! N reaches the disk; a call's response never leaves before its record is durable, and an
+//! unwritable record fails the call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -94,6 +97,17 @@ struct Followers {
     last_batch_ok: Arc<AtomicBool>,
 }
 
+/// How many committed batches may wait for their fsync while the next one is written.
+const PIPELINE_DEPTH: usize = 8;
+
+/// A batch committed (visible) but perhaps not durable yet, and the callers waiting for it.
+struct Written {
+    results: Result<Vec<Result<CommitReceipt, StoreError>>, StoreError>,
+    replies: Vec<oneshot::Sender<Result<CommitReceipt, StoreError>>>,
+}
+
+/// Stage one: form a batch from what is waiting, commit it, hand it to stage two, and go on with
+/// the next batch while stage two makes this one durable.
 async fn run(
     store: SharedStore,
     model: Arc<RwLock<ReadModel>>,
@@ -101,6 +115,14 @@ async fn run(
     followers: Followers,
     mut rx: mpsc::Receiver<Pending>,
 ) {
+    let (written_tx, written_rx) = mpsc::channel(PIPELINE_DEPTH);
+    let finisher = tokio::spawn(finish(
+        store.clone(),
+        model,
+        metrics.clone(),
+        followers,
+        written_rx,
+    ));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -114,30 +136,88 @@ async fn run(
         metrics.audit_queue_depth.sub(units.len() as i64);
         metrics.audit_batch_size.observe(units.len() as f64);
         let started = std::time::Instant::now();
-        let committed = store.commit(units).await;
+        let results = store.commit_visible(units).await;
         metrics
             .audit_commit_duration
             .observe(started.elapsed().as_secs_f64());
-        let healthy = committed.as_ref().is_ok_and(|results| {
+        if written_tx.send(Written { results, replies }).await.is_err() {
+            break;
+        }
+    }
+    drop(written_tx);
+    let _ = finisher.await;
+}
+
+/// Stage two: one `sync` for every batch committed meanwhile, then, batch by batch in commit
+/// order, apply the events to the read model and answer the callers. A caller is answered only
+/// after a sync that began after its batch committed, so never before its record is durable.
+async fn finish(
+    store: SharedStore,
+    model: Arc<RwLock<ReadModel>>,
+    metrics: Arc<Metrics>,
+    followers: Followers,
+    mut rx: mpsc::Receiver<Written>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut written = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            written.push(more);
+        }
+        let started = std::time::Instant::now();
+        let synced = if written.iter().any(|w| w.results.is_ok()) {
+            store.sync().await
+        } else {
+            Ok(())
+        };
+        metrics
+            .audit_sync_duration
+            .observe(started.elapsed().as_secs_f64());
+        for w in written {
+            deliver(&store, &model, &metrics, &followers, w, &synced).await;
+        }
+    }
+}
+
+/// Apply one batch's committed events and answer its callers (with the failure, if the batch or
+/// the sync after it failed: fail closed).
+async fn deliver(
+    store: &SharedStore,
+    model: &RwLock<ReadModel>,
+    metrics: &Metrics,
+    followers: &Followers,
+    written: Written,
+    synced: &Result<(), StoreError>,
+) {
+    let Written { results, replies } = written;
+    let failure = match (&results, synced) {
+        (Err(e), _) => Some(("commit", e.to_string())),
+        (Ok(_), Err(e)) => Some(("sync", e.to_string())),
+        (Ok(_), Ok(())) => None,
+    };
+    let healthy = failure.is_none()
+        && results.as_ref().is_ok_and(|results| {
             results
                 .iter()
                 .all(|r| matches!(r, Ok(_) | Err(StoreError::VersionConflict { .. })))
         });
-        followers.last_batch_ok.store(healthy, Ordering::Relaxed);
-        match committed {
-            Ok(results) => {
-                apply_committed(&store, &model, &followers.materials, &results).await;
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
+    followers.last_batch_ok.store(healthy, Ordering::Relaxed);
+    if let Ok(results) = &results {
+        // Committed is committed: the model follows the store even when the sync failed.
+        apply_committed(store, model, &followers.materials, results).await;
+    }
+    match (results, failure) {
+        (Ok(results), None) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
             }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; failing the calls of the batch");
-                metrics.store_errors.with_label_values(&["commit"]).inc();
-                let message = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Database(message.clone())));
-                }
+        }
+        (_, failure) => {
+            let (stage, message) =
+                failure.unwrap_or(("commit", "the batch was not committed".to_string()));
+            tracing::error!(error = %message, stage, "batch not durable; failing its calls");
+            metrics.store_errors.with_label_values(&[stage]).inc();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Database(message.clone())));
             }
         }
     }
@@ -186,5 +266,184 @@ async fn apply_committed(
             tracing::error!(error = %e, "committed event does not apply to the read model");
         }
         materials.follow(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{
+        EventStore, KeyUse, LookupHit, LookupQuery, NewAuditRecord, RootKeyBinding, RootKeyWrap,
+        SealedMaterial, StoredAuditRecord, StoredEvent,
+    };
+
+    /// A store whose syncs take a while and count when they are done (durable).
+    struct SlowCommits {
+        inner: SqliteStore,
+        durable: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl EventStore for SlowCommits {
+        async fn migrate(&self) -> Result<(), StoreError> {
+            self.inner.migrate().await
+        }
+        async fn commit(
+            &self,
+            units: Vec<CommitUnit>,
+        ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+            self.inner.commit(units).await
+        }
+        async fn commit_visible(
+            &self,
+            units: Vec<CommitUnit>,
+        ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+            self.inner.commit_visible(units).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let done = self.inner.sync().await;
+            self.durable.fetch_add(1, Ordering::SeqCst);
+            done
+        }
+        async fn read_events(&self, a: i64, l: i64) -> Result<Vec<StoredEvent>, StoreError> {
+            self.inner.read_events(a, l).await
+        }
+        async fn read_stream(&self, s: &str) -> Result<Vec<StoredEvent>, StoreError> {
+            self.inner.read_stream(s).await
+        }
+        async fn read_audit(&self, a: i64, l: i64) -> Result<Vec<StoredAuditRecord>, StoreError> {
+            self.inner.read_audit(a, l).await
+        }
+        async fn lookup_audit(&self, q: &LookupQuery) -> Result<Vec<LookupHit>, StoreError> {
+            self.inner.lookup_audit(q).await
+        }
+        async fn key_last_use(&self, k: &str) -> Result<Option<KeyUse>, StoreError> {
+            self.inner.key_last_use(k).await
+        }
+        async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+            self.inner.first_audit_time().await
+        }
+        async fn get_material(
+            &self,
+            k: &str,
+            v: i32,
+        ) -> Result<Option<SealedMaterial>, StoreError> {
+            self.inner.get_material(k, v).await
+        }
+        async fn destroy_materials(&self, k: &str) -> Result<u64, StoreError> {
+            self.inner.destroy_materials(k).await
+        }
+        async fn probe_write(&self) -> Result<(), StoreError> {
+            self.inner.probe_write().await
+        }
+        async fn holds_data(&self) -> Result<bool, StoreError> {
+            self.inner.holds_data().await
+        }
+        async fn any_material(&self) -> Result<Option<SealedMaterial>, StoreError> {
+            self.inner.any_material().await
+        }
+        async fn root_key_bindings(&self) -> Result<Vec<RootKeyBinding>, StoreError> {
+            self.inner.root_key_bindings().await
+        }
+        async fn retired_root_keys(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.retired_root_keys().await
+        }
+        async fn root_key_wraps(&self) -> Result<Vec<RootKeyWrap>, StoreError> {
+            self.inner.root_key_wraps().await
+        }
+        async fn add_root_key(
+            &self,
+            b: &RootKeyBinding,
+            w: &[RootKeyWrap],
+        ) -> Result<(), StoreError> {
+            self.inner.add_root_key(b, w).await
+        }
+        async fn retire_root_key(&self, id: &str) -> Result<(), StoreError> {
+            self.inner.retire_root_key(id).await
+        }
+        async fn material_page(
+            &self,
+            a: Option<(String, i32)>,
+            l: i64,
+        ) -> Result<Vec<SealedMaterial>, StoreError> {
+            self.inner.material_page(a, l).await
+        }
+        async fn reseal_materials(
+            &self,
+            r: &[(SealedMaterial, Vec<u8>)],
+        ) -> Result<u64, StoreError> {
+            self.inner.reseal_materials(r).await
+        }
+        async fn bind_root_key(
+            &self,
+            b: &RootKeyBinding,
+        ) -> Result<Vec<RootKeyBinding>, StoreError> {
+            self.inner.bind_root_key(b).await
+        }
+    }
+
+    fn call(n: usize) -> CommitUnit {
+        let at = Utc::now();
+        CommitUnit {
+            audit: Some(NewAuditRecord {
+                event_id: format!("e{n}"),
+                event_time: at,
+                record: format!("{{\"n\":{n}}}"),
+                account: "111122223333".into(),
+                lookup: vec![("EventName".into(), "Encrypt".into())],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_caller_hears_back_before_a_sync_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = SqliteStore::open(&dir.path().join("trent.db")).unwrap();
+        inner.migrate().await.unwrap();
+        let durable = Arc::new(AtomicUsize::new(0));
+        let store: SharedStore = Arc::new(SlowCommits {
+            inner: inner.clone(),
+            durable: durable.clone(),
+        });
+        let (writer, _task) = CommitWriter::start(
+            store,
+            Arc::new(RwLock::new(ReadModel::default())),
+            Arc::new(Metrics::new()),
+            Arc::new(MaterialCache::default()),
+        );
+        let mut calls = Vec::new();
+        for n in 0..20 {
+            let writer = writer.clone();
+            let durable = durable.clone();
+            calls.push(tokio::spawn(async move {
+                let before = durable.load(Ordering::SeqCst);
+                let receipt = writer.commit(call(n)).await.unwrap();
+                // The answer came after a sync that ended after the call was made.
+                assert!(durable.load(Ordering::SeqCst) > before);
+                receipt.audit_sequence.unwrap()
+            }));
+        }
+        let mut sequences = Vec::new();
+        for c in calls {
+            let sequence = c.await.unwrap();
+            let stored = inner.read_audit(sequence - 1, 1).await.unwrap();
+            assert_eq!(
+                stored.len(),
+                1,
+                "record {sequence} is durable when its caller hears"
+            );
+            sequences.push(sequence);
+        }
+        sequences.sort();
+        assert_eq!(sequences, (1..=20).collect::<Vec<_>>());
     }
 }

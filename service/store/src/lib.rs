@@ -251,6 +251,22 @@ pub trait EventStore: Send + Sync {
         units: Vec<CommitUnit>,
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError>;
 
+    /// As `commit`, but it may return once the batch is committed and visible to readers, before
+    /// it is durable: `sync` makes it durable. The writer uses the pair to write batch N+1 while
+    /// batch N reaches the disk, and answers a batch's callers only after a `sync` that began
+    /// after its commit. A backend whose commit is durable already (PostgreSQL) commits here.
+    async fn commit_visible(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        self.commit(units).await
+    }
+
+    /// Make every batch `commit_visible` returned so far durable.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Events with a sequence greater than `after`, in sequence order, at most `limit`.
     async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
 

@@ -4,7 +4,8 @@
 //! It owns the SQLite schema (`migrations/sqlite/`, embedded at build time) and every SQL statement
 //! run against it. rusqlite is synchronous, so the connection sits behind a mutex and every call runs
 //! on tokio's blocking pool; writers are serialized by that mutex and by `BEGIN IMMEDIATE`. The file
-//! runs in WAL mode with `synchronous=FULL`, so `commit` returns only once the data is on disk.
+//! runs in WAL mode; every write is durable (the WAL fsynced) before its method returns, except
+//! `commit_visible`, whose batch is durable after the next `sync` (see `WalFile`).
 //! It must never be shared by two server processes (there is no cross-process read-model follower
 //! for SQLite; use PostgreSQL for replicas).
 
@@ -60,6 +61,49 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    wal: Arc<WalFile>,
+}
+
+/// The database's write-ahead log, opened by us only to fsync it. SQLite runs with
+/// `synchronous=NORMAL` (a commit writes its WAL frames but does not fsync them); durability comes
+/// from `WalFile::sync` after each commit, which need not hold the connection, so the next batch
+/// writes while this one reaches the disk. A commit whose frames are in the WAL before an fsync
+/// begins is durable when that fsync returns, exactly as with `synchronous=FULL`; checkpoints
+/// fsync the WAL before copying it and the database after (SQLite's NORMAL rules).
+struct WalFile {
+    path: std::path::PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl WalFile {
+    /// fsync the WAL (reopened if SQLite replaced the file, so an fsync never goes to a stale one).
+    fn sync(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| StoreError::Database("wal handle mutex poisoned".into()))?;
+        let current = std::fs::metadata(&self.path).map_err(|e| {
+            StoreError::Database(format!("cannot stat {}: {e}", self.path.display()))
+        })?;
+        let same = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.ino() == current.ino() && m.dev() == current.dev());
+        if !same {
+            *file = Some(std::fs::File::open(&self.path).map_err(|e| {
+                StoreError::Database(format!("cannot open {}: {e}", self.path.display()))
+            })?);
+        }
+        match file.as_ref() {
+            Some(f) => f.sync_data().map_err(|e| {
+                StoreError::Database(format!("cannot fsync {}: {e}", self.path.display()))
+            }),
+            None => Err(StoreError::Database(
+                "the write-ahead log is not open".into(),
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -83,11 +127,29 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err)?;
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            wal: Arc::new(WalFile {
+                path: wal_path.into(),
+                file: Mutex::new(None),
+            }),
         })
+    }
+
+    /// As `with_conn` for a write: once `f` has committed, fsync the WAL (after releasing the
+    /// connection), so the write is durable when this returns.
+    async fn with_conn_durable<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let written = self.with_conn(f).await?;
+        self.sync().await?;
+        Ok(written)
     }
 
     /// Run `f` with the connection on tokio's blocking pool.
@@ -111,14 +173,29 @@ impl SqliteStore {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.with_conn(migrate).await
+        self.with_conn_durable(migrate).await
     }
 
     async fn commit(
         &self,
         units: Vec<CommitUnit>,
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        self.with_conn_durable(move |conn| commit_batch(conn, units))
+            .await
+    }
+
+    async fn commit_visible(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
         self.with_conn(move |conn| commit_batch(conn, units)).await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        let wal = Arc::clone(&self.wal);
+        tokio::task::spawn_blocking(move || wal.sync())
+            .await
+            .map_err(|e| StoreError::Database(format!("sqlite task failed: {e}")))?
     }
 
     async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
@@ -298,7 +375,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
+        self.with_conn_durable(|conn| {
             conn.execute(
                 "INSERT INTO write_probe (id, probed_at) VALUES (1, ?1) \
                  ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
@@ -383,7 +460,7 @@ impl EventStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let binding = binding.clone();
         let wraps = wraps.to_vec();
-        self.with_conn(move |conn| {
+        self.with_conn_durable(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -406,7 +483,7 @@ impl EventStore for SqliteStore {
 
     async fn retire_root_key(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.with_conn(move |conn| {
+        self.with_conn_durable(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -457,7 +534,7 @@ impl EventStore for SqliteStore {
         rows: &[(SealedMaterial, Vec<u8>)],
     ) -> Result<u64, StoreError> {
         let rows = rows.to_vec();
-        self.with_conn(move |conn| {
+        self.with_conn_durable(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -484,7 +561,7 @@ impl EventStore for SqliteStore {
         binding: &RootKeyBinding,
     ) -> Result<Vec<RootKeyBinding>, StoreError> {
         let binding = binding.clone();
-        self.with_conn(move |conn| {
+        self.with_conn_durable(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -503,7 +580,7 @@ impl EventStore for SqliteStore {
 
     async fn destroy_materials(&self, key_id: &str) -> Result<u64, StoreError> {
         let key_id = key_id.to_string();
-        self.with_conn(move |conn| {
+        self.with_conn_durable(move |conn| {
             let n = conn
                 .execute(
                     "DELETE FROM key_materials WHERE key_id = ?1",
