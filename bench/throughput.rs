@@ -11,7 +11,8 @@
 //!
 //! Environment: `BENCH_SECONDS` (per figure, default 5), `BENCH_CONCURRENCY` (comma-separated,
 //! default `8,32,128`), `BENCH_STORES` (`sqlite,postgres` by default), `BENCH_WORKLOADS` (names
-//! to run, default all).
+//! to run, default all), `BENCH_RSS_CALLS` (when set, e.g. `1000000`: after the table, each
+//! server's RSS after 10,000 more Encrypt calls and after that many more).
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
@@ -175,6 +176,23 @@ async fn drive(
     figures.requests = figures.latencies.len();
     figures.latencies.sort();
     figures
+}
+
+/// Replay `request` from `concurrency` tasks until `total` calls succeeded.
+async fn drive_count(http: &reqwest::Client, request: &Replay, concurrency: usize, total: usize) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, request, done) = (http.clone(), request.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                request.send(&http).await.expect("call succeeds");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("bench task");
+    }
 }
 
 /// One metric's value from Prometheus text (summed over its series).
@@ -400,6 +418,34 @@ fn main() {
                 ) {
                     println!("{store:<9} Encrypt/no-op ratio at c={c}: {:.3}", enc / noop);
                 }
+            }
+        }
+        if let Some(total) = std::env::var("BENCH_RSS_CALLS")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            for target in &targets {
+                let request = workload("Encrypt 4 KiB", target);
+                let pid = target.server.pid();
+                drive_count(&http, &request, 32, 10_000).await;
+                let after_10k = rss_mib(pid);
+                let started = Instant::now();
+                let mut done = 10_000;
+                while done < total {
+                    // Re-signed every 100,000 calls, inside SigV4's 5-minute window.
+                    let request = workload("Encrypt 4 KiB", target);
+                    let step = (total - done).min(100_000);
+                    drive_count(&http, &request, 32, step).await;
+                    done += step;
+                }
+                println!(
+                    "{:<9} RSS {:.1} MiB after 10,000 Encrypt calls, {:.1} MiB after {} more ({:.0} s)",
+                    format!("{:?}", target.store),
+                    after_10k,
+                    rss_mib(pid),
+                    total - 10_000,
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
         for target in &targets {

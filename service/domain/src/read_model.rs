@@ -5,6 +5,7 @@
 //! from the events alone and compares it with the first.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -65,7 +66,9 @@ type AliasKey = (String, String, String);
 /// All keys and aliases, indexed for lookup and for listing per account and region.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadModel {
-    keys: HashMap<String, KeySnapshot>,
+    /// Each key's current snapshot, shared: a request clones the pointer, and applying an event
+    /// copies the snapshot only while a request still holds the old one.
+    keys: HashMap<String, Arc<KeySnapshot>>,
     listing: BTreeMap<(String, String, String), ()>,
     aliases: BTreeMap<AliasKey, AliasEntry>,
     /// Current version of every alias stream ever written (deleted aliases included), so a name
@@ -82,17 +85,23 @@ impl ReadModel {
 
     /// A key by id, deleted ones included (for the scheduler and replay).
     pub fn key(&self, key_id: &str) -> Option<&KeySnapshot> {
-        self.keys.get(key_id)
+        self.keys.get(key_id).map(Arc::as_ref)
     }
 
     /// A key by id, if it still exists for API callers.
     pub fn live_key(&self, key_id: &str) -> Option<&KeySnapshot> {
-        self.keys.get(key_id).filter(|k| k.is_live())
+        self.key(key_id).filter(|k| k.is_live())
+    }
+
+    /// A shared handle on a key's current snapshot, if it still exists for API callers (a
+    /// pointer copy: the snapshot does not change under the holder).
+    pub fn live_key_shared(&self, key_id: &str) -> Option<Arc<KeySnapshot>> {
+        self.keys.get(key_id).filter(|k| k.is_live()).cloned()
     }
 
     /// Every key, deleted ones included, in no particular order.
     pub fn all_keys(&self) -> impl Iterator<Item = &KeySnapshot> {
-        self.keys.values()
+        self.keys.values().map(Arc::as_ref)
     }
 
     /// How many keys exist (deleted ones included).
@@ -254,13 +263,14 @@ impl ReadModel {
                 (key.account.clone(), key.region.clone(), key.key_id.clone()),
                 (),
             );
-            self.keys.insert(key.key_id.clone(), key);
+            self.keys.insert(key.key_id.clone(), Arc::new(key));
             return Ok(());
         }
         let key = event
             .stream
             .strip_prefix("key/")
             .and_then(|id| self.keys.get_mut(id))
+            .map(Arc::make_mut)
             .ok_or_else(|| inconsistent(format!("event on unknown stream {}", event.stream)))?;
         key.stream_version = event.version;
         apply_to_key(key, decoded);

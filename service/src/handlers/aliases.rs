@@ -221,7 +221,7 @@ pub fn list_aliases(
         Some(id) => {
             let key = resolve_key(state, ctx, id)?;
             authorize(state, ctx, &key)?;
-            Some(key.key_id)
+            Some(key.key_id.clone())
         }
         None => {
             super::authorize_account(state, ctx)?;

@@ -39,7 +39,7 @@ fn key_for_usage(
     ctx: &CallContext,
     key_id: &str,
     usage: KeyUsage,
-) -> Result<(KeySnapshot, KeySpec), KmsError> {
+) -> Result<(std::sync::Arc<KeySnapshot>, KeySpec), KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
     authorize_as(
         state,

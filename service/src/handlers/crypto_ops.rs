@@ -2,6 +2,7 @@
 //! symmetric keys. Plaintexts live in `SecretBytes` and are zeroized when dropped.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -83,7 +84,7 @@ async fn open_blob(
     context: &Context,
     key_id: Option<&str>,
     algorithm: Option<&str>,
-) -> Result<(KeySnapshot, SecretBytes, MaterialInfo), KmsError> {
+) -> Result<(Arc<KeySnapshot>, SecretBytes, MaterialInfo), KmsError> {
     let header = ciphertext::parse_header(blob).map_err(|_| invalid_ciphertext())?;
     let embedded = header.key_id.to_string();
     let key = match key_id {
@@ -99,9 +100,8 @@ async fn open_blob(
         None => {
             let found = state
                 .read_model()?
-                .live_key(&embedded)
-                .filter(|k| k.region == ctx.region)
-                .cloned();
+                .live_key_shared(&embedded)
+                .filter(|k| k.region == ctx.region);
             let key = found.ok_or_else(invalid_ciphertext)?;
             ctx.touch(key.arn());
             key
@@ -236,8 +236,8 @@ async fn open_source(
     state: &AppState,
     ctx: &CallContext,
     req: &ReEncryptRequest,
-    asymmetric_source: Option<&KeySnapshot>,
-) -> Result<(KeySnapshot, SecretBytes, &'static str, Option<String>), KmsError> {
+    asymmetric_source: Option<&Arc<KeySnapshot>>,
+) -> Result<(Arc<KeySnapshot>, SecretBytes, &'static str, Option<String>), KmsError> {
     let opened = match asymmetric_source {
         Some(key) => {
             let (spec, alg) = super::asymmetric::asymmetric_encryption_checks(

@@ -16,7 +16,7 @@ mod pagination;
 pub mod rotation;
 mod tags;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -224,7 +224,7 @@ pub fn resolve_key(
     state: &AppState,
     ctx: &CallContext,
     key_id: &str,
-) -> Result<KeySnapshot, KmsError> {
+) -> Result<Arc<KeySnapshot>, KmsError> {
     let model = state.read_model()?;
     let (account, region, id) = if let Some(rest) = key_id.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
@@ -281,9 +281,8 @@ pub fn resolve_key(
         return Err(KmsError::NotFound(format!("Invalid keyId '{key_id}'")));
     };
     let found = model
-        .live_key(&id)
-        .filter(|k| k.account == account && k.region == region)
-        .cloned();
+        .live_key_shared(&id)
+        .filter(|k| k.account == account && k.region == region);
     match found {
         Some(key) => {
             ctx.touch(key.arn());
@@ -394,7 +393,11 @@ pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsE
 
 /// The start of every command on one key: resolve it, authorise the caller, and check the key
 /// state table for the operation.
-pub fn key_for(state: &AppState, ctx: &CallContext, key_id: &str) -> Result<KeySnapshot, KmsError> {
+pub fn key_for(
+    state: &AppState,
+    ctx: &CallContext,
+    key_id: &str,
+) -> Result<Arc<KeySnapshot>, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
     authorize(state, ctx, &key)?;
     check_key_state(ctx, &key)?;

@@ -48,7 +48,7 @@ fn rotatable_key(
     state: &AppState,
     ctx: &CallContext,
     key_id: &str,
-) -> Result<KeySnapshot, KmsError> {
+) -> Result<std::sync::Arc<KeySnapshot>, KmsError> {
     rotatable_key_with(state, ctx, key_id, false)
 }
 
@@ -59,7 +59,7 @@ fn rotatable_key_with(
     ctx: &CallContext,
     key_id: &str,
     imported: bool,
-) -> Result<KeySnapshot, KmsError> {
+) -> Result<std::sync::Arc<KeySnapshot>, KmsError> {
     let key = resolve_key(state, ctx, key_id)?;
     authorize(state, ctx, &key)?;
     // As AWS: the key's state is checked before its spec (a disabled RSA key is

@@ -61,6 +61,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// A second, query-only connection for the reads requests make (material, LookupEvents,
+    /// last use, following events): WAL lets it read while the writer's connection commits.
+    reader: Arc<Mutex<Connection>>,
     wal: Arc<WalFile>,
 }
 
@@ -131,8 +134,15 @@ impl SqliteStore {
             .map_err(db_err)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
+        let reader = Connection::open(path)
+            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+        reader.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(db_err)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
             wal: Arc::new(WalFile {
                 path: wal_path.into(),
                 file: Mutex::new(None),
@@ -152,13 +162,29 @@ impl SqliteStore {
         Ok(written)
     }
 
-    /// Run `f` with the connection on tokio's blocking pool.
+    /// Run `f` with the writer's connection on tokio's blocking pool.
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        Self::on(Arc::clone(&self.conn), f).await
+    }
+
+    /// Run the read `f` with the query-only connection on tokio's blocking pool.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(Arc::clone(&self.reader), f).await
+    }
+
+    async fn on<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
@@ -199,7 +225,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             query_events(
                 conn,
                 "SELECT sequence, stream, version, event_type, payload, recorded_at FROM events \
@@ -212,7 +238,7 @@ impl EventStore for SqliteStore {
 
     async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let stream = stream.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             query_events(
                 conn,
                 "SELECT sequence, stream, version, event_type, payload, recorded_at FROM events \
@@ -228,7 +254,7 @@ impl EventStore for SqliteStore {
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredAuditRecord>, StoreError> {
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT sequence, event_id, event_time, record, prev_hash, hash \
@@ -267,7 +293,7 @@ impl EventStore for SqliteStore {
 
     async fn lookup_audit(&self, query: &LookupQuery) -> Result<Vec<LookupHit>, StoreError> {
         let query = query.clone();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let (attribute, value) = query
                 .attribute
                 .clone()
@@ -311,7 +337,7 @@ impl EventStore for SqliteStore {
 
     async fn key_last_use(&self, key_arn: &str) -> Result<Option<KeyUse>, StoreError> {
         let key_arn = key_arn.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let row: Option<(String, String, String, String)> = conn
                 .prepare_cached(
                     "SELECT operation, used_at, event_id, request_id FROM key_last_use \
@@ -339,7 +365,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             let first: Option<String> = conn
                 .prepare_cached("SELECT event_time FROM audit_records ORDER BY sequence LIMIT 1")
                 .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
@@ -355,7 +381,7 @@ impl EventStore for SqliteStore {
         version: i32,
     ) -> Result<Option<SealedMaterial>, StoreError> {
         let key_id = key_id.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let sealed: Option<Vec<u8>> = conn
                 .prepare_cached(
                     "SELECT sealed FROM key_materials WHERE key_id = ?1 AND version = ?2",
