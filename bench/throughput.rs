@@ -1,4 +1,5 @@
-//! Throughput benchmark: requests/s with p50/p99 latency for Encrypt (4 KiB), Decrypt,
+//! Throughput benchmark: requests/s with p50/p99 latency for Encrypt (4 KiB, on one key and spread
+//! over `BENCH_KEYS` keys, default 10,000), Decrypt,
 //! GenerateDataKey, Sign (ECC P-256), DescribeKey and the no-op `/health` endpoint, on both stores,
 //! at several concurrencies, interleaved (each concurrency runs every workload on each store in
 //! turn, so a noisy moment hits all of them). Also the audit writer's mean batch size and commit
@@ -127,25 +128,29 @@ impl Figures {
     }
 }
 
-/// Replay `request` from `concurrency` tasks for `seconds`.
+/// Replay `requests` (in turn) from `concurrency` tasks for `seconds`.
 async fn drive(
     http: &reqwest::Client,
-    request: &Replay,
+    requests: &[Replay],
     concurrency: usize,
     seconds: u64,
 ) -> Figures {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    let requests = std::sync::Arc::new(requests.to_vec());
+    for task in 0..concurrency {
         let http = http.clone();
-        let request = request.clone();
+        let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0;
             let mut first_error = None;
+            let mut next = task;
             while Instant::now() < deadline {
                 let t = Instant::now();
+                let request = &requests[next % requests.len()];
+                next += concurrency;
                 match request.send(&http).await {
                     Ok(_) => latencies.push(t.elapsed()),
                     Err(e) => {
@@ -235,15 +240,18 @@ struct Target {
     server: TestServer,
     admin: String,
     encrypt_key: String,
+    /// Keys for the many-keys workload (the first is `encrypt_key`).
+    many_keys: Vec<String>,
     sign_key: String,
     ciphertext: String,
     rss_start: f64,
 }
 
 async fn kms_call(endpoint: &str, operation: &str, body: Value) -> Value {
-    let http = reqwest::Client::new();
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = HTTP.get_or_init(reqwest::Client::new);
     let bytes = Replay::kms(endpoint, operation, &body)
-        .send(&http)
+        .send(http)
         .await
         .unwrap_or_else(|e| panic!("{operation}: {e}"));
     serde_json::from_slice(&bytes).expect("json answer")
@@ -275,16 +283,59 @@ async fn prepare(store: StoreKind) -> Target {
         .as_str()
         .expect("blob")
         .to_string();
+    let mut many_keys = vec![encrypt_key.clone()];
+    let wanted = many_keys_wanted();
+    while many_keys.len() < wanted {
+        let created = kms_call(&endpoint, "CreateKey", json!({})).await;
+        let id = created["KeyMetadata"]["KeyId"].as_str().expect("key id");
+        many_keys.push(id.to_string());
+    }
     let rss_start = rss_mib(server.pid());
     Target {
         store,
         server,
         admin,
         encrypt_key,
+        many_keys,
         sign_key,
         ciphertext,
         rss_start,
     }
+}
+
+/// How many keys the many-keys workload spreads Encrypt over (`BENCH_KEYS`, default 10,000;
+/// only created when that workload runs).
+fn many_keys_wanted() -> usize {
+    let wanted = env_list("BENCH_WORKLOADS", &WORKLOADS.join(","));
+    if !wanted.iter().any(|w| w == MANY_KEYS) {
+        return 1;
+    }
+    std::env::var("BENCH_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
+}
+
+const MANY_KEYS: &str = "Encrypt many keys";
+
+/// The requests a workload replays against `target`.
+fn workload_requests(name: &str, target: &Target) -> Vec<Replay> {
+    if name != MANY_KEYS {
+        return vec![workload(name, target)];
+    }
+    let endpoint = target.server.endpoint();
+    let plaintext = base64::engine::general_purpose::STANDARD.encode(vec![0x5a; 4096]);
+    target
+        .many_keys
+        .iter()
+        .map(|k| {
+            Replay::kms(
+                &endpoint,
+                "Encrypt",
+                &json!({"KeyId": k, "Plaintext": plaintext}),
+            )
+        })
+        .collect()
 }
 
 /// The request a workload replays against `target`.
@@ -322,8 +373,9 @@ fn workload(name: &str, target: &Target) -> Replay {
     }
 }
 
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "Encrypt 4 KiB",
+    MANY_KEYS,
     "Decrypt",
     "GenerateDataKey",
     "Sign P-256",
@@ -387,9 +439,9 @@ fn main() {
             let mut rates = std::collections::HashMap::new();
             for name in &workloads {
                 for target in &targets {
-                    let request = workload(name, target);
+                    let requests = workload_requests(name, target);
                     let before = writer_counters(&target.admin).await;
-                    let figures = drive(&http, &request, c, seconds).await;
+                    let figures = drive(&http, &requests, c, seconds).await;
                     let after = writer_counters(&target.admin).await;
                     let commits = (after.0 - before.0).max(1.0);
                     println!(
@@ -417,6 +469,16 @@ fn main() {
                     rates.get(&(store.clone(), "no-op /health")),
                 ) {
                     println!("{store:<9} Encrypt/no-op ratio at c={c}: {:.3}", enc / noop);
+                }
+                if let (Some(one), Some(many)) = (
+                    rates.get(&(store.clone(), "Encrypt 4 KiB")),
+                    rates.get(&(store.clone(), MANY_KEYS)),
+                ) {
+                    println!(
+                        "{store:<9} Encrypt over {} keys / over one key at c={c}: {:.3}",
+                        target.many_keys.len(),
+                        many / one
+                    );
                 }
             }
         }

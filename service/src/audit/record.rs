@@ -262,38 +262,44 @@ pub fn lower_camel_value(v: &Value) -> Value {
 
 /// Canonical JSON text: object members sorted by key, no insignificant whitespace.
 pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(1024);
     write_canonical(v, &mut out);
-    out
+    // serde_json writes UTF-8 only; the fallback cannot happen.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
+/// Append `v` in canonical form, escaping strings exactly as serde_json does, with no
+/// allocation per member or scalar.
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(o) => {
-            let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut members: Vec<(&String, &Value)> = o.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, member)) in members.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&o[k], out);
+                // Writing to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(member, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
@@ -326,5 +332,14 @@ mod tests {
             canonical_json(&v),
             r#"{"a":{"c":true,"d":[1,{"e":"x","f":null}]},"b":1}"#
         );
+        // Strings and numbers are written exactly as serde_json writes them.
+        let odd = "quote \" back \\ tab \t nul \u{0} é \u{2028} 🔑";
+        let v = json!({ odd: [odd, 1.5, -7, 18446744073709551615u64] });
+        let expected = format!(
+            "{{{}:[{},1.5,-7,18446744073709551615]}}",
+            serde_json::to_string(odd).unwrap(),
+            serde_json::to_string(odd).unwrap()
+        );
+        assert_eq!(canonical_json(&v), expected);
     }
 }

@@ -67,6 +67,33 @@ pub struct SqliteStore {
     wal: Arc<WalFile>,
 }
 
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Start a thread that checkpoints the WAL (PASSIVE: it never waits for, nor blocks, the writer or
+/// readers) on a connection of its own until the store's writer connection is dropped, so that
+/// no commit ever pays for a checkpoint.
+fn checkpoint_in_background(
+    path: &Path,
+    writer: std::sync::Weak<Mutex<Connection>>,
+) -> Result<(), StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while writer.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_INTERVAL);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))
+}
+
 /// The database's write-ahead log, opened by us only to fsync it. SQLite runs with
 /// `synchronous=NORMAL` (a commit writes its WAL frames but does not fsync them); durability comes
 /// from `WalFile::sync` after each commit, which need not hold the connection, so the next batch
@@ -132,6 +159,10 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err)?;
+        // Checkpoints run on a connection of their own (`checkpoint_in_background`), never
+        // inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(db_err)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
         let reader = Connection::open(path)
@@ -140,8 +171,10 @@ impl SqliteStore {
         reader
             .pragma_update(None, "query_only", true)
             .map_err(db_err)?;
+        let conn = Arc::new(Mutex::new(conn));
+        checkpoint_in_background(path, Arc::downgrade(&conn))?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
             reader: Arc::new(Mutex::new(reader)),
             wal: Arc::new(WalFile {
                 path: wal_path.into(),
