@@ -200,6 +200,23 @@ async fn drive_count(http: &reqwest::Client, request: &Replay, concurrency: usiz
     }
 }
 
+/// Send each of `requests` once, from `concurrency` tasks (a warm-up pass).
+async fn send_each(http: &reqwest::Client, requests: &[Replay], concurrency: usize) {
+    let requests = std::sync::Arc::new(requests.to_vec());
+    let mut tasks = Vec::new();
+    for task in 0..concurrency {
+        let (http, requests) = (http.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            for request in requests.iter().skip(task).step_by(concurrency) {
+                request.send(&http).await.expect("warm-up call succeeds");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("bench task");
+    }
+}
+
 /// One metric's value from Prometheus text (summed over its series).
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -435,6 +452,12 @@ fn main() {
             "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>7}",
             "store", "workload", "c", "req/s", "p50 ms", "p99 ms", "batch", "commit ms", "errors"
         );
+        if workloads.contains(&MANY_KEYS) {
+            // Steady state, not a cold start: every key has been used once.
+            for target in &targets {
+                send_each(&http, &workload_requests(MANY_KEYS, target), 32).await;
+            }
+        }
         for &c in &concurrencies {
             let mut rates = std::collections::HashMap::new();
             for name in &workloads {

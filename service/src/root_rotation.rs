@@ -57,7 +57,7 @@ pub struct RotationReport {
 
 /// Commit one audited service event about root keys.
 async fn record(store: &SharedStore, name: &str, details: Value) -> Result<(), RotationError> {
-    let event_id = uuid::Uuid::new_v4().to_string();
+    let event_id = crate::audit::record::new_event_id();
     let at = chrono::Utc::now();
     let record = json!({
         "eventVersion": "1.08",

@@ -269,7 +269,7 @@ fn audit(
     at: DateTime<Utc>,
     extra: Option<serde_json::Value>,
 ) -> NewAuditRecord {
-    let event_id = uuid::Uuid::new_v4().to_string();
+    let event_id = crate::audit::record::new_event_id();
     stored_record(
         &service_event(&event_id, event_name, at, &key.arn(), extra),
         at,

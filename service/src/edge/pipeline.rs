@@ -385,7 +385,7 @@ impl<'a, P: Protocol> Draft<'a, P> {
         error: Option<&AwsError>,
     ) -> CallRecord {
         CallRecord {
-            event_id: uuid::Uuid::new_v4().to_string(),
+            event_id: crate::audit::record::new_event_id(),
             event_time,
             event_name: self.event_name.to_string(),
             event_source: self.protocol.event_source(),

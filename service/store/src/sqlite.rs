@@ -163,6 +163,10 @@ impl SqliteStore {
         // inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(db_err)?;
+        // A page cache of 64 MiB (SQLite's default is 2 MiB): the indexes' hot pages (the
+        // lookup index across thousands of keys) stay in memory instead of being read again.
+        conn.pragma_update(None, "cache_size", -65536)
+            .map_err(db_err)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
         let reader = Connection::open(path)
