@@ -34,6 +34,7 @@ pub mod root_binding;
 pub mod root_rotation;
 pub mod scheduler;
 pub mod simulate;
+pub mod snapshots;
 pub mod state;
 pub mod sts;
 pub mod trail;

@@ -4,6 +4,7 @@
 //! commit) and then destroys their sealed material, (3) finishes crypto-shredding that a crash
 //! interrupted, (4) rotates keys whose automatic rotation is due (`RotateKey` record), and (5)
 //! destroys imported key material whose ValidTo has passed (`DeleteExpiredKeyMaterial` record).
+//! After each tick it takes a read-model snapshot when enough events were applied since the last.
 //!
 //! Exactly once, even with several processes on one database: every action is an append with the
 //! key's expected stream version, so of two processes racing for the same action one commits and the
@@ -59,6 +60,9 @@ pub fn spawn(
         loop {
             if let Err(e) = tick(&state).await {
                 tracing::error!(error = %e, "scheduler tick failed");
+            }
+            if let Err(e) = state.snapshots.take_if_due().await {
+                tracing::warn!(error = %e, "taking a read-model snapshot failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}

@@ -80,6 +80,8 @@ pub struct AppState {
     pub account_policies: RwLock<HashMap<String, crate::authorize::SharedPolicy>>,
     /// Request quotas per account, region and operation class.
     pub quotas: crate::quota::Quotas,
+    /// Takes read-model snapshots (from the scheduler and at shutdown).
+    pub snapshots: Arc<crate::snapshots::Snapshotter>,
 }
 
 impl AppState {

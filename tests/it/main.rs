@@ -21,6 +21,7 @@ mod role_sessions;
 mod safety;
 mod sdk_interop;
 mod simulation;
+mod snapshots;
 mod store_conformance;
 mod tls;
 mod trail;

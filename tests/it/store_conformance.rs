@@ -621,7 +621,7 @@ async fn material_of_a_conflicting_unit_is_not_written(fx: Fixture) {
 }
 
 /// How many migrations each backend has (`migrations/{sqlite,postgres}/`).
-const MIGRATION_COUNT: i64 = 5;
+const MIGRATION_COUNT: i64 = 6;
 
 async fn migrate_is_idempotent(fx: Fixture) {
     let store = fx.store().await;

@@ -47,6 +47,8 @@ pub enum SealPurpose {
     ImportToken,
     /// Another root key (while a rotation is under way).
     RootKeyWrap,
+    /// A read-model snapshot (sealed so that the store cannot alter what start-up trusts).
+    ReadModelSnapshot,
 }
 
 impl SealPurpose {
@@ -56,6 +58,7 @@ impl SealPurpose {
             Self::SessionToken => b"session token",
             Self::ImportToken => b"import token",
             Self::RootKeyWrap => b"root key",
+            Self::ReadModelSnapshot => b"read model snapshot",
         }
     }
 }

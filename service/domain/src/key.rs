@@ -1,12 +1,13 @@
 //! A key as the read model holds it (`KeySnapshot`), its state, and its `KeyMetadata` wire form.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::events::{GrantRecord, KeyCreated, MaterialInfo, Tag};
 use crate::policy::SharedPolicy;
 
 /// The KeyState values of AWS KMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyState {
     /// Usable.
     Enabled,
@@ -33,8 +34,10 @@ impl KeyState {
     }
 }
 
-/// Everything the service knows about a key, projected from its events.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything the service knows about a key, projected from its events. Its serde form is the
+/// one read-model snapshots hold: without the compiled policy and grants (compiled again on
+/// load) and without the policy text (a snapshot holds each distinct text once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeySnapshot {
     /// The key id (UUID).
     pub key_id: String,
@@ -51,6 +54,7 @@ pub struct KeySnapshot {
     /// The Origin.
     pub origin: String,
     /// The key policy.
+    #[serde(skip)]
     pub policy: String,
     /// Tags.
     pub tags: Vec<Tag>,
@@ -76,17 +80,19 @@ pub struct KeySnapshot {
     pub rotation: Option<RotationSchedule>,
     /// The key policy compiled to Cedar (None if the stored text no longer compiles: every
     /// request on the key is then denied).
+    #[serde(skip)]
     pub compiled_policy: Option<SharedPolicy>,
     /// The key's live grants, in creation order.
     pub grants: Vec<GrantRecord>,
     /// The grants compiled for evaluation (rebuilt when a grant is created or removed).
+    #[serde(skip)]
     pub compiled_grants: Option<SharedGrants>,
     /// Imported material of a key of Origin EXTERNAL (None until the first import).
     pub imported: Option<ImportedMaterial>,
 }
 
 /// What the service knows about a key's imported material (never the material itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportedMaterial {
     /// The material version it is sealed under.
     pub version: i32,
@@ -106,7 +112,7 @@ pub struct ImportedMaterial {
 }
 
 /// One imported material version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportedVersion {
     /// Hex SHA-256 of the material bound to the key id.
     pub fingerprint: String,
@@ -117,7 +123,7 @@ pub struct ImportedVersion {
 }
 
 /// Imported material in state `PENDING_ROTATION` (sealed, not yet used to encrypt).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingMaterial {
     /// Its version (one more than the key's newest) and KeyMaterialId.
     pub material: MaterialInfo,
@@ -178,7 +184,7 @@ pub fn compile_grants(key_id: &str, grants: &[GrantRecord]) -> Option<SharedGran
 }
 
 /// Automatic rotation settings of a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotationSchedule {
     /// The rotation period in days (90 to 2560).
     pub period_days: i64,

@@ -12,3 +12,4 @@ pub mod key;
 pub mod policy;
 pub mod read_model;
 pub mod rules;
+pub mod snapshot;

@@ -37,8 +37,8 @@ pub enum ProjectionError {
     },
 }
 
-/// An alias as the read model holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An alias as the read model holds it (and as a snapshot holds it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AliasEntry {
     /// The owning account.
     pub account: String,
@@ -61,20 +61,20 @@ impl AliasEntry {
     }
 }
 
-type AliasKey = (String, String, String);
+pub(crate) type AliasKey = (String, String, String);
 
 /// All keys and aliases, indexed for lookup and for listing per account and region.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadModel {
     /// Each key's current snapshot, shared: a request clones the pointer, and applying an event
     /// copies the snapshot only while a request still holds the old one.
-    keys: HashMap<String, Arc<KeySnapshot>>,
-    listing: BTreeMap<(String, String, String), ()>,
-    aliases: BTreeMap<AliasKey, AliasEntry>,
+    pub(crate) keys: HashMap<String, Arc<KeySnapshot>>,
+    pub(crate) listing: BTreeMap<(String, String, String), ()>,
+    pub(crate) aliases: BTreeMap<AliasKey, AliasEntry>,
     /// Current version of every alias stream ever written (deleted aliases included), so a name
     /// can be created again with the right expected version.
-    alias_versions: HashMap<String, i64>,
-    last_sequence: i64,
+    pub(crate) alias_versions: HashMap<String, i64>,
+    pub(crate) last_sequence: i64,
 }
 
 impl ReadModel {

@@ -283,6 +283,10 @@ struct ServeArgs {
     /// Seconds between periodic trail exports.
     #[arg(long, env = "TRENT_TRAIL_EXPORT_INTERVAL", default_value_t = 300)]
     trail_export_interval: u64,
+    /// Events between two read-model snapshots (taken by the scheduler, and once more at
+    /// shutdown); start-up loads the newest snapshot and replays only the events after it.
+    #[arg(long, env = "TRENT_SNAPSHOT_EVERY", default_value_t = trent_service::snapshots::DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: i64,
     /// Testing only: a movable clock and the /_trent/test/ endpoints (loopback only).
     #[arg(long, env = "TRENT_TEST_CLOCK", hide = true)]
     test_clock: bool,
@@ -489,18 +493,9 @@ fn describe_pg(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
-/// Project every stored event into a fresh read model.
+/// Project every stored event into a fresh read model (no snapshot).
 pub async fn rebuild_read_model(store: &SharedStore) -> anyhow::Result<ReadModel> {
-    let mut model = ReadModel::default();
-    loop {
-        let events = store.read_events(model.last_sequence(), 1000).await?;
-        if events.is_empty() {
-            return Ok(model);
-        }
-        for event in &events {
-            model.apply(event)?;
-        }
-    }
+    Ok(trent_service::snapshots::replay_all(store).await?)
 }
 
 /// Refuse listeners that would expose secrets or decisions: plain HTTP off loopback (plaintexts
@@ -576,18 +571,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin: args.admin_listen,
         admin_token: args.admin_token.clone(),
     };
+    let snapshots = state.snapshots.clone();
     crate::server::serve(state, listeners, interval).await?;
     let _ = stop_export.send(true);
     if let Some(task) = exporter {
         task.await.context("the trail exporter failed")?;
     }
     writer_task.await.context("the audit writer failed")?;
+    // Everything is applied now: the next start replays nothing this process wrote.
+    if let Err(e) = snapshots.take().await {
+        tracing::warn!(error = %e, "the read-model snapshot at shutdown failed");
+    }
     tracing::info!("stopped; every acknowledged call is durable");
     Ok(())
 }
 
-/// The state a server shares between requests: the read model, key usage and LookupEvents index
-/// rebuilt from the store, and the audit writer started (its task is returned).
+/// The state a server shares between requests: the read model loaded from the newest snapshot
+/// and the events after it, and the audit writer started (its task is returned).
 async fn build_state(
     args: &ServeArgs,
     identities: Identities,
@@ -595,9 +595,23 @@ async fn build_state(
     root_key: RootKeyring,
     https: bool,
 ) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
-    let model = Arc::new(RwLock::new(rebuild_read_model(&store).await?));
-    let key_count = model.read().map(|m| m.key_count()).unwrap_or(0);
-    tracing::info!(keys = key_count, "read model rebuilt from events");
+    let root_key = Arc::new(root_key);
+    let loaded = trent_service::snapshots::load(&store, &root_key).await?;
+    tracing::info!(
+        keys = loaded.model.key_count(),
+        snapshot = loaded.snapshot,
+        events = loaded.events_applied,
+        "read model loaded"
+    );
+    let snapshot_at = loaded.snapshot.unwrap_or(0);
+    let model = Arc::new(RwLock::new(loaded.model));
+    let snapshots = Arc::new(trent_service::snapshots::Snapshotter::new(
+        store.clone(),
+        root_key.clone(),
+        model.clone(),
+        args.snapshot_every,
+        snapshot_at,
+    ));
     let metrics = Arc::new(trent_service::metrics::Metrics::new());
     let materials = Arc::new(MaterialCache::default());
     let (writer, writer_task) = CommitWriter::start(
@@ -621,7 +635,7 @@ async fn build_state(
         metrics,
         regions: RegionSet::new(args.regions.clone()),
         secure_transport: https,
-        root_key: Arc::new(root_key),
+        root_key,
         materials,
         account_policies: Default::default(),
         quotas: trent_service::quota::Quotas::new(trent_service::quota::QuotaLimits {
@@ -632,6 +646,7 @@ async fn build_state(
             cloudtrail: args.quota_cloudtrail,
             unauthenticated_in_flight: args.unauthenticated_in_flight,
         }),
+        snapshots,
     };
     Ok((state, writer_task))
 }
@@ -731,6 +746,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         problems.push("two replays of the same events disagree".to_string());
     }
     let root_key = load_root_key(&store, &args.store, false).await?;
+    problems.extend(verify_snapshots(&store, &root_key, &model).await?);
     for key in model.all_keys() {
         for m in &key.materials {
             let stored = store.get_material(&key.key_id, m.version).await?;
@@ -776,6 +792,41 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Check every kept read-model snapshot: it opens under the root key, and it plus the events
+/// after it equals `full` (a replay of every event). Returns the problems found.
+async fn verify_snapshots(
+    store: &SharedStore,
+    root_key: &RootKeyring,
+    full: &ReadModel,
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for snapshot in store.latest_snapshots().await? {
+        let mut model = match trent_service::snapshots::open(root_key, &snapshot) {
+            Ok(model) => model,
+            Err(why) => {
+                problems.push(format!(
+                    "snapshot at sequence {} does not load: {why}",
+                    snapshot.sequence
+                ));
+                continue;
+            }
+        };
+        let later = trent_service::snapshots::catch_up_from_store(store, &mut model).await?;
+        if &model == full {
+            println!(
+                "verify: snapshot at sequence {} plus {later} later events equals the full replay",
+                snapshot.sequence
+            );
+        } else {
+            problems.push(format!(
+                "snapshot at sequence {} plus {later} later events differs from the full replay",
+                snapshot.sequence
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {

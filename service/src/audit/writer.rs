@@ -281,7 +281,7 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
         EventStore, KeyUse, LookupHit, LookupQuery, NewAuditRecord, RootKeyBinding, RootKeyWrap,
-        SealedMaterial, StoredAuditRecord, StoredEvent,
+        SealedMaterial, StoredAuditRecord, StoredEvent, StoredSnapshot,
     };
 
     /// A store whose syncs take a while and count when they are done (durable).
@@ -327,6 +327,12 @@ mod tests {
         }
         async fn key_last_use(&self, k: &str) -> Result<Option<KeyUse>, StoreError> {
             self.inner.key_last_use(k).await
+        }
+        async fn put_snapshot(&self, s: &StoredSnapshot) -> Result<(), StoreError> {
+            self.inner.put_snapshot(s).await
+        }
+        async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
+            self.inner.latest_snapshots().await
         }
         async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
             self.inner.first_audit_time().await

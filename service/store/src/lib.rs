@@ -350,6 +350,13 @@ pub trait EventStore: Send + Sync {
         binding: &RootKeyBinding,
     ) -> Result<Vec<RootKeyBinding>, StoreError>;
 
+    /// Keep a read-model snapshot, and prune all but the newest `SNAPSHOTS_KEPT` (a snapshot
+    /// of a sequence already kept is left as it is: two replicas may take the same one).
+    async fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StoreError>;
+
+    /// The kept snapshots, newest first, without their bodies' contents checked.
+    async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError>;
+
     /// A channel that receives a message whenever any process may have appended events, for
     /// followers to catch up at once instead of at their next poll. `None` for a backend without
     /// notifications (SQLite: one process), which callers keep polling.
@@ -379,6 +386,33 @@ pub struct RootKeyWrap {
     pub wrapped_under: String,
     /// The sealed key.
     pub sealed: Vec<u8>,
+}
+
+/// How many read-model snapshots a store keeps (the newest; one more than one, so that a
+/// snapshot that no longer opens, e.g. sealed under a retired root key, still has an older one
+/// behind it before a full replay).
+pub const SNAPSHOTS_KEPT: i64 = 2;
+
+/// A read-model snapshot as the store keeps it: the event sequence it covers and its body,
+/// sealed by the service (the store neither reads nor checks it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// The sequence of the last event the snapshot includes.
+    pub sequence: i64,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The sealed body.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSnapshot")
+            .field("sequence", &self.sequence)
+            .field("taken_at", &self.taken_at)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// A shared handle on whichever backend was configured.

@@ -17,8 +17,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     CommitReceipt, CommitUnit, EventStore, KeyUse, LookupHit, LookupQuery, RootKeyBinding,
-    RootKeyWrap, SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, ACCOUNT_ATTRIBUTE,
-    GENESIS_HASH,
+    RootKeyWrap, SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, StoredSnapshot,
+    ACCOUNT_ATTRIBUTE, GENESIS_HASH, SNAPSHOTS_KEPT,
 };
 use crate::plan::{self, BatchPlan, Tail};
 
@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_history_in_store",
         include_str!("../../../migrations/postgres/0005_history_in_store.sql"),
+    ),
+    (
+        6,
+        "0006_read_model_snapshots",
+        include_str!("../../../migrations/postgres/0006_read_model_snapshots.sql"),
     ),
 ];
 
@@ -286,6 +291,46 @@ impl EventStore for PostgresStore {
             .await
             .map_err(db_err)?;
         row.map(|row| row.try_get(0).map_err(corrupt)).transpose()
+    }
+
+    async fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO read_model_snapshots (sequence, taken_at, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (sequence) DO NOTHING",
+            &[&snapshot.sequence, &snapshot.taken_at, &snapshot.body],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            "DELETE FROM read_model_snapshots WHERE sequence NOT IN \
+             (SELECT sequence FROM read_model_snapshots ORDER BY sequence DESC LIMIT $1)",
+            &[&SNAPSHOTS_KEPT],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT sequence, taken_at, body FROM read_model_snapshots ORDER BY sequence DESC",
+                &[],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredSnapshot {
+                    sequence: row.try_get(0).map_err(corrupt)?,
+                    taken_at: row.try_get(1).map_err(corrupt)?,
+                    body: row.try_get(2).map_err(corrupt)?,
+                })
+            })
+            .collect()
     }
 
     async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {

@@ -20,8 +20,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
     CommitReceipt, CommitUnit, EventStore, KeyUse, LookupHit, LookupQuery, RootKeyBinding,
-    RootKeyWrap, SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, ACCOUNT_ATTRIBUTE,
-    GENESIS_HASH,
+    RootKeyWrap, SealedMaterial, StoreError, StoredAuditRecord, StoredEvent, StoredSnapshot,
+    ACCOUNT_ATTRIBUTE, GENESIS_HASH, SNAPSHOTS_KEPT,
 };
 use crate::plan::{self, BatchPlan, Tail};
 
@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_history_in_store",
         include_str!("../../../migrations/sqlite/0005_history_in_store.sql"),
+    ),
+    (
+        6,
+        "0006_read_model_snapshots",
+        include_str!("../../../migrations/sqlite/0006_read_model_snapshots.sql"),
     ),
 ];
 
@@ -408,6 +413,64 @@ impl EventStore for SqliteStore {
                 .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
                 .map_err(db_err)?;
             first.as_deref().map(parse_time).transpose()
+        })
+        .await
+    }
+
+    async fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
+        let snapshot = snapshot.clone();
+        self.with_conn_durable(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO read_model_snapshots (sequence, taken_at, body) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (sequence) DO NOTHING",
+                params![
+                    snapshot.sequence,
+                    format_time(snapshot.taken_at),
+                    snapshot.body
+                ],
+            )
+            .map_err(db_err)?;
+            tx.execute(
+                "DELETE FROM read_model_snapshots WHERE sequence NOT IN \
+                 (SELECT sequence FROM read_model_snapshots ORDER BY sequence DESC LIMIT ?1)",
+                params![SNAPSHOTS_KEPT],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT sequence, taken_at, body FROM read_model_snapshots \
+                     ORDER BY sequence DESC",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (sequence, taken_at, body) = row.map_err(db_err)?;
+                out.push(StoredSnapshot {
+                    sequence,
+                    taken_at: parse_time(&taken_at)?,
+                    body,
+                });
+            }
+            Ok(out)
         })
         .await
     }
