@@ -6,7 +6,9 @@
 //! copies that key's events and sealed material under fresh key ids (the copies' material is
 //! sealed for the original key id, so it would not open: start-up never opens material) and
 //! that Encrypt's audit record under fresh event ids, each linked into the hash chain with its
-//! lookup rows, as the writer would. Then it starts the server again and times it.
+//! lookup rows, as the writer would. Then it starts the server again and times it twice: first
+//! replaying the copied events (the only snapshot is the one-key store's shutdown snapshot),
+//! then, after a clean stop that writes a snapshot of every key, from that snapshot.
 //!
 //! `BENCH_STARTUP` lists the sizes as `keys:records` pairs (default `1000:10000,100000:1000000`).
 //! Run with `cargo bench --bench startup`.
@@ -153,6 +155,38 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// What one start of the server measured.
+#[derive(Clone, Copy)]
+struct Start {
+    listening: f64,
+    answered: f64,
+    rss_mib: f64,
+}
+
+/// Start the stopped `server` again and time it to listening and to its first answer.
+fn time_start(rt: &tokio::runtime::Runtime, server: &mut TestServer, copy: &str) -> Start {
+    let started = Instant::now();
+    server.start_again();
+    let listening = started.elapsed().as_secs_f64();
+    let answered = rt.block_on(async {
+        // The last copy made: every key was loaded.
+        let described = server
+            .client()
+            .describe_key()
+            .key_id(copy)
+            .send()
+            .await
+            .expect("describe key");
+        assert_eq!(described.key_metadata().unwrap().key_id(), copy);
+        started.elapsed().as_secs_f64()
+    });
+    Start {
+        listening,
+        answered,
+        rss_mib: rss_mib(server.pid()),
+    }
+}
+
 fn main() {
     let sizes: Vec<(usize, usize)> = std::env::var("BENCH_STARTUP")
         .unwrap_or_else(|_| "1000:10000,100000:1000000".into())
@@ -189,27 +223,23 @@ fn main() {
         let filled = Instant::now();
         let copy = fill(&server.data_dir.join("trent.db"), &key, keys, records);
         let fill_time = filled.elapsed();
-        let started = Instant::now();
-        server.start_again();
-        let listening = started.elapsed();
-        let answered = rt.block_on(async {
-            // The last copy made: every key was loaded.
-            let described = server
-                .client()
-                .describe_key()
-                .key_id(&copy)
-                .send()
-                .await
-                .expect("describe key");
-            assert_eq!(described.key_metadata().unwrap().key_id(), copy);
-            started.elapsed()
-        });
+        // First start: the shutdown snapshot of the one-key store, then every copied event.
+        let replayed = time_start(&rt, &mut server, &copy);
+        // Second start: the snapshot this server wrote at shutdown covers every key.
+        server.terminate();
+        let from_snapshot = time_start(&rt, &mut server, &copy);
         println!(
-            "{keys:>7} keys, {records:>8} audit records: listening after {:>6.3} s, first answer after {:>6.3} s, RSS {:>6.1} MiB (store filled in {:.1} s)",
-            listening.as_secs_f64(),
-            answered.as_secs_f64(),
-            rss_mib(server.pid()),
+            "{keys:>7} keys, {records:>8} audit records (store filled in {:.1} s):",
             fill_time.as_secs_f64()
         );
+        for (how, s) in [
+            ("replaying the events", replayed),
+            ("from a snapshot", from_snapshot),
+        ] {
+            println!(
+                "    {how:<22} listening after {:>6.3} s, first answer after {:>6.3} s, RSS {:>6.1} MiB",
+                s.listening, s.answered, s.rss_mib
+            );
+        }
     }
 }

@@ -13,7 +13,9 @@
 //! Environment: `BENCH_SECONDS` (per figure, default 5), `BENCH_CONCURRENCY` (comma-separated,
 //! default `8,32,128`), `BENCH_STORES` (`sqlite,postgres` by default), `BENCH_WORKLOADS` (names
 //! to run, default all), `BENCH_RSS_CALLS` (when set, e.g. `1000000`: after the table, each
-//! server's RSS after 10,000 more Encrypt calls and after that many more).
+//! server's RSS after 10,000 more Encrypt calls and after that many more), `BENCH_REPLICAS`
+//! (when set, e.g. `1,2,3`: Encrypt spread over that many servers sharing the PostgreSQL
+//! database, their combined req/s, then `trent trail verify` on the chain they wrote together).
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
@@ -400,6 +402,68 @@ const WORKLOADS: [&str; 7] = [
     "no-op /health",
 ];
 
+/// Encrypt 4 KiB spread evenly over 1, 2, 3... servers sharing `target`'s PostgreSQL database:
+/// their combined req/s at each concurrency (the total over all servers), then a check that the
+/// hash chain the servers wrote together still verifies.
+async fn replicas_on_one_database(
+    http: &reqwest::Client,
+    target: &Target,
+    counts: &[usize],
+    concurrencies: &[usize],
+    seconds: u64,
+) {
+    let most = counts.iter().copied().max().unwrap_or(1);
+    let mut others = Vec::new();
+    for _ in 1..most {
+        let admin = format!("127.0.0.1:{}", common::free_port());
+        others.push(
+            target
+                .server
+                .another_on_same_store_with(&["--admin-listen", &admin]),
+        );
+    }
+    let plaintext = base64::engine::general_purpose::STANDARD.encode(vec![0x5a; 4096]);
+    let body = json!({"KeyId": target.encrypt_key, "Plaintext": plaintext});
+    let endpoints: Vec<String> = std::iter::once(target.server.endpoint())
+        .chain(others.iter().map(TestServer::endpoint))
+        .collect();
+    println!("PostgreSQL replicas on one database, Encrypt 4 KiB spread evenly over them:");
+    println!(
+        "{:>8} {:>5} {:>10} {:>9} {:>9} {:>7}",
+        "replicas", "c", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for &c in concurrencies {
+        for &n in counts {
+            let requests: Vec<Replay> = endpoints[..n.min(endpoints.len())]
+                .iter()
+                .map(|e| Replay::kms(e, "Encrypt", &body))
+                .collect();
+            let figures = drive(http, &requests, c, seconds).await;
+            println!(
+                "{:>8} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                requests.len(),
+                c,
+                figures.rate(),
+                figures.percentile_ms(0.50),
+                figures.percentile_ms(0.99),
+                figures.errors
+            );
+            if let Some(e) = &figures.first_error {
+                println!("          first error: {e}");
+            }
+        }
+    }
+    let (verified, out) = target.server.trent(&["trail", "verify"]);
+    println!(
+        "chain written by {} servers together: {}",
+        endpoints.len(),
+        if verified { "verifies" } else { "BROKEN" }
+    );
+    if !verified {
+        println!("{out}");
+    }
+}
+
 fn env_list(name: &str, default: &str) -> Vec<String> {
     std::env::var(name)
         .unwrap_or_else(|_| default.to_string())
@@ -531,6 +595,15 @@ fn main() {
                     total - 10_000,
                     started.elapsed().as_secs_f64()
                 );
+            }
+        }
+        let replicas: Vec<usize> = env_list("BENCH_REPLICAS", "")
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if let Some(target) = targets.iter().find(|t| matches!(t.store, StoreKind::Postgres)) {
+            if !replicas.is_empty() {
+                replicas_on_one_database(&http, target, &replicas, &concurrencies, seconds).await;
             }
         }
         for target in &targets {

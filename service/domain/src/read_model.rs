@@ -278,6 +278,26 @@ impl ReadModel {
     }
 }
 
+/// Compile the key policies `events` will set, before the caller takes the model's write lock.
+///
+/// Compiled policies are shared by text (held weakly), so while the caller holds what this returns,
+/// applying the same events finds each policy compiled and requests never wait on Cedar
+/// compilation behind the write lock. A text that does not compile is left for `apply` to report.
+pub fn compile_policies_ahead(events: &[StoredEvent]) -> Vec<crate::policy::SharedPolicy> {
+    events
+        .iter()
+        .filter(|e| e.stream.starts_with("key/"))
+        .filter(|e| {
+            matches!(
+                e.payload.get("type").and_then(|t| t.as_str()),
+                Some("KeyCreated" | "KeyPolicyPut")
+            )
+        })
+        .filter_map(|e| e.payload.get("policy").and_then(|p| p.as_str()))
+        .filter_map(|text| crate::policy::compile_key_policy(text).ok())
+        .collect()
+}
+
 /// Apply one event (other than its creation) to a key's snapshot.
 fn apply_to_key(key: &mut KeySnapshot, event: KeyEvent) {
     match event {
@@ -548,6 +568,41 @@ mod tests {
         assert_eq!(ids(Some("d")), Vec::<String>::new());
         assert_eq!(m.keys_in("1", "eu-west-1", None).count(), 0);
         assert_eq!(m.last_sequence(), 4);
+    }
+
+    #[test]
+    fn policies_compiled_ahead_are_the_ones_the_model_applies() {
+        let text = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ahead","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}]}"#;
+        let put = KeyEvent::KeyPolicyPut {
+            schema: 1,
+            policy_name: "default".into(),
+            policy: text.into(),
+            at: Utc::now(),
+        };
+        let events = [
+            created(1, "a", "1"),
+            stored(
+                2,
+                &KeyEvent::stream_for("a"),
+                2,
+                serde_json::to_value(&put).unwrap(),
+            ),
+        ];
+        let ahead = compile_policies_ahead(&events);
+        assert_eq!(
+            ahead.len(),
+            1,
+            "the put's policy (the creation's `{{}}` is no policy and is left to apply)"
+        );
+        let mut m = ReadModel::default();
+        for e in &events {
+            m.apply(e).unwrap();
+        }
+        let applied = m.keys["a"].compiled_policy.clone().expect("compiles");
+        assert!(
+            ahead.iter().any(|p| Arc::ptr_eq(&p.0, &applied.0)),
+            "apply shares the policy compiled ahead instead of compiling again"
+        );
     }
 
     #[test]

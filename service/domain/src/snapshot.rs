@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::key::{compile_grants, compile_stored_policy, KeySnapshot};
+use super::policy::SharedPolicy;
 use super::read_model::{AliasEntry, ReadModel};
 
 /// The image format this build writes and reads.
@@ -130,13 +131,17 @@ impl ReadModel {
             model.aliases.insert(at, alias);
         }
         model.keys.reserve(image.keys.len());
+        // Each distinct text compiles once, not once per key that holds it.
+        let mut compiled: Vec<Option<Option<SharedPolicy>>> = vec![None; image.policies.len()];
         for KeyOwned { policy, mut key } in image.keys {
-            key.policy = image
-                .policies
-                .get(policy)
-                .cloned()
-                .ok_or_else(|| ImageError::MissingPolicy(key.key_id.clone()))?;
-            key.compiled_policy = compile_stored_policy(&key.key_id, &key.policy);
+            let (Some(text), Some(slot)) = (image.policies.get(policy), compiled.get_mut(policy))
+            else {
+                return Err(ImageError::MissingPolicy(key.key_id.clone()));
+            };
+            key.policy = text.clone();
+            key.compiled_policy = slot
+                .get_or_insert_with(|| compile_stored_policy(&key.key_id, text))
+                .clone();
             key.compiled_grants = compile_grants(&key.key_id, &key.grants);
             model.listing.insert(
                 (key.account.clone(), key.region.clone(), key.key_id.clone()),

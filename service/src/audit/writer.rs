@@ -254,6 +254,8 @@ async fn apply_committed(
             Err(e) => tracing::error!(error = %e, "cannot read the events of other writers"),
         }
     }
+    // Compiled before the write lock and held across it, so requests never wait on Cedar.
+    let _compiled = crate::domain::read_model::compile_policies_ahead(&events);
     let Ok(mut model) = model.write() else {
         tracing::error!("read model lock poisoned");
         return;

@@ -248,13 +248,19 @@ impl TestServer {
 
     /// A second server process on the same store (same data directory or database and root key).
     pub fn another_on_same_store(&self) -> Self {
+        let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        self.another_on_same_store_with(&extra)
+    }
+
+    /// A second server process on the same store, started with other extra arguments.
+    pub fn another_on_same_store_with(&self, extra_args: &[&str]) -> Self {
         let mut other = TestServer {
             child: None,
             port: free_port(),
             data_dir: self.data_dir.clone(),
             _tmp: None,
             database_url: self.database_url.clone(),
-            extra_args: self.extra_args.clone(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             env: self.env.clone(),
         };
         other.spawn();
