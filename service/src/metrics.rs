@@ -40,6 +40,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// Actions the scheduler took, by action (`DeleteKey`, `RotateKey`, `ShredMaterial`).
     pub scheduler_actions: IntCounterVec,
+    /// Calls whose commit lost an optimistic-concurrency race (each then runs again), by operation.
+    pub commit_conflicts: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -135,6 +137,11 @@ impl Metrics {
                 "Actions the service took by itself.",
                 &["action"],
             ),
+            commit_conflicts: counter(
+                "trent_commit_conflicts_total",
+                "Calls whose commit lost an optimistic-concurrency race and ran again, by operation.",
+                &["operation"],
+            ),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.requests.clone()),
@@ -150,6 +157,7 @@ impl Metrics {
             Box::new(m.authorization_decisions.clone()),
             Box::new(m.store_errors.clone()),
             Box::new(m.scheduler_actions.clone()),
+            Box::new(m.commit_conflicts.clone()),
         ];
         for c in collectors {
             if let Err(e) = m.registry.register(c) {
@@ -172,6 +180,7 @@ impl Metrics {
         }
         for op in crate::protocol::Operation::ALL {
             m.pending_deletion_use.with_label_values(&[op.name()]);
+            m.commit_conflicts.with_label_values(&[op.name()]);
         }
         m
     }

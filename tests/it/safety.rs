@@ -589,7 +589,110 @@ async fn root_key_rotation_while_serving(store: StoreKind) {
     assert!(ok, "{out}");
 }
 
+/// Concurrent TagResource calls per round on one key (each adds a tag of its own).
+const TAGGERS: usize = 12;
+
+/// The sum of a Prometheus counter's series in `text`.
+fn counter_total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Units of one batch that append to the same key conflict: the batch commits the winner and the
+/// others, and each loser runs again on the new state until it commits. No caller sees the race
+/// (every call succeeds without the SDK's retries), no change is lost (every tag is there), and
+/// each call leaves exactly one audit record however often it ran.
+async fn a_call_that_loses_a_commit_race_runs_again(store: StoreKind) {
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let server = TestServer::start_with(store, &["--admin-listen", &admin]);
+    let client = aws_sdk_kms::Client::from_conf(
+        server
+            .client()
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let conflicts = || async {
+        let text = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        counter_total(&text, "trent_commit_conflicts_total")
+    };
+    let mut rounds = 0;
+    let mut calls = 0;
+    // Until a round has lost at least one race (almost always the first).
+    while conflicts().await == 0.0 {
+        rounds += 1;
+        assert!(
+            rounds <= 5,
+            "no commit race in five rounds of {TAGGERS} taggers"
+        );
+        let key_id = client
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_string();
+        let taggers: Vec<_> = (0..TAGGERS)
+            .map(|i| {
+                let (client, key_id) = (client.clone(), key_id.clone());
+                tokio::spawn(async move {
+                    let tag = aws_sdk_kms::types::Tag::builder()
+                        .tag_key(format!("t{i}"))
+                        .tag_value("v")
+                        .build()
+                        .unwrap();
+                    client.tag_resource().key_id(key_id).tags(tag).send().await
+                })
+            })
+            .collect();
+        for tagger in taggers {
+            tagger
+                .await
+                .unwrap()
+                .expect("a tagger that lost a race ran again and succeeded");
+            calls += 1;
+        }
+        let tags = client
+            .list_resource_tags()
+            .key_id(&key_id)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<_> = tags
+            .tags()
+            .iter()
+            .map(|t| t.tag_key().to_string())
+            .collect();
+        keys.sort();
+        let mut expected: Vec<_> = (0..TAGGERS).map(|i| format!("t{i}")).collect();
+        expected.sort();
+        assert_eq!(keys, expected, "every concurrent tag is kept");
+    }
+    let records = Db::open(&server).await.audit_records().await;
+    let tag_records: Vec<_> = records
+        .iter()
+        .filter(|r| r["eventName"] == "TagResource")
+        .collect();
+    assert_eq!(
+        tag_records.len(),
+        calls,
+        "one record per call, not per attempt"
+    );
+    assert!(tag_records.iter().all(|r| r.get("errorCode").is_none()));
+}
+
 on_both_stores!(
+    a_call_that_loses_a_commit_race_runs_again,
     root_key_rotation_while_serving,
     oversize_bodies_get_an_audited_aws_error,
     readiness_follows_failed_commits,
