@@ -318,7 +318,7 @@ async fn run_and_commit<P: Protocol>(
                 state
                     .metrics
                     .commit_conflicts
-                    .with_label_values(&[&protocol.metric_label(&record.event_name, Some(call))])
+                    .with_label_values(&[&protocol.metric_label(record.event_name, Some(call))])
                     .inc();
                 if let Err(e) = crate::scheduler::catch_up(state).await {
                     tracing::warn!(error = %e, "catching up after a conflict failed");
