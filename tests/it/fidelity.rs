@@ -213,3 +213,124 @@ async fn error_answers_match_aws() {
     .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
+
+/// `DryRunModifiers: ["IGNORE_CIPHERTEXT"]` on Decrypt and ReEncrypt: with DryRun, only the named
+/// key, its state and usage and the caller's permission (with the request's encryption context)
+/// are checked, never the ciphertext; without DryRun the modifier changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_that_ignore_the_ciphertext_check_key_and_permission_only() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Owner", "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{}:root", common::ACCOUNT)},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "NotForBlocked", "Effect": "Deny", "Principal": {"AWS": "*"},
+         "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:app": "blocked"}}}]})
+    .to_string();
+    let key = key_id(&server, json!({"Policy": policy})).await;
+    let other = key_id(&server, json!({})).await;
+    let disabled = key_id(&server, json!({})).await;
+    call(
+        &server,
+        "TrentService.DisableKey",
+        &json!({"KeyId": disabled}),
+    )
+    .await;
+    let signing = key_id(
+        &server,
+        json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}),
+    )
+    .await;
+    let garbage = "bm90IGEgY2lwaGVydGV4dA=="; // "not a ciphertext"
+    let ignore = json!(["IGNORE_CIPHERTEXT"]);
+    let cases = [
+        (
+            "Decrypt: the permission holds, the ciphertext is not read",
+            "TrentService.Decrypt",
+            json!({"KeyId": key, "CiphertextBlob": garbage, "DryRun": true,
+                   "DryRunModifiers": ignore, "EncryptionContext": {"app": "web"}}),
+            "DryRunOperationException",
+        ),
+        (
+            "Decrypt: a dry run without the modifier reads the ciphertext",
+            "TrentService.Decrypt",
+            json!({"KeyId": key, "CiphertextBlob": garbage, "DryRun": true}),
+            "InvalidCiphertextException",
+        ),
+        (
+            "Decrypt: the modifier without DryRun changes nothing",
+            "TrentService.Decrypt",
+            json!({"KeyId": key, "CiphertextBlob": garbage, "DryRunModifiers": ignore}),
+            "InvalidCiphertextException",
+        ),
+        (
+            "Decrypt: the policy's condition on the context still decides",
+            "TrentService.Decrypt",
+            json!({"KeyId": key, "CiphertextBlob": garbage, "DryRun": true,
+                   "DryRunModifiers": ignore, "EncryptionContext": {"app": "blocked"}}),
+            "AccessDeniedException",
+        ),
+        (
+            "Decrypt: without the ciphertext the key must be named",
+            "TrentService.Decrypt",
+            json!({"CiphertextBlob": garbage, "DryRun": true, "DryRunModifiers": ignore}),
+            "ValidationException",
+        ),
+        (
+            "Decrypt: the key's state is checked",
+            "TrentService.Decrypt",
+            json!({"KeyId": disabled, "CiphertextBlob": garbage, "DryRun": true,
+                   "DryRunModifiers": ignore}),
+            "DisabledException",
+        ),
+        (
+            "Decrypt: the key's usage is checked",
+            "TrentService.Decrypt",
+            json!({"KeyId": signing, "CiphertextBlob": garbage, "DryRun": true,
+                   "DryRunModifiers": ignore}),
+            "InvalidKeyUsageException",
+        ),
+        (
+            "ReEncrypt: both permissions hold",
+            "TrentService.ReEncrypt",
+            json!({"SourceKeyId": key, "DestinationKeyId": other, "CiphertextBlob": garbage,
+                   "DryRun": true, "DryRunModifiers": ignore}),
+            "DryRunOperationException",
+        ),
+        (
+            "ReEncrypt: the source side's condition decides",
+            "TrentService.ReEncrypt",
+            json!({"SourceKeyId": key, "DestinationKeyId": other, "CiphertextBlob": garbage,
+                   "SourceEncryptionContext": {"app": "blocked"},
+                   "DryRun": true, "DryRunModifiers": ignore}),
+            "AccessDeniedException",
+        ),
+        (
+            "ReEncrypt: the destination's state is checked",
+            "TrentService.ReEncrypt",
+            json!({"SourceKeyId": key, "DestinationKeyId": disabled, "CiphertextBlob": garbage,
+                   "DryRun": true, "DryRunModifiers": ignore}),
+            "DisabledException",
+        ),
+        (
+            "ReEncrypt: without the ciphertext the source key must be named",
+            "TrentService.ReEncrypt",
+            json!({"DestinationKeyId": other, "CiphertextBlob": garbage,
+                   "DryRun": true, "DryRunModifiers": ignore}),
+            "ValidationException",
+        ),
+        (
+            "an unknown modifier is refused by the model",
+            "TrentService.Decrypt",
+            json!({"KeyId": key, "CiphertextBlob": garbage, "DryRun": true,
+                   "DryRunModifiers": ["IGNORE_EVERYTHING"]}),
+            "ValidationException",
+        ),
+    ];
+    for (name, target, body, expected) in cases {
+        let resp = call(&server, target, &body).await;
+        assert_eq!(resp.error_type(), expected, "{name}: {}", resp.body);
+        assert_eq!(resp.status, 400, "{name}: {}", resp.body);
+    }
+}

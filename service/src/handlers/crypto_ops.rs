@@ -70,6 +70,47 @@ fn check_encrypt_key(
     Ok(())
 }
 
+/// The checks a use of `key` for encryption or decryption makes before any ciphertext is read
+/// (authorization of `action`, state, usage, context, algorithm), for symmetric and RSA keys.
+fn check_encryption_use(
+    state: &AppState,
+    ctx: &CallContext,
+    key: &KeySnapshot,
+    action: &str,
+    context: &Context,
+    algorithm: Option<&str>,
+) -> Result<(), KmsError> {
+    if key.key_spec == "SYMMETRIC_DEFAULT" {
+        check_encrypt_key(state, ctx, key, action, context, algorithm)
+    } else {
+        super::asymmetric::asymmetric_encryption_checks(state, ctx, key, action, context, algorithm)
+            .map(|_| ())
+    }
+}
+
+/// Whether a dry run is to skip the ciphertext (`DryRunModifiers: ["IGNORE_CIPHERTEXT"]`, which
+/// applies only when `DryRun` is true): only the key, its state and the caller's permission are
+/// checked, so permissions can be tested without a real ciphertext.
+fn ignores_ciphertext(dry_run: Option<bool>, modifiers: &[String]) -> bool {
+    dry_run == Some(true) && modifiers.iter().any(|m| m == "IGNORE_CIPHERTEXT")
+}
+
+/// The key a dry run that ignores the ciphertext checks: the one the request names (the
+/// ciphertext, which would name it otherwise, is not read).
+fn key_named_for_dry_run(
+    state: &AppState,
+    ctx: &CallContext,
+    member: &str,
+    key_id: Option<&str>,
+) -> Result<Arc<KeySnapshot>, KmsError> {
+    let id = key_id.ok_or_else(|| {
+        KmsError::Validation(format!(
+            "{member} is required when DryRunModifiers contains IGNORE_CIPHERTEXT."
+        ))
+    })?;
+    resolve_key(state, ctx, id)
+}
+
 /// AWS's answer to a ciphertext that does not open: InvalidCiphertextException with an empty
 /// message (it says nothing of why).
 fn invalid_ciphertext() -> KmsError {
@@ -185,6 +226,8 @@ struct DecryptRequest {
     encryption_algorithm: Option<String>,
     recipient: Option<Value>,
     dry_run: Option<bool>,
+    #[serde(default)]
+    dry_run_modifiers: Vec<String>,
 }
 
 /// Decrypt (KeyId optional: the ciphertext names its key).
@@ -195,6 +238,18 @@ pub async fn decrypt(
 ) -> Result<Outcome, KmsError> {
     let req: DecryptRequest = decode(body)?;
     no_recipient(&req.recipient)?;
+    if ignores_ciphertext(req.dry_run, &req.dry_run_modifiers) {
+        let key = key_named_for_dry_run(state, ctx, "KeyId", req.key_id.as_deref())?;
+        check_encryption_use(
+            state,
+            ctx,
+            &key,
+            "kms:Decrypt",
+            &req.encryption_context,
+            req.encryption_algorithm.as_deref(),
+        )?;
+        dry_run_check(req.dry_run)?;
+    }
     // Asymmetric ciphertexts do not name their key: AWS requires KeyId for them.
     if let Some(id) = req.key_id.as_deref() {
         let key = resolve_key(state, ctx, id)?;
@@ -327,6 +382,8 @@ struct ReEncryptRequest {
     source_encryption_algorithm: Option<String>,
     destination_encryption_algorithm: Option<String>,
     dry_run: Option<bool>,
+    #[serde(default)]
+    dry_run_modifiers: Vec<String>,
 }
 
 /// ReEncrypt: decrypt under the source key and encrypt under the destination key, server-side.
@@ -355,6 +412,31 @@ pub async fn re_encrypt(
             .ok()
             .map(|h| h.key_id.to_string()),
     };
+    if ignores_ciphertext(req.dry_run, &req.dry_run_modifiers) {
+        let source = match named_source.clone() {
+            Some(key) => key,
+            None => key_named_for_dry_run(state, ctx, "SourceKeyId", None)?,
+        };
+        let same = source.key_id == destination.key_id;
+        ctx.add_condition_key("kms:ReEncryptOnSameKey", same.into());
+        check_encryption_use(
+            state,
+            ctx,
+            &source,
+            "kms:ReEncryptFrom",
+            &req.source_encryption_context,
+            req.source_encryption_algorithm.as_deref(),
+        )?;
+        check_encryption_use(
+            state,
+            ctx,
+            &destination,
+            "kms:ReEncryptTo",
+            &req.destination_encryption_context,
+            req.destination_encryption_algorithm.as_deref(),
+        )?;
+        dry_run_check(req.dry_run)?;
+    }
     if let Some(id) = source_id {
         ctx.add_condition_key("kms:ReEncryptOnSameKey", (id == destination.key_id).into());
     }
