@@ -45,7 +45,12 @@ fn random_bytes(n: usize) -> Vec<u8> {
 
 /// Wrap `material` for import with `algorithm` and the wrapping public key (DER SPKI), using
 /// only the OpenSSL command line.
-fn wrap(dir: &Path, public_der: &[u8], material: &[u8], algorithm: &AlgorithmSpec) -> Vec<u8> {
+pub(crate) fn wrap(
+    dir: &Path,
+    public_der: &[u8],
+    material: &[u8],
+    algorithm: &AlgorithmSpec,
+) -> Vec<u8> {
     std::fs::write(path(dir, "wrapping.der"), public_der).unwrap();
     openssl(&[
         "pkey",

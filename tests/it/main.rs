@@ -17,6 +17,7 @@ mod lifecycle;
 mod lookup_events;
 mod monitoring;
 mod protocol_errors;
+mod response_fields;
 mod role_sessions;
 mod safety;
 mod sdk_interop;
