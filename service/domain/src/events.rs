@@ -320,6 +320,14 @@ impl AliasEvent {
         format!("alias/{account}/{region}/{name}")
     }
 
+    /// The (account, region, name) an alias stream belongs to: the inverse of `stream_for`
+    /// (account ids and regions hold no `/`; the name may).
+    pub fn parse_stream(stream: &str) -> Option<(String, String, String)> {
+        let mut parts = stream.strip_prefix("alias/")?.splitn(3, '/');
+        let (account, region, name) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((account.to_string(), region.to_string(), name.to_string()))
+    }
+
     /// Encode for the store.
     pub fn to_new_event(&self) -> Result<NewEvent, serde_json::Error> {
         Ok(NewEvent {
@@ -376,6 +384,20 @@ impl KeyEvent {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_alias_stream_names_its_alias_even_with_slashes_in_the_name() {
+        let stream = AliasEvent::stream_for("111122223333", "eu-west-1", "alias/team/app");
+        assert_eq!(
+            AliasEvent::parse_stream(&stream),
+            Some((
+                "111122223333".to_string(),
+                "eu-west-1".to_string(),
+                "alias/team/app".to_string()
+            ))
+        );
+        assert_eq!(AliasEvent::parse_stream("key/abc"), None);
+    }
+
     use super::*;
 
     #[test]

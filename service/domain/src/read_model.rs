@@ -193,11 +193,8 @@ impl ReadModel {
         };
         self.alias_versions
             .insert(event.stream.clone(), event.version);
-        let position = self
-            .aliases
-            .iter()
-            .find(|(k, _)| AliasEvent::stream_for(&k.0, &k.1, &k.2) == event.stream)
-            .map(|(k, _)| k.clone());
+        let position =
+            AliasEvent::parse_stream(&event.stream).filter(|k| self.aliases.contains_key(k));
         match decoded {
             AliasEvent::AliasCreated {
                 account,
