@@ -3,7 +3,9 @@
 //! GenerateDataKey, Sign (ECC P-256), DescribeKey and the no-op `/health` endpoint, on both stores,
 //! at several concurrencies, interleaved (each concurrency runs every workload on each store in
 //! turn, so a noisy moment hits all of them). Also the audit writer's mean batch size and commit
-//! time per workload, the Encrypt/no-op ratio, and each server's RSS before and after.
+//! time per workload, the server's CPU time per call (user + system, from /proc: steadier than
+//! req/s on a shared machine, and what an optimisation should lower), the Encrypt/no-op ratio,
+//! and each server's RSS before and after.
 //!
 //! The load generator is not the bottleneck it would be with an SDK: every request is signed once
 //! with AWS's own SigV4 signer (aws-sigv4) before a run, and the same signed request is replayed
@@ -251,6 +253,19 @@ fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU seconds a process has used (user + system), from /proc (clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 /// A server with the keys and ciphertext the workloads use.
@@ -513,8 +528,17 @@ fn main() {
              release build"
         );
         println!(
-            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>7}",
-            "store", "workload", "c", "req/s", "p50 ms", "p99 ms", "batch", "commit ms", "errors"
+            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7}",
+            "store",
+            "workload",
+            "c",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "batch",
+            "commit ms",
+            "cpu us",
+            "errors"
         );
         if workloads.contains(&MANY_KEYS) {
             // Steady state, not a cold start: every key has been used once.
@@ -528,11 +552,13 @@ fn main() {
                 for target in &targets {
                     let requests = workload_requests(name, target);
                     let before = writer_counters(&target.admin).await;
+                    let cpu_before = cpu_seconds(target.server.pid());
                     let figures = drive(&http, &requests, c, seconds).await;
+                    let cpu = cpu_seconds(target.server.pid()) - cpu_before;
                     let after = writer_counters(&target.admin).await;
                     let commits = (after.0 - before.0).max(1.0);
                     println!(
-                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7.1} {:>10.3} {:>7}",
+                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7.1} {:>10.3} {:>9.0} {:>7}",
                         format!("{:?}", target.store),
                         name,
                         c,
@@ -541,6 +567,7 @@ fn main() {
                         figures.percentile_ms(0.99),
                         (after.1 - before.1) / commits,
                         1000.0 * (after.2 - before.2) / commits,
+                        1e6 * cpu / (figures.requests.max(1) as f64),
                         figures.errors
                     );
                     if let Some(e) = &figures.first_error {

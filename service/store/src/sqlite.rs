@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Set by the background checkpointer after each pass: the writer then finishes the
+    /// checkpoint itself right after its next commit (see `checkpoint_in_background`).
+    backfilled: Arc<AtomicBool>,
     /// A second, query-only connection for the reads requests make (material, LookupEvents,
     /// last use, following events): WAL lets it read while the writer's connection commits.
     reader: Arc<Mutex<Connection>>,
@@ -77,10 +81,19 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Start a thread that checkpoints the WAL (PASSIVE: it never waits for, nor blocks, the writer or
 /// readers) on a connection of its own until the store's writer connection is dropped, so that
-/// no commit ever pays for a checkpoint.
+/// commits do not pay for copying pages into the database.
+///
+/// SQLite starts the WAL over from its beginning only when a write transaction begins with every
+/// frame already copied, which under continuous commits never happens: each pass ends with newer
+/// frames behind it, and the WAL grew by about 100 MB/s under load (filling the disk, and making
+/// every commit extend the file: block allocation, zeroing, and a journal commit in each fsync).
+/// So after each pass it sets `backfilled`, and the writer, right after its next commit, runs a
+/// PASSIVE checkpoint itself: with nobody else writing it copies only the few frames since the
+/// pass, and the next write transaction restarts the WAL (kept to `WAL_SIZE_LIMIT` on disk).
 fn checkpoint_in_background(
     path: &Path,
     writer: std::sync::Weak<Mutex<Connection>>,
+    backfilled: Arc<AtomicBool>,
 ) -> Result<(), StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
@@ -90,13 +103,28 @@ fn checkpoint_in_background(
         .spawn(move || {
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_INTERVAL);
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    Ok(()) => backfilled.store(true, Ordering::Relaxed),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again")
+                    }
                 }
             }
         })
         .map(|_| ())
         .map_err(|e| StoreError::Database(format!("cannot start the checkpointer: {e}")))
+}
+
+/// The size the WAL file is cut back to when it starts over (bytes).
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// On the writer's connection, between commits: copy the frames written since the background
+/// pass, so that the next write transaction starts the WAL over. PASSIVE, so a reader holding an
+/// older snapshot only postpones it to the next pass; a failure is logged and changes nothing.
+fn finish_checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL checkpoint on the writer failed; it is tried again");
+    }
 }
 
 /// The database's write-ahead log, opened by us only to fsync it. SQLite runs with
@@ -168,6 +196,9 @@ impl SqliteStore {
         // inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(db_err)?;
+        // When the WAL starts over, a file grown larger by a burst is cut back to this.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(db_err)?;
         // A page cache of 64 MiB (SQLite's default is 2 MiB): the indexes' hot pages (the
         // lookup index across thousands of keys) stay in memory instead of being read again.
         conn.pragma_update(None, "cache_size", -65536)
@@ -181,9 +212,11 @@ impl SqliteStore {
             .pragma_update(None, "query_only", true)
             .map_err(db_err)?;
         let conn = Arc::new(Mutex::new(conn));
-        checkpoint_in_background(path, Arc::downgrade(&conn))?;
+        let backfilled = Arc::new(AtomicBool::new(false));
+        checkpoint_in_background(path, Arc::downgrade(&conn), Arc::clone(&backfilled))?;
         Ok(SqliteStore {
             conn,
+            backfilled,
             reader: Arc::new(Mutex::new(reader)),
             wal: Arc::new(WalFile {
                 path: wal_path.into(),
@@ -256,7 +289,15 @@ impl EventStore for SqliteStore {
         &self,
         units: Vec<CommitUnit>,
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
-        self.with_conn(move |conn| commit_batch(conn, units)).await
+        let backfilled = Arc::clone(&self.backfilled);
+        self.with_conn(move |conn| {
+            let committed = commit_batch(conn, units);
+            if backfilled.swap(false, Ordering::Relaxed) {
+                finish_checkpoint(conn);
+            }
+            committed
+        })
+        .await
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
