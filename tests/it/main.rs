@@ -4,6 +4,8 @@
 #[macro_use]
 mod common;
 
+mod check_order;
+
 mod asymmetric;
 mod authorization;
 mod aws_cli;
