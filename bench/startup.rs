@@ -15,12 +15,14 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+mod process;
 
 use std::path::Path;
 use std::time::Instant;
 
 use aws_sdk_kms::primitives::Blob;
 use common::{StoreKind, TestServer};
+use process::{cpu_seconds, rss_mib};
 use rusqlite::{params, Connection};
 
 /// Copy key `template`'s events and material `keys - 1` times, and the audit record at
@@ -145,22 +147,14 @@ fn fill(db: &Path, template: &str, keys: usize, records: usize) -> String {
     last_copy
 }
 
-/// The resident set size of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// What one start of the server measured.
 #[derive(Clone, Copy)]
 struct Start {
     listening: f64,
     answered: f64,
     rss_mib: f64,
+    /// CPU seconds the server used up to its first answer.
+    cpu: f64,
 }
 
 /// Start the stopped `server` again and time it to listening and to its first answer.
@@ -184,6 +178,7 @@ fn time_start(rt: &tokio::runtime::Runtime, server: &mut TestServer, copy: &str)
         listening,
         answered,
         rss_mib: rss_mib(server.pid()),
+        cpu: cpu_seconds(server.pid()),
     }
 }
 
@@ -237,8 +232,8 @@ fn main() {
             ("from a snapshot", from_snapshot),
         ] {
             println!(
-                "    {how:<22} listening after {:>6.3} s, first answer after {:>6.3} s, RSS {:>6.1} MiB",
-                s.listening, s.answered, s.rss_mib
+                "    {how:<22} listening after {:>6.3} s, first answer after {:>6.3} s, RSS {:>6.1} MiB, CPU {:.2} s",
+                s.listening, s.answered, s.rss_mib, s.cpu
             );
         }
     }

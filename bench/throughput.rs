@@ -21,11 +21,13 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+mod process;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use common::{StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
+use process::{cpu_seconds, rss_mib};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
 
@@ -243,29 +245,6 @@ async fn writer_counters(admin: &str) -> (f64, f64, f64) {
         metric(&text, "trent_audit_batch_size_sum"),
         metric(&text, "trent_audit_commit_duration_seconds_sum"),
     )
-}
-
-/// The resident set size of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// CPU seconds a process has used (user + system), from /proc (clock ticks of 10 ms).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
-    }
 }
 
 /// A server with the keys and ciphertext the workloads use.
