@@ -187,3 +187,31 @@ async fn start_up_from_a_snapshot_and_later_events_equals_a_full_replay(store: S
 }
 
 on_both_stores!(start_up_from_a_snapshot_and_later_events_equals_a_full_replay);
+
+/// A snapshot interval below one event is refused at start, naming the flag.
+#[test]
+fn a_snapshot_interval_below_one_event_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    for value in ["0", "-5"] {
+        let args: Vec<String> = [
+            "serve",
+            "--data-dir",
+            &data.path().join("data").display().to_string(),
+            &format!("--snapshot-every={value}"),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let exited = common::run_trent_until_exit(&args, &[]);
+        assert!(
+            exited.status.is_some_and(|s| !s.success()),
+            "refused: {}",
+            exited.stderr
+        );
+        assert!(
+            exited.stderr.contains("--snapshot-every"),
+            "{}",
+            exited.stderr
+        );
+    }
+}

@@ -285,7 +285,12 @@ struct ServeArgs {
     trail_export_interval: u64,
     /// Events between two read-model snapshots (taken by the scheduler, and once more at
     /// shutdown); start-up loads the newest snapshot and replays only the events after it.
-    #[arg(long, env = "TRENT_SNAPSHOT_EVERY", default_value_t = trent_service::snapshots::DEFAULT_SNAPSHOT_EVERY)]
+    #[arg(
+        long,
+        env = "TRENT_SNAPSHOT_EVERY",
+        default_value_t = trent_service::snapshots::DEFAULT_SNAPSHOT_EVERY,
+        value_parser = clap::value_parser!(i64).range(1..)
+    )]
     snapshot_every: i64,
     /// Testing only: a movable clock and the /_trent/test/ endpoints (loopback only).
     #[arg(long, env = "TRENT_TEST_CLOCK", hide = true)]
