@@ -334,3 +334,68 @@ async fn dry_runs_that_ignore_the_ciphertext_check_key_and_permission_only() {
         assert_eq!(resp.status, 400, "{name}: {}", resp.body);
     }
 }
+
+/// Grants to service principals are not supported (CreateGrant answers
+/// UnsupportedOperationException, and so does a SourceArn constraint, which would otherwise be
+/// dropped and widen the grant), so the lists filtered by a service principal are empty rather
+/// than ignoring the filter, and ListRetirableGrants takes either principal.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_grants_are_refused_and_their_filters_list_none() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let key = key_id(&server, json!({})).await;
+    let root = format!("arn:aws:iam::{}:root", common::ACCOUNT);
+    let granted = call(
+        &server,
+        "TrentService.CreateGrant",
+        &json!({"KeyId": key, "GranteePrincipal": root, "RetiringPrincipal": root,
+                "Operations": ["Decrypt"]}),
+    )
+    .await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    for (body, what) in [
+        (
+            json!({"KeyId": key, "GranteeServicePrincipal": "dynamodb.amazonaws.com",
+                   "Operations": ["Decrypt"]}),
+            "a service principal grantee",
+        ),
+        (
+            json!({"KeyId": key, "GranteePrincipal": root, "Operations": ["Decrypt"],
+                   "Constraints": {"SourceArn": "arn:aws:s3:us-east-1:111122223333:bucket"}}),
+            "a SourceArn constraint",
+        ),
+    ] {
+        let resp = call(&server, "TrentService.CreateGrant", &body).await;
+        assert_eq!(
+            resp.error_type(),
+            "UnsupportedOperationException",
+            "{what}: {}",
+            resp.body
+        );
+    }
+    let count = |v: &Value| v["Grants"].as_array().map(Vec::len);
+    let by_service = call(
+        &server,
+        "TrentService.ListGrants",
+        &json!({"KeyId": key, "GranteeServicePrincipal": "dynamodb.amazonaws.com"}),
+    )
+    .await;
+    assert_eq!(count(&by_service.body), Some(0), "{}", by_service.body);
+    let all = call(&server, "TrentService.ListGrants", &json!({"KeyId": key})).await;
+    assert_eq!(count(&all.body), Some(1), "{}", all.body);
+    let retirable = |body: Value| {
+        let server = &server;
+        async move { call(server, "TrentService.ListRetirableGrants", &body).await }
+    };
+    let by_root = retirable(json!({"RetiringPrincipal": root})).await;
+    assert_eq!(count(&by_root.body), Some(1), "{}", by_root.body);
+    let by_service = retirable(json!({"RetiringServicePrincipal": "dynamodb.amazonaws.com"})).await;
+    assert_eq!(by_service.status, 200, "{}", by_service.body);
+    assert_eq!(count(&by_service.body), Some(0), "{}", by_service.body);
+    let neither = retirable(json!({})).await;
+    assert_eq!(
+        neither.error_type(),
+        "ValidationException",
+        "{}",
+        neither.body
+    );
+}

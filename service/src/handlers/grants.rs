@@ -205,11 +205,13 @@ struct ListGrantsRequest {
     key_id: String,
     grant_id: Option<String>,
     grantee_principal: Option<String>,
+    grantee_service_principal: Option<String>,
     limit: Option<usize>,
     marker: Option<String>,
 }
 
-/// ListGrants for one key, optionally filtered by grant id or grantee.
+/// ListGrants for one key, optionally filtered by grant id or grantee. No grant has a service
+/// principal as grantee here (CreateGrant refuses them), so that filter matches none.
 pub fn list_grants(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {
     let req: ListGrantsRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
@@ -221,7 +223,8 @@ pub fn list_grants(state: &AppState, ctx: &CallContext, body: &Value) -> Result<
             skipping = Some(g.grant_id.as_str()) != after.as_deref();
             return false;
         }
-        req.grant_id.as_deref().is_none_or(|id| g.grant_id == id)
+        req.grantee_service_principal.is_none()
+            && req.grant_id.as_deref().is_none_or(|id| g.grant_id == id)
             && req
                 .grantee_principal
                 .as_deref()
@@ -241,20 +244,26 @@ pub fn list_grants(state: &AppState, ctx: &CallContext, body: &Value) -> Result<
 #[serde(rename_all = "PascalCase")]
 struct ListRetirableGrantsRequest {
     retiring_principal: Option<String>,
+    retiring_service_principal: Option<String>,
     limit: Option<usize>,
     marker: Option<String>,
 }
 
 /// ListRetirableGrants: grants of the caller's account and region that name a retiring principal.
+/// Service principals cannot hold grants here (CreateGrant refuses them), so a query by
+/// `RetiringServicePrincipal` lists none; without either principal the request is invalid.
 pub fn list_retirable_grants(
     state: &AppState,
     ctx: &CallContext,
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ListRetirableGrantsRequest = decode(body)?;
-    let principal = req.retiring_principal.ok_or_else(|| {
-        KmsError::Validation("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null".into())
-    })?;
+    if req.retiring_principal.is_none() && req.retiring_service_principal.is_none() {
+        return Err(KmsError::Validation("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null".into()));
+    }
+    let principal = req
+        .retiring_principal
+        .filter(|_| req.retiring_service_principal.is_none());
     super::authorize_account(state, ctx)?;
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let model = state.read_model()?;
@@ -263,7 +272,9 @@ pub fn list_retirable_grants(
         .flat_map(|k| {
             k.grants
                 .iter()
-                .filter(|g| g.retiring_principal.as_deref() == Some(principal.as_str()))
+                .filter(|g| {
+                    principal.is_some() && g.retiring_principal.as_deref() == principal.as_deref()
+                })
                 .map(move |g| (g.grant_id.clone(), grant_entry(k, g)))
         })
         .collect();
