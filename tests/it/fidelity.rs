@@ -399,3 +399,45 @@ async fn service_principal_grants_are_refused_and_their_filters_list_none() {
         neither.body
     );
 }
+
+/// ListKeys' `ResourceOwners`: SELF (the default) lists the caller's keys; keys shared by other
+/// accounts through AWS RAM do not exist here, so OTHER_ACCOUNTS_VIA_RAM alone lists none; an
+/// unknown owner is refused by the model.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_keys_by_resource_owner() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let key = key_id(&server, json!({})).await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["Keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| k["KeyId"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (body, expected) in [
+        (json!({}), vec![key.clone()]),
+        (json!({"ResourceOwners": ["SELF"]}), vec![key.clone()]),
+        (
+            json!({"ResourceOwners": ["SELF", "OTHER_ACCOUNTS_VIA_RAM"]}),
+            vec![key.clone()],
+        ),
+        (
+            json!({"ResourceOwners": ["OTHER_ACCOUNTS_VIA_RAM"]}),
+            vec![],
+        ),
+    ] {
+        let resp = call(&server, "TrentService.ListKeys", &body).await;
+        assert_eq!(resp.status, 200, "{body}: {}", resp.body);
+        assert_eq!(ids(&resp.body), expected, "{body}");
+    }
+    let bad = call(
+        &server,
+        "TrentService.ListKeys",
+        &json!({"ResourceOwners": ["EVERYONE"]}),
+    )
+    .await;
+    assert_eq!(bad.error_type(), "ValidationException", "{}", bad.body);
+}

@@ -283,17 +283,27 @@ pub fn describe_key(
 struct ListKeysRequest {
     limit: Option<usize>,
     marker: Option<String>,
+    resource_owners: Option<Vec<String>>,
 }
 
-/// ListKeys: the caller's keys in the region, paginated by key id.
+/// ListKeys: the caller's keys in the region, paginated by key id. `ResourceOwners` chooses
+/// whose keys: `SELF` (the default) the caller's account's; `OTHER_ACCOUNTS_VIA_RAM` the keys
+/// other accounts share through AWS RAM, of which there are none here (Trent has no RAM), so a
+/// request for those alone lists no key.
 pub fn list_keys(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {
     let req: ListKeysRequest = decode(body)?;
     super::authorize_account(state, ctx)?;
     let limit = req.limit.unwrap_or(100);
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
+    let own_keys = req
+        .resource_owners
+        .as_ref()
+        .is_none_or(|owners| owners.iter().any(|o| o == "SELF"));
     let model = state.read_model()?;
     let body = page(
-        model.keys_in(&ctx.principal.account, &ctx.region, after.as_deref()),
+        model
+            .keys_in(&ctx.principal.account, &ctx.region, after.as_deref())
+            .filter(|_| own_keys),
         limit,
         "Keys",
         |k| k.key_id.clone(),
