@@ -441,3 +441,98 @@ async fn list_keys_by_resource_owner() {
     .await;
     assert_eq!(bad.error_type(), "ValidationException", "{}", bad.body);
 }
+
+/// AWS's answers as recorded against real AWS (LocalStack's snapshot tests; the table is in
+/// docs/dev/aws-recorded-errors.md): `__type`, status 400 and the message, with the key ARN where
+/// AWS names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn recorded_aws_error_answers() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let arn = |id: &str| format!("arn:aws:kms:{REGION}:{}:key/{id}", common::ACCOUNT);
+    let sym = key_id(&server, json!({})).await;
+    let hmac224 = key_id(
+        &server,
+        json!({"KeySpec": "HMAC_224", "KeyUsage": "GENERATE_VERIFY_MAC"}),
+    )
+    .await;
+    let hmac256 = key_id(
+        &server,
+        json!({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}),
+    )
+    .await;
+    let rsa_enc = key_id(
+        &server,
+        json!({"KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT_DECRYPT"}),
+    )
+    .await;
+    let rsa_sign = key_id(
+        &server,
+        json!({"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}),
+    )
+    .await;
+    let ecc = key_id(
+        &server,
+        json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}),
+    )
+    .await;
+    let external = key_id(&server, json!({"Origin": "EXTERNAL"})).await;
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let enc = call(
+        &server,
+        "TrentService.Encrypt",
+        &json!({"KeyId": sym, "Plaintext": b64(b"x")}),
+    )
+    .await;
+    let blob = enc.body["CiphertextBlob"].clone();
+    let missing = "134f2428-cec1-4b25-a1ae-9048164dba47";
+    let cases: Vec<(&str, Value, &str, String)> = vec![
+        ("GenerateRandom", json!({}), "ValidationException", "NumberOfBytes is required.".into()),
+        ("GenerateRandom", json!({"NumberOfBytes": 0}), "ValidationException", "1 validation error detected: Value '0' at 'numberOfBytes' failed to satisfy constraint: Member must have value greater than or equal to 1".into()),
+        ("GenerateRandom", json!({"NumberOfBytes": 1025}), "ValidationException", "1 validation error detected: Value '1025' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024".into()),
+        ("Encrypt", json!({"KeyId": rsa_enc, "Plaintext": b64(&[1; 880]), "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}), "ValidationException", "Algorithm RSAES_OAEP_SHA_256 and key spec RSA_2048 cannot encrypt data larger than 190 bytes.".into()),
+        ("Encrypt", json!({"KeyId": rsa_enc, "Plaintext": b64(&[1; 880]), "EncryptionAlgorithm": "RSAES_OAEP_SHA_1"}), "ValidationException", "Algorithm RSAES_OAEP_SHA_1 and key spec RSA_2048 cannot encrypt data larger than 214 bytes.".into()),
+        ("Encrypt", json!({"KeyId": sym, "Plaintext": b64(&[1; 4200])}), "ValidationException", "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096".into()),
+        ("DescribeKey", json!({"KeyId": missing}), "NotFoundException", format!("Key '{}' does not exist", arn(missing))),
+        ("DescribeKey", json!({"KeyId": arn(missing)}), "NotFoundException", format!("Key '{}' does not exist", arn(missing))),
+        ("DescribeKey", json!({"KeyId": "fake-key-id"}), "NotFoundException", "Invalid keyId 'fake-key-id'".into()),
+        ("DescribeKey", json!({"KeyId": "134f2428cec14b25a1ae9048164dba47"}), "NotFoundException", "Invalid keyId '134f2428cec14b25a1ae9048164dba47'".into()),
+        ("DescribeKey", json!({"KeyId": "mrk-fake-key-id"}), "NotFoundException", "Invalid keyId 'mrk-fake-key-id'".into()),
+        ("DescribeKey", json!({"KeyId": "mrk-d3b95762d3b95762d3b95762d3b95762"}), "NotFoundException", format!("Key '{}' does not exist", arn("mrk-d3b95762d3b95762d3b95762d3b95762"))),
+        ("DescribeKey", json!({"KeyId": format!("arn:aws:kms:ap-southeast-1:{}:key/{sym}", common::ACCOUNT)}), "NotFoundException", "Invalid arn ap-southeast-1".into()),
+        ("CreateKey", json!({"KeySpec": "HMAC_256"}), "ValidationException", "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.".into()),
+        ("Sign", json!({"KeyId": rsa_sign, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}), "ValidationException", "Digest is invalid length for algorithm RSASSA_PSS_SHA_256.".into()),
+        ("Sign", json!({"KeyId": ecc, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "ECDSA_SHA_256"}), "ValidationException", "Digest is invalid length for algorithm ECDSA_SHA_256.".into()),
+        ("GenerateMac", json!({"KeyId": "key_id", "Message": b64(b"m"), "MacAlgorithm": "HMAC_SHA_256"}), "NotFoundException", "Invalid keyId 'key_id'".into()),
+        ("GenerateMac", json!({"KeyId": hmac224, "Message": b64(b"m"), "MacAlgorithm": "HMAC_SHA_256"}), "InvalidKeyUsageException", "Algorithm HMAC_SHA_256 is incompatible with key spec HMAC_224.".into()),
+        ("VerifyMac", json!({"KeyId": hmac256, "Message": b64(b"m"), "Mac": b64(&[0; 32]), "MacAlgorithm": "HMAC_SHA_512"}), "InvalidKeyUsageException", "Algorithm HMAC_SHA_512 is incompatible with key spec HMAC_256.".into()),
+        ("GenerateMac", json!({"KeyId": sym, "Message": b64(b"m"), "MacAlgorithm": "HMAC_SHA_224"}), "InvalidKeyUsageException", format!("{} key usage is ENCRYPT_DECRYPT which is not valid for GenerateMac.", arn(&sym))),
+        ("Sign", json!({"KeyId": hmac224, "Message": b64(b"m"), "SigningAlgorithm": "RSASSA_PSS_SHA_256"}), "InvalidKeyUsageException", format!("{} key usage is GENERATE_VERIFY_MAC which is not valid for Sign.", arn(&hmac224))),
+        ("Verify", json!({"KeyId": sym, "Message": b64(b"m"), "Signature": b64(&[1; 64]), "SigningAlgorithm": "ECDSA_SHA_256"}), "InvalidKeyUsageException", format!("{} key usage is ENCRYPT_DECRYPT which is not valid for Verify.", arn(&sym))),
+        ("Encrypt", json!({"KeyId": rsa_sign, "Plaintext": b64(b"m")}), "InvalidKeyUsageException", format!("{} key usage is SIGN_VERIFY which is not valid for Encrypt.", arn(&rsa_sign))),
+        ("Decrypt", json!({"KeyId": hmac224, "CiphertextBlob": blob}), "IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation.".into()),
+        ("Encrypt", json!({"KeyId": external, "Plaintext": b64(b"m")}), "KMSInvalidStateException", format!("{} is pending import.", arn(&external))),
+        ("GetParametersForImport", json!({"KeyId": sym, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_4096"}), "UnsupportedOperationException", format!("{} origin is AWS_KMS which is not valid for this operation.", arn(&sym))),
+    ];
+    let mut wrong = Vec::new();
+    for (op, body, expected, message) in cases {
+        let resp = call(&server, &format!("TrentService.{op}"), &body).await;
+        let got = (
+            resp.error_type().to_string(),
+            resp.status,
+            resp.body["message"]
+                .as_str()
+                .unwrap_or("(none)")
+                .to_string(),
+        );
+        if got != (expected.to_string(), 400, message.clone()) {
+            wrong.push(format!(
+                "{op} {body}:\n  AWS:   {expected} 400 {message}\n  Trent: {} {} {}",
+                got.0, got.1, got.2
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -133,7 +133,7 @@ async fn open_blob(
             let key = resolve_key(state, ctx, requested)?;
             if key.key_id != embedded {
                 return Err(KmsError::IncorrectKey(
-                    "The key ID in the request does not identify a KMS key that can perform this operation.".into(),
+                    "The key ID in the request does not identify a CMK that can perform this operation.".into(),
                 ));
             }
             key
@@ -253,7 +253,9 @@ pub async fn decrypt(
     // Asymmetric ciphertexts do not name their key: AWS requires KeyId for them.
     if let Some(id) = req.key_id.as_deref() {
         let key = resolve_key(state, ctx, id)?;
-        if key.key_spec != "SYMMETRIC_DEFAULT" {
+        // Only an asymmetric encryption key decrypts what names no key; any other named key is
+        // compared with the key the ciphertext names (IncorrectKeyException when they differ).
+        if key.key_spec != "SYMMETRIC_DEFAULT" && key.key_usage == "ENCRYPT_DECRYPT" {
             return super::asymmetric::rsa_decrypt_call(
                 state,
                 ctx,
@@ -536,9 +538,7 @@ pub fn generate_random(
         ));
     }
     let Some(n) = req.number_of_bytes else {
-        return Err(KmsError::Validation(
-            "1 validation error detected: Value null at 'numberOfBytes' failed to satisfy constraint: Member must not be null".into(),
-        ));
+        return Err(KmsError::Validation("NumberOfBytes is required.".into()));
     };
     let bytes = random_secret(n).map_err(internal)?;
     Ok(Outcome::reply(

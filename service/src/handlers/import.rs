@@ -130,7 +130,7 @@ fn token_binding(key_id: &str, algorithm: WrappingAlgorithm, expires_ms: i64) ->
 fn check_external(key: &KeySnapshot) -> Result<(), KmsError> {
     if key.origin != "EXTERNAL" {
         return Err(KmsError::UnsupportedOperation(format!(
-            "{} has origin {}; key material can only be imported into keys with origin EXTERNAL.",
+            "{} origin is {} which is not valid for this operation.",
             key.arn(),
             key.origin
         )));

@@ -51,7 +51,15 @@ fn kind_of_key(req: &CreateKeyRequest) -> Result<KindOfKey, KmsError> {
     if !spec.is_offered() {
         return Err(keys::KeyError::UnsupportedKeySpec(spec).into());
     }
-    keys::validate_spec_usage(spec, usage)?;
+    if let Err(e) = keys::validate_spec_usage(spec, usage) {
+        // The default usage (ENCRYPT_DECRYPT) does not fit this spec: AWS names the missing member.
+        if req.key_usage.is_none() {
+            return Err(KmsError::Validation(
+                "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.".into(),
+            ));
+        }
+        return Err(e.into());
+    }
     if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
         return Err(KmsError::UnsupportedOperation(
             "Custom key stores are not supported by this server.".into(),

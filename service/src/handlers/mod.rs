@@ -233,10 +233,7 @@ pub fn resolve_key(
         };
         let (arn_region, arn_account, resource) = (*arn_region, *arn_account, *resource);
         if arn_region != ctx.region {
-            return Err(KmsError::NotFound(format!(
-                "Invalid arn {key_id}: the region is not {}",
-                ctx.region
-            )));
+            return Err(KmsError::NotFound(format!("Invalid arn {arn_region}")));
         }
         if resource.starts_with("alias/") {
             if let Ok(mut a) = ctx.request_alias.lock() {
@@ -271,7 +268,7 @@ pub fn resolve_key(
             ctx.region.clone(),
             alias.target_key_id.clone(),
         )
-    } else if uuid::Uuid::try_parse(key_id).is_ok() {
+    } else if is_well_formed_key_id(key_id) {
         (
             ctx.principal.account.clone(),
             ctx.region.clone(),
@@ -292,6 +289,20 @@ pub fn resolve_key(
             "Key '{}' does not exist",
             crate::domain::key::key_arn(&region, &account, &id)
         ))),
+    }
+}
+
+/// Whether a bare KeyId has the form of a key id: a hyphenated UUID, or `mrk-` and 32 lowercase
+/// hex digits (a multi-Region key). Other strings answer "Invalid keyId", as AWS does.
+fn is_well_formed_key_id(key_id: &str) -> bool {
+    match key_id.strip_prefix("mrk-") {
+        Some(hex) => {
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        None => key_id.len() == 36 && uuid::Uuid::try_parse(key_id).is_ok(),
     }
 }
 
