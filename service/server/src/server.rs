@@ -320,19 +320,8 @@ pub async fn serve(
         FOLLOW_INTERVAL,
         stopped,
     );
-    let configure = configure(state.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap_fn(ensure_request_id)
-            .configure(configure.clone())
-    });
-    let server = match tls {
-        Some(config) => server.bind_rustls_0_23(listen, config),
-        None => server.bind(listen),
-    }
-    .map_err(|e| cannot_listen(e, listen, "the API listener, --listen"))?
-    .shutdown_timeout(30)
-    .run();
+    // The admin listener is bound first, so that once the API listener accepts connections
+    // the health, readiness and metrics endpoints do too (orchestrators and tests rely on it).
     let admin_state = state.clone();
     let admin = HttpServer::new(move || {
         App::new()
@@ -347,6 +336,19 @@ pub async fn serve(
     .bind(admin_listen)
     .map_err(|e| cannot_listen(e, admin_listen, "the admin listener, --admin-listen"))?
     .shutdown_timeout(5)
+    .run();
+    let configure = configure(state.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap_fn(ensure_request_id)
+            .configure(configure.clone())
+    });
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(listen, config),
+        None => server.bind(listen),
+    }
+    .map_err(|e| cannot_listen(e, listen, "the API listener, --listen"))?
+    .shutdown_timeout(30)
     .run();
     tracing::info!(%listen, %admin_listen, https = state.secure_transport, "trent is serving");
     let served = tokio::try_join!(server, admin).map(|_| ());
