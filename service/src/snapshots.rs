@@ -7,7 +7,7 @@
 //! (key policies decide authorization), so a snapshot the store could alter would be a way around
 //! the append-only event log: sealing makes an altered, relabelled or foreign snapshot fail to
 //! open, and start-up then falls back to the next one or to a full replay. Snapshots are a cache:
-//! the event log stays the truth, and `trent replay --verify` checks that the newest snapshot
+//! the event log stays the truth, and `trent replay --verify` checks that each kept snapshot
 //! plus the events after it equals a replay of every event.
 
 use std::sync::atomic::{AtomicI64, Ordering};

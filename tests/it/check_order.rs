@@ -5,31 +5,14 @@
 
 use serde_json::{json, Value};
 
-use crate::common;
+use crate::common::{StoreKind, TestServer};
+use crate::fidelity::{call, key_id};
 
-use common::{raw_call, StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
-
-async fn call(server: &TestServer, operation: &str, body: &Value) -> common::RawResponse {
-    let text = body.to_string();
-    let target = format!("TrentService.{operation}");
-    raw_call(
-        &server.endpoint(),
-        &target,
-        text.as_bytes(),
-        Some((ACCESS_KEY, SECRET_KEY)),
-        REGION,
-    )
-    .await
-}
-
+/// A key made with `body`, disabled when `disabled`.
 async fn key(server: &TestServer, body: Value, disabled: bool) -> String {
-    let created = call(server, "CreateKey", &body).await;
-    let id = created.body["KeyMetadata"]["KeyId"]
-        .as_str()
-        .expect("a key")
-        .to_string();
+    let id = key_id(server, body).await;
     if disabled {
-        call(server, "DisableKey", &json!({"KeyId": id})).await;
+        call(server, "TrentService.DisableKey", &json!({"KeyId": id})).await;
     }
     id
 }
@@ -139,7 +122,7 @@ async fn the_first_failing_check_decides_state_usage_spec_constraints() {
     ];
     let mut wrong = Vec::new();
     for (operation, what, body, expected) in rows {
-        let resp = call(&server, operation, &body).await;
+        let resp = call(&server, &format!("TrentService.{operation}"), &body).await;
         if resp.error_type() != expected {
             wrong.push(format!(
                 "{operation} on a {what}: expected {expected}, got {} {}",

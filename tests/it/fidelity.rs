@@ -27,12 +27,14 @@ struct Case {
     message: Message,
 }
 
-async fn call(server: &TestServer, target: &str, body: &Value) -> common::RawResponse {
+/// A signed call of `target` (for example `TrentService.Encrypt`) as the development user.
+pub(crate) async fn call(server: &TestServer, target: &str, body: &Value) -> common::RawResponse {
     let text = body.to_string();
     raw_call(&server.endpoint(), target, text.as_bytes(), CREDS, REGION).await
 }
 
-async fn key_id(server: &TestServer, body: Value) -> String {
+/// CreateKey with `body`; the new key's id.
+pub(crate) async fn key_id(server: &TestServer, body: Value) -> String {
     let created = call(server, "TrentService.CreateKey", &body).await;
     created.body["KeyMetadata"]["KeyId"]
         .as_str()

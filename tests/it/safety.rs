@@ -18,14 +18,7 @@ const CIPHERTEXTS: usize = 20;
 async fn concurrent_rotations_lose_no_ciphertext(store: StoreKind) {
     let mut server = TestServer::start(store);
     // Without the SDK's retries: each racer's own answer is what the test judges.
-    let client = aws_sdk_kms::Client::from_conf(
-        server
-            .client()
-            .config()
-            .to_builder()
-            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
-            .build(),
-    );
+    let client = server.client_without_retries();
     let mut ciphertexts = Vec::new();
     let mut succeeded = 0;
     for _ in 0..ROUNDS {
@@ -607,14 +600,7 @@ fn counter_total(text: &str, name: &str) -> f64 {
 async fn a_call_that_loses_a_commit_race_runs_again(store: StoreKind) {
     let admin = format!("127.0.0.1:{}", common::free_port());
     let server = TestServer::start_with(store, &["--admin-listen", &admin]);
-    let client = aws_sdk_kms::Client::from_conf(
-        server
-            .client()
-            .config()
-            .to_builder()
-            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
-            .build(),
-    );
+    let client = server.client_without_retries();
     let conflicts = || async {
         let text = reqwest::get(format!("http://{admin}/metrics"))
             .await

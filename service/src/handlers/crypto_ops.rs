@@ -95,20 +95,12 @@ fn ignores_ciphertext(dry_run: Option<bool>, modifiers: &[String]) -> bool {
     dry_run == Some(true) && modifiers.iter().any(|m| m == "IGNORE_CIPHERTEXT")
 }
 
-/// The key a dry run that ignores the ciphertext checks: the one the request names (the
-/// ciphertext, which would name it otherwise, is not read).
-fn key_named_for_dry_run(
-    state: &AppState,
-    ctx: &CallContext,
-    member: &str,
-    key_id: Option<&str>,
-) -> Result<Arc<KeySnapshot>, KmsError> {
-    let id = key_id.ok_or_else(|| {
-        KmsError::Validation(format!(
-            "{member} is required when DryRunModifiers contains IGNORE_CIPHERTEXT."
-        ))
-    })?;
-    resolve_key(state, ctx, id)
+/// A dry run that ignores the ciphertext without naming the key (`member`) the ciphertext would
+/// have named.
+fn key_required_for_dry_run(member: &str) -> KmsError {
+    KmsError::Validation(format!(
+        "{member} is required when DryRunModifiers contains IGNORE_CIPHERTEXT."
+    ))
 }
 
 /// AWS's answer to a ciphertext that does not open: InvalidCiphertextException with an empty
@@ -239,7 +231,12 @@ pub async fn decrypt(
     let req: DecryptRequest = decode(body)?;
     no_recipient(&req.recipient)?;
     if ignores_ciphertext(req.dry_run, &req.dry_run_modifiers) {
-        let key = key_named_for_dry_run(state, ctx, "KeyId", req.key_id.as_deref())?;
+        let id = req.key_id.as_deref();
+        let key = resolve_key(
+            state,
+            ctx,
+            id.ok_or_else(|| key_required_for_dry_run("KeyId"))?,
+        )?;
         check_encryption_use(
             state,
             ctx,
@@ -248,7 +245,7 @@ pub async fn decrypt(
             &req.encryption_context,
             req.encryption_algorithm.as_deref(),
         )?;
-        dry_run_check(req.dry_run)?;
+        return Err(super::dry_run_succeeded());
     }
     // Asymmetric ciphertexts do not name their key: AWS requires KeyId for them.
     if let Some(id) = req.key_id.as_deref() {
@@ -415,16 +412,15 @@ pub async fn re_encrypt(
             .map(|h| h.key_id.to_string()),
     };
     if ignores_ciphertext(req.dry_run, &req.dry_run_modifiers) {
-        let source = match named_source.clone() {
-            Some(key) => key,
-            None => key_named_for_dry_run(state, ctx, "SourceKeyId", None)?,
-        };
+        let source = named_source
+            .as_ref()
+            .ok_or_else(|| key_required_for_dry_run("SourceKeyId"))?;
         let same = source.key_id == destination.key_id;
         ctx.add_condition_key("kms:ReEncryptOnSameKey", same.into());
         check_encryption_use(
             state,
             ctx,
-            &source,
+            source,
             "kms:ReEncryptFrom",
             &req.source_encryption_context,
             req.source_encryption_algorithm.as_deref(),
@@ -437,7 +433,7 @@ pub async fn re_encrypt(
             &req.destination_encryption_context,
             req.destination_encryption_algorithm.as_deref(),
         )?;
-        dry_run_check(req.dry_run)?;
+        return Err(super::dry_run_succeeded());
     }
     if let Some(id) = source_id {
         ctx.add_condition_key("kms:ReEncryptOnSameKey", (id == destination.key_id).into());

@@ -258,12 +258,12 @@ pub fn list_retirable_grants(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ListRetirableGrantsRequest = decode(body)?;
-    if req.retiring_principal.is_none() && req.retiring_service_principal.is_none() {
-        return Err(KmsError::Validation("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null".into()));
-    }
-    let principal = req
-        .retiring_principal
-        .filter(|_| req.retiring_service_principal.is_none());
+    // None: the query names a service principal, which no grant has.
+    let principal = match (req.retiring_principal, &req.retiring_service_principal) {
+        (_, Some(_)) => None,
+        (Some(p), None) => Some(p),
+        (None, None) => return Err(KmsError::Validation("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null".into())),
+    };
     super::authorize_account(state, ctx)?;
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let model = state.read_model()?;
@@ -272,9 +272,7 @@ pub fn list_retirable_grants(
         .flat_map(|k| {
             k.grants
                 .iter()
-                .filter(|g| {
-                    principal.is_some() && g.retiring_principal.as_deref() == principal.as_deref()
-                })
+                .filter(|g| principal.is_some() && g.retiring_principal == principal)
                 .map(move |g| (g.grant_id.clone(), grant_entry(k, g)))
         })
         .collect();

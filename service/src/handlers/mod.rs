@@ -193,11 +193,16 @@ pub(super) fn no_recipient(recipient: &Option<Value>) -> Result<(), KmsError> {
 /// `DryRunOperationException` when DryRun is set (every check has passed by then).
 pub fn dry_run_check(flag: Option<bool>) -> Result<(), KmsError> {
     if flag == Some(true) {
-        return Err(KmsError::DryRunOperation(
-            "The request would have succeeded, but the DryRun option is set.".into(),
-        ));
+        return Err(dry_run_succeeded());
     }
     Ok(())
+}
+
+/// The answer to a dry run whose every check passed.
+pub fn dry_run_succeeded() -> KmsError {
+    KmsError::DryRunOperation(
+        "The request would have succeeded, but the DryRun option is set.".into(),
+    )
 }
 
 /// The blob members of an operation's request, which never reach an audit record.

@@ -208,6 +208,17 @@ impl TestServer {
         self.client_as(ACCESS_KEY, SECRET_KEY, REGION)
     }
 
+    /// As `client`, without the SDK's retries: each call's own answer is what a test judges.
+    pub fn client_without_retries(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::from_conf(
+            self.client()
+                .config()
+                .to_builder()
+                .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    }
+
     /// An aws-sdk-kms client with the given credentials and region.
     pub fn client_as(&self, access_key: &str, secret: &str, region: &str) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::Config::builder()
