@@ -103,7 +103,7 @@ fn checkpoint_in_background(
         .spawn(move || {
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_INTERVAL);
-                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                match checkpoint_passive(&conn) {
                     Ok(()) => backfilled.store(true, Ordering::Relaxed),
                     Err(e) => {
                         tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again")
@@ -118,11 +118,16 @@ fn checkpoint_in_background(
 /// The size the WAL file is cut back to when it starts over (bytes).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// One PASSIVE checkpoint: copy what it can of the WAL into the database, waiting for nobody.
+fn checkpoint_passive(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
 /// On the writer's connection, between commits: copy the frames written since the background
 /// pass, so that the next write transaction starts the WAL over. PASSIVE, so a reader holding an
 /// older snapshot only postpones it to the next pass; a failure is logged and changes nothing.
 fn finish_checkpoint(conn: &Connection) {
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+    if let Err(e) = checkpoint_passive(conn) {
         tracing::warn!(error = %e, "WAL checkpoint on the writer failed; it is tried again");
     }
 }
