@@ -195,7 +195,16 @@ pub fn key_request(
     )
     .context("kms:KeySpec", key.key_spec.as_str())
     .context("kms:KeyUsage", key.key_usage.as_str())
-    .context("kms:KeyOrigin", key.origin.as_str());
+    .context("kms:KeyOrigin", key.origin.as_str())
+    .context("kms:MultiRegion", key.multi_region);
+    if key.multi_region {
+        let kind = if key.is_replica() {
+            "REPLICA"
+        } else {
+            "PRIMARY"
+        };
+        b = b.context("kms:MultiRegionKeyType", kind);
+    }
     if let Some(alg) = facts.encryption_algorithm {
         b = b.context("kms:EncryptionAlgorithm", alg);
     }

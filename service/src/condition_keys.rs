@@ -122,6 +122,13 @@ pub fn from_request(op: Operation, body: &Value) -> Vec<ConditionKey> {
         }
         CreateGrant => create_grant_keys(body, &mut out),
         ListGrants | RevokeGrant => out.push(one("kms:GrantIsForAWSResource", false)),
+        ReplicateKey => {
+            push_text(&mut out, "kms:ReplicaRegion", "ReplicaRegion", None);
+            let bypass = flag(body, "BypassPolicyLockoutSafetyCheck");
+            out.push(one("kms:BypassPolicyLockoutSafetyCheck", bypass));
+            request_tags(body, &mut out);
+        }
+        UpdatePrimaryRegion => push_text(&mut out, "kms:PrimaryRegion", "PrimaryRegion", None),
         _ => {}
     }
     out

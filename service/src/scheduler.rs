@@ -3,7 +3,12 @@
 //! period has passed (KeyDeleted, aliases removed, a `DeleteKey` AwsServiceEvent record, all in one
 //! commit) and then destroys their sealed material, (3) finishes crypto-shredding that a crash
 //! interrupted, (4) rotates keys whose automatic rotation is due (`RotateKey` record), and (5)
-//! destroys imported key material whose ValidTo has passed (`DeleteExpiredKeyMaterial` record).
+//! destroys imported key material whose ValidTo has passed (`DeleteExpiredKeyMaterial` record),
+//! (6) ends the transient states of multi-Region keys (a replica Creating, keys Updating after a
+//! change of primary Region: `SynchronizeMultiRegionKey` record), and (7) starts the waiting period
+//! of a primary key whose replicas are all deleted (PendingReplicaDeletion to PendingDeletion).
+//! Besides its interval, a tick runs as soon as the writer commits an event that starts a
+//! transient state, so those last about as long as a commit.
 //! After each tick it takes a read-model snapshot when enough events were applied since the last.
 //!
 //! Exactly once, even with several processes on one database: every action is an append with the
@@ -34,6 +39,10 @@ pub struct TickReport {
     pub rotated: Vec<String>,
     /// Keys whose imported material expired and was destroyed.
     pub expired: Vec<String>,
+    /// Multi-Region keys whose transient state (Creating, Updating) ended.
+    pub synchronized: Vec<String>,
+    /// Multi-Region primary keys whose waiting period started once their replicas were deleted.
+    pub replicas_deleted: Vec<String>,
 }
 
 /// Errors of a tick (logged by the background loop; the next tick tries again).
@@ -56,6 +65,7 @@ pub fn spawn(
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let transient_states = state.writer.transient_states();
     tokio::spawn(async move {
         loop {
             if let Err(e) = tick(&state).await {
@@ -66,6 +76,7 @@ pub fn spawn(
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
+                _ = transient_states.notified() => {}
                 _ = stop.changed() => return,
             }
         }
@@ -131,13 +142,18 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
         let Ok(mut model) = state.model.write() else {
             return Err(SchedulerError::Action("read model lock poisoned".into()));
         };
+        let mut transient = false;
         for event in &events {
             if event.sequence == model.last_sequence() + 1 {
                 if let Err(e) = model.apply(event) {
                     tracing::error!(error = %e, "event from the store does not apply");
                 }
                 state.materials.follow(event);
+                transient |= crate::domain::read_model::starts_transient_state(event);
             }
+        }
+        if transient {
+            state.writer.transient_states().notify_one();
         }
         // An event that does not apply would otherwise be read again forever.
         if model.last_sequence() == after {
@@ -168,13 +184,14 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
                 .with_label_values(&["DeleteKey"])
                 .inc();
             crash_hook(state, CRASH_AFTER_DELETION_EVENT);
-            if shred(state, &key.key_id, now).await? {
+            // A replica's material is its primary's, which outlives every replica.
+            if key.owns_material() && shred(state, &key, now).await? {
                 report.shredded.push(key.key_id.clone());
             }
         }
     }
     for key in unshredded {
-        if shred(state, &key.key_id, now).await? {
+        if shred(state, &key, now).await? {
             report.shredded.push(key.key_id.clone());
             state
                 .metrics
@@ -203,6 +220,23 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
                 .inc();
         }
     }
+    for key in due_multi_region(state, |k| {
+        matches!(k.state, KeyState::Creating | KeyState::Updating)
+    })? {
+        if synchronize(state, &key, now).await? {
+            report.synchronized.push(key.arn());
+            state
+                .metrics
+                .scheduler_actions
+                .with_label_values(&["SynchronizeMultiRegionKey"])
+                .inc();
+        }
+    }
+    for key in primaries_without_replicas(state)? {
+        if start_primary_deletion(state, &key, now).await? {
+            report.replicas_deleted.push(key.arn());
+        }
+    }
     // An action lost to another process is visible once its events are read.
     catch_up(state).await?;
     Ok(report)
@@ -228,14 +262,15 @@ fn due_actions(state: &AppState, now: DateTime<Utc>) -> Result<Due, SchedulerErr
     let mut due_rotation = Vec::new();
     for key in model.all_keys() {
         if !key.is_live() {
-            if !key.materials_destroyed {
+            // A replica's material is its primary's, which outlives every replica.
+            if !key.materials_destroyed && key.owns_material() {
                 unshredded.push(key.clone());
             }
         } else if key.state == KeyState::PendingDeletion
             && key.deletion_date.is_some_and(|d| d <= now)
         {
             let aliases: Vec<(String, i64)> = model
-                .aliases_of(&key.key_id)
+                .aliases_of(key)
                 .map(|a| {
                     let stream = AliasEvent::stream_for(&a.account, &a.region, &a.name);
                     let version = model.alias_stream_version(&stream);
@@ -244,6 +279,7 @@ fn due_actions(state: &AppState, now: DateTime<Utc>) -> Result<Due, SchedulerErr
                 .collect();
             due_deletion.push((key.clone(), aliases));
         } else if key.state == KeyState::Enabled
+            && !key.is_replica()
             && key
                 .rotation
                 .as_ref()
@@ -303,7 +339,7 @@ async fn delete_key(
 ) -> Result<bool, SchedulerError> {
     let mut unit = CommitUnit {
         appends: vec![StreamAppend {
-            stream: KeyEvent::stream_for(&key.key_id),
+            stream: key.stream(),
             expected_version: key.stream_version,
             events: vec![encode(KeyEvent::KeyDeleted { schema: 1, at: now })?],
         }],
@@ -329,17 +365,21 @@ async fn delete_key(
 
 /// Destroy a deleted key's sealed material and record that it is gone, in one commit (the
 /// material is gone exactly when the event that says so is).
-async fn shred(state: &AppState, key_id: &str, now: DateTime<Utc>) -> Result<bool, SchedulerError> {
+async fn shred(
+    state: &AppState,
+    key: &KeySnapshot,
+    now: DateTime<Utc>,
+) -> Result<bool, SchedulerError> {
     let (stream_version, versions) = state
         .read_model()
         .map_err(|e| SchedulerError::Action(e.to_string()))?
-        .key(key_id)
+        .key(&key.identity())
         .map(|k| (k.stream_version, k.stored_material_versions()))
         .unwrap_or_default();
     let unit = CommitUnit {
-        destroy_materials: vec![key_id.to_string()],
+        destroy_materials: vec![key.key_id.clone()],
         appends: vec![StreamAppend {
-            stream: KeyEvent::stream_for(key_id),
+            stream: key.stream(),
             expected_version: stream_version,
             events: vec![encode(KeyEvent::KeyMaterialDestroyed {
                 schema: 1,
@@ -379,6 +419,87 @@ async fn rotate(
     commit(state, unit).await
 }
 
+/// Live multi-Region keys that `pick` selects.
+fn due_multi_region(
+    state: &AppState,
+    pick: impl Fn(&KeySnapshot) -> bool,
+) -> Result<Vec<KeySnapshot>, SchedulerError> {
+    let model = state
+        .read_model()
+        .map_err(|e| SchedulerError::Action(e.to_string()))?;
+    Ok(model
+        .all_keys()
+        .filter(|k| k.is_live() && k.multi_region && pick(k))
+        .cloned()
+        .collect())
+}
+
+/// Primary keys in PendingReplicaDeletion whose replicas are all deleted.
+fn primaries_without_replicas(state: &AppState) -> Result<Vec<KeySnapshot>, SchedulerError> {
+    let model = state
+        .read_model()
+        .map_err(|e| SchedulerError::Action(e.to_string()))?;
+    Ok(model
+        .all_keys()
+        .filter(|k| k.is_live() && k.state == KeyState::PendingReplicaDeletion)
+        .filter(|k| {
+            !model
+                .multi_region_keys(&k.key_id)
+                .any(|other| other.region != k.region && other.is_live())
+        })
+        .cloned()
+        .collect())
+}
+
+/// End a multi-Region key's transient state, with a `SynchronizeMultiRegionKey` record (the
+/// AwsServiceEvent CloudTrail shows when AWS KMS synchronizes related multi-Region keys).
+async fn synchronize(
+    state: &AppState,
+    key: &KeySnapshot,
+    now: DateTime<Utc>,
+) -> Result<bool, SchedulerError> {
+    let unit = CommitUnit {
+        appends: vec![StreamAppend {
+            stream: key.stream(),
+            expected_version: key.stream_version,
+            events: vec![encode(KeyEvent::MultiRegionKeySynchronized {
+                schema: 1,
+                at: now,
+            })?],
+        }],
+        audit: Some(audit("SynchronizeMultiRegionKey", key, now, None)),
+        ..Default::default()
+    };
+    commit(state, unit).await
+}
+
+/// The replicas of a primary pending deletion are gone: its own waiting period starts now.
+async fn start_primary_deletion(
+    state: &AppState,
+    key: &KeySnapshot,
+    now: DateTime<Utc>,
+) -> Result<bool, SchedulerError> {
+    let days = key.pending_window_days.unwrap_or(30);
+    let unit = CommitUnit {
+        appends: vec![StreamAppend {
+            stream: key.stream(),
+            expected_version: key.stream_version,
+            events: vec![encode(KeyEvent::KeyDeletionScheduled {
+                schema: 1,
+                deletion_date: now + Duration::days(days),
+                pending_window_days: days,
+                at: now,
+            })?],
+        }],
+        ..Default::default()
+    };
+    let done = commit(state, unit).await?;
+    if done {
+        tracing::info!(key_id = %key.key_id, region = %key.region, "replicas deleted; the primary key's waiting period starts");
+    }
+    Ok(done)
+}
+
 /// Live keys whose imported material is present and past its ValidTo.
 fn due_expiry(state: &AppState, now: DateTime<Utc>) -> Result<Vec<KeySnapshot>, SchedulerError> {
     let model = state
@@ -408,7 +529,7 @@ async fn expire_imported_material(
     let unit = CommitUnit {
         destroy_materials: vec![key.key_id.clone()],
         appends: vec![StreamAppend {
-            stream: KeyEvent::stream_for(&key.key_id),
+            stream: key.stream(),
             expected_version: key.stream_version,
             events: events.into_iter().map(encode).collect::<Result<_, _>>()?,
         }],

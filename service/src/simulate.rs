@@ -162,14 +162,17 @@ pub fn simulate(
         }
         _ => return Err(SimulationError::KeyOrRole),
     };
-    let key_id = match input_key.rsplit_once(":key/") {
-        Some((_, id)) => id.to_string(),
-        None => input_key.clone(),
+    // The Region comes from the input, or from the key ARN (a multi-Region key id alone names a
+    // key in every Region of its primary and replicas).
+    let (arn_region, key_id) = match input_key.rsplit_once(":key/") {
+        Some((prefix, id)) => (prefix.split(':').nth(3), id.to_string()),
+        None => (None, input_key.clone()),
     };
-    let key = model
-        .live_key(&key_id)
-        .filter(|k| input.region.as_deref().is_none_or(|r| k.region == r))
-        .ok_or_else(|| SimulationError::UnknownKey(input_key.clone()))?;
+    let key = match input.region.as_deref().or(arn_region) {
+        Some(region) => model.live_key(region, &key_id),
+        None => model.key(&key_id).filter(|k| k.is_live()),
+    }
+    .ok_or_else(|| SimulationError::UnknownKey(input_key.clone()))?;
     let key_policy = match &input.key_policy {
         Some(text) => {
             compile_key_policy(text).map_err(|e| SimulationError::MalformedPolicy(e.to_string()))?
@@ -183,10 +186,7 @@ pub fn simulate(
         encryption_context: input.encryption_context.as_ref(),
         encryption_algorithm: input.encryption_algorithm.as_deref(),
         request_alias: None,
-        resource_aliases: model
-            .aliases_of(&key.key_id)
-            .map(|a| a.name.clone())
-            .collect(),
+        resource_aliases: model.aliases_of(key).map(|a| a.name.clone()).collect(),
         request_keys,
     };
     let request = key_request(&principal, &input.action, key, &facts);

@@ -18,6 +18,7 @@ mod kms_api;
 mod lifecycle;
 mod lookup_events;
 mod monitoring;
+mod multi_region;
 mod protocol_errors;
 mod response_fields;
 mod role_sessions;

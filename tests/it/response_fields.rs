@@ -44,15 +44,10 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "CiphertextForRecipient",
         "Recipient is unsupported",
     ),
-    // Custom key stores (issue 14) and Multi-Region keys (issue 13, part 2).
+    // Custom key stores (issue 14).
     ("KeyMetadata", "CloudHsmClusterId", "custom key stores"),
     ("KeyMetadata", "CustomKeyStoreId", "custom key stores"),
     ("KeyMetadata", "XksKeyConfiguration", "custom key stores"),
-    (
-        "KeyMetadata",
-        "MultiRegionConfiguration",
-        "Multi-Region keys",
-    ),
     // Grants to service principals and the SourceArn constraint (issue 13, part 3).
     (
         "GrantListEntry",
@@ -90,8 +85,6 @@ const UNSUPPORTED: &[&str] = &[
     "DescribeCustomKeyStores",
     "DisconnectCustomKeyStore",
     "UpdateCustomKeyStore",
-    "ReplicateKey",
-    "UpdatePrimaryRegion",
 ];
 
 /// The model's output members of each operation, and of KeyMetadata.
@@ -161,8 +154,10 @@ impl Seen {
             entry.extend(fields.keys().cloned());
         }
         let mut nested: Vec<(&str, &Value)> = Vec::new();
-        if let Some(meta) = answer.get("KeyMetadata") {
-            nested.push(("KeyMetadata", meta));
+        for member in ["KeyMetadata", "ReplicaKeyMetadata"] {
+            if let Some(meta) = answer.get(member) {
+                nested.push(("KeyMetadata", meta));
+            }
         }
         for (member, shape) in LIST_ENTRIES {
             for entry in answer[*member].as_array().into_iter().flatten() {
@@ -189,6 +184,30 @@ impl Seen {
             .expect("key id")
             .to_string()
     }
+}
+
+/// Wait until the key of `region` leaves its transient multi-Region state.
+async fn wait_until_settled(server: &TestServer, key: &str, region: &str) {
+    let body = json!({ "KeyId": key }).to_string();
+    for _ in 0..500 {
+        let resp = raw_call(
+            &server.endpoint(),
+            "TrentService.DescribeKey",
+            body.as_bytes(),
+            Some((ACCESS_KEY, SECRET_KEY)),
+            region,
+        )
+        .await;
+        let state = resp.body["KeyMetadata"]["KeyState"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if state != "Creating" && state != "Updating" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{key} in {region} stayed in a transient state");
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -228,6 +247,21 @@ async fn run_scenario(s: &mut Seen) {
         .await;
 
     s.ok("DescribeKey", json!({"KeyId": sym})).await;
+    // A multi-Region key: its configuration, a replica, and a change of primary Region once the
+    // replica is ready.
+    let mrk = s.key(json!({"MultiRegion": true})).await;
+    s.ok(
+        "ReplicateKey",
+        json!({"KeyId": mrk, "ReplicaRegion": "eu-west-1", "Tags": [{"TagKey": "r", "TagValue": "1"}]}),
+    )
+    .await;
+    wait_until_settled(&s.server, &mrk, "eu-west-1").await;
+    s.ok("DescribeKey", json!({"KeyId": mrk})).await;
+    s.ok(
+        "UpdatePrimaryRegion",
+        json!({"KeyId": mrk, "PrimaryRegion": "eu-west-1"}),
+    )
+    .await;
     s.ok(
         "UpdateKeyDescription",
         json!({"KeyId": sym, "Description": "d"}),

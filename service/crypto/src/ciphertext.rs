@@ -6,8 +6,12 @@
 //!
 //! ```text
 //! v2: | 0x54 | 0x02 | key id (16) | material ver (4) | salt (32) | nonce (12) | ciphertext || tag (16) |
+//! v3: | 0x54 | 0x03 | mrk id (16)  | material ver (4) | salt (32) | nonce (12) | ciphertext || tag (16) |
 //! v1: | 0x54 | 0x01 | key id (16) | material ver (4) | nonce (12) | ciphertext || tag (16) |
 //! ```
+//!
+//! Version 3 is version 2 for a multi-Region key: its 16 id bytes are the 32 hex digits of an
+//! `mrk-` id instead of a UUID's bytes (the version byte tells the two id forms apart).
 //!
 //! The associated data is the 22-byte header followed by the canonical encoding of the encryption
 //! context, so the key, the material version and the context are all authenticated.
@@ -25,8 +29,12 @@ use super::{random_public, CryptoError};
 pub const MAGIC: u8 = 0x54;
 /// The format version this code writes.
 pub const FORMAT_VERSION: u8 = 0x02;
+/// The format version this code writes for a multi-Region key (`mrk-` id).
+pub const FORMAT_VERSION_MRK: u8 = 0x03;
 /// The first format version (read, never written).
 pub const FORMAT_VERSION_1: u8 = 0x01;
+/// The prefix of a multi-Region key id.
+const MRK_PREFIX: &str = "mrk-";
 const HEADER_LEN: usize = 22;
 const TAG_LEN: usize = 16;
 /// The per-encryption salt of version 2.
@@ -40,10 +48,10 @@ pub const OVERHEAD: usize = HEADER_LEN + SALT_LEN + NONCE_LEN + TAG_LEN;
 const OVERHEAD_V1: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 
 /// The readable header of a ciphertext: which key and material version produced it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CiphertextHeader {
-    /// The key id.
-    pub key_id: Uuid,
+    /// The key id as AWS writes it: a hyphenated UUID, or `mrk-` and 32 hex digits.
+    pub key_id: String,
     /// The material version.
     pub material_version: u32,
 }
@@ -73,10 +81,22 @@ pub fn canonical_context(context: &BTreeMap<String, String>) -> Vec<u8> {
     out
 }
 
+/// The format version and the 16 id bytes of a key id (None: not a UUID or an `mrk-` id).
+fn encode_key_id(key_id: &str) -> Option<(u8, [u8; 16])> {
+    match key_id.strip_prefix(MRK_PREFIX) {
+        Some(hex_digits) if hex_digits.len() == 32 => {
+            let bytes = hex::decode(hex_digits).ok()?;
+            Some((FORMAT_VERSION_MRK, bytes.try_into().ok()?))
+        }
+        Some(_) => None,
+        None => Some((FORMAT_VERSION, *Uuid::try_parse(key_id).ok()?.as_bytes())),
+    }
+}
+
 /// Read the header of a blob without decrypting it.
 pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
     let minimum = match blob.get(1) {
-        Some(&FORMAT_VERSION) => OVERHEAD,
+        Some(&FORMAT_VERSION) | Some(&FORMAT_VERSION_MRK) => OVERHEAD,
         Some(&FORMAT_VERSION_1) => OVERHEAD_V1,
         _ => return Err(CiphertextError::Malformed),
     };
@@ -91,8 +111,13 @@ pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
         .get(18..22)
         .and_then(|b| b.try_into().ok())
         .ok_or(CiphertextError::Malformed)?;
+    let key_id = if blob.get(1) == Some(&FORMAT_VERSION_MRK) {
+        format!("{MRK_PREFIX}{}", hex::encode(id))
+    } else {
+        Uuid::from_bytes(id).to_string()
+    };
     Ok(CiphertextHeader {
-        key_id: Uuid::from_bytes(id),
+        key_id,
         material_version: u32::from_be_bytes(ver),
     })
 }
@@ -125,17 +150,19 @@ fn aad(header: &[u8], context: &BTreeMap<String, String>) -> Vec<u8> {
     aad
 }
 
-/// Encrypt `plaintext` under `material` (32 bytes) of the given key and version (format 2).
+/// Encrypt `plaintext` under `material` (32 bytes) of the given key and version (format 2, or 3
+/// for a multi-Region key).
 pub fn encrypt(
-    header: CiphertextHeader,
+    header: &CiphertextHeader,
     material: &SecretBytes,
     plaintext: &SecretBytes,
     context: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, CryptoError> {
+    let (version, id) = encode_key_id(&header.key_id).ok_or(CryptoError::Seal)?;
     let mut blob = Vec::with_capacity(plaintext.len() + OVERHEAD);
     blob.push(MAGIC);
-    blob.push(FORMAT_VERSION);
-    blob.extend_from_slice(header.key_id.as_bytes());
+    blob.push(version);
+    blob.extend_from_slice(&id);
     blob.extend_from_slice(&header.material_version.to_be_bytes());
     let salt = random_public(SALT_LEN)?;
     let key = data_key(material, &blob, &salt)?;
@@ -161,7 +188,7 @@ pub fn decrypt(
 ) -> Result<SecretBytes, CiphertextError> {
     parse_header(blob)?;
     let (header, rest) = blob.split_at(HEADER_LEN);
-    let (key, rest) = if header.get(1) == Some(&FORMAT_VERSION) {
+    let (key, rest) = if header.get(1) != Some(&FORMAT_VERSION_1) {
         let (salt, rest) = rest.split_at(SALT_LEN);
         let key = data_key(material, header, salt).map_err(|_| CiphertextError::Authentication)?;
         (key, rest)
@@ -193,8 +220,38 @@ mod tests {
 
     fn header() -> CiphertextHeader {
         CiphertextHeader {
-            key_id: Uuid::from_u128(0x1234),
+            key_id: Uuid::from_u128(0x1234).to_string(),
             material_version: 3,
+        }
+    }
+
+    #[test]
+    fn multi_region_key_ids_use_version_3_and_round_trip() {
+        let m = SecretBytes::new(vec![9; 32]);
+        let p = SecretBytes::new(b"hello".to_vec());
+        let mrk = CiphertextHeader {
+            key_id: "mrk-1234abcd12ab34cd56ef1234567890ab".into(),
+            material_version: 2,
+        };
+        let blob = encrypt(&mrk, &m, &p, &ctx(&[])).unwrap();
+        assert_eq!(blob[1], FORMAT_VERSION_MRK);
+        assert_eq!(blob.len(), 5 + OVERHEAD);
+        assert_eq!(parse_header(&blob).unwrap(), mrk);
+        assert_eq!(decrypt(&blob, &m, &ctx(&[])).unwrap(), p);
+        // The version byte is authenticated: the same bytes read as a UUID do not open.
+        let mut as_uuid = blob.clone();
+        as_uuid[1] = FORMAT_VERSION;
+        assert!(decrypt(&as_uuid, &m, &ctx(&[])).is_err());
+        for bad in [
+            "mrk-1234",
+            "mrk-1234abcd12ab34cd56ef1234567890zz",
+            "not-a-key",
+        ] {
+            let h = CiphertextHeader {
+                key_id: bad.into(),
+                material_version: 1,
+            };
+            assert!(encrypt(&h, &m, &p, &ctx(&[])).is_err(), "{bad}");
         }
     }
 
@@ -202,7 +259,7 @@ mod tests {
     fn round_trip_and_header() {
         let m = SecretBytes::new(vec![9; 32]);
         let p = SecretBytes::new(b"hello".to_vec());
-        let blob = encrypt(header(), &m, &p, &ctx(&[("a", "1")])).unwrap();
+        let blob = encrypt(&header(), &m, &p, &ctx(&[("a", "1")])).unwrap();
         assert_eq!(blob.len(), 5 + OVERHEAD);
         assert_eq!(parse_header(&blob).unwrap(), header());
         assert_eq!(decrypt(&blob, &m, &ctx(&[("a", "1")])).unwrap(), p);
@@ -213,7 +270,7 @@ mod tests {
         let m = SecretBytes::new(vec![9; 32]);
         let p = SecretBytes::new(b"hello".to_vec());
         let c = ctx(&[("a", "1")]);
-        let blob = encrypt(header(), &m, &p, &c).unwrap();
+        let blob = encrypt(&header(), &m, &p, &c).unwrap();
         assert_eq!(
             decrypt(&blob, &m, &ctx(&[("a", "2")])),
             Err(CiphertextError::Authentication)
@@ -240,7 +297,7 @@ mod tests {
     /// A version-1 blob, as the first format wrote it (random nonce under the material).
     fn encrypt_v1(m: &SecretBytes, p: &[u8], c: &BTreeMap<String, String>) -> Vec<u8> {
         let mut blob = vec![MAGIC, FORMAT_VERSION_1];
-        blob.extend_from_slice(header().key_id.as_bytes());
+        blob.extend_from_slice(Uuid::from_u128(0x1234).as_bytes());
         blob.extend_from_slice(&header().material_version.to_be_bytes());
         let nonce_bytes = random_public(NONCE_LEN).unwrap();
         let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).unwrap();
@@ -264,8 +321,8 @@ mod tests {
         assert_eq!(decrypt(&old, &m, &c).unwrap().as_slice(), b"legacy");
         let p = SecretBytes::new(b"legacy".to_vec());
         let (a, b) = (
-            encrypt(header(), &m, &p, &c).unwrap(),
-            encrypt(header(), &m, &p, &c).unwrap(),
+            encrypt(&header(), &m, &p, &c).unwrap(),
+            encrypt(&header(), &m, &p, &c).unwrap(),
         );
         assert_eq!(a[1], FORMAT_VERSION);
         assert_ne!(a[22..54], b[22..54], "a fresh salt per encryption");

@@ -55,11 +55,24 @@ pub struct KeyCreated {
     pub tags: Vec<Tag>,
     /// Whether it is a multi-Region key.
     pub multi_region: bool,
+    /// For a multi-Region key, the Region of its primary key: the key's own Region for a
+    /// primary, another for a replica (which takes its material from the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
     /// The first material (None for a key of Origin EXTERNAL, which waits for imported material).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub material: Option<MaterialInfo>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl KeyCreated {
+    /// Whether this creates a replica of a multi-Region key.
+    pub fn is_replica(&self) -> bool {
+        self.primary_region
+            .as_deref()
+            .is_some_and(|p| p != self.region)
+    }
 }
 
 /// Every event of a key's stream.
@@ -128,6 +141,34 @@ pub enum KeyEvent {
         deletion_date: DateTime<Utc>,
         /// The waiting period.
         pending_window_days: i64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A multi-Region primary key with replicas was scheduled for deletion: it waits in
+    /// PendingReplicaDeletion until its replicas are deleted, then its waiting period starts.
+    KeyDeletionAwaitingReplicas {
+        /// Payload schema version.
+        schema: u32,
+        /// The waiting period that starts once the replicas are gone.
+        pending_window_days: i64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The primary Region of a multi-Region key changed (written on the streams of the old and
+    /// the new primary; both are Updating until `MultiRegionKeySynchronized`).
+    PrimaryRegionUpdated {
+        /// Payload schema version.
+        schema: u32,
+        /// The Region of the new primary key.
+        primary_region: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A multi-Region key's transient state ended: a new replica is ready (Creating ends), or a
+    /// change of primary Region is complete (Updating ends).
+    MultiRegionKeySynchronized {
+        /// Payload schema version.
+        schema: u32,
         /// When.
         at: DateTime<Utc>,
     },
@@ -350,6 +391,9 @@ impl KeyEvent {
             Self::TagsRemoved { .. } => "TagsRemoved",
             Self::KeyDeletionScheduled { .. } => "KeyDeletionScheduled",
             Self::KeyDeletionCancelled { .. } => "KeyDeletionCancelled",
+            Self::KeyDeletionAwaitingReplicas { .. } => "KeyDeletionAwaitingReplicas",
+            Self::PrimaryRegionUpdated { .. } => "PrimaryRegionUpdated",
+            Self::MultiRegionKeySynchronized { .. } => "MultiRegionKeySynchronized",
             Self::KeyDeleted { .. } => "KeyDeleted",
             Self::KeyMaterialDestroyed { .. } => "KeyMaterialDestroyed",
             Self::KeyRotationEnabled { .. } => "KeyRotationEnabled",
@@ -363,9 +407,21 @@ impl KeyEvent {
         }
     }
 
-    /// The stream of a key's events.
-    pub fn stream_for(key_id: &str) -> String {
-        format!("key/{key_id}")
+    /// The stream of a key's events (`key/ID`, or `key/REGION/ID` for a multi-Region key).
+    pub fn stream_for(region: &str, key_id: &str) -> String {
+        format!("key/{}", crate::key::key_identity(region, key_id))
+    }
+
+    /// Whether the event changes a property every key of a multi-Region key shares: written on
+    /// the primary's stream, applied to each of them.
+    pub fn is_shared_by_replicas(&self) -> bool {
+        matches!(
+            self,
+            Self::KeyMaterialRotated { .. }
+                | Self::KeyRotationEnabled { .. }
+                | Self::KeyRotationDisabled { .. }
+                | Self::PrimaryRegionUpdated { .. }
+        )
     }
 
     /// Encode for the store.

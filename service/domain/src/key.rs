@@ -19,6 +19,13 @@ pub enum KeyState {
     PendingImport,
     /// Its custom key store is disconnected.
     Unavailable,
+    /// A multi-Region primary key scheduled for deletion, waiting for its replicas to be deleted
+    /// (its own waiting period starts then).
+    PendingReplicaDeletion,
+    /// A multi-Region replica key being created (transient).
+    Creating,
+    /// A multi-Region key whose primary Region is changing (transient).
+    Updating,
 }
 
 impl KeyState {
@@ -30,6 +37,9 @@ impl KeyState {
             Self::PendingDeletion => "PendingDeletion",
             Self::PendingImport => "PendingImport",
             Self::Unavailable => "Unavailable",
+            Self::PendingReplicaDeletion => "PendingReplicaDeletion",
+            Self::Creating => "Creating",
+            Self::Updating => "Updating",
         }
     }
 }
@@ -60,8 +70,15 @@ pub struct KeySnapshot {
     pub tags: Vec<Tag>,
     /// Multi-Region key.
     pub multi_region: bool,
+    /// The Region of a multi-Region key's primary key (this key's own Region when it is the
+    /// primary); None for a single-Region key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
     /// The state.
     pub state: KeyState,
+    /// The state a multi-Region key returns to when its transient `Updating` state ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_before_update: Option<KeyState>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// Every material version, oldest first.
@@ -206,10 +223,15 @@ impl KeySnapshot {
             policy: created.policy.clone(),
             tags: created.tags.clone(),
             multi_region: created.multi_region,
-            state: match created.material {
-                Some(_) => KeyState::Enabled,
-                None => KeyState::PendingImport,
+            primary_region: created.primary_region.clone(),
+            state: if created.is_replica() {
+                KeyState::Creating
+            } else if created.material.is_some() {
+                KeyState::Enabled
+            } else {
+                KeyState::PendingImport
             },
+            state_before_update: None,
             created_at: created.created_at,
             materials: created.material.iter().cloned().collect(),
             stream_version: version,
@@ -225,9 +247,48 @@ impl KeySnapshot {
         }
     }
 
+    /// The snapshot of a new replica of `primary` (at stream version `version`): the replica's
+    /// own policy, description and tags from `created`; the shared properties (material
+    /// versions, automatic rotation, imported material) from the primary.
+    pub fn replica_of(primary: &KeySnapshot, created: &KeyCreated, version: i64) -> Self {
+        let mut replica = Self::from_created(created, version);
+        replica.materials = primary.materials.clone();
+        replica.rotation = primary.rotation.clone();
+        replica
+    }
+
     /// The key ARN.
     pub fn arn(&self) -> String {
         key_arn(&self.region, &self.account, &self.key_id)
+    }
+
+    /// What identifies the key inside Trent (`key_identity`): its id, and for a multi-Region
+    /// key, whose id its replicas share, its Region and id.
+    pub fn identity(&self) -> String {
+        key_identity(&self.region, &self.key_id)
+    }
+
+    /// The key's event stream.
+    pub fn stream(&self) -> String {
+        format!("key/{}", self.identity())
+    }
+
+    /// Whether this is the primary key of a multi-Region key.
+    pub fn is_primary(&self) -> bool {
+        self.primary_region.as_deref() == Some(self.region.as_str())
+    }
+
+    /// Whether this is a replica of a multi-Region key.
+    pub fn is_replica(&self) -> bool {
+        self.primary_region
+            .as_deref()
+            .is_some_and(|p| p != self.region)
+    }
+
+    /// Whether the key's sealed material is its own to destroy: a replica shares its primary's,
+    /// which outlives every replica.
+    pub fn owns_material(&self) -> bool {
+        self.primary_region.is_none() || !self.is_replica()
     }
 
     /// The material that new encryptions use.
@@ -258,7 +319,9 @@ impl KeySnapshot {
             policy: String::new(),
             tags: Vec::new(),
             multi_region: false,
+            primary_region: None,
             state: KeyState::Enabled,
+            state_before_update: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
             materials: Vec::new(),
             stream_version: 0,
@@ -316,6 +379,16 @@ pub fn compile_stored_policy(key_id: &str, policy: &str) -> Option<SharedPolicy>
             tracing::error!(key_id, error = %e, "stored key policy does not compile; the key denies every request");
             None
         }
+    }
+}
+
+/// The internal identity of a key: its id for a single-Region key (ids are unique), `REGION/ID`
+/// for a multi-Region key (`mrk-` ids, shared by the primary and its replicas).
+pub fn key_identity(region: &str, key_id: &str) -> String {
+    if key_id.starts_with("mrk-") {
+        format!("{region}/{key_id}")
+    } else {
+        key_id.to_string()
     }
 }
 

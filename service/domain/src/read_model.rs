@@ -4,7 +4,7 @@
 //! by applying each committed unit's events in order. `trent replay --verify` builds a second one
 //! from the events alone and compares it with the first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -66,9 +66,12 @@ pub(crate) type AliasKey = (String, String, String);
 /// All keys and aliases, indexed for lookup and for listing per account and region.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadModel {
-    /// Each key's current snapshot, shared: a request clones the pointer, and applying an event
-    /// copies the snapshot only while a request still holds the old one.
+    /// Each key's current snapshot by its identity (`KeySnapshot::identity`), shared: a request
+    /// clones the pointer, and applying an event copies the snapshot only while a request still
+    /// holds the old one.
     pub(crate) keys: HashMap<String, Arc<KeySnapshot>>,
+    /// The Regions of every multi-Region key id (deleted keys included).
+    pub(crate) mrk_regions: HashMap<String, BTreeSet<String>>,
     pub(crate) listing: BTreeMap<(String, String, String), ()>,
     pub(crate) aliases: BTreeMap<AliasKey, AliasEntry>,
     /// Current version of every alias stream ever written (deleted aliases included), so a name
@@ -83,20 +86,47 @@ impl ReadModel {
         self.last_sequence
     }
 
-    /// A key by id, deleted ones included (for the scheduler and replay).
-    pub fn key(&self, key_id: &str) -> Option<&KeySnapshot> {
-        self.keys.get(key_id).map(Arc::as_ref)
+    /// A key by its identity (`KeySnapshot::identity`), deleted ones included (for the scheduler
+    /// and replay).
+    pub fn key(&self, identity: &str) -> Option<&KeySnapshot> {
+        self.keys.get(identity).map(Arc::as_ref)
     }
 
-    /// A key by id, if it still exists for API callers.
-    pub fn live_key(&self, key_id: &str) -> Option<&KeySnapshot> {
-        self.key(key_id).filter(|k| k.is_live())
+    /// A key by Region and id, if it still exists for API callers.
+    pub fn live_key(&self, region: &str, key_id: &str) -> Option<&KeySnapshot> {
+        self.keys
+            .get(&super::key::key_identity(region, key_id))
+            .map(Arc::as_ref)
+            .filter(|k| k.is_live() && k.region == region)
     }
 
-    /// A shared handle on a key's current snapshot, if it still exists for API callers (a
+    /// A shared handle on the key of one Region and id, if it still exists for API callers (a
     /// pointer copy: the snapshot does not change under the holder).
-    pub fn live_key_shared(&self, key_id: &str) -> Option<Arc<KeySnapshot>> {
-        self.keys.get(key_id).filter(|k| k.is_live()).cloned()
+    pub fn live_key_shared(&self, region: &str, key_id: &str) -> Option<Arc<KeySnapshot>> {
+        self.keys
+            .get(&super::key::key_identity(region, key_id))
+            .filter(|k| k.is_live() && k.region == region)
+            .cloned()
+    }
+
+    /// Every key of a multi-Region key id, one per Region (deleted ones included), in Region
+    /// order; empty for a single-Region id.
+    pub fn multi_region_keys<'a>(
+        &'a self,
+        key_id: &'a str,
+    ) -> impl Iterator<Item = &'a KeySnapshot> + 'a {
+        self.mrk_regions
+            .get(key_id)
+            .into_iter()
+            .flatten()
+            .filter_map(move |region| self.key(&super::key::key_identity(region, key_id)))
+    }
+
+    /// Any key that holds the material of `key_id` (the key itself, or for a multi-Region key
+    /// one of its Regions' keys: they share their material).
+    pub fn material_holder<'a>(&'a self, key_id: &'a str) -> Option<&'a KeySnapshot> {
+        self.key(key_id)
+            .or_else(|| self.multi_region_keys(key_id).next())
     }
 
     /// Every key, deleted ones included, in no particular order.
@@ -126,7 +156,7 @@ impl ReadModel {
             .map(|(k, _)| k)
             .take_while(move |(a, r, _)| a == account && r == region)
             .filter(move |(_, _, id)| Some(id.as_str()) != after)
-            .filter_map(|(_, _, id)| self.live_key(id))
+            .filter_map(move |(_, _, id)| self.live_key(region, id))
     }
 
     /// An alias by name in an account and region.
@@ -159,11 +189,15 @@ impl ReadModel {
             .map(|(_, e)| e)
     }
 
-    /// Aliases that point at a key.
-    pub fn aliases_of<'a>(&'a self, key_id: &'a str) -> impl Iterator<Item = &'a AliasEntry> + 'a {
-        self.aliases
-            .values()
-            .filter(move |a| a.target_key_id == key_id)
+    /// Aliases that point at a key (aliases are per Region: a multi-Region key's replicas have
+    /// their own).
+    pub fn aliases_of<'a>(
+        &'a self,
+        key: &'a KeySnapshot,
+    ) -> impl Iterator<Item = &'a AliasEntry> + 'a {
+        self.aliases.values().filter(move |a| {
+            a.target_key_id == key.key_id && a.region == key.region && a.account == key.account
+        })
     }
 
     /// Apply one stored event. Events must arrive in sequence order; older ones are ignored.
@@ -249,29 +283,95 @@ impl ReadModel {
             message,
         };
         if let KeyEvent::KeyCreated(created) = &decoded {
-            if self.keys.contains_key(&created.key_id) {
+            let identity = super::key::key_identity(&created.region, &created.key_id);
+            // A Region whose replica was deleted may take a new replica of the same key id: its
+            // stream goes on, and the new key replaces the deleted one.
+            let replaces_deleted =
+                created.is_replica() && self.keys.get(&identity).is_some_and(|k| !k.is_live());
+            if self.keys.contains_key(&identity) && !replaces_deleted {
                 return Err(inconsistent(format!(
                     "key {} created twice",
                     created.key_id
                 )));
             }
-            let key = KeySnapshot::from_created(created, event.version);
+            let key = if created.is_replica() {
+                let primary_region = created.primary_region.as_deref().unwrap_or_default();
+                let primary = self
+                    .key(&super::key::key_identity(primary_region, &created.key_id))
+                    .ok_or_else(|| {
+                        inconsistent(format!(
+                            "replica of {} without its primary in {primary_region}",
+                            created.key_id
+                        ))
+                    })?;
+                KeySnapshot::replica_of(primary, created, event.version)
+            } else {
+                KeySnapshot::from_created(created, event.version)
+            };
+            if key.multi_region {
+                self.mrk_regions
+                    .entry(key.key_id.clone())
+                    .or_default()
+                    .insert(key.region.clone());
+            }
             self.listing.insert(
                 (key.account.clone(), key.region.clone(), key.key_id.clone()),
                 (),
             );
-            self.keys.insert(key.key_id.clone(), Arc::new(key));
+            self.keys.insert(identity, Arc::new(key));
             return Ok(());
         }
+        let shared = decoded.is_shared_by_replicas().then(|| decoded.clone());
         let key = event
             .stream
             .strip_prefix("key/")
-            .and_then(|id| self.keys.get_mut(id))
+            .and_then(|identity| self.keys.get_mut(identity))
             .map(Arc::make_mut)
             .ok_or_else(|| inconsistent(format!("event on unknown stream {}", event.stream)))?;
         key.stream_version = event.version;
+        let (key_id, region) = (key.key_id.clone(), key.region.clone());
         apply_to_key(key, decoded);
+        // What every key of a multi-Region key shares reaches the other Regions' keys.
+        if let Some(shared) = shared {
+            let others: Vec<String> = self
+                .mrk_regions
+                .get(&key_id)
+                .into_iter()
+                .flatten()
+                .filter(|r| **r != region)
+                .map(|r| super::key::key_identity(r, &key_id))
+                .collect();
+            for identity in others {
+                if let Some(other) = self.keys.get_mut(&identity).filter(|k| k.is_live()) {
+                    apply_shared(Arc::make_mut(other), shared.clone());
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// A shared property's change on another Region's key of the same multi-Region key.
+fn apply_shared(key: &mut KeySnapshot, event: KeyEvent) {
+    match event {
+        KeyEvent::PrimaryRegionUpdated { primary_region, .. } => {
+            key.primary_region = Some(primary_region)
+        }
+        other => apply_to_key(key, other),
+    }
+}
+
+/// Whether a stored event leaves a key in a transient multi-Region state (a new replica is
+/// Creating; a change of primary Region makes two keys Updating) that the scheduler must end.
+pub fn starts_transient_state(event: &StoredEvent) -> bool {
+    match event.event_type.as_str() {
+        "PrimaryRegionUpdated" => true,
+        "KeyCreated" => {
+            let region = event.payload.get("region").and_then(|r| r.as_str());
+            let primary = event.payload.get("primary_region").and_then(|r| r.as_str());
+            primary.is_some() && primary != region
+        }
+        _ => false,
     }
 }
 
@@ -334,6 +434,34 @@ fn apply_to_key(key: &mut KeySnapshot, event: KeyEvent) {
             key.deletion_date = None;
             key.pending_window_days = None;
         }
+        KeyEvent::KeyDeletionAwaitingReplicas {
+            pending_window_days,
+            ..
+        } => {
+            key.state = KeyState::PendingReplicaDeletion;
+            key.deletion_date = None;
+            key.pending_window_days = Some(pending_window_days);
+        }
+        KeyEvent::PrimaryRegionUpdated { primary_region, .. } => {
+            key.primary_region = Some(primary_region);
+            if key.state != KeyState::Updating {
+                key.state_before_update = Some(key.state);
+                key.state = KeyState::Updating;
+            }
+        }
+        KeyEvent::MultiRegionKeySynchronized { .. } => match key.state {
+            KeyState::Creating => {
+                key.state = if key.has_material() {
+                    KeyState::Enabled
+                } else {
+                    KeyState::PendingImport
+                }
+            }
+            KeyState::Updating => {
+                key.state = key.state_before_update.take().unwrap_or(KeyState::Enabled)
+            }
+            _ => {}
+        },
         KeyEvent::KeyDeleted { at, .. } => key.deleted_at = Some(at),
         KeyEvent::KeyMaterialDestroyed { .. } => key.materials_destroyed = true,
         KeyEvent::KeyRotationEnabled {
@@ -530,6 +658,7 @@ mod tests {
             policy: "{}".into(),
             tags: vec![],
             multi_region: false,
+            primary_region: None,
             material: Some(MaterialInfo {
                 version: 1,
                 material_id: "00".into(),
@@ -540,10 +669,134 @@ mod tests {
         }));
         stored(
             seq,
-            &KeyEvent::stream_for(id),
+            &KeyEvent::stream_for("us-east-1", id),
             1,
             serde_json::to_value(&e).unwrap(),
         )
+    }
+
+    fn created_in(seq: i64, id: &str, region: &str, primary_region: &str) -> StoredEvent {
+        let mut e = created(seq, id, "1");
+        e.stream = KeyEvent::stream_for(region, id);
+        e.payload["region"] = region.into();
+        e.payload["multi_region"] = true.into();
+        e.payload["primary_region"] = primary_region.into();
+        if region != primary_region {
+            e.payload["material"] = serde_json::Value::Null;
+        }
+        e
+    }
+
+    #[test]
+    fn a_multi_region_key_shares_material_and_rotation_but_not_its_state() {
+        let id = "mrk-1234abcd12ab34cd56ef1234567890ab";
+        let mut m = ReadModel::default();
+        m.apply(&created_in(1, id, "us-east-1", "us-east-1"))
+            .unwrap();
+        m.apply(&created_in(2, id, "eu-west-1", "us-east-1"))
+            .unwrap();
+        let primary = m.live_key("us-east-1", id).unwrap();
+        let replica = m.live_key("eu-west-1", id).unwrap();
+        assert!(primary.is_primary() && replica.is_replica());
+        assert_eq!(primary.state, KeyState::Enabled);
+        assert_eq!(replica.state, KeyState::Creating);
+        assert_eq!(
+            replica.materials, primary.materials,
+            "the replica has the primary's material"
+        );
+        assert_eq!(replica.stream(), format!("key/eu-west-1/{id}"));
+        assert_eq!(m.multi_region_keys(id).count(), 2);
+        assert!(m.live_key("ap-south-1", id).is_none());
+
+        let on = |seq: i64, region: &str, version: i64, e: KeyEvent| {
+            stored(
+                seq,
+                &KeyEvent::stream_for(region, id),
+                version,
+                serde_json::to_value(e).unwrap(),
+            )
+        };
+        let at = Utc::now();
+        m.apply(&on(
+            3,
+            "eu-west-1",
+            2,
+            KeyEvent::MultiRegionKeySynchronized { schema: 1, at },
+        ))
+        .unwrap();
+        m.apply(&on(
+            4,
+            "eu-west-1",
+            3,
+            KeyEvent::KeyDisabled { schema: 1, at },
+        ))
+        .unwrap();
+        let rotated = KeyEvent::KeyMaterialRotated {
+            schema: 1,
+            material: MaterialInfo {
+                version: 2,
+                material_id: "02".into(),
+                created_at: at,
+                rotation_type: Some("ON_DEMAND".into()),
+            },
+            next_rotation_date: None,
+            at,
+        };
+        m.apply(&on(5, "us-east-1", 2, rotated)).unwrap();
+        let primary = m.live_key("us-east-1", id).unwrap();
+        let replica = m.live_key("eu-west-1", id).unwrap();
+        assert_eq!(
+            replica.materials.len(),
+            2,
+            "rotation of the primary reaches the replica"
+        );
+        assert_eq!(replica.state, KeyState::Disabled, "states are not shared");
+        assert_eq!(primary.state, KeyState::Enabled);
+        assert_eq!((primary.stream_version, replica.stream_version), (2, 3));
+
+        let moved = |seq, region, version| {
+            on(
+                seq,
+                region,
+                version,
+                KeyEvent::PrimaryRegionUpdated {
+                    schema: 1,
+                    primary_region: "eu-west-1".into(),
+                    at,
+                },
+            )
+        };
+        m.apply(&moved(6, "us-east-1", 3)).unwrap();
+        m.apply(&moved(7, "eu-west-1", 4)).unwrap();
+        let (p, r) = (
+            m.live_key("us-east-1", id).unwrap(),
+            m.live_key("eu-west-1", id).unwrap(),
+        );
+        assert!(p.is_replica() && r.is_primary());
+        assert_eq!((p.state, r.state), (KeyState::Updating, KeyState::Updating));
+        m.apply(&on(
+            8,
+            "us-east-1",
+            4,
+            KeyEvent::MultiRegionKeySynchronized { schema: 1, at },
+        ))
+        .unwrap();
+        m.apply(&on(
+            9,
+            "eu-west-1",
+            5,
+            KeyEvent::MultiRegionKeySynchronized { schema: 1, at },
+        ))
+        .unwrap();
+        let (p, r) = (
+            m.live_key("us-east-1", id).unwrap(),
+            m.live_key("eu-west-1", id).unwrap(),
+        );
+        assert_eq!((p.state, r.state), (KeyState::Enabled, KeyState::Disabled));
+
+        // The image holds both Regions' keys and loads into the same model.
+        let image = m.to_image().unwrap();
+        assert_eq!(ReadModel::from_image(&image).unwrap(), m);
     }
 
     #[test]
@@ -580,7 +833,7 @@ mod tests {
             created(1, "a", "1"),
             stored(
                 2,
-                &KeyEvent::stream_for("a"),
+                &KeyEvent::stream_for("us-east-1", "a"),
                 2,
                 serde_json::to_value(&put).unwrap(),
             ),
@@ -639,7 +892,7 @@ mod tests {
         assert_eq!((k.state, k.deletion_date), (KeyState::Disabled, None));
         m.apply(&ev(5, KeyEvent::KeyDeleted { schema: 1, at }))
             .unwrap();
-        assert!(m.live_key("k").is_none());
+        assert!(m.live_key("us-east-1", "k").is_none());
         assert!(m.key("k").is_some());
         assert_eq!(m.keys_in("1", "us-east-1", None).count(), 0);
         assert_eq!(m.key("k").unwrap().stream_version, 5);
@@ -676,7 +929,12 @@ mod tests {
             m.alias("1", "us-east-1", "alias/a").unwrap().target_key_id,
             "k2"
         );
-        assert_eq!(m.aliases_of("k2").count(), 1);
+        assert_eq!(
+            m.aliases_in("1", "us-east-1", None)
+                .filter(|a| a.target_key_id == "k2")
+                .count(),
+            1
+        );
         m.apply(&ev(3, 3, AliasEvent::AliasDeleted { schema: 1, at }))
             .unwrap();
         assert!(m.alias("1", "us-east-1", "alias/a").is_none());

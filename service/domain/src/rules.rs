@@ -93,8 +93,11 @@ pub fn is_cryptographic(op: Operation) -> bool {
 ///
 /// Transcribed from the table in the AWS KMS Developer Guide, "Key states of AWS KMS keys"
 /// (key-state.html), and from the error lists of the KMS API model for operations newer than that
-/// table. Trent's `KeyState` covers five of AWS's columns; the table's `PendingReplicaDeletion`,
-/// `Creating` and `Updating` columns (multi-Region keys) have no state here yet.
+/// table. The multi-Region columns (`PendingReplicaDeletion`, `Creating`, `Updating`) follow
+/// the API reference's words where the table is not at hand: a replica being created can be
+/// managed but not used in cryptographic operations; keys whose primary Region is changing can be
+/// used but not enabled, disabled, rotated, replicated or scheduled for deletion; a primary
+/// waiting for its replicas' deletion is treated as pending deletion (CancelKeyDeletion works).
 ///
 /// How the table reads, per state:
 /// - **Disabled.** Only operations that use or extend the use of the key material are refused
@@ -151,8 +154,9 @@ pub fn state_rule(op: Operation, state: KeyState) -> StateRule {
         Allowed as A, Disabled as D, InvalidState as I, NotApplicable as N,
         UnsupportedOperation as U,
     };
-    // Columns in `KeyState` order: Enabled, Disabled, PendingDeletion, PendingImport, Unavailable.
-    let row: [StateRule; 5] = match op {
+    // Columns in `KeyState` order: Enabled, Disabled, PendingDeletion, PendingImport, Unavailable,
+    // PendingReplicaDeletion, Creating, Updating.
+    let row: [StateRule; 8] = match op {
         CreateKey
         | ListKeys
         | GenerateRandom
@@ -162,16 +166,18 @@ pub fn state_rule(op: Operation, state: KeyState) -> StateRule {
         | DeleteCustomKeyStore
         | DescribeCustomKeyStores
         | DisconnectCustomKeyStore
-        | UpdateCustomKeyStore => [N; 5],
+        | UpdateCustomKeyStore => [N; 8],
         // Reading the key, its policy, and taking aliases and grants away: any state.
         DescribeKey | GetKeyPolicy | ListKeyPolicies | ListResourceTags | ListGrants
         | ListAliases | GetKeyLastUsage | PutKeyPolicy | DeleteAlias | RetireGrant
-        | RevokeGrant => [A; 5],
+        | RevokeGrant => [A; 8],
         // Other management changes stop while the key waits for deletion.
-        CreateAlias | UpdateAlias | TagResource | UntagResource | UpdateKeyDescription
-        | ScheduleKeyDeletion => [A, A, I, A, A],
-        EnableKey | DisableKey => [A, A, I, I, A],
-        CancelKeyDeletion => [I, I, A, I, I],
+        CreateAlias | UpdateAlias | TagResource | UntagResource | UpdateKeyDescription => {
+            [A, A, I, A, A, I, A, A]
+        }
+        ScheduleKeyDeletion => [A, A, I, A, A, I, A, I],
+        EnableKey | DisableKey => [A, A, I, I, A, I, I, I],
+        CancelKeyDeletion => [I, I, A, I, I, A, I, I],
         Encrypt
         | Decrypt
         | ReEncrypt
@@ -186,23 +192,27 @@ pub fn state_rule(op: Operation, state: KeyState) -> StateRule {
         | DeriveSharedSecret
         | Encapsulate
         | Decapsulate
-        | GetPublicKey => [A, D, I, I, I],
-        CreateGrant => [A, D, I, I, A],
-        ReplicateKey | UpdatePrimaryRegion => [A, D, I, I, U],
-        EnableKeyRotation | DisableKeyRotation => [A, D, I, U, U],
-        RotateKeyOnDemand => [A, D, I, I, U],
-        GetKeyRotationStatus => [A, A, A, U, U],
-        ListKeyRotations => [A, A, A, A, U],
-        GetParametersForImport | ImportKeyMaterial => [A, A, I, A, U],
-        DeleteImportedKeyMaterial => [A, A, A, A, U],
+        | GetPublicKey => [A, D, I, I, I, I, I, A],
+        CreateGrant => [A, D, I, I, A, I, A, A],
+        ReplicateKey | UpdatePrimaryRegion => [A, D, I, I, U, I, I, I],
+        EnableKeyRotation | DisableKeyRotation => [A, D, I, U, U, I, I, I],
+        RotateKeyOnDemand => [A, D, I, I, U, I, I, I],
+        GetKeyRotationStatus => [A, A, A, U, U, A, A, A],
+        ListKeyRotations => [A, A, A, A, U, A, A, A],
+        GetParametersForImport | ImportKeyMaterial => [A, A, I, A, U, I, A, I],
+        DeleteImportedKeyMaterial => [A, A, A, A, U, A, A, A],
     };
-    let [enabled, disabled, pending_deletion, pending_import, unavailable] = row;
+    let [enabled, disabled, pending_deletion, pending_import, unavailable, pending_replica_deletion, creating, updating] =
+        row;
     match state {
         KeyState::Enabled => enabled,
         KeyState::Disabled => disabled,
         KeyState::PendingDeletion => pending_deletion,
         KeyState::PendingImport => pending_import,
         KeyState::Unavailable => unavailable,
+        KeyState::PendingReplicaDeletion => pending_replica_deletion,
+        KeyState::Creating => creating,
+        KeyState::Updating => updating,
     }
 }
 
@@ -222,6 +232,9 @@ pub fn check_state(op: Operation, key: &KeySnapshot) -> Result<(), RuleError> {
                     KeyState::Unavailable => "unavailable",
                     KeyState::Disabled => "disabled",
                     KeyState::Enabled => "enabled",
+                    KeyState::PendingReplicaDeletion => "pending replica deletion",
+                    KeyState::Creating => "creating",
+                    KeyState::Updating => "updating",
                 }
             },
         }),
@@ -372,6 +385,46 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn multi_region_states_follow_the_api_reference() {
+        let states = [
+            KeyState::PendingReplicaDeletion,
+            KeyState::Creating,
+            KeyState::Updating,
+        ];
+        // Columns: PendingReplicaDeletion, Creating, Updating.
+        let rows = [
+            (Encrypt, [I, I, A]), // a new replica cannot be used yet; an updating key can
+            (Decrypt, [I, I, A]),
+            (DescribeKey, [A, A, A]),
+            (TagResource, [I, A, A]), // a new replica can be managed
+            (PutKeyPolicy, [A, A, A]),
+            (EnableKey, [I, I, I]),
+            (DisableKey, [I, I, I]),
+            (CancelKeyDeletion, [A, I, I]),
+            (ScheduleKeyDeletion, [I, A, I]),
+            (ReplicateKey, [I, I, I]),
+            (UpdatePrimaryRegion, [I, I, I]),
+            (RotateKeyOnDemand, [I, I, I]),
+            (CreateGrant, [I, A, A]),
+        ];
+        for (op, cells) in rows {
+            for (state, expected) in states.into_iter().zip(cells) {
+                assert_eq!(state_rule(op, state), expected, "{op:?} in {state:?}");
+            }
+        }
+        let mut key = key_in(KeyState::PendingReplicaDeletion);
+        assert_eq!(
+            check_state(Encrypt, &key).unwrap_err().to_string(),
+            format!("{} is pending replica deletion.", key.arn())
+        );
+        key.state = KeyState::Creating;
+        assert_eq!(
+            check_state(Encrypt, &key).unwrap_err().to_string(),
+            format!("{} is creating.", key.arn())
+        );
     }
 
     fn key_in(state: KeyState) -> KeySnapshot {

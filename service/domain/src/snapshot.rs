@@ -77,7 +77,7 @@ impl ReadModel {
         let mut policy_index: HashMap<&str, usize> = HashMap::new();
         let mut policies = Vec::new();
         let mut keys: Vec<&KeySnapshot> = self.keys.values().map(Arc::as_ref).collect();
-        keys.sort_unstable_by(|a, b| a.key_id.cmp(&b.key_id));
+        keys.sort_unstable_by(|a, b| (&a.key_id, &a.region).cmp(&(&b.key_id, &b.region)));
         let keys = keys
             .into_iter()
             .map(|key| {
@@ -147,7 +147,14 @@ impl ReadModel {
                 (key.account.clone(), key.region.clone(), key.key_id.clone()),
                 (),
             );
-            model.keys.insert(key.key_id.clone(), Arc::new(key));
+            if key.multi_region {
+                model
+                    .mrk_regions
+                    .entry(key.key_id.clone())
+                    .or_default()
+                    .insert(key.region.clone());
+            }
+            model.keys.insert(key.identity(), Arc::new(key));
         }
         Ok(model)
     }
@@ -199,6 +206,7 @@ mod tests {
                 policy: POLICY.into(),
                 tags: vec![],
                 multi_region: false,
+                primary_region: None,
                 material: Some(MaterialInfo {
                     version: 1,
                     material_id: format!("{i:064}"),
@@ -208,7 +216,7 @@ mod tests {
                 created_at: Utc::now(),
             }));
             push(
-                KeyEvent::stream_for(id),
+                KeyEvent::stream_for("us-east-1", id),
                 1,
                 serde_json::to_value(&created).unwrap(),
             );
@@ -222,7 +230,7 @@ mod tests {
             at: Utc::now(),
         };
         push(
-            KeyEvent::stream_for("k1"),
+            KeyEvent::stream_for("us-east-1", "k1"),
             2,
             serde_json::to_value(&tagged).unwrap(),
         );
@@ -233,7 +241,7 @@ mod tests {
             at: Utc::now(),
         };
         push(
-            KeyEvent::stream_for("k2"),
+            KeyEvent::stream_for("us-east-1", "k2"),
             2,
             serde_json::to_value(&policy).unwrap(),
         );
@@ -252,7 +260,7 @@ mod tests {
             },
         };
         push(
-            KeyEvent::stream_for("k3"),
+            KeyEvent::stream_for("us-east-1", "k3"),
             2,
             serde_json::to_value(&grant).unwrap(),
         );

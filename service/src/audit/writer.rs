@@ -33,6 +33,8 @@ pub struct CommitWriter {
     metrics: Arc<Metrics>,
     /// Whether the last batch committed without a storage error (readiness).
     last_batch_ok: Arc<AtomicBool>,
+    /// Notified when a committed event leaves a multi-Region key in a transient state.
+    transient_states: Arc<tokio::sync::Notify>,
 }
 
 impl CommitWriter {
@@ -45,9 +47,11 @@ impl CommitWriter {
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let last_batch_ok = Arc::new(AtomicBool::new(true));
+        let transient_states = Arc::new(tokio::sync::Notify::new());
         let followers = Followers {
             materials,
             last_batch_ok: last_batch_ok.clone(),
+            transient_states: transient_states.clone(),
         };
         let handle = tokio::spawn(run(store, model, metrics.clone(), followers, rx));
         (
@@ -55,9 +59,16 @@ impl CommitWriter {
                 tx,
                 metrics,
                 last_batch_ok,
+                transient_states,
             },
             handle,
         )
+    }
+
+    /// Notified after a commit that left a multi-Region key in a transient state (Creating,
+    /// Updating), which the scheduler then ends.
+    pub fn transient_states(&self) -> Arc<tokio::sync::Notify> {
+        self.transient_states.clone()
     }
 
     /// Whether the writer task still takes units (for readiness).
@@ -95,6 +106,9 @@ struct Followers {
     materials: Arc<MaterialCache>,
     /// Whether the last batch committed without a storage error.
     last_batch_ok: Arc<AtomicBool>,
+    /// Notified after a batch that left a multi-Region key Creating or Updating (the scheduler
+    /// ends those states).
+    transient_states: Arc<tokio::sync::Notify>,
 }
 
 /// How many committed batches may wait for their fsync while the next one is written.
@@ -201,9 +215,10 @@ async fn deliver(
                 .all(|r| matches!(r, Ok(_) | Err(StoreError::VersionConflict { .. })))
         });
     followers.last_batch_ok.store(healthy, Ordering::Relaxed);
+    let mut transient = false;
     if let Ok(results) = &results {
         // Committed is committed: the model follows the store even when the sync failed.
-        apply_committed(store, model, &followers.materials, results).await;
+        transient = apply_committed(store, model, &followers.materials, results).await;
     }
     match (results, failure) {
         (Ok(results), None) => {
@@ -221,29 +236,32 @@ async fn deliver(
             }
         }
     }
+    if transient {
+        followers.transient_states.notify_one();
+    }
 }
 
 /// Apply the batch's committed events in sequence order. Events other processes committed before
 /// them (several servers may share one PostgreSQL database) are read from the store first, so the
-/// model never skips a sequence.
+/// model never skips a sequence. True when an applied event starts a transient state.
 async fn apply_committed(
     store: &SharedStore,
     model: &RwLock<ReadModel>,
     materials: &MaterialCache,
     results: &[Result<CommitReceipt, StoreError>],
-) {
+) -> bool {
     let mut events: Vec<_> = results
         .iter()
         .filter_map(|r| r.as_ref().ok())
         .flat_map(|r| r.events.iter().cloned())
         .collect();
     if events.is_empty() {
-        return;
+        return false;
     }
     events.sort_by_key(|e| e.sequence);
     let last = model.read().map(|m| m.last_sequence()).unwrap_or(0);
     let Some(first) = events.first().map(|e| e.sequence) else {
-        return;
+        return false;
     };
     if first > last + 1 {
         match store.read_events(last, first - 1 - last).await {
@@ -258,8 +276,13 @@ async fn apply_committed(
     let _compiled = crate::domain::read_model::compile_policies_ahead(&events);
     let Ok(mut model) = model.write() else {
         tracing::error!("read model lock poisoned");
-        return;
+        return false;
     };
+    // Whoever applied them (this writer, or the follower that read them first), these events
+    // were just committed: the scheduler must hear of a transient state they start.
+    let transient = events
+        .iter()
+        .any(crate::domain::read_model::starts_transient_state);
     for event in &events {
         if event.sequence != model.last_sequence() + 1 {
             continue;
@@ -269,6 +292,7 @@ async fn apply_committed(
         }
         materials.follow(event);
     }
+    transient
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ fn versions_taken(state: &AppState, attempted: &[(String, i32)]) -> bool {
     };
     attempted.iter().any(|(key_id, version)| {
         model
-            .key(key_id)
+            .material_holder(key_id)
             .and_then(|k| k.current_material())
             .is_some_and(|m| m.version >= *version)
     })

@@ -135,7 +135,10 @@ pub fn update_alias(
         authorize(state, ctx, &old)?;
     }
     let key = key_for(state, ctx, &req.target_key_id)?;
-    if let Some(old) = state.read_model()?.live_key(&current.target_key_id) {
+    if let Some(old) = state
+        .read_model()?
+        .live_key(&current.region, &current.target_key_id)
+    {
         if old.key_usage != key.key_usage
             || (old.key_spec == "SYMMETRIC_DEFAULT") != (key.key_spec == "SYMMETRIC_DEFAULT")
         {

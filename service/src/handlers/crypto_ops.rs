@@ -41,10 +41,10 @@ pub(super) async fn seal_under(
         .ok_or_else(|| KmsError::KmsInternal("The key has no material.".into()))?;
     let material = material(state, key, current.version).await?;
     let header = CiphertextHeader {
-        key_id: uuid::Uuid::try_parse(&key.key_id).map_err(internal)?,
+        key_id: key.key_id.clone(),
         material_version: current.version as u32,
     };
-    let blob = ciphertext::encrypt(header, &material, plaintext, context).map_err(internal)?;
+    let blob = ciphertext::encrypt(&header, &material, plaintext, context).map_err(internal)?;
     Ok((blob, current))
 }
 
@@ -119,7 +119,7 @@ async fn open_blob(
     algorithm: Option<&str>,
 ) -> Result<(Arc<KeySnapshot>, SecretBytes, MaterialInfo), KmsError> {
     let header = ciphertext::parse_header(blob).map_err(|_| invalid_ciphertext())?;
-    let embedded = header.key_id.to_string();
+    let embedded = header.key_id;
     let key = match key_id {
         Some(requested) => {
             let key = resolve_key(state, ctx, requested)?;
@@ -131,10 +131,7 @@ async fn open_blob(
             key
         }
         None => {
-            let found = state
-                .read_model()?
-                .live_key_shared(&embedded)
-                .filter(|k| k.region == ctx.region);
+            let found = state.read_model()?.live_key_shared(&ctx.region, &embedded);
             let key = found.ok_or_else(invalid_ciphertext)?;
             ctx.touch(key.arn());
             key
@@ -409,7 +406,7 @@ pub async fn re_encrypt(
         Some(k) => Some(k.key_id.clone()),
         None => ciphertext::parse_header(&req.ciphertext_blob)
             .ok()
-            .map(|h| h.key_id.to_string()),
+            .map(|h| h.key_id),
     };
     if ignores_ciphertext(req.dry_run, &req.dry_run_modifiers) {
         let source = named_source

@@ -318,7 +318,7 @@ pub fn retire_grant(
                 .all_keys()
                 .filter(|k| k.is_live() && k.region == ctx.region)
                 .find(|k| k.grants.iter().any(|g| g.grant_id == grant_id))
-                .and_then(|k| model.live_key_shared(&k.key_id))
+                .and_then(|k| model.live_key_shared(&k.region, &k.key_id))
                 .ok_or_else(|| KmsError::NotFound(format!("Grant {grant_id} does not exist.")))?;
             ctx.touch(key.arn());
             (key, grant_id)

@@ -81,7 +81,7 @@ pub fn put_key_policy(
     .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
     let mut outcome = Outcome::reply(Value::Null);
     outcome.unit.appends.push(StreamAppend {
-        stream: KeyEvent::stream_for(&key.key_id),
+        stream: key.stream(),
         expected_version: key.stream_version,
         events: vec![event],
     });

@@ -70,9 +70,9 @@ fn kind_of_key(req: &CreateKeyRequest) -> Result<KindOfKey, KmsError> {
             "Origin {origin} is not supported by this server yet."
         )));
     }
-    if req.multi_region == Some(true) {
+    if req.multi_region == Some(true) && origin == "EXTERNAL" {
         return Err(KmsError::UnsupportedOperation(
-            "Multi-Region keys are not supported by this server yet.".into(),
+            "Multi-Region keys with imported key material (Origin EXTERNAL) are not supported by this server yet.".into(),
         ));
     }
     Ok(KindOfKey {
@@ -222,7 +222,12 @@ pub async fn create_key(
     };
     let tags = super::tags::check_new_tags(&[], req.tags.as_deref().unwrap_or_default())?;
 
-    let key_id = uuid::Uuid::new_v4().to_string();
+    let multi_region = req.multi_region == Some(true);
+    let key_id = if multi_region {
+        super::multi_region::new_key_id()?
+    } else {
+        uuid::Uuid::new_v4().to_string()
+    };
     let now = state.clock.now();
     // A key of Origin EXTERNAL has no material until it is imported (PendingImport).
     let first = if origin == "EXTERNAL" {
@@ -241,7 +246,8 @@ pub async fn create_key(
         origin,
         policy,
         tags,
-        multi_region: false,
+        multi_region,
+        primary_region: multi_region.then(|| ctx.region.clone()),
         material: first.as_ref().map(|(info, _)| info.clone()),
         created_at: now,
     };
@@ -250,7 +256,12 @@ pub async fn create_key(
         .to_new_event()
         .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
     ctx.touch(snapshot.arn());
-    let metadata = key_metadata(&snapshot);
+    let configuration = super::multi_region::configuration(
+        &crate::domain::read_model::ReadModel::default(),
+        &snapshot,
+        None,
+    );
+    let metadata = key_metadata(&snapshot, configuration);
     let mut outcome = Outcome::reply(json!({ "KeyMetadata": metadata }));
     outcome.response_elements = Some(json!({ "keyMetadata": lower_camel_value(&metadata) }));
     if let Some((_, sealed)) = first {
@@ -261,7 +272,7 @@ pub async fn create_key(
         });
     }
     outcome.unit.appends.push(StreamAppend {
-        stream: KeyEvent::stream_for(&key_id),
+        stream: snapshot.stream(),
         expected_version: 0,
         events: vec![new_event],
     });
@@ -283,7 +294,8 @@ pub fn describe_key(
     let req: DescribeKeyRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
     authorize(state, ctx, &key)?;
-    Ok(Outcome::reply(json!({ "KeyMetadata": key_metadata(&key) })))
+    let metadata = super::multi_region::metadata(state, &key)?;
+    Ok(Outcome::reply(json!({ "KeyMetadata": metadata })))
 }
 
 #[derive(Deserialize)]
@@ -371,8 +383,9 @@ pub async fn get_key_last_usage(
     Ok(Outcome::reply(body))
 }
 
-/// The `KeyMetadata` structure of DescribeKey and CreateKey.
-pub fn key_metadata(key: &KeySnapshot) -> Value {
+/// The `KeyMetadata` structure of DescribeKey, CreateKey and ReplicateKey, with the key's
+/// `MultiRegionConfiguration` when it is a multi-Region key.
+pub fn key_metadata(key: &KeySnapshot, multi_region: Option<Value>) -> Value {
     let mut m = json!({
         "AWSAccountId": key.account,
         "KeyId": key.key_id,
@@ -409,13 +422,19 @@ pub fn key_metadata(key: &KeySnapshot) -> Value {
             );
         }
     }
-    if let (Some(date), Some(days)) = (key.deletion_date, key.pending_window_days) {
+    if let Some(date) = key.deletion_date {
         set(
             &mut m,
             "DeletionDate",
             json!(crate::domain::key::epoch_seconds(date)),
         );
+    }
+    // A primary waiting for its replicas has its window but no date yet.
+    if let Some(days) = key.pending_window_days {
         set(&mut m, "PendingDeletionWindowInDays", json!(days));
+    }
+    if let Some(configuration) = multi_region {
+        set(&mut m, "MultiRegionConfiguration", configuration);
     }
     m
 }

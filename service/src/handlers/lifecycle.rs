@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{key_change, key_for, CallContext, KeyOnly, Outcome};
 use crate::domain::events::KeyEvent;
-use crate::domain::key::{epoch_seconds, KeyState};
+use crate::domain::key::{epoch_seconds, KeySnapshot, KeyState};
 use crate::protocol::wire::decode;
 use crate::protocol::KmsError;
 use crate::state::AppState;
@@ -92,6 +92,9 @@ pub fn schedule_key_deletion(
     }
     let key = key_for(state, ctx, &req.key_id)?;
     let now = state.clock.now();
+    if key.is_primary() && has_live_replicas(state, &key)? {
+        return awaiting_replicas(&key, days, now);
+    }
     let deletion_date = now + Duration::days(days);
     let event = KeyEvent::KeyDeletionScheduled {
         schema: 1,
@@ -110,6 +113,40 @@ pub fn schedule_key_deletion(
         "keyId": key.arn(),
         "deletionDate": crate::audit::record::cloudtrail_time(deletion_date),
         "keyState": "PendingDeletion",
+        "pendingWindowInDays": days,
+    }));
+    Ok(outcome)
+}
+
+/// Whether a multi-Region primary key still has a replica that is not deleted.
+fn has_live_replicas(state: &AppState, key: &KeySnapshot) -> Result<bool, KmsError> {
+    Ok(state
+        .read_model()?
+        .multi_region_keys(&key.key_id)
+        .any(|k| k.region != key.region && k.is_live()))
+}
+
+/// ScheduleKeyDeletion of a primary key with replicas: PendingReplicaDeletion, no deletion date
+/// until the replicas are deleted (the scheduler then starts the waiting period).
+fn awaiting_replicas(
+    key: &KeySnapshot,
+    days: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, KmsError> {
+    let event = KeyEvent::KeyDeletionAwaitingReplicas {
+        schema: 1,
+        pending_window_days: days,
+        at: now,
+    };
+    let body = json!({
+        "KeyId": key.arn(),
+        "KeyState": "PendingReplicaDeletion",
+        "PendingWindowInDays": days,
+    });
+    let mut outcome = key_change(key, vec![event], body)?;
+    outcome.response_elements = Some(json!({
+        "keyId": key.arn(),
+        "keyState": "PendingReplicaDeletion",
         "pendingWindowInDays": days,
     }));
     Ok(outcome)

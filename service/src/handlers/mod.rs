@@ -12,6 +12,7 @@ pub mod import;
 mod key_policy;
 mod keys;
 mod lifecycle;
+pub mod multi_region;
 mod pagination;
 pub mod rotation;
 mod tags;
@@ -165,6 +166,8 @@ pub async fn dispatch(
         GetParametersForImport => import::get_parameters_for_import(state, ctx, body).await,
         ImportKeyMaterial => import::import_key_material(state, ctx, body).await,
         DeleteImportedKeyMaterial => import::delete_imported_key_material(state, ctx, body).await,
+        ReplicateKey => multi_region::replicate_key(state, ctx, body),
+        UpdatePrimaryRegion => multi_region::update_primary_region(state, ctx, body),
         other => Err(KmsError::UnsupportedOperation(format!(
             "{} is not supported by this server yet.",
             other.name()
@@ -283,8 +286,8 @@ pub fn resolve_key(
         return Err(KmsError::NotFound(format!("Invalid keyId '{key_id}'")));
     };
     let found = model
-        .live_key_shared(&id)
-        .filter(|k| k.account == account && k.region == region);
+        .live_key_shared(&region, &id)
+        .filter(|k| k.account == account);
     match found {
         Some(key) => {
             ctx.touch(key.arn());
@@ -355,7 +358,7 @@ pub fn authorize_as(
     {
         state
             .read_model()?
-            .aliases_of(&key.key_id)
+            .aliases_of(key)
             .map(|a| a.name.clone())
             .collect()
     } else {
@@ -385,11 +388,20 @@ pub fn authorize_as(
 /// Authorise an operation that takes no key (CreateKey, ListKeys, ListAliases, GenerateRandom):
 /// the caller's identity policies decide (an account's root user is always allowed).
 pub fn authorize_account(state: &AppState, ctx: &CallContext) -> Result<(), KmsError> {
+    authorize_account_action(state, ctx, &action_of(ctx.op))
+}
+
+/// Authorise `action` on no particular key (`*`) with the caller's identity policies (ReplicateKey
+/// needs kms:CreateKey this way, in the replica's Region).
+pub fn authorize_account_action(
+    state: &AppState,
+    ctx: &CallContext,
+    action: &str,
+) -> Result<(), KmsError> {
     let policy = state.account_policy(&ctx.principal.account)?;
-    let action = action_of(ctx.op);
     let mut builder = crate::authorize::request_for(
         &ctx.principal,
-        &action,
+        action,
         trent_policy::Resource::from_arn("*"),
         &ctx.origin,
     )
@@ -449,7 +461,7 @@ pub fn key_change(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| KmsError::KmsInternal("Event encoding failed.".into()))?;
     outcome.unit.appends.push(StreamAppend {
-        stream: KeyEvent::stream_for(&key.key_id),
+        stream: key.stream(),
         expected_version: key.stream_version,
         events: encoded,
     });

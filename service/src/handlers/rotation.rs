@@ -68,6 +68,21 @@ fn rotatable_key_with(
     if !(imported && key.origin == "EXTERNAL" && key.key_spec == "SYMMETRIC_DEFAULT") {
         check_rotatable(&key)?;
     }
+    // Rotation is a shared property of a multi-Region key: it is changed on the primary only
+    // (a replica reports the primary's status and lists its rotations).
+    let reads = matches!(
+        ctx.op,
+        crate::protocol::Operation::GetKeyRotationStatus
+            | crate::protocol::Operation::ListKeyRotations
+    );
+    if key.is_replica() && !reads {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} is a multi-Region replica key. Use {} on its primary key in {}.",
+            key.arn(),
+            ctx.op.name(),
+            key.primary_region.as_deref().unwrap_or_default()
+        )));
+    }
     Ok(key)
 }
 
