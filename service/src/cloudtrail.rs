@@ -190,7 +190,8 @@ async fn lookup(
     allowed.map_err(|e| CloudTrailError::AccessDenied(e.message()))?;
     let request = <crate::lookup::LookupRequest as serde::Deserialize>::deserialize(parsed)
         .map_err(|e| CloudTrailError::Serialization(e.to_string()))?;
-    let answer = crate::lookup::lookup_events(&state.store, &principal.account, &request)
+    let region = &caller.signature.region;
+    let answer = crate::lookup::lookup_events(&state.store, &principal.account, region, &request)
         .await
         .map_err(CloudTrailError::from)?;
     Ok(answer)

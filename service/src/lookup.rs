@@ -129,9 +129,12 @@ fn decode_next_token(token: &str) -> Result<(i64, i64), LookupError> {
         .ok_or_else(|| LookupError::InvalidNextToken("The NextToken is not valid.".into()))
 }
 
-/// One stored record as LookupEvents lists it (None when it is not JSON).
-fn lookup_event(text: String) -> Option<Value> {
+/// One stored record as LookupEvents lists it (None when it is not JSON or of another Region).
+fn lookup_event(text: String, region: &str) -> Option<Value> {
     let record = serde_json::from_str::<Value>(&text).ok()?;
+    if field(&record, &["awsRegion"]).as_str() != Some(region) {
+        return None;
+    }
     let resources: Vec<Value> = field(&record, &["resources"])
         .as_array()
         .into_iter()
@@ -151,10 +154,16 @@ fn lookup_event(text: String) -> Option<Value> {
     }))
 }
 
-/// Answer a LookupEvents call for `account`.
+/// How many store pages one LookupEvents call reads at most while it skips other Regions'
+/// records; past that it answers the events found so far with a NextToken, as CloudTrail may.
+const MAX_SCAN_PAGES: usize = 20;
+
+/// Answer a LookupEvents call for `account` in `region` (CloudTrail's event history is per
+/// Region: records of other Regions are skipped).
 pub async fn lookup_events(
     store: &SharedStore,
     account: &str,
+    region: &str,
     req: &LookupRequest,
 ) -> Result<Value, LookupError> {
     if req.lookup_attributes.len() > 1 {
@@ -196,7 +205,7 @@ pub async fn lookup_events(
         .as_deref()
         .map(decode_next_token)
         .transpose()?;
-    let query = LookupQuery {
+    let mut query = LookupQuery {
         account: account.to_string(),
         attribute: attribute.map(|(a, v)| (a.to_string(), v.to_string())),
         start,
@@ -205,18 +214,30 @@ pub async fn lookup_events(
         // One more than asked for tells whether there is a next page.
         limit: max + 1,
     };
-    let mut hits = store.lookup_audit(&query).await?;
-    let more = hits.len() > max as usize;
-    hits.truncate(max as usize);
-    let next = if more {
-        hits.last().map(|h| (h.event_time, h.sequence))
-    } else {
-        None
-    };
-    let events: Vec<Value> = hits
-        .into_iter()
-        .filter_map(|hit| lookup_event(hit.record))
-        .collect();
+    let wanted = max as usize;
+    let mut events: Vec<Value> = Vec::new();
+    let mut next = None;
+    'pages: for page in 0..MAX_SCAN_PAGES {
+        let hits = store.lookup_audit(&query).await?;
+        let more = hits.len() as i64 == query.limit;
+        for hit in hits {
+            if events.len() == wanted {
+                // Full, and the store holds more: go on after the last record returned.
+                next = query.before;
+                break 'pages;
+            }
+            query.before = Some((hit.event_time, hit.sequence));
+            if let Some(event) = lookup_event(hit.record, region) {
+                events.push(event);
+            }
+        }
+        if !more {
+            break;
+        }
+        if page + 1 == MAX_SCAN_PAGES {
+            next = query.before;
+        }
+    }
     let mut body = json!({ "Events": events });
     if let Some((t, s)) = next {
         set(

@@ -818,3 +818,172 @@ fn aws_cli_import_flow() {
     );
     assert!(err.contains("KMSInvalidStateException"), "{err}");
 }
+
+/// `aws --region REGION kms describe-key` until the key leaves its transient state; its metadata.
+fn settled_in(server: &TestServer, region: &str, key_id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = aws(
+            server,
+            &[
+                "--region",
+                region,
+                "kms",
+                "describe-key",
+                "--key-id",
+                key_id,
+            ],
+        );
+        let meta = out["KeyMetadata"].clone();
+        if !matches!(meta["KeyState"].as_str(), Some("Creating" | "Updating")) {
+            return meta;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{key_id} in {region}: {meta}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The README's multi-Region walkthrough, command by command: create a multi-Region key,
+/// replicate it, decrypt in the other Region, move the primary, and find both Regions' records.
+fn multi_region_walkthrough(store: StoreKind) {
+    let server = TestServer::start(store);
+    let dir = tempfile::tempdir().unwrap();
+    let created = aws(
+        &server,
+        &[
+            "kms",
+            "create-key",
+            "--multi-region",
+            "--description",
+            "orders",
+        ],
+    );
+    let id = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("mrk-"), "{created}");
+    assert_eq!(
+        created["KeyMetadata"]["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "PRIMARY"
+    );
+    let blob = cli_encrypt(&server, dir.path(), &id, b"order 42");
+
+    let replica = aws(
+        &server,
+        &[
+            "kms",
+            "replicate-key",
+            "--key-id",
+            &id,
+            "--replica-region",
+            "eu-west-1",
+            "--description",
+            "orders (Dublin)",
+        ],
+    );
+    let west_arn = format!("arn:aws:kms:eu-west-1:{}:key/{id}", common::ACCOUNT);
+    assert_eq!(replica["ReplicaKeyMetadata"]["Arn"], west_arn.as_str());
+    assert_eq!(replica["ReplicaKeyMetadata"]["KeyState"], "Creating");
+    let meta = settled_in(&server, "eu-west-1", &id);
+    assert_eq!(meta["KeyState"], "Enabled");
+    assert_eq!(
+        meta["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "REPLICA"
+    );
+
+    let file = dir.path().join("order.bin");
+    std::fs::write(&file, &blob).unwrap();
+    let decrypted = aws(
+        &server,
+        &[
+            "--region",
+            "eu-west-1",
+            "kms",
+            "decrypt",
+            "--ciphertext-blob",
+            &format!("fileb://{}", file.display()),
+        ],
+    );
+    assert_eq!(decrypted["KeyId"], west_arn.as_str());
+    let plain = base64::engine::general_purpose::STANDARD
+        .decode(decrypted["Plaintext"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(plain, b"order 42");
+
+    let moved = aws(
+        &server,
+        &[
+            "kms",
+            "update-primary-region",
+            "--key-id",
+            &id,
+            "--primary-region",
+            "eu-west-1",
+        ],
+    );
+    assert_eq!(moved, Value::Null);
+    let west = settled_in(&server, "eu-west-1", &id);
+    assert_eq!(
+        west["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "PRIMARY"
+    );
+    let east = settled_in(&server, common::REGION, &id);
+    assert_eq!(
+        east["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "REPLICA"
+    );
+    assert_eq!(
+        east["MultiRegionConfiguration"]["PrimaryKey"]["Region"],
+        "eu-west-1"
+    );
+
+    // CloudTrail: ReplicateKey in the primary's Region, CreateKey in the replica's, one request.
+    let record_of = |region: &str, name: &str| {
+        let found = aws(
+            &server,
+            &[
+                "--region",
+                region,
+                "cloudtrail",
+                "lookup-events",
+                "--lookup-attributes",
+                &format!("AttributeKey=EventName,AttributeValue={name}"),
+            ],
+        );
+        let event = found["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["Resources"].to_string().contains(&id))
+            .unwrap_or_else(|| panic!("no {name} of {id} in {region}: {found}"))
+            .clone();
+        let record: Value =
+            serde_json::from_str(event["CloudTrailEvent"].as_str().unwrap()).unwrap();
+        assert_eq!(record["awsRegion"], region);
+        record
+    };
+    let replicated = record_of(common::REGION, "ReplicateKey");
+    let created = record_of("eu-west-1", "CreateKey");
+    assert_eq!(replicated["requestID"], created["requestID"]);
+    assert_eq!(
+        created["resources"].as_array().unwrap().len(),
+        1,
+        "{created}"
+    );
+    let synchronized = record_of("eu-west-1", "SynchronizeMultiRegionKey");
+    assert_eq!(synchronized["eventType"], "AwsServiceEvent");
+}
+
+#[test]
+fn aws_cli_multi_region_walkthrough_sqlite() {
+    multi_region_walkthrough(StoreKind::Sqlite);
+}
+
+#[test]
+fn aws_cli_multi_region_walkthrough_postgres() {
+    multi_region_walkthrough(StoreKind::Postgres);
+}

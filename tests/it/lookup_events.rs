@@ -251,3 +251,65 @@ async fn a_call_through_one_replica_is_found_through_another_at_once() {
         last.cloud_trail_event_id()
     );
 }
+
+/// CloudTrail's event history is per Region: a lookup in one Region pages through that
+/// Region's records only, whatever the other Regions hold between them.
+#[tokio::test(flavor = "multi_thread")]
+async fn lookup_events_are_per_region() {
+    let server = TestServer::start(StoreKind::Sqlite);
+    let east = server.client();
+    let west = server.client_as(ACCESS_KEY, SECRET_KEY, "eu-west-1");
+    let mut west_arns = Vec::new();
+    for _ in 0..3 {
+        east.create_key().send().await.unwrap();
+        let key = west.create_key().send().await.unwrap();
+        west_arns.push(key.key_metadata().unwrap().arn().unwrap().to_string());
+        east.create_key().send().await.unwrap();
+    }
+    let mut token: Option<String> = None;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let mut args = vec![
+            "--region",
+            "eu-west-1",
+            "--max-results",
+            "1",
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=CreateKey",
+        ];
+        if let Some(t) = &token {
+            args.extend(["--next-token", t.as_str()]);
+        }
+        let page = lookup(&server, (ACCESS_KEY, SECRET_KEY), &args).unwrap();
+        for event in page["Events"].as_array().unwrap() {
+            let record: Value =
+                serde_json::from_str(event["CloudTrailEvent"].as_str().unwrap()).unwrap();
+            assert_eq!(record["awsRegion"], "eu-west-1", "{record}");
+            seen.push(
+                event["Resources"][0]["ResourceName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        token = page["NextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    west_arns.reverse();
+    assert_eq!(
+        seen, west_arns,
+        "newest first, one page each, none of us-east-1"
+    );
+    let east_page = lookup(
+        &server,
+        (ACCESS_KEY, SECRET_KEY),
+        &[
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=CreateKey",
+        ],
+    )
+    .unwrap();
+    assert_eq!(east_page["Events"].as_array().unwrap().len(), 6);
+}

@@ -92,6 +92,34 @@ pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> boo
 
 pub use crate::clock::cloudtrail_time;
 
+/// The record a successful ReplicateKey also leaves in the replica's Region: CloudTrail shows
+/// ReplicateKey in the primary key's Region and CreateKey in the replica's, with the same request
+/// id. It names the replica key only.
+pub fn replica_region_record(record: &Value) -> Option<Value> {
+    if record.get("eventName").and_then(Value::as_str) != Some("ReplicateKey")
+        || record.get("errorCode").is_some()
+    {
+        return None;
+    }
+    let region = record
+        .get("requestParameters")
+        .and_then(|p| p.get("replicaRegion"))
+        .and_then(Value::as_str)?;
+    let mut copy = record.clone();
+    set(&mut copy, "eventName", json!("CreateKey"));
+    set(&mut copy, "awsRegion", json!(region));
+    set(&mut copy, "eventID", json!(new_event_id()));
+    let in_region = format!("arn:aws:kms:{region}:");
+    if let Some(resources) = copy.get_mut("resources").and_then(Value::as_array_mut) {
+        resources.retain(|r| {
+            r.get("ARN")
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.starts_with(&in_region))
+        });
+    }
+    Some(copy)
+}
+
 /// A new CloudTrail `eventID`: a UUID, as AWS's are, of version 7 (time-ordered) so that the
 /// store's lookup index takes new event ids at its right edge instead of at random pages.
 pub fn new_event_id() -> String {
@@ -128,7 +156,8 @@ impl CallRecord {
         Vec<crate::store::NewAuditRecord>,
     ) {
         let mut json = self.to_json();
-        let copies = cross_account_copies(&mut json, deliver_to);
+        let mut copies = cross_account_copies(&mut json, deliver_to);
+        copies.extend(replica_region_record(&json));
         let stored = |json: &Value| stored_record(json, self.event_time);
         (stored(&json), copies.iter().map(stored).collect())
     }
