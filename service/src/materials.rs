@@ -30,8 +30,13 @@ impl MaterialCache {
             event.event_type.as_str(),
             "KeyMaterialDestroyed" | "ImportedKeyMaterialDeleted"
         );
-        if let (true, Some(key_id)) = (destroys, event.stream.strip_prefix("key/")) {
-            self.forget(key_id);
+        if let (true, Some(identity)) = (destroys, event.stream.strip_prefix("key/")) {
+            // The material is kept under the key's identity or its bare id (a multi-Region
+            // key's, shared by its Regions): forget both.
+            self.forget(identity);
+            if let Some((_, key_id)) = identity.split_once('/') {
+                self.forget(key_id);
+            }
         }
     }
 

@@ -377,7 +377,7 @@ async fn shred(
         .map(|k| (k.stream_version, k.stored_material_versions()))
         .unwrap_or_default();
     let unit = CommitUnit {
-        destroy_materials: vec![key.key_id.clone()],
+        destroy_materials: vec![key.material_owner()],
         appends: vec![StreamAppend {
             stream: key.stream(),
             expected_version: stream_version,
@@ -527,7 +527,7 @@ async fn expire_imported_material(
 ) -> Result<bool, SchedulerError> {
     let events = crate::handlers::import::destroy_imported_material(key, true, now);
     let unit = CommitUnit {
-        destroy_materials: vec![key.key_id.clone()],
+        destroy_materials: vec![key.material_owner()],
         appends: vec![StreamAppend {
             stream: key.stream(),
             expected_version: key.stream_version,

@@ -929,7 +929,127 @@ async fn expiry(store: StoreKind) {
     assert!(ok, "{out}");
 }
 
-on_both_stores!(import_flow, tokens, expiry, rotation, ciphertext_formats);
+/// The state of `key` once it leaves a transient multi-Region state.
+async fn settled(client: &aws_sdk_kms::Client, key: &str) -> KeyState {
+    for _ in 0..500 {
+        let state = describe(client, key).await.key_state.unwrap();
+        if !matches!(state, KeyState::Creating | KeyState::Updating) {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{key} stayed in a transient state");
+}
+
+/// A multi-Region key with imported material: each Region's key imports the same material
+/// itself (a replica starts without), gets the primary's KeyMaterialId, refuses other material,
+/// and deletes its own copy without touching the other Regions'.
+async fn multi_region_imported_material(store: StoreKind) {
+    let server = TestServer::start(store);
+    let east = server.client();
+    let west = server.client_as(common::ACCESS_KEY, common::SECRET_KEY, "eu-west-1");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let created = east
+        .create_key()
+        .origin(OriginType::External)
+        .multi_region(true)
+        .send()
+        .await
+        .unwrap();
+    let key = created.key_metadata.unwrap().key_id;
+    assert!(key.starts_with("mrk-"));
+    let early = east
+        .replicate_key()
+        .key_id(&key)
+        .replica_region("eu-west-1")
+        .send()
+        .await;
+    assert_eq!(
+        code(&early.unwrap_err()),
+        "KMSInvalidStateException",
+        "no material yet"
+    );
+
+    let material = random_bytes(32);
+    let alg = AlgorithmSpec::RsaesOaepSha256;
+    let id = import_fresh(&east, dir, &key, &material, alg.clone())
+        .await
+        .unwrap();
+    let blob = encrypt(&east, &key).await;
+    east.replicate_key()
+        .key_id(&key)
+        .replica_region("eu-west-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settled(&west, &key).await, KeyState::PendingImport);
+    assert_eq!(
+        decrypt(&west, &blob).await.unwrap_err(),
+        "KMSInvalidStateException"
+    );
+
+    let other = import_fresh(&west, dir, &key, &random_bytes(32), alg.clone()).await;
+    assert_eq!(other.unwrap_err(), "IncorrectKeyMaterialException");
+    let west_id = import_fresh(&west, dir, &key, &material, alg.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        west_id, id,
+        "the same material has the same KeyMaterialId in every Region"
+    );
+    assert_eq!(
+        describe(&west, &key).await.current_key_material_id(),
+        Some(id.as_str())
+    );
+    assert_eq!(decrypt(&west, &blob).await.unwrap(), b"imported");
+
+    west.delete_imported_key_material()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        describe(&west, &key).await.key_state,
+        Some(KeyState::PendingImport)
+    );
+    assert_eq!(
+        decrypt(&east, &blob).await.unwrap(),
+        b"imported",
+        "the primary's copy stays"
+    );
+    assert_eq!(
+        decrypt(&west, &blob).await.unwrap_err(),
+        "KMSInvalidStateException"
+    );
+    import_fresh(&west, dir, &key, &material, alg.clone())
+        .await
+        .unwrap();
+    assert_eq!(decrypt(&west, &blob).await.unwrap(), b"imported");
+
+    // New material after the first import would have to reach every Region first: refused.
+    let (public, token) = parameters(&east, &key, alg.clone()).await;
+    let wrapped = wrap(dir, &public, &random_bytes(32), &alg);
+    let new = east
+        .import_key_material()
+        .key_id(&key)
+        .import_token(Blob::new(token))
+        .encrypted_key_material(Blob::new(wrapped))
+        .import_type(ImportType::NewKeyMaterial)
+        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+        .send()
+        .await;
+    assert_eq!(code(&new.unwrap_err()), "UnsupportedOperationException");
+}
+
+on_both_stores!(
+    import_flow,
+    tokens,
+    expiry,
+    rotation,
+    ciphertext_formats,
+    multi_region_imported_material
+);
 
 /// Ciphertext formats with material the test knows (imported): a format-1 blob written as the
 /// first format did (a random nonce directly under the material) still decrypts, and new blobs

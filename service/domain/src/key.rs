@@ -252,8 +252,12 @@ impl KeySnapshot {
     /// versions, automatic rotation, imported material) from the primary.
     pub fn replica_of(primary: &KeySnapshot, created: &KeyCreated, version: i64) -> Self {
         let mut replica = Self::from_created(created, version);
-        replica.materials = primary.materials.clone();
-        replica.rotation = primary.rotation.clone();
+        // A replica of a key with imported material has none until the same material is
+        // imported into it.
+        if primary.origin != "EXTERNAL" {
+            replica.materials = primary.materials.clone();
+            replica.rotation = primary.rotation.clone();
+        }
         replica
     }
 
@@ -285,10 +289,22 @@ impl KeySnapshot {
             .is_some_and(|p| p != self.region)
     }
 
-    /// Whether the key's sealed material is its own to destroy: a replica shares its primary's,
-    /// which outlives every replica.
+    /// Whether the key's sealed material is its own to destroy: a replica of a generated key
+    /// shares its primary's, which outlives every replica; each Region's key of a multi-Region key
+    /// with imported material holds its own copy.
     pub fn owns_material(&self) -> bool {
-        self.primary_region.is_none() || !self.is_replica()
+        !self.is_replica() || self.origin == "EXTERNAL"
+    }
+
+    /// Under which id the key's sealed material is kept: the key id, shared by every Region's
+    /// key of a multi-Region key; for a multi-Region key with imported material, whose Regions
+    /// import (and delete, and let expire) their copies separately, the key's identity.
+    pub fn material_owner(&self) -> String {
+        if self.multi_region && self.origin == "EXTERNAL" {
+            self.identity()
+        } else {
+            self.key_id.clone()
+        }
     }
 
     /// The material that new encryptions use.

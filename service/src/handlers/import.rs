@@ -376,7 +376,10 @@ pub async fn import_key_material(
     let material = keys::import_private_key(spec, material)?.into_secret();
     let print = fingerprint(&key.key_id, &material);
     let internal = |_| KmsError::KmsInternal("Key material sealing failed.".into());
-    let (info, pending, present) = material_version(&key, previous.as_ref(), target, &print, now)?;
+    let (info, pending, present) = match multi_region_material(state, &key, new_material, &print)? {
+        Some(shared) => (shared, false, false),
+        None => material_version(&key, previous.as_ref(), target, &print, now)?,
+    };
     let event = KeyEvent::KeyMaterialImported {
         schema: 1,
         material: info.clone(),
@@ -393,10 +396,10 @@ pub async fn import_key_material(
     if !present {
         let sealed = state
             .root_key
-            .seal(&key.key_id, info.version, &material)
+            .seal(&key.material_owner(), info.version, &material)
             .map_err(internal)?;
         outcome.unit.materials.push(SealedMaterial {
-            key_id: key.key_id.clone(),
+            key_id: key.material_owner(),
             version: info.version,
             sealed,
         });
@@ -406,6 +409,53 @@ pub async fn import_key_material(
         "keyMaterialId": info.material_id,
     }));
     Ok(outcome)
+}
+
+/// For a multi-Region key: the material version a first import into this Region's key takes,
+/// when another Region's key already has imported material (it must be the same material, and
+/// gets the same version and KeyMaterialId there). New material after the first import is
+/// refused: each Region would have to import it before it could become current.
+fn multi_region_material(
+    state: &AppState,
+    key: &KeySnapshot,
+    new_material: bool,
+    print: &str,
+) -> Result<Option<MaterialInfo>, KmsError> {
+    if !key.multi_region {
+        return Ok(None);
+    }
+    if new_material && key.imported.is_some() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} is a multi-Region key; importing new key material into it after the first \
+             import is not supported by this server yet.",
+            key.arn()
+        )));
+    }
+    if key.imported.is_some() {
+        return Ok(None);
+    }
+    let model = state.read_model()?;
+    let Some((fingerprint, info)) = model
+        .multi_region_keys(&key.key_id)
+        .filter(|k| k.region != key.region && k.is_live())
+        .find_map(|k| {
+            let imported = k.imported.as_ref()?;
+            Some((
+                imported.fingerprint.clone(),
+                k.material(imported.version)?.clone(),
+            ))
+        })
+    else {
+        return Ok(None);
+    };
+    if fingerprint != print {
+        return Err(KmsError::IncorrectKeyMaterial(format!(
+            "The key material is not the key material of the other Regions' keys of {}; import \
+             the same key material into every Region.",
+            key.key_id
+        )));
+    }
+    Ok(Some(info))
 }
 
 /// Whether an import brings new key material (ImportType, with AWS's default: new for a key
@@ -611,7 +661,7 @@ pub async fn delete_imported_key_material(
     }
     let events = destroy_imported_material(&key, false, state.clock.now());
     let mut outcome = key_change(&key, events, body)?;
-    outcome.unit.destroy_materials.push(key.key_id.clone());
+    outcome.unit.destroy_materials.push(key.material_owner());
     Ok(outcome)
 }
 

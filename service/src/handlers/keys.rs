@@ -70,11 +70,6 @@ fn kind_of_key(req: &CreateKeyRequest) -> Result<KindOfKey, KmsError> {
             "Origin {origin} is not supported by this server yet."
         )));
     }
-    if req.multi_region == Some(true) && origin == "EXTERNAL" {
-        return Err(KmsError::UnsupportedOperation(
-            "Multi-Region keys with imported key material (Origin EXTERNAL) are not supported by this server yet.".into(),
-        ));
-    }
     Ok(KindOfKey {
         key_spec,
         key_usage,

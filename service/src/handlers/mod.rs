@@ -474,5 +474,5 @@ pub async fn material(
     key: &KeySnapshot,
     version: i32,
 ) -> Result<SecretBytes, KmsError> {
-    state.open_material(&key.key_id, version).await
+    state.open_material(&key.material_owner(), version).await
 }
