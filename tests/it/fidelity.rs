@@ -29,8 +29,18 @@ struct Case {
 
 /// A signed call of `target` (for example `TrentService.Encrypt`) as the development user.
 pub(crate) async fn call(server: &TestServer, target: &str, body: &Value) -> common::RawResponse {
+    call_in(server, REGION, target, body).await
+}
+
+/// `call` in another Region.
+pub(crate) async fn call_in(
+    server: &TestServer,
+    region: &str,
+    target: &str,
+    body: &Value,
+) -> common::RawResponse {
     let text = body.to_string();
-    raw_call(&server.endpoint(), target, text.as_bytes(), CREDS, REGION).await
+    raw_call(&server.endpoint(), target, text.as_bytes(), CREDS, region).await
 }
 
 /// CreateKey with `body`; the new key's id.
@@ -85,7 +95,7 @@ async fn error_answers_match_aws() {
             body: json!({"CiphertextBlob": b64(&[1; 80])}),
             expected: "InvalidCiphertextException",
             status: 400,
-            message: Message::Exactly(""),
+            message: Message::Absent,
         },
         Case {
             name: "DryRun that would succeed",
@@ -478,6 +488,24 @@ async fn recorded_aws_error_answers() {
     )
     .await;
     let external = key_id(&server, json!({"Origin": "EXTERNAL"})).await;
+    let spec = |spec: &str, usage: &str| json!({"KeySpec": spec, "KeyUsage": usage});
+    let rsa3072 = key_id(&server, spec("RSA_3072", "ENCRYPT_DECRYPT")).await;
+    let rsa4096 = key_id(&server, spec("RSA_4096", "ENCRYPT_DECRYPT")).await;
+    let rsa4096_sign = key_id(&server, spec("RSA_4096", "SIGN_VERIFY")).await;
+    let k1 = key_id(&server, spec("ECC_SECG_P256K1", "SIGN_VERIFY")).await;
+    let p384 = key_id(&server, spec("ECC_NIST_P384", "SIGN_VERIFY")).await;
+    let elsewhere = call_in(
+        &server,
+        "ap-southeast-1",
+        "TrentService.CreateKey",
+        &json!({}),
+    )
+    .await;
+    let elsewhere = elsewhere.body["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mrk = key_id(&server, json!({"MultiRegion": true})).await;
     let b64 = |b: &[u8]| {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(b)
@@ -489,6 +517,50 @@ async fn recorded_aws_error_answers() {
     )
     .await;
     let blob = enc.body["CiphertextBlob"].clone();
+    let context = json!({"context-key": "context-value"});
+    let with_context = |call_body: Value| {
+        let mut b = call_body;
+        b["EncryptionContext"] = context.clone();
+        b
+    };
+    let enc = call(
+        &server,
+        "TrentService.Encrypt",
+        &with_context(json!({"KeyId": sym, "Plaintext": b64(b"x")})),
+    )
+    .await;
+    let blob_with_context = enc.body["CiphertextBlob"].clone();
+    let gdk = call(
+        &server,
+        "TrentService.GenerateDataKey",
+        &with_context(json!({"KeyId": sym, "KeySpec": "AES_256"})),
+    )
+    .await;
+    let gdk_wo = call(
+        &server,
+        "TrentService.GenerateDataKeyWithoutPlaintext",
+        &with_context(json!({"KeyId": sym, "KeySpec": "AES_256"})),
+    )
+    .await;
+    let pair = call(
+        &server,
+        "TrentService.GenerateDataKeyPair",
+        &with_context(json!({"KeyId": sym, "KeyPairSpec": "RSA_2048"})),
+    )
+    .await;
+    let pair_wo = call(
+        &server,
+        "TrentService.GenerateDataKeyPairWithoutPlaintext",
+        &with_context(json!({"KeyId": sym, "KeyPairSpec": "RSA_2048"})),
+    )
+    .await;
+    let signed = call(
+        &server,
+        "TrentService.Sign",
+        &json!({"KeyId": ecc, "Message": b64(b"bad"), "SigningAlgorithm": "ECDSA_SHA_256"}),
+    )
+    .await;
+    let mac = call(&server, "TrentService.GenerateMac", &json!({"KeyId": hmac256, "Message": b64(b"some different important message"), "MacAlgorithm": "HMAC_SHA_256"})).await;
     let missing = "134f2428-cec1-4b25-a1ae-9048164dba47";
     let cases: Vec<(&str, Value, &str, String)> = vec![
         ("GenerateRandom", json!({}), "ValidationException", "NumberOfBytes is required.".into()),
@@ -517,6 +589,33 @@ async fn recorded_aws_error_answers() {
         ("Decrypt", json!({"KeyId": hmac224, "CiphertextBlob": blob}), "IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation.".into()),
         ("Encrypt", json!({"KeyId": external, "Plaintext": b64(b"m")}), "KMSInvalidStateException", format!("{} is pending import.", arn(&external))),
         ("GetParametersForImport", json!({"KeyId": sym, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_4096"}), "UnsupportedOperationException", format!("{} origin is AWS_KMS which is not valid for this operation.", arn(&sym))),
+        // The other RSA sizes' plaintext limits.
+        ("Encrypt", json!({"KeyId": rsa3072, "Plaintext": b64(&[1; 880]), "EncryptionAlgorithm": "RSAES_OAEP_SHA_1"}), "ValidationException", "Algorithm RSAES_OAEP_SHA_1 and key spec RSA_3072 cannot encrypt data larger than 342 bytes.".into()),
+        ("Encrypt", json!({"KeyId": rsa3072, "Plaintext": b64(&[1; 880]), "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}), "ValidationException", "Algorithm RSAES_OAEP_SHA_256 and key spec RSA_3072 cannot encrypt data larger than 318 bytes.".into()),
+        ("Encrypt", json!({"KeyId": rsa4096, "Plaintext": b64(&[1; 880]), "EncryptionAlgorithm": "RSAES_OAEP_SHA_1"}), "ValidationException", "Algorithm RSAES_OAEP_SHA_1 and key spec RSA_4096 cannot encrypt data larger than 470 bytes.".into()),
+        ("Encrypt", json!({"KeyId": rsa4096, "Plaintext": b64(&[1; 880]), "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}), "ValidationException", "Algorithm RSAES_OAEP_SHA_256 and key spec RSA_4096 cannot encrypt data larger than 446 bytes.".into()),
+        // The other digest lengths.
+        ("Sign", json!({"KeyId": rsa_sign, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "RSASSA_PSS_SHA_384"}), "ValidationException", "Digest is invalid length for algorithm RSASSA_PSS_SHA_384.".into()),
+        ("Sign", json!({"KeyId": rsa_sign, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "RSASSA_PSS_SHA_512"}), "ValidationException", "Digest is invalid length for algorithm RSASSA_PSS_SHA_512.".into()),
+        ("Sign", json!({"KeyId": rsa4096_sign, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"}), "ValidationException", "Digest is invalid length for algorithm RSASSA_PKCS1_V1_5_SHA_256.".into()),
+        ("Sign", json!({"KeyId": rsa4096_sign, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_512"}), "ValidationException", "Digest is invalid length for algorithm RSASSA_PKCS1_V1_5_SHA_512.".into()),
+        ("Sign", json!({"KeyId": k1, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "ECDSA_SHA_256"}), "ValidationException", "Digest is invalid length for algorithm ECDSA_SHA_256.".into()),
+        ("Sign", json!({"KeyId": p384, "Message": b64(&[1; 28]), "MessageType": "DIGEST", "SigningAlgorithm": "ECDSA_SHA_384"}), "ValidationException", "Digest is invalid length for algorithm ECDSA_SHA_384.".into()),
+        // Signatures and MACs that do not verify: no message.
+        ("Verify", json!({"KeyId": ecc, "Message": b64(b"the real message"), "Signature": signed.body["Signature"], "SigningAlgorithm": "ECDSA_SHA_256"}), "KMSInvalidSignatureException", "(none)".into()),
+        ("VerifyMac", json!({"KeyId": hmac256, "Message": b64(b"some important message"), "Mac": mac.body["Mac"], "MacAlgorithm": "HMAC_SHA_256"}), "KMSInvalidMacException", "(none)".into()),
+        ("VerifyMac", json!({"KeyId": "key_id", "Message": b64(b"m"), "Mac": b64(&[0; 32]), "MacAlgorithm": "HMAC_SHA_256"}), "NotFoundException", "Invalid keyId 'key_id'".into()),
+        // An unknown MAC algorithm, listed in AWS's order.
+        ("GenerateMac", json!({"KeyId": hmac256, "Message": b64(b"m"), "MacAlgorithm": "INVALID"}), "ValidationException", "1 validation error detected: Value 'INVALID' at 'macAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [HMAC_SHA_384, HMAC_SHA_256, HMAC_SHA_224, HMAC_SHA_512]".into()),
+        ("VerifyMac", json!({"KeyId": hmac256, "Message": b64(b"m"), "Mac": b64(&[0; 32]), "MacAlgorithm": "INVALID"}), "ValidationException", "1 validation error detected: Value 'INVALID' at 'macAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [HMAC_SHA_384, HMAC_SHA_256, HMAC_SHA_224, HMAC_SHA_512]".into()),
+        // A key of another Region named by its bare id; a multi-Region key before replication.
+        ("DescribeKey", json!({"KeyId": elsewhere}), "NotFoundException", format!("Key '{}' does not exist", arn(&elsewhere))),
+        // Ciphertexts made with an encryption context, decrypted without it: no message.
+        ("Decrypt", json!({"CiphertextBlob": blob_with_context}), "InvalidCiphertextException", "(none)".into()),
+        ("Decrypt", json!({"CiphertextBlob": gdk.body["CiphertextBlob"]}), "InvalidCiphertextException", "(none)".into()),
+        ("Decrypt", json!({"CiphertextBlob": gdk_wo.body["CiphertextBlob"]}), "InvalidCiphertextException", "(none)".into()),
+        ("Decrypt", json!({"CiphertextBlob": pair.body["PrivateKeyCiphertextBlob"]}), "InvalidCiphertextException", "(none)".into()),
+        ("Decrypt", json!({"CiphertextBlob": pair_wo.body["PrivateKeyCiphertextBlob"]}), "InvalidCiphertextException", "(none)".into()),
     ];
     let mut wrong = Vec::new();
     for (op, body, expected, message) in cases {
@@ -535,6 +634,27 @@ async fn recorded_aws_error_answers() {
                 got.0, got.1, got.2
             ));
         }
+    }
+    // A multi-Region primary's id in a Region it has no replica in.
+    let resp = call_in(
+        &server,
+        "ap-southeast-1",
+        "TrentService.DescribeKey",
+        &json!({"KeyId": mrk}),
+    )
+    .await;
+    let expected = format!(
+        "Key 'arn:aws:kms:ap-southeast-1:{}:key/{mrk}' does not exist",
+        common::ACCOUNT
+    );
+    if (resp.error_type(), resp.body["message"].as_str())
+        != ("NotFoundException", Some(expected.as_str()))
+    {
+        wrong.push(format!(
+            "DescribeKey {mrk} in ap-southeast-1: {} {}",
+            resp.error_type(),
+            resp.body
+        ));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -179,11 +179,22 @@ async fn each_bad_request_gets_the_aws_error_type() {
             resp.body
         );
         assert_eq!(resp.status, 400, "{}", case.name);
-        assert!(
-            resp.body["message"].is_string(),
-            "{}: no message",
-            case.name
-        );
+        // AWS answers a ciphertext that does not open without a message member; every other
+        // error here carries one.
+        if case.expected == "InvalidCiphertextException" {
+            assert!(
+                resp.body.get("message").is_none(),
+                "{}: {:?}",
+                case.name,
+                resp.body
+            );
+        } else {
+            assert!(
+                resp.body["message"].is_string(),
+                "{}: no message",
+                case.name
+            );
+        }
         request_ids.push((
             case.name,
             case.expected,

@@ -221,9 +221,11 @@ impl AwsError {
 
 impl From<&KmsError> for AwsError {
     fn from(e: &KmsError) -> Self {
-        // AWS sends a failed Verify or VerifyMac without any message.
+        // AWS sends a failed Verify or VerifyMac, and a ciphertext that does not open, without
+        // any message member (its recorded answers carry none).
         let message = match e {
             KmsError::KmsInvalidSignature(_) | KmsError::KmsInvalidMac(_) => None,
+            KmsError::InvalidCiphertext(m) if m.is_empty() => None,
             _ => Some(e.message()),
         };
         Self {

@@ -236,9 +236,11 @@ impl Walk<'_> {
         let shown = format!("Value '{s}' at '{path}'");
         if let Some(values) = &shape.enum_values {
             if !values.iter().any(|v| v == s) {
+                let listed = aws_enum_order(shape_name, values)
+                    .map(|order| order.join(", "))
+                    .unwrap_or_else(|| values.join(", "));
                 self.violations.push(format!(
-                    "{shown} failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-                    values.join(", ")
+                    "{shown} failed to satisfy constraint: Member must satisfy enum value set: [{listed}]"
                 ));
                 return;
             }
@@ -294,6 +296,25 @@ fn type_error(value: &Value, expected: &str) -> KmsError {
         Value::Object(_) => "START_OBJECT",
     };
     KmsError::Serialization(format!("{found} can not be converted to {expected}"))
+}
+
+/// The order AWS lists an enum's values in a ValidationException, where it was recorded and the
+/// set is still the model's (AWS's order is not the model's: it comes from a hash set). Other
+/// enums are listed in model order.
+fn aws_enum_order(shape_name: &str, values: &[String]) -> Option<&'static [&'static str]> {
+    const MAC_ALGORITHMS: &[&str] = &[
+        "HMAC_SHA_384",
+        "HMAC_SHA_256",
+        "HMAC_SHA_224",
+        "HMAC_SHA_512",
+    ];
+    let order = match shape_name {
+        "MacAlgorithmSpec" => MAC_ALGORITHMS,
+        _ => return None,
+    };
+    let same_set =
+        order.len() == values.len() && order.iter().all(|o| values.iter().any(|v| v == o));
+    same_set.then_some(order)
 }
 
 #[cfg(test)]
