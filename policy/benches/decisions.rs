@@ -43,6 +43,7 @@ fn grants() -> GrantIndex {
         constraints: Some(GrantConstraints {
             encryption_context_equals: None,
             encryption_context_subset: Some([("grant".to_string(), format!("g{i}"))].into()),
+            source_arn: None,
         }),
     }))
     .expect("grants compile")

@@ -633,6 +633,7 @@ mod tests {
                         [("Team".to_string(), "blue".to_string())].into(),
                     ),
                     encryption_context_subset: None,
+                    source_arn: None,
                 }),
             ),
             g(
@@ -644,11 +645,30 @@ mod tests {
                     encryption_context_subset: Some(
                         [("team".to_string(), "blue".to_string())].into(),
                     ),
+                    source_arn: None,
+                }),
+            ),
+            g(
+                "g4",
+                "logs.amazonaws.com",
+                vec![
+                    GrantOperation::Encrypt,
+                    GrantOperation::Decrypt,
+                    GrantOperation::RetireGrant,
+                ],
+                Some(GrantConstraints {
+                    encryption_context_equals: None,
+                    encryption_context_subset: Some(
+                        [("team".to_string(), "blue".to_string())].into(),
+                    ),
+                    source_arn: Some(SOURCE.to_string()),
                 }),
             ),
         ])
         .unwrap()
     }
+
+    const SOURCE: &str = "arn:aws:logs:us-east-1:111122223333:log-group:app";
 
     fn requests() -> Vec<AccessRequest> {
         let principals = [
@@ -666,6 +686,7 @@ mod tests {
             "kms:ScheduleKeyDeletion",
             "kms:CreateGrant",
             "KMS:decrypt",
+            "kms:RetireGrant",
         ];
         let mut out = Vec::new();
         for (i, p) in principals.iter().enumerate() {
@@ -700,6 +721,13 @@ mod tests {
                     if (i + j + variant) % 5 == 0 {
                         b = b.without_encryption_context();
                     }
+                    b = match (i + j + variant) % 3 {
+                        0 => b.context("aws:SourceArn", SOURCE),
+                        1 => {
+                            b.context("aws:SourceArn", "arn:aws:logs:us-east-1:111122223333:other")
+                        }
+                        _ => b,
+                    };
                     out.push(b.build());
                 }
             }

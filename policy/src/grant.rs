@@ -137,7 +137,13 @@ pub struct GrantConstraints {
     pub encryption_context_equals: Option<BTreeMap<String, String>>,
     /// The request's encryption context must include these pairs.
     pub encryption_context_subset: Option<BTreeMap<String, String>>,
+    /// The request must be made on behalf of this resource (`aws:SourceArn`, exactly); it does
+    /// not apply to RetireGrant.
+    pub source_arn: Option<String>,
 }
+
+/// The condition key a SourceArn constraint tests, as the context's `s` record names it.
+const SOURCE_ARN: &str = "aws:sourcearn";
 
 /// The part of a grant that authorization needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +169,22 @@ impl Grant {
             .collect();
         let g = cedar::string(&self.grantee_principal);
         let mut when = vec![format!("(context.p.arn == {g} || context.p.role == {g})")];
+        // Every constraint goes into one clause: the fast path evaluates exactly that one.
+        let mut constraint = Vec::new();
+        if let Some(source) = self
+            .constraints
+            .as_ref()
+            .and_then(|c| c.source_arn.as_ref())
+        {
+            let retire = GrantOperation::RetireGrant.action().to_lowercase();
+            constraint.push(format!(
+                "(action == Action::{} || ({} && {}.contains({})))",
+                cedar::string(&retire),
+                cedar::has("context.s", SOURCE_ARN),
+                cedar::get("context.s", SOURCE_ARN),
+                cedar::string(source)
+            ));
+        }
         if let Some(c) = &self.constraints {
             let mut checks = Vec::new();
             if let Some(eq) = &c.encryption_context_equals {
@@ -194,8 +216,11 @@ impl Grant {
                     alts.push(format!("action in [{}]", exempt.join(", ")));
                 }
                 alts.push(format!("({})", checks.join(" && ")));
-                when.push(format!("({})", alts.join(" || ")));
+                constraint.push(format!("({})", alts.join(" || ")));
             }
+        }
+        if !constraint.is_empty() {
+            when.push(format!("({})", constraint.join(" && ")));
         }
         let text = format!(
             "@grant({})\npermit (principal, action in [{}], resource)\nwhen {{ {} }};\n",
@@ -288,7 +313,7 @@ impl GrantIndex {
                 .map(|op| op.action().to_lowercase())
                 .collect(),
             expr,
-            reads: Reads::scan(&condition, &[]),
+            reads: Reads::scan(&condition, &[(0, SOURCE_ARN.to_string())]),
         };
         self.by_grantee
             .entry(grant.grantee_principal.clone())

@@ -165,3 +165,54 @@ fn cedar_text_guards_every_context_access() {
     assert_eq!(ask(Some(400)), Decision::ExplicitDeny);
     assert_eq!(ask(Some(300)), Decision::ImplicitDeny);
 }
+
+/// A grant to a service principal with a SourceArn constraint allows the service only for that
+/// source (never without one), and lets it retire the grant whatever the source.
+#[test]
+fn a_source_arn_grant_allows_its_service_for_that_source_only() {
+    use trent_policy::{Grant, GrantConstraints, GrantIndex, GrantOperation};
+    let source = "arn:aws:logs:us-east-1:111122223333:log-group:app";
+    let grants = GrantIndex::from_grants([Grant {
+        grant_id: "g1".into(),
+        grantee_principal: "logs.amazonaws.com".into(),
+        operations: vec![GrantOperation::Encrypt, GrantOperation::RetireGrant],
+        constraints: Some(GrantConstraints {
+            encryption_context_equals: None,
+            encryption_context_subset: None,
+            source_arn: Some(source.into()),
+        }),
+    }])
+    .unwrap();
+    let nobody = key_policy(
+        r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}"#,
+    )
+    .unwrap();
+    let ask = |who: Principal, action: &str, source_arn: Option<&str>| {
+        let mut b = AccessRequest::builder(who, action, Resource::from_arn(KEY));
+        if let Some(s) = source_arn {
+            b = b.context("aws:SourceArn", s);
+        }
+        authorize(&b.build(), &nobody, [], Some(&grants)).decision
+    };
+    let logs = || Principal::service("logs.amazonaws.com");
+    assert_eq!(ask(logs(), "kms:Encrypt", Some(source)), Decision::Allow);
+    assert_eq!(
+        ask(
+            logs(),
+            "kms:Encrypt",
+            Some("arn:aws:logs:us-east-1:111122223333:x")
+        ),
+        Decision::ImplicitDeny
+    );
+    assert_eq!(ask(logs(), "kms:Encrypt", None), Decision::ImplicitDeny);
+    assert_eq!(ask(logs(), "kms:RetireGrant", None), Decision::Allow);
+    assert_eq!(
+        ask(logs(), "kms:Decrypt", Some(source)),
+        Decision::ImplicitDeny
+    );
+    let other = Principal::service("events.amazonaws.com");
+    assert_eq!(
+        ask(other, "kms:Encrypt", Some(source)),
+        Decision::ImplicitDeny
+    );
+}

@@ -151,6 +151,7 @@ fn run(c: &Case) -> Result<(), String> {
             constraints: (g.eq.is_some() || g.sub.is_some()).then(|| GrantConstraints {
                 encryption_context_equals: g.eq.map(pairs),
                 encryption_context_subset: g.sub.map(pairs),
+                source_arn: None,
             }),
         }
     }))

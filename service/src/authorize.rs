@@ -23,6 +23,7 @@ pub fn action_of(op: Operation) -> String {
 pub fn policy_principal(p: &Principal) -> trent_policy::Principal {
     let mut out = match (p.kind, p.user_name.as_deref(), &p.session) {
         (PrincipalKind::IamUser, Some(name), _) => trent_policy::Principal::user(&p.account, name),
+        (PrincipalKind::Service, _, _) => trent_policy::Principal::service(&p.arn),
         (PrincipalKind::AssumedRole, _, Some(s)) => {
             let mut session =
                 trent_policy::Principal::assumed_role(&p.account, &s.role_name, &s.session_name);
@@ -70,6 +71,11 @@ pub struct Origin {
     pub user_agent: Option<String>,
     /// When the request arrived, by the domain clock (`aws:CurrentTime`, `aws:EpochTime`).
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The resource a service principal calls on behalf of (`aws:SourceArn`), from its signed
+    /// `X-Amz-Source-Arn` header; never set for other callers.
+    pub source_arn: Option<String>,
+    /// The account of that resource (`aws:SourceAccount`), from `X-Amz-Source-Account`.
+    pub source_account: Option<String>,
 }
 
 impl Default for Origin {
@@ -80,6 +86,8 @@ impl Default for Origin {
             region: String::new(),
             user_agent: None,
             now: chrono::Utc::now(),
+            source_arn: None,
+            source_account: None,
         }
     }
 }
@@ -87,8 +95,10 @@ impl Default for Origin {
 /// Start the request for `action` by `principal` on `resource` with what every request carries:
 /// the principal's keys, the origin's global keys (`aws:SecureTransport`, `aws:SourceIp`,
 /// `aws:RequestedRegion`, `aws:UserAgent`, `aws:CurrentTime`, `aws:EpochTime`),
-/// `aws:PrincipalIsAWSService` and `aws:ViaAWSService` (false: no AWS service calls Trent), and for
-/// temporary credentials `aws:TokenIssueTime` and `aws:MultiFactorAuthPresent` (false).
+/// `aws:PrincipalIsAWSService` (true for a service principal) and `aws:ViaAWSService` (false: no
+/// service calls Trent on a user's behalf), for a service principal `aws:SourceArn` and
+/// `aws:SourceAccount` when it names them, and for temporary credentials `aws:TokenIssueTime` and
+/// `aws:MultiFactorAuthPresent` (false).
 pub fn request_for(
     principal: &Principal,
     action: &str,
@@ -97,9 +107,20 @@ pub fn request_for(
 ) -> trent_policy::AccessRequestBuilder {
     let mut b = AccessRequest::builder(policy_principal(principal), action, resource)
         .context("aws:SecureTransport", origin.secure_transport)
-        .context("aws:PrincipalIsAWSService", false)
+        .context(
+            "aws:PrincipalIsAWSService",
+            principal.kind == PrincipalKind::Service,
+        )
         .context("aws:ViaAWSService", false)
         .now(origin.now.into());
+    if principal.kind == PrincipalKind::Service {
+        if let Some(arn) = &origin.source_arn {
+            b = b.context("aws:SourceArn", arn.as_str());
+        }
+        if let Some(account) = &origin.source_account {
+            b = b.context("aws:SourceAccount", account.as_str());
+        }
+    }
     if let Some(ip) = origin.source_ip {
         b = b.context("aws:SourceIp", ip);
     }

@@ -132,6 +132,8 @@ pub fn simulate(
         })
         .collect();
     let origin = |region: &str| crate::authorize::Origin {
+        source_arn: None,
+        source_account: None,
         source_ip: input.source_ip,
         secure_transport: input.secure_transport,
         region: region.to_string(),

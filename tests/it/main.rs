@@ -24,6 +24,7 @@ mod response_fields;
 mod role_sessions;
 mod safety;
 mod sdk_interop;
+mod service_principals;
 mod simulation;
 mod snapshots;
 mod store_conformance;

@@ -48,22 +48,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ("KeyMetadata", "CloudHsmClusterId", "custom key stores"),
     ("KeyMetadata", "CustomKeyStoreId", "custom key stores"),
     ("KeyMetadata", "XksKeyConfiguration", "custom key stores"),
-    // Grants to service principals and the SourceArn constraint (issue 13, part 3).
-    (
-        "GrantListEntry",
-        "GranteeServicePrincipal",
-        "grants to service principals",
-    ),
-    (
-        "GrantListEntry",
-        "RetiringServicePrincipal",
-        "grants to service principals",
-    ),
-    (
-        "GrantConstraints",
-        "SourceArn",
-        "grants to service principals",
-    ),
     // Members that describe a situation Trent never is in (as AWS would omit them there too).
     (
         "GetKeyRotationStatus",
@@ -434,6 +418,19 @@ async fn run_scenario(s: &mut Seen) {
         json!({"KeyId": sym, "GranteePrincipal": root, "RetiringPrincipal": root,
                "Operations": ["Decrypt"],
                "Constraints": {"EncryptionContextEquals": {"app": "y"}}}),
+    )
+    .await;
+    // A grant to a service principal, for one source resource.
+    s.ok(
+        "CreateGrant",
+        json!({"KeyId": sym, "GranteeServicePrincipal": "logs.amazonaws.com",
+               "RetiringServicePrincipal": "logs.amazonaws.com", "Operations": ["Encrypt"],
+               "Constraints": {"SourceArn": "arn:aws:logs:us-east-1:111122223333:log-group:app"}}),
+    )
+    .await;
+    s.ok(
+        "ListRetirableGrants",
+        json!({"RetiringServicePrincipal": "logs.amazonaws.com"}),
     )
     .await;
     s.ok("ListGrants", json!({"KeyId": sym, "Limit": 1})).await;

@@ -66,6 +66,22 @@ pub struct KeyCreated {
     pub created_at: DateTime<Utc>,
 }
 
+impl GrantRecord {
+    /// Who may use the grant: its grantee principal's ARN or its service principal's name.
+    pub fn grantee(&self) -> &str {
+        self.grantee_service_principal
+            .as_deref()
+            .unwrap_or(&self.grantee_principal)
+    }
+
+    /// Who may retire it besides the grantee and the issuing account.
+    pub fn retiring(&self) -> Option<&str> {
+        self.retiring_service_principal
+            .as_deref()
+            .or(self.retiring_principal.as_deref())
+    }
+}
+
 impl KeyCreated {
     /// Whether this creates a replica of a multi-Region key.
     pub fn is_replica(&self) -> bool {
@@ -293,16 +309,25 @@ pub struct GrantRecord {
     pub grant_id: String,
     /// The grant's name, if given (CreateGrant is idempotent on it).
     pub name: Option<String>,
-    /// Who may use the grant.
+    /// Who may use the grant (empty for a grant to a service principal).
     pub grantee_principal: String,
+    /// The service principal that may use the grant, instead of `grantee_principal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grantee_service_principal: Option<String>,
     /// Who may retire it.
     pub retiring_principal: Option<String>,
+    /// The service principal that may retire it, instead of `retiring_principal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_service_principal: Option<String>,
     /// The operations it allows (AWS names).
     pub operations: Vec<String>,
     /// `EncryptionContextEquals` constraint.
     pub encryption_context_equals: Option<std::collections::BTreeMap<String, String>>,
     /// `EncryptionContextSubset` constraint.
     pub encryption_context_subset: Option<std::collections::BTreeMap<String, String>>,
+    /// `SourceArn` constraint: the grant applies only to calls made on behalf of this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<String>,
     /// The account that created it.
     pub issuing_account: String,
     /// When it was created.

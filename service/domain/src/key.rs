@@ -180,17 +180,19 @@ pub fn compile_grants(key_id: &str, grants: &[GrantRecord]) -> Option<SharedGran
     for g in grants {
         let grant = trent_policy::Grant {
             grant_id: g.grant_id.clone(),
-            grantee_principal: g.grantee_principal.clone(),
+            grantee_principal: g.grantee().to_string(),
             operations: g
                 .operations
                 .iter()
                 .filter_map(|o| trent_policy::GrantOperation::parse(o))
                 .collect(),
             constraints: (g.encryption_context_equals.is_some()
-                || g.encryption_context_subset.is_some())
+                || g.encryption_context_subset.is_some()
+                || g.source_arn.is_some())
             .then(|| trent_policy::GrantConstraints {
                 encryption_context_equals: g.encryption_context_equals.clone(),
                 encryption_context_subset: g.encryption_context_subset.clone(),
+                source_arn: g.source_arn.clone(),
             }),
         };
         if let Err(e) = index.insert(grant) {

@@ -57,6 +57,9 @@ pub enum PrincipalKind {
     IamUser,
     /// A session of an IAM role (temporary credentials from STS `AssumeRole`).
     AssumedRole,
+    /// A service principal of this deployment (`backup.example.com`): a service that calls Trent
+    /// on behalf of its own resources, authorised by key policies and grants that name it.
+    Service,
 }
 
 /// The role and session behind an assumed-role principal.
@@ -136,11 +139,16 @@ pub struct Principal {
 impl Principal {
     /// The CloudTrail `userIdentity` element for this principal.
     pub fn user_identity(&self) -> serde_json::Value {
+        // CloudTrail names a call a service makes by the service (`AWSService`, `invokedBy`).
+        if self.kind == PrincipalKind::Service {
+            return serde_json::json!({ "type": "AWSService", "invokedBy": self.arn });
+        }
         let mut v = serde_json::json!({
             "type": match self.kind {
                 PrincipalKind::Root => "Root",
                 PrincipalKind::IamUser => "IAMUser",
                 PrincipalKind::AssumedRole => "AssumedRole",
+                PrincipalKind::Service => "AWSService",
             },
             "principalId": self.principal_id,
             "arn": self.arn,
@@ -197,6 +205,7 @@ pub struct Identities {
     accounts: BTreeSet<String>,
     users: BTreeSet<String>,
     roles: HashMap<String, Role>,
+    services: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -215,6 +224,7 @@ struct Loader {
     accounts: BTreeSet<String>,
     users: BTreeSet<String>,
     roles: HashMap<String, Role>,
+    services: BTreeSet<String>,
 }
 
 impl Loader {
@@ -270,6 +280,9 @@ impl Loader {
         for user in account.users {
             self.user(&account.id, user)?;
         }
+        for service in account.service_principals {
+            self.service(&account.id, service)?;
+        }
         let mut role_names = BTreeSet::new();
         for role in account.roles {
             let role = load_role(&account.id, role)?;
@@ -282,6 +295,39 @@ impl Loader {
                 )));
             }
             self.roles.insert(role.arn.clone(), role);
+        }
+        Ok(())
+    }
+
+    /// One service principal of `account` and its access keys.
+    fn service(&mut self, account: &str, service: FileService) -> Result<(), IdentityError> {
+        if !is_service_principal_name(&service.name) {
+            return Err(IdentityError::Invalid(format!(
+                "service principal '{}': a name is two or more dot-separated labels of letters, \
+                 digits and '-', such as backup.example.com",
+                service.name
+            )));
+        }
+        if !self.services.insert(service.name.clone()) {
+            return Err(IdentityError::Invalid(format!(
+                "service principal {} is defined twice",
+                service.name
+            )));
+        }
+        for key in service.access_keys {
+            let principal = Principal {
+                account: account.to_string(),
+                arn: service.name.clone(),
+                kind: PrincipalKind::Service,
+                user_name: None,
+                principal_id: service.name.clone(),
+                access_key_id: key.access_key_id,
+                tags: BTreeMap::new(),
+                policies: Vec::new(),
+                session: None,
+                token_issued_at: None,
+            };
+            self.credential(principal, key.secret_access_key)?;
         }
         Ok(())
     }
@@ -333,6 +379,27 @@ struct FileAccount {
     users: Vec<FileUser>,
     #[serde(default)]
     roles: Vec<FileRole>,
+    #[serde(default)]
+    service_principals: Vec<FileService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileService {
+    name: String,
+    #[serde(default)]
+    access_keys: Vec<FileAccessKey>,
+}
+
+/// Whether `name` has the form of a service principal (the API model's ServicePrincipalType:
+/// two or more dot-separated labels of letters, digits and `-`, at most 128 characters).
+pub fn is_service_principal_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 128
+        && labels.len() >= 3
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 #[derive(Debug, Deserialize)]
@@ -492,6 +559,7 @@ impl Identities {
             accounts: BTreeSet::from([account.to_string()]),
             users: BTreeSet::new(),
             roles: HashMap::new(),
+            services: BTreeSet::new(),
         }
     }
 
@@ -526,6 +594,7 @@ impl Identities {
             accounts: loader.accounts,
             users: loader.users,
             roles: loader.roles,
+            services: loader.services,
         };
         identities.check_trust_principals()?;
         Ok(identities)
@@ -551,9 +620,13 @@ impl Identities {
 
     /// Whether a principal named in a policy exists: an account (bare id or `:root` ARN), a user or
     /// a role of this deployment, a session of such a role
-    /// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`), `*`, or an AWS service principal.
+    /// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`), `*`, an AWS service principal, or a
+    /// service principal of this deployment.
     pub fn principal_exists(&self, principal: &str) -> bool {
         if principal == "*" || principal.ends_with(".amazonaws.com") {
+            return true;
+        }
+        if self.services.contains(principal) {
             return true;
         }
         if self.accounts.contains(principal) {

@@ -18,6 +18,10 @@ pub fn origin_of(req: &Request, state: &AppState, region: &str) -> crate::author
         region: region.to_string(),
         user_agent: req.header("user-agent").map(str::to_string),
         now: state.clock.now(),
+        // Signed, as every x-amz-* header must be; `request_for` reads them only for service
+        // principals, so no other caller can claim to act for a resource.
+        source_arn: req.header("x-amz-source-arn").map(str::to_string),
+        source_account: req.header("x-amz-source-account").map(str::to_string),
     }
 }
 

@@ -59,6 +59,83 @@ fn grant_id_of_token(token: &str) -> Option<String> {
     String::from_utf8(raw.get(..dot)?.to_vec()).ok()
 }
 
+/// A service principal a grant names: one of this deployment's, or an AWS service's.
+fn check_service_principal(state: &AppState, name: &str, what: &str) -> Result<(), KmsError> {
+    if !crate::auth::identity::is_service_principal_name(name)
+        || !state.identities.principal_exists(name)
+    {
+        return Err(KmsError::Validation(format!(
+            "Invalid {what} '{name}': it must name a service principal of this deployment."
+        )));
+    }
+    Ok(())
+}
+
+/// Who a new grant is for and who may retire it.
+struct GrantParties {
+    /// The grantee principal's ARN (empty for a grant to a service principal).
+    grantee: String,
+    /// The grantee service principal.
+    grantee_service: Option<String>,
+    /// The retiring principal's ARN.
+    retiring: Option<String>,
+    /// The retiring service principal.
+    retiring_service: Option<String>,
+}
+
+/// The parties of a new grant, with AWS's rules: exactly one grantee; a service grantee needs a
+/// SourceArn constraint and a retiring principal of either kind; at most one retiring principal.
+fn grant_parties(state: &AppState, req: &CreateGrantRequest) -> Result<GrantParties, KmsError> {
+    let service = req.grantee_service_principal.clone();
+    let grantee = match (&req.grantee_principal, &service) {
+        (Some(p), None) => {
+            check_principal(state, p, "grantee principal")?;
+            p.clone()
+        }
+        (None, Some(s)) => {
+            check_service_principal(state, s, "grantee service principal")?;
+            String::new()
+        }
+        _ => return Err(KmsError::Validation(
+            "You must specify either GranteePrincipal or GranteeServicePrincipal, but not both."
+                .into(),
+        )),
+    };
+    if req.retiring_principal.is_some() && req.retiring_service_principal.is_some() {
+        return Err(KmsError::Validation(
+            "You can specify either RetiringPrincipal or RetiringServicePrincipal, but not both."
+                .into(),
+        ));
+    }
+    if let Some(r) = &req.retiring_principal {
+        check_principal(state, r, "retiring principal")?;
+    }
+    if let Some(r) = &req.retiring_service_principal {
+        check_service_principal(state, r, "retiring service principal")?;
+    }
+    if service.is_some() {
+        let source = req.constraints.as_ref().and_then(|c| c.source_arn.as_ref());
+        if source.is_none() {
+            return Err(KmsError::Validation(
+                "When you specify a GranteeServicePrincipal, you must also specify a SourceArn grant constraint."
+                    .into(),
+            ));
+        }
+        if req.retiring_principal.is_none() && req.retiring_service_principal.is_none() {
+            return Err(KmsError::Validation(
+                "When you specify a GranteeServicePrincipal, you must also specify a RetiringPrincipal or a RetiringServicePrincipal."
+                    .into(),
+            ));
+        }
+    }
+    Ok(GrantParties {
+        grantee,
+        grantee_service: service,
+        retiring: req.retiring_principal.clone(),
+        retiring_service: req.retiring_service_principal.clone(),
+    })
+}
+
 fn check_principal(state: &AppState, principal: &str, what: &str) -> Result<(), KmsError> {
     if !principal.starts_with("arn:") || !state.identities.principal_exists(principal) {
         return Err(KmsError::Validation(format!(
@@ -88,13 +165,8 @@ fn grant_operations(requested: &[String]) -> Result<Vec<String>, KmsError> {
     Ok(operations)
 }
 
-/// Grant constraints Trent takes: encryption-context constraints, on symmetric keys only.
+/// Grant constraints: encryption-context constraints on symmetric keys only; SourceArn on any.
 fn check_constraints(constraints: &WireConstraints, key: &KeySnapshot) -> Result<(), KmsError> {
-    if constraints.source_arn.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "The SourceArn grant constraint is not supported by this server.".into(),
-        ));
-    }
     let has_constraints = constraints.encryption_context_equals.is_some()
         || constraints.encryption_context_subset.is_some();
     if has_constraints && key.key_spec != "SYMMETRIC_DEFAULT" {
@@ -113,29 +185,26 @@ pub fn create_grant(
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: CreateGrantRequest = decode(body)?;
-    if req.grantee_service_principal.is_some() || req.retiring_service_principal.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Service principals in grants are not supported by this server.".into(),
-        ));
-    }
-    let grantee = req.grantee_principal.clone().ok_or_else(|| {
-        KmsError::Validation("1 validation error detected: Value null at 'granteePrincipal' failed to satisfy constraint: Member must not be null".into())
-    })?;
     let key = key_for(state, ctx, &req.key_id)?;
-    check_principal(state, &grantee, "grantee principal")?;
-    if let Some(r) = &req.retiring_principal {
-        check_principal(state, r, "retiring principal")?;
-    }
+    let GrantParties {
+        grantee,
+        grantee_service,
+        retiring,
+        retiring_service,
+    } = grant_parties(state, &req)?;
     let operations = grant_operations(&req.operations)?;
     let constraints = req.constraints.unwrap_or_default();
     check_constraints(&constraints, &key)?;
     if let Some(name) = &req.name {
         if let Some(existing) = key.grants.iter().find(|g| g.name.as_deref() == Some(name)) {
             let same = existing.grantee_principal == grantee
-                && existing.retiring_principal == req.retiring_principal
+                && existing.grantee_service_principal == grantee_service
+                && existing.retiring_principal == retiring
+                && existing.retiring_service_principal == retiring_service
                 && existing.operations == operations
                 && existing.encryption_context_equals == constraints.encryption_context_equals
-                && existing.encryption_context_subset == constraints.encryption_context_subset;
+                && existing.encryption_context_subset == constraints.encryption_context_subset
+                && existing.source_arn == constraints.source_arn;
             if same {
                 super::dry_run_check(req.dry_run)?;
                 return Ok(Outcome::reply(json!({
@@ -153,10 +222,13 @@ pub fn create_grant(
         grant_id: grant_id.clone(),
         name: req.name,
         grantee_principal: grantee,
-        retiring_principal: req.retiring_principal,
+        grantee_service_principal: grantee_service,
+        retiring_principal: retiring,
+        retiring_service_principal: retiring_service,
         operations,
         encryption_context_equals: constraints.encryption_context_equals,
         encryption_context_subset: constraints.encryption_context_subset,
+        source_arn: constraints.source_arn,
         issuing_account: format!("arn:aws:iam::{}:root", ctx.principal.account),
         created_at: state.clock.now(),
     };
@@ -175,16 +247,22 @@ fn grant_entry(key: &KeySnapshot, g: &GrantRecord) -> Value {
     let mut e = json!({
         "KeyId": key.arn(),
         "GrantId": g.grant_id,
-        "GranteePrincipal": g.grantee_principal,
         "IssuingAccount": g.issuing_account,
         "Operations": g.operations,
         "CreationDate": epoch_seconds(g.created_at),
     });
+    match &g.grantee_service_principal {
+        Some(s) => set(&mut e, "GranteeServicePrincipal", json!(s)),
+        None => set(&mut e, "GranteePrincipal", json!(g.grantee_principal)),
+    }
     if let Some(n) = &g.name {
         set(&mut e, "Name", json!(n));
     }
     if let Some(r) = &g.retiring_principal {
         set(&mut e, "RetiringPrincipal", json!(r));
+    }
+    if let Some(r) = &g.retiring_service_principal {
+        set(&mut e, "RetiringServicePrincipal", json!(r));
     }
     let mut c = serde_json::Map::new();
     if let Some(eq) = &g.encryption_context_equals {
@@ -192,6 +270,9 @@ fn grant_entry(key: &KeySnapshot, g: &GrantRecord) -> Value {
     }
     if let Some(sub) = &g.encryption_context_subset {
         c.insert("EncryptionContextSubset".into(), json!(sub));
+    }
+    if let Some(source) = &g.source_arn {
+        c.insert("SourceArn".into(), json!(source));
     }
     if !c.is_empty() {
         set(&mut e, "Constraints", Value::Object(c));
@@ -210,8 +291,8 @@ struct ListGrantsRequest {
     marker: Option<String>,
 }
 
-/// ListGrants for one key, optionally filtered by grant id or grantee. No grant has a service
-/// principal as grantee here (CreateGrant refuses them), so that filter matches none.
+/// ListGrants for one key, optionally filtered by grant id, grantee principal or grantee service
+/// principal.
 pub fn list_grants(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Outcome, KmsError> {
     let req: ListGrantsRequest = decode(body)?;
     let key = resolve_key(state, ctx, &req.key_id)?;
@@ -223,12 +304,15 @@ pub fn list_grants(state: &AppState, ctx: &CallContext, body: &Value) -> Result<
             skipping = Some(g.grant_id.as_str()) != after.as_deref();
             return false;
         }
-        req.grantee_service_principal.is_none()
-            && req.grant_id.as_deref().is_none_or(|id| g.grant_id == id)
+        req.grant_id.as_deref().is_none_or(|id| g.grant_id == id)
             && req
                 .grantee_principal
                 .as_deref()
-                .is_none_or(|p| g.grantee_principal == p)
+                .is_none_or(|p| g.grantee_service_principal.is_none() && g.grantee_principal == p)
+            && req
+                .grantee_service_principal
+                .as_deref()
+                .is_none_or(|s| g.grantee_service_principal.as_deref() == Some(s))
     });
     let body = page(
         grants,
@@ -249,21 +333,18 @@ struct ListRetirableGrantsRequest {
     marker: Option<String>,
 }
 
-/// ListRetirableGrants: grants of the caller's account and region that name a retiring principal.
-/// Service principals cannot hold grants here (CreateGrant refuses them), so a query by
-/// `RetiringServicePrincipal` lists none; without either principal the request is invalid.
+/// ListRetirableGrants: grants of the caller's account and region whose retiring principal (or
+/// retiring service principal) is the one named; without either the request is invalid.
 pub fn list_retirable_grants(
     state: &AppState,
     ctx: &CallContext,
     body: &Value,
 ) -> Result<Outcome, KmsError> {
     let req: ListRetirableGrantsRequest = decode(body)?;
-    // None: the query names a service principal, which no grant has.
-    let principal = match (req.retiring_principal, &req.retiring_service_principal) {
-        (_, Some(_)) => None,
-        (Some(p), None) => Some(p),
-        (None, None) => return Err(KmsError::Validation("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null".into())),
-    };
+    let (principal, service) = (req.retiring_principal, req.retiring_service_principal);
+    if principal.is_none() && service.is_none() {
+        return Err(KmsError::Validation("1 validation error detected: Value null at 'retiringPrincipal' failed to satisfy constraint: Member must not be null".into()));
+    }
     super::authorize_account(state, ctx)?;
     let after = req.marker.as_deref().map(decode_marker).transpose()?;
     let model = state.read_model()?;
@@ -272,7 +353,14 @@ pub fn list_retirable_grants(
         .flat_map(|k| {
             k.grants
                 .iter()
-                .filter(|g| principal.is_some() && g.retiring_principal == principal)
+                .filter(|g| {
+                    principal
+                        .as_ref()
+                        .is_none_or(|p| g.retiring_principal.as_ref() == Some(p))
+                        && service
+                            .as_ref()
+                            .is_none_or(|s| g.retiring_service_principal.as_ref() == Some(s))
+                })
                 .map(move |g| (g.grant_id.clone(), grant_entry(k, g)))
         })
         .collect();
@@ -337,8 +425,8 @@ pub fn retire_grant(
             KmsError::InvalidGrantId(format!("Grant {grant_id} does not exist on {}.", key.arn()))
         })?;
     let caller = &ctx.principal.arn;
-    let allowed = grant.retiring_principal.as_deref() == Some(caller.as_str())
-        || (grant.grantee_principal == *caller
+    let allowed = grant.retiring() == Some(caller.as_str())
+        || (grant.grantee() == caller.as_str()
             && grant.operations.iter().any(|o| o == "RetireGrant"))
         || grant.issuing_account == *caller;
     if !allowed {
