@@ -17,9 +17,8 @@ async fn key(server: &TestServer, body: Value, disabled: bool) -> String {
     id
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_first_failing_check_decides_state_usage_spec_constraints() {
-    let server = TestServer::start(StoreKind::Sqlite);
+async fn the_first_failing_check_decides_state_usage_spec_constraints(store: StoreKind) {
+    let server = TestServer::start(store);
     let sign = json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"});
     let rsa_sign = json!({"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"});
     let hmac = json!({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"});
@@ -133,3 +132,5 @@ async fn the_first_failing_check_decides_state_usage_spec_constraints() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+on_both_stores!(the_first_failing_check_decides_state_usage_spec_constraints,);

@@ -52,9 +52,8 @@ pub(crate) async fn key_id(server: &TestServer, body: Value) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn error_answers_match_aws() {
-    let server = TestServer::start(StoreKind::Sqlite);
+async fn error_answers_match_aws(store: StoreKind) {
+    let server = TestServer::start(store);
     let symmetric = key_id(&server, json!({})).await;
     let signing = key_id(
         &server,
@@ -229,9 +228,8 @@ async fn error_answers_match_aws() {
 /// `DryRunModifiers: ["IGNORE_CIPHERTEXT"]` on Decrypt and ReEncrypt: with DryRun, only the named
 /// key, its state and usage and the caller's permission (with the request's encryption context)
 /// are checked, never the ciphertext; without DryRun the modifier changes nothing.
-#[tokio::test(flavor = "multi_thread")]
-async fn dry_runs_that_ignore_the_ciphertext_check_key_and_permission_only() {
-    let server = TestServer::start(StoreKind::Sqlite);
+async fn dry_runs_that_ignore_the_ciphertext_check_key_and_permission_only(store: StoreKind) {
+    let server = TestServer::start(store);
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Sid": "Owner", "Effect": "Allow",
          "Principal": {"AWS": format!("arn:aws:iam::{}:root", common::ACCOUNT)},
@@ -350,9 +348,8 @@ async fn dry_runs_that_ignore_the_ciphertext_check_key_and_permission_only() {
 /// ListKeys' `ResourceOwners`: SELF (the default) lists the caller's keys; keys shared by other
 /// accounts through AWS RAM do not exist here, so OTHER_ACCOUNTS_VIA_RAM alone lists none; an
 /// unknown owner is refused by the model.
-#[tokio::test(flavor = "multi_thread")]
-async fn list_keys_by_resource_owner() {
-    let server = TestServer::start(StoreKind::Sqlite);
+async fn list_keys_by_resource_owner(store: StoreKind) {
+    let server = TestServer::start(store);
     let key = key_id(&server, json!({})).await;
     let ids = |v: &Value| -> Vec<String> {
         v["Keys"]
@@ -392,9 +389,8 @@ async fn list_keys_by_resource_owner() {
 /// AWS's answers as recorded against real AWS (LocalStack's snapshot tests; the table is in
 /// docs/dev/aws-recorded-errors.md): `__type`, status 400 and the message, with the key ARN where
 /// AWS names it.
-#[tokio::test(flavor = "multi_thread")]
-async fn recorded_aws_error_answers() {
-    let server = TestServer::start(StoreKind::Sqlite);
+async fn recorded_aws_error_answers(store: StoreKind) {
+    let server = TestServer::start(store);
     let arn = |id: &str| format!("arn:aws:kms:{REGION}:{}:key/{id}", common::ACCOUNT);
     let sym = key_id(&server, json!({})).await;
     let hmac224 = key_id(
@@ -593,3 +589,10 @@ async fn recorded_aws_error_answers() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+on_both_stores!(
+    error_answers_match_aws,
+    dry_runs_that_ignore_the_ciphertext_check_key_and_permission_only,
+    list_keys_by_resource_owner,
+    recorded_aws_error_answers,
+);
