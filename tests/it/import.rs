@@ -1027,19 +1027,70 @@ async fn multi_region_imported_material(store: StoreKind) {
         .unwrap();
     assert_eq!(decrypt(&west, &blob).await.unwrap(), b"imported");
 
-    // New material after the first import would have to reach every Region first: refused.
-    let (public, token) = parameters(&east, &key, alg.clone()).await;
-    let wrapped = wrap(dir, &public, &random_bytes(32), &alg);
-    let new = east
-        .import_key_material()
+    // New material: into the primary first, then the same into each replica, then the primary
+    // rotates on demand and the rotation reaches every Region.
+    let import_typed = |client: aws_sdk_kms::Client, material: Vec<u8>, kind: ImportType| {
+        let (key, alg) = (key.clone(), alg.clone());
+        async move {
+            let (public, token) = parameters(&client, &key, alg.clone()).await;
+            let wrapped = wrap(dir, &public, &material, &alg);
+            client
+                .import_key_material()
+                .key_id(&key)
+                .import_token(Blob::new(token))
+                .encrypted_key_material(Blob::new(wrapped))
+                .import_type(kind)
+                .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+                .send()
+                .await
+                .map(|o| o.key_material_id.unwrap_or_default())
+                .map_err(|e| code(&e))
+        }
+    };
+    let next = random_bytes(32);
+    let on_replica = import_typed(west.clone(), next.clone(), ImportType::NewKeyMaterial).await;
+    assert_eq!(on_replica.unwrap_err(), "UnsupportedOperationException");
+    let pending_id = import_typed(east.clone(), next.clone(), ImportType::NewKeyMaterial)
+        .await
+        .unwrap();
+    let early = east.rotate_key_on_demand().key_id(&key).send().await;
+    assert_eq!(
+        code(&early.unwrap_err()),
+        "KMSInvalidStateException",
+        "the replica lacks it"
+    );
+    let other = import_typed(
+        west.clone(),
+        random_bytes(32),
+        ImportType::ExistingKeyMaterial,
+    )
+    .await;
+    assert_eq!(other.unwrap_err(), "IncorrectKeyMaterialException");
+    let west_pending = import_typed(west.clone(), next.clone(), ImportType::ExistingKeyMaterial)
+        .await
+        .unwrap();
+    assert_eq!(west_pending, pending_id);
+    let from_replica = west.rotate_key_on_demand().key_id(&key).send().await;
+    assert_eq!(
+        code(&from_replica.unwrap_err()),
+        "UnsupportedOperationException"
+    );
+    east.rotate_key_on_demand()
         .key_id(&key)
-        .import_token(Blob::new(token))
-        .encrypted_key_material(Blob::new(wrapped))
-        .import_type(ImportType::NewKeyMaterial)
-        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
         .send()
-        .await;
-    assert_eq!(code(&new.unwrap_err()), "UnsupportedOperationException");
+        .await
+        .unwrap();
+    for client in [&east, &west] {
+        let meta = describe(client, &key).await;
+        assert_eq!(meta.current_key_material_id(), Some(pending_id.as_str()));
+    }
+    let rotated = encrypt(&west, &key).await;
+    assert_eq!(decrypt(&east, &rotated).await.unwrap(), b"imported");
+    assert_eq!(
+        decrypt(&west, &blob).await.unwrap(),
+        b"imported",
+        "older material still opens"
+    );
 }
 
 on_both_stores!(

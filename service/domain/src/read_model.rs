@@ -543,7 +543,9 @@ fn apply_imported_material(key: &mut KeySnapshot, import: PendingMaterial) {
     } = import;
     let version = material.version;
     if key.material(version).is_none() {
+        // A replica may import an earlier version after a later one: keep versions in order.
         key.materials.push(material);
+        key.materials.sort_by_key(|m| m.version);
     }
     let current = key.current_material().map(|m| m.version);
     let imported = key.imported.get_or_insert_with(|| ImportedMaterial {

@@ -367,8 +367,13 @@ pub async fn import_key_material(
     let (expiration_model, valid_to) =
         expiration(req.expiration_model.as_deref(), req.valid_to, now)?;
     let previous = key.imported.clone();
-    let new_material = import_type(&req, &key, previous.as_ref())?;
-    let target = restored_material(&key, previous.as_ref(), &req, new_material)?;
+    // A replica takes one of its primary's material versions: its own history does not decide.
+    let target = if key.is_replica() {
+        None
+    } else {
+        let new_material = import_type(&req, &key, previous.as_ref())?;
+        restored_material(&key, previous.as_ref(), &req, new_material)?
+    };
     let opened = open_token(state, &key, &req.import_token, now)?;
     let material = unwrap_material(&opened, &req.encrypted_key_material)?;
     let spec = KeySpec::from_str(&key.key_spec)
@@ -376,9 +381,10 @@ pub async fn import_key_material(
     let material = keys::import_private_key(spec, material)?.into_secret();
     let print = fingerprint(&key.key_id, &material);
     let internal = |_| KmsError::KmsInternal("Key material sealing failed.".into());
-    let (info, pending, present) = match multi_region_material(state, &key, new_material, &print)? {
-        Some(shared) => (shared, false, false),
-        None => material_version(&key, previous.as_ref(), target, &print, now)?,
+    let (info, pending, present) = if key.is_replica() {
+        replica_material(state, &key, &req, &print)?
+    } else {
+        material_version(&key, previous.as_ref(), target, &print, now)?
     };
     let event = KeyEvent::KeyMaterialImported {
         schema: 1,
@@ -411,51 +417,79 @@ pub async fn import_key_material(
     Ok(outcome)
 }
 
-/// For a multi-Region key: the material version a first import into this Region's key takes,
-/// when another Region's key already has imported material (it must be the same material, and
-/// gets the same version and KeyMaterialId there). New material after the first import is
-/// refused: each Region would have to import it before it could become current.
-fn multi_region_material(
+/// An import into a replica of a multi-Region key: the material must be one its primary holds
+/// (current, earlier, or pending rotation), and it takes that version and KeyMaterialId there.
+/// New material goes into the primary first, as AWS requires. Answers (the version's info,
+/// whether it waits for rotation, whether the replica holds its sealed copy already).
+fn replica_material(
     state: &AppState,
     key: &KeySnapshot,
-    new_material: bool,
+    req: &ImportKeyMaterialRequest,
     print: &str,
-) -> Result<Option<MaterialInfo>, KmsError> {
-    if !key.multi_region {
-        return Ok(None);
-    }
-    if new_material && key.imported.is_some() {
+) -> Result<(MaterialInfo, bool, bool), KmsError> {
+    let primary_region = key.primary_region.as_deref().unwrap_or_default();
+    if req.import_type.as_deref() == Some("NEW_KEY_MATERIAL") && key.imported.is_some() {
         return Err(KmsError::UnsupportedOperation(format!(
-            "{} is a multi-Region key; importing new key material into it after the first \
-             import is not supported by this server yet.",
+            "{} is a multi-Region replica key: import new key material into its primary key (in \
+             {primary_region}), then the same key material into each replica with ImportType \
+             EXISTING_KEY_MATERIAL.",
             key.arn()
         )));
     }
-    if key.imported.is_some() {
-        return Ok(None);
-    }
-    let model = state.read_model()?;
-    let Some((fingerprint, info)) = model
-        .multi_region_keys(&key.key_id)
-        .filter(|k| k.region != key.region && k.is_live())
-        .find_map(|k| {
-            let imported = k.imported.as_ref()?;
-            Some((
-                imported.fingerprint.clone(),
-                k.material(imported.version)?.clone(),
-            ))
-        })
-    else {
-        return Ok(None);
-    };
-    if fingerprint != print {
-        return Err(KmsError::IncorrectKeyMaterial(format!(
-            "The key material is not the key material of the other Regions' keys of {}; import \
-             the same key material into every Region.",
+    let not_primary_material = || {
+        KmsError::IncorrectKeyMaterial(format!(
+            "The key material is not key material of the primary key of {} (in \
+             {primary_region}); import the same key material into every Region.",
             key.key_id
+        ))
+    };
+    let model = state.read_model()?;
+    let primary = model
+        .live_key(primary_region, &key.key_id)
+        .ok_or_else(not_primary_material)?;
+    let imported = primary.imported.as_ref().ok_or_else(not_primary_material)?;
+    let known = |version: i32| primary.material(version).cloned();
+    let found = match &imported.pending {
+        Some(p) if p.fingerprint == print => Some((p.material.clone(), true)),
+        _ => imported
+            .versions
+            .iter()
+            .find(|(_, v)| v.fingerprint == print)
+            .map(|(version, _)| *version)
+            .or((imported.fingerprint == print).then_some(imported.version))
+            .and_then(known)
+            .map(|info| (info, false)),
+    };
+    let (info, pending) = found.ok_or_else(not_primary_material)?;
+    if pending && key.imported.is_none() {
+        return Err(KmsError::IncorrectKeyMaterial(format!(
+            "{} has no key material yet: import the primary key's current key material first.",
+            key.arn()
         )));
     }
-    Ok(Some(info))
+    if let Some(id) = req
+        .key_material_id
+        .as_ref()
+        .filter(|id| **id != info.material_id)
+    {
+        return Err(KmsError::IncorrectKeyMaterial(format!(
+            "Key material {id} is not the key material imported."
+        )));
+    }
+    let present = key.imported.as_ref().is_some_and(|i| {
+        let staged = i
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.material.version == info.version);
+        let kept = i.versions.get(&info.version).is_some_and(|v| v.present)
+            || (i.version == info.version && i.present);
+        if pending {
+            staged
+        } else {
+            kept
+        }
+    });
+    Ok((info, pending, present))
 }
 
 /// Whether an import brings new key material (ImportType, with AWS's default: new for a key

@@ -210,6 +210,7 @@ pub fn rotate_key_on_demand(
         )));
     }
     let mut outcome = if key.origin == "EXTERNAL" {
+        check_replicas_hold_pending_material(state, &key)?;
         imported_rotation(&key, state.clock.now())?
     } else {
         rotation_outcome(state, &key, "ON_DEMAND", None, state.clock.now())?.0
@@ -217,6 +218,43 @@ pub fn rotate_key_on_demand(
     outcome.body = json!({ "KeyId": key.arn() });
     outcome.response_elements = Some(json!({ "keyId": key.arn() }));
     Ok(outcome)
+}
+
+/// A multi-Region key with imported material rotates once every replica holds the material
+/// pending rotation (each imports it with EXISTING_KEY_MATERIAL), as AWS requires; the rotation
+/// then reaches every Region.
+fn check_replicas_hold_pending_material(
+    state: &AppState,
+    key: &KeySnapshot,
+) -> Result<(), KmsError> {
+    let Some(pending) = key.imported.as_ref().and_then(|i| i.pending.as_ref()) else {
+        return Ok(());
+    };
+    if !key.multi_region {
+        return Ok(());
+    }
+    let model = state.read_model()?;
+    let missing: Vec<String> = model
+        .multi_region_keys(&key.key_id)
+        .filter(|k| k.region != key.region && k.is_live())
+        .filter(|k| {
+            k.imported
+                .as_ref()
+                .and_then(|i| i.pending.as_ref())
+                .is_none_or(|p| p.material.version != pending.material.version)
+        })
+        .map(|k| k.region.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(KmsError::KmsInvalidState(format!(
+            "{} cannot rotate yet: import the key material pending rotation ({}) into its \
+             replicas in {} first.",
+            key.arn(),
+            pending.material.material_id,
+            missing.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// On-demand rotation of an imported key: its material pending rotation (imported with
