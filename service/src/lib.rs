@@ -39,6 +39,7 @@ pub mod state;
 pub mod sts;
 pub mod trail;
 pub mod usage;
+pub mod xks;
 
 /// The cryptographic layer (its own crate, `trent-crypto`), under the name the service uses for it.
 pub use trent_crypto as crypto;

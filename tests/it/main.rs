@@ -30,3 +30,4 @@ mod snapshots;
 mod store_conformance;
 mod tls;
 mod trail;
+mod xks_check;

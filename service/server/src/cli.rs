@@ -51,6 +51,18 @@ enum Command {
         #[command(subcommand)]
         command: RootKeyCommand,
     },
+    /// External key store tools.
+    Xks {
+        #[command(subcommand)]
+        command: XksCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum XksCommand {
+    /// Check an XKS proxy as KMS would use it: its health, and for each --key-id the key's
+    /// metadata and an Encrypt/Decrypt round trip. Prints a JSON report.
+    Check(crate::xks_check::XksCheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +398,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("root key {} retired", args.id);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Xks {
+            command: XksCommand::Check(args),
+        } => crate::xks_check::check(args).await,
     }
 }
 

@@ -12,3 +12,4 @@
 pub mod cli;
 pub mod server;
 pub mod tls;
+pub mod xks_check;

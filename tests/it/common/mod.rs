@@ -7,6 +7,7 @@ pub mod db;
 pub mod pg;
 pub mod sts;
 pub mod venv;
+pub mod xks;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

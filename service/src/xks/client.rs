@@ -1,0 +1,480 @@
+//! The XKS Proxy API client: GetHealthStatus, GetKeyMetadata, Encrypt and Decrypt, each signed
+//! with SigV4 (`kms-xks-proxy`), with the spec's error names mapped to typed errors.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::crypto::secret::SecretBytes;
+use crate::protocol::wire::set;
+
+/// The SigV4 service name of the XKS Proxy API.
+pub const SIGNING_SERVICE: &str = "kms-xks-proxy";
+/// How long KMS waits for an XKS proxy call (the XKS Proxy API specification's 250 ms).
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A JSON body as the bytes a call sends.
+fn json_text(body: &Value) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(body.to_string().into_bytes())
+}
+
+/// An answer's body as the spec's shape.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, XksError> {
+    serde_json::from_slice(body).map_err(|e| XksError::Malformed(e.to_string()))
+}
+
+/// Where a proxy listens: its URI endpoint (`https://host[:port]`) and path prefix (empty or
+/// `/...`), as a custom key store's `XksProxyUriEndpoint` and `XksProxyUriPath` give them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyEndpoint {
+    /// `scheme://host[:port]`, without a trailing slash.
+    pub uri_endpoint: String,
+    /// The path prefix before `/kms/xks/v1` (AWS's `XksProxyUriPath` minus that suffix).
+    pub path_prefix: String,
+}
+
+impl ProxyEndpoint {
+    /// The URL of an API resource (`health`, `keys/{id}/encrypt`, ...).
+    fn url(&self, resource: &str) -> String {
+        format!(
+            "{}{}/kms/xks/v1/{resource}",
+            self.uri_endpoint.trim_end_matches('/'),
+            self.path_prefix.trim_end_matches('/')
+        )
+    }
+}
+
+/// The proxy authentication credential (AWS's `XksProxyAuthenticationCredential`): a SigV4
+/// access key id and secret the proxy knows. The secret is zeroized when dropped and never
+/// printed.
+#[derive(Clone)]
+pub struct ProxyCredential {
+    /// `AccessKeyId`.
+    pub access_key_id: String,
+    /// `RawSecretAccessKey`.
+    pub secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ProxyCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxyCredential({})", self.access_key_id)
+    }
+}
+
+/// The `requestMetadata` every call carries: which KMS call it serves and for whom.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMetadata {
+    /// The caller of the KMS operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_principal_arn: Option<String>,
+    /// The KMS key the call uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// The KMS operation (`Encrypt`, `CreateKey`, `ConnectCustomKeyStore`, ...).
+    pub kms_operation: String,
+    /// The KMS request id.
+    pub kms_request_id: String,
+}
+
+/// Why an XKS proxy call failed: the spec's error names, and failures to reach the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XksError {
+    /// The proxy did not answer within the timeout, or could not be reached.
+    #[error("the XKS proxy did not answer: {0}")]
+    Unreachable(String),
+    /// The proxy refused the SigV4 signature (`AuthenticationFailedException`).
+    #[error("the XKS proxy refused the authentication credential")]
+    AuthenticationFailed,
+    /// The proxy's authorization refused the call (`AccessDeniedException`).
+    #[error("the XKS proxy denied access")]
+    AccessDenied,
+    /// No such external key (`KeyNotFoundException`).
+    #[error("the external key does not exist in the external key manager")]
+    KeyNotFound,
+    /// The external key is not enabled (`InvalidStateException`).
+    #[error("the external key is not enabled")]
+    InvalidState,
+    /// The external key cannot do this (`InvalidKeyUsageException`).
+    #[error("the external key does not permit this operation")]
+    InvalidKeyUsage,
+    /// The ciphertext does not decrypt (`InvalidCiphertextException`).
+    #[error("the external key manager could not decrypt the ciphertext")]
+    InvalidCiphertext,
+    /// The path prefix is not one the proxy serves (`InvalidUriPathException`).
+    #[error("the XKS proxy does not serve this URI path")]
+    InvalidUriPath,
+    /// Any other error the proxy named (`ValidationException`, `InternalException`, ...).
+    #[error("the XKS proxy answered {name}")]
+    Proxy {
+        /// The spec's error name.
+        name: String,
+    },
+    /// The answer is not what the spec defines.
+    #[error("the XKS proxy's answer is malformed: {0}")]
+    Malformed(String),
+}
+
+/// GetHealthStatus's answer (the parts KMS reports).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthStatus {
+    /// How many proxies serve this endpoint.
+    pub xks_proxy_fleet_size: u32,
+    /// The proxy's vendor.
+    pub xks_proxy_vendor: String,
+    /// The proxy's model.
+    pub xks_proxy_model: String,
+    /// The external key manager's vendor.
+    pub ekm_vendor: String,
+    /// Each external key manager instance and its health (`ACTIVE`, `DEGRADED`, `UNAVAILABLE`).
+    #[serde(default)]
+    pub ekm_fleet_details: Vec<EkmInstance>,
+}
+
+impl HealthStatus {
+    /// Whether at least one external key manager instance is active.
+    pub fn is_active(&self) -> bool {
+        self.ekm_fleet_details
+            .iter()
+            .any(|e| e.health_status == "ACTIVE")
+    }
+}
+
+/// One external key manager instance of a health report.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EkmInstance {
+    /// Its id.
+    pub id: String,
+    /// Its model.
+    pub model: String,
+    /// `ACTIVE`, `DEGRADED` or `UNAVAILABLE`.
+    pub health_status: String,
+}
+
+/// GetKeyMetadata's answer.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyMetadata {
+    /// `AES_256` for a key KMS can use.
+    pub key_spec: String,
+    /// What the key may do (`ENCRYPT`, `DECRYPT`, ...).
+    pub key_usage: Vec<String>,
+    /// `ENABLED` or `DISABLED`.
+    pub key_status: String,
+}
+
+impl KeyMetadata {
+    /// Whether KMS can use the key: AES-256, encrypt and decrypt, enabled.
+    pub fn usable_by_kms(&self) -> bool {
+        self.key_spec == "AES_256"
+            && ["ENCRYPT", "DECRYPT"]
+                .iter()
+                .all(|u| self.key_usage.iter().any(|k| k == u))
+            && self.key_status == "ENABLED"
+    }
+}
+
+/// What the external key made of a plaintext (AES-GCM): everything Decrypt needs back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XksCiphertext {
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// The IV the proxy chose.
+    pub iv: Vec<u8>,
+    /// The GCM tag.
+    pub tag: Vec<u8>,
+    /// Opaque metadata the proxy wants back at Decrypt (may be empty).
+    pub metadata: Option<Vec<u8>>,
+}
+
+/// A client for one proxy endpoint and credential.
+#[derive(Debug, Clone)]
+pub struct XksClient {
+    endpoint: ProxyEndpoint,
+    credential: ProxyCredential,
+    region: String,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    error_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EncryptAnswer {
+    ciphertext: String,
+    initialization_vector: String,
+    authentication_tag: String,
+    ciphertext_metadata: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DecryptAnswer {
+    plaintext: Zeroizing<String>,
+}
+
+impl XksClient {
+    /// A client for `endpoint` signing as `credential` in `region`, each call within `timeout`.
+    pub fn new(
+        endpoint: ProxyEndpoint,
+        credential: ProxyCredential,
+        region: &str,
+        timeout: Duration,
+    ) -> Result<Self, XksError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| XksError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            endpoint,
+            credential,
+            region: region.to_string(),
+            http,
+        })
+    }
+
+    /// GetHealthStatus.
+    pub async fn health(&self, metadata: &RequestMetadata) -> Result<HealthStatus, XksError> {
+        let answer = self
+            .call("health", json_text(&json!({ "requestMetadata": metadata })))
+            .await?;
+        parse(&answer)
+    }
+
+    /// GetKeyMetadata of the external key `key_id`.
+    pub async fn key_metadata(
+        &self,
+        key_id: &str,
+        metadata: &RequestMetadata,
+    ) -> Result<KeyMetadata, XksError> {
+        let answer = self
+            .call(
+                &format!("keys/{key_id}/metadata"),
+                json_text(&json!({ "requestMetadata": metadata })),
+            )
+            .await?;
+        parse(&answer)
+    }
+
+    /// Encrypt `plaintext` with the external key (AES-GCM), authenticating `aad`.
+    pub async fn encrypt(
+        &self,
+        key_id: &str,
+        plaintext: &SecretBytes,
+        aad: &[u8],
+        metadata: &RequestMetadata,
+    ) -> Result<XksCiphertext, XksError> {
+        let mut body = json!({
+            "requestMetadata": metadata,
+            "encryptionAlgorithm": "AES_GCM",
+        });
+        if !aad.is_empty() {
+            set(&mut body, "additionalAuthenticatedData", json!(b64(aad)));
+        }
+        // The plaintext goes into the text directly (base64 needs no escaping), so no copy of
+        // it outlives the call unzeroized.
+        let public = body.to_string();
+        let encoded = Zeroizing::new(b64(plaintext.as_slice()));
+        let mut text = Zeroizing::new(Vec::with_capacity(public.len() + encoded.len() + 16));
+        text.extend_from_slice(
+            public
+                .get(..public.len() - 1)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        text.extend_from_slice(b",\"plaintext\":\"");
+        text.extend_from_slice(encoded.as_bytes());
+        text.extend_from_slice(b"\"}");
+        let answer = self.call(&format!("keys/{key_id}/encrypt"), text).await?;
+        let parsed: EncryptAnswer = parse(&answer)?;
+        let decode = |text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| XksError::Malformed(e.to_string()))
+        };
+        Ok(XksCiphertext {
+            ciphertext: decode(&parsed.ciphertext)?,
+            iv: decode(&parsed.initialization_vector)?,
+            tag: decode(&parsed.authentication_tag)?,
+            metadata: parsed
+                .ciphertext_metadata
+                .as_deref()
+                .map(decode)
+                .transpose()?,
+        })
+    }
+
+    /// Decrypt what `encrypt` made, with the same `aad`.
+    pub async fn decrypt(
+        &self,
+        key_id: &str,
+        sealed: &XksCiphertext,
+        aad: &[u8],
+        metadata: &RequestMetadata,
+    ) -> Result<SecretBytes, XksError> {
+        let mut body = json!({
+            "requestMetadata": metadata,
+            "ciphertext": b64(&sealed.ciphertext),
+            "encryptionAlgorithm": "AES_GCM",
+            "initializationVector": b64(&sealed.iv),
+            "authenticationTag": b64(&sealed.tag),
+        });
+        if !aad.is_empty() {
+            set(&mut body, "additionalAuthenticatedData", json!(b64(aad)));
+        }
+        if let Some(m) = &sealed.metadata {
+            set(&mut body, "ciphertextMetadata", json!(b64(m)));
+        }
+        let answer = self
+            .call(&format!("keys/{key_id}/decrypt"), json_text(&body))
+            .await?;
+        let parsed: DecryptAnswer = parse(&answer)?;
+        let plaintext = base64::engine::general_purpose::STANDARD
+            .decode(parsed.plaintext.as_bytes())
+            .map_err(|e| XksError::Malformed(e.to_string()))?;
+        Ok(SecretBytes::new(plaintext))
+    }
+
+    /// POST `payload` (JSON text) to `resource`, signed; the answer's body, or the proxy's error.
+    async fn call(
+        &self,
+        resource: &str,
+        payload: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>, XksError> {
+        let url = self.endpoint.url(resource);
+        let headers = self.signed_headers(&url, &payload)?;
+        let mut request = self.http.post(&url).body(payload.to_vec());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| XksError::Unreachable(e.without_url().to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| XksError::Unreachable(e.without_url().to_string()))?;
+        if status.is_success() {
+            return Ok(Zeroizing::new(bytes.to_vec()));
+        }
+        let name = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|e| e.error_name)
+            .unwrap_or_else(|_| format!("HTTP {}", status.as_u16()));
+        Err(match name.as_str() {
+            "AuthenticationFailedException" => XksError::AuthenticationFailed,
+            "AccessDeniedException" => XksError::AccessDenied,
+            "KeyNotFoundException" => XksError::KeyNotFound,
+            "InvalidStateException" => XksError::InvalidState,
+            "InvalidKeyUsageException" => XksError::InvalidKeyUsage,
+            "InvalidCiphertextException" => XksError::InvalidCiphertext,
+            "InvalidUriPathException" => XksError::InvalidUriPath,
+            _ => XksError::Proxy { name },
+        })
+    }
+
+    /// The SigV4 headers (`authorization`, `x-amz-date`, ...) of a POST of `body` to `url`.
+    fn signed_headers(&self, url: &str, body: &[u8]) -> Result<Vec<(String, String)>, XksError> {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        use aws_sigv4::sign::v4;
+        let unsignable = |e: &dyn std::fmt::Display| XksError::Malformed(e.to_string());
+        let identity = aws_credential_types::Credentials::new(
+            self.credential.access_key_id.clone(),
+            self.credential.secret.as_str().to_string(),
+            None,
+            None,
+            "xks-proxy-credential",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(SIGNING_SERVICE)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| unsignable(&e))?
+            .into();
+        let headers = [("content-type", "application/json")];
+        let signable = SignableRequest::new(
+            "POST",
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| unsignable(&e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| unsignable(&e))?
+            .into_parts();
+        let mut out: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        out.extend(
+            instructions
+                .headers()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_join_endpoint_prefix_and_resource() {
+        let e = ProxyEndpoint {
+            uri_endpoint: "https://xks.example.com:8443/".into(),
+            path_prefix: "/example/prefix".into(),
+        };
+        assert_eq!(
+            e.url("keys/k1/encrypt"),
+            "https://xks.example.com:8443/example/prefix/kms/xks/v1/keys/k1/encrypt"
+        );
+        let bare = ProxyEndpoint {
+            uri_endpoint: "http://127.0.0.1:9000".into(),
+            path_prefix: String::new(),
+        };
+        assert_eq!(
+            bare.url("health"),
+            "http://127.0.0.1:9000/kms/xks/v1/health"
+        );
+    }
+
+    #[test]
+    fn only_enabled_aes_keys_that_encrypt_and_decrypt_are_usable() {
+        let m = |spec: &str, usage: &[&str], status: &str| KeyMetadata {
+            key_spec: spec.into(),
+            key_usage: usage.iter().map(|u| u.to_string()).collect(),
+            key_status: status.into(),
+        };
+        assert!(m("AES_256", &["ENCRYPT", "DECRYPT", "WRAP"], "ENABLED").usable_by_kms());
+        assert!(!m("AES_256", &["ENCRYPT"], "ENABLED").usable_by_kms());
+        assert!(!m("AES_256", &["ENCRYPT", "DECRYPT"], "DISABLED").usable_by_kms());
+        assert!(!m("RSA_2048", &["ENCRYPT", "DECRYPT"], "ENABLED").usable_by_kms());
+    }
+
+    #[test]
+    fn the_credential_secret_is_never_printed() {
+        let c = ProxyCredential {
+            access_key_id: "AKIAXKS".into(),
+            secret: Zeroizing::new("very secret value".into()),
+        };
+        assert!(!format!("{c:?}").contains("secret value"));
+    }
+}
