@@ -30,6 +30,10 @@ impl MaterialCache {
             event.event_type.as_str(),
             "KeyMaterialDestroyed" | "ImportedKeyMaterialDeleted"
         );
+        // A deleted custom key store's sealed credential goes with it.
+        if event.event_type == "CustomKeyStoreDeleted" {
+            self.forget(&event.stream);
+        }
         if let (true, Some(identity)) = (destroys, event.stream.strip_prefix("key/")) {
             // The material is kept under the key's identity or its bare id (a multi-Region
             // key's, shared by its Regions): forget both.

@@ -72,6 +72,8 @@ pub struct AppState {
     pub regions: RegionSet,
     /// Whether the API listener serves HTTPS (`aws:SecureTransport`).
     pub secure_transport: bool,
+    /// Whether external key stores may name a plain-HTTP proxy (`--xks-allow-http`, for tests).
+    pub xks_allow_http: bool,
     /// The root keys sealing key material and tokens (more than one during a rotation).
     pub root_key: Arc<RootKeyring>,
     /// Cached sealed material (shared with the writer, which forgets destroyed material).

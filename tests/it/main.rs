@@ -31,3 +31,4 @@ mod store_conformance;
 mod tls;
 mod trail;
 mod xks_check;
+mod xks_stores;

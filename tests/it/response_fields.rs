@@ -61,7 +61,8 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Operations whose every call answers UnsupportedOperationException today.
+/// Operations this scenario does not call: custom key stores need a real XKS proxy, so
+/// `tests/it/xks_stores.rs` exercises them.
 const UNSUPPORTED: &[&str] = &[
     "ConnectCustomKeyStore",
     "CreateCustomKeyStore",

@@ -7,6 +7,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod custom_key_store;
 pub mod events;
 pub mod key;
 pub mod policy;

@@ -72,6 +72,8 @@ pub struct ReadModel {
     pub(crate) keys: HashMap<String, Arc<KeySnapshot>>,
     /// The Regions of every multi-Region key id (deleted keys included).
     pub(crate) mrk_regions: HashMap<String, BTreeSet<String>>,
+    /// Custom key stores by id.
+    pub(crate) custom_key_stores: BTreeMap<String, super::custom_key_store::CustomKeyStore>,
     pub(crate) listing: BTreeMap<(String, String, String), ()>,
     pub(crate) aliases: BTreeMap<AliasKey, AliasEntry>,
     /// Current version of every alias stream ever written (deleted aliases included), so a name
@@ -207,11 +209,62 @@ impl ReadModel {
         }
         if event.stream.starts_with("alias/") {
             self.apply_alias(event)?;
+        } else if let Some(id) = event.stream.strip_prefix("cks/") {
+            self.apply_custom_key_store(id, event)?;
         } else {
             self.apply_key(event)?;
         }
         self.last_sequence = event.sequence;
         Ok(())
+    }
+
+    fn apply_custom_key_store(
+        &mut self,
+        id: &str,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        let decoded: super::custom_key_store::CustomKeyStoreEvent =
+            serde_json::from_value(event.payload.clone()).map_err(|e| {
+                ProjectionError::Undecodable {
+                    sequence: event.sequence,
+                    message: e.to_string(),
+                }
+            })?;
+        let entry = self.custom_key_stores.remove(id);
+        match super::custom_key_store::apply(entry, decoded, event.version) {
+            Ok(Some(store)) => {
+                self.custom_key_stores.insert(id.to_string(), store);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(message) => Err(ProjectionError::Inconsistent {
+                sequence: event.sequence,
+                message,
+            }),
+        }
+    }
+
+    /// A custom key store by id.
+    pub fn custom_key_store(&self, id: &str) -> Option<&super::custom_key_store::CustomKeyStore> {
+        self.custom_key_stores.get(id)
+    }
+
+    /// Every custom key store, by id.
+    pub fn all_custom_key_stores(
+        &self,
+    ) -> impl Iterator<Item = &super::custom_key_store::CustomKeyStore> {
+        self.custom_key_stores.values()
+    }
+
+    /// The custom key stores of one account and region, by id.
+    pub fn custom_key_stores_in<'a>(
+        &'a self,
+        account: &'a str,
+        region: &'a str,
+    ) -> impl Iterator<Item = &'a super::custom_key_store::CustomKeyStore> + 'a {
+        self.custom_key_stores
+            .values()
+            .filter(move |s| s.account == account && s.region == region)
     }
 
     fn apply_alias(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {

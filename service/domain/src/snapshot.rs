@@ -40,6 +40,7 @@ struct ImageRef<'a> {
     keys: Vec<KeyRef<'a>>,
     aliases: Vec<&'a AliasEntry>,
     alias_versions: Vec<(&'a str, i64)>,
+    custom_key_stores: Vec<&'a super::custom_key_store::CustomKeyStore>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +58,9 @@ struct Image {
     keys: Vec<KeyOwned>,
     aliases: Vec<AliasEntry>,
     alias_versions: Vec<(String, i64)>,
+    /// Absent in images written before custom key stores.
+    #[serde(default)]
+    custom_key_stores: Vec<super::custom_key_store::CustomKeyStore>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +105,7 @@ impl ReadModel {
             keys,
             aliases: self.aliases.values().collect(),
             alias_versions,
+            custom_key_stores: self.custom_key_stores.values().collect(),
         };
         serde_json::to_vec(&image).map_err(|e| ImageError::Undecodable(e.to_string()))
     }
@@ -120,6 +125,11 @@ impl ReadModel {
         let mut model = ReadModel {
             last_sequence: image.last_sequence,
             alias_versions: image.alias_versions.into_iter().collect(),
+            custom_key_stores: image
+                .custom_key_stores
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect(),
             ..ReadModel::default()
         };
         for alias in image.aliases {

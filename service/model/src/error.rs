@@ -109,6 +109,36 @@ pub enum KmsError {
     /// A rotation of the key is in progress (RotateKeyOnDemand racing another rotation).
     #[error("{0}")]
     Conflict(String),
+    /// Another custom key store of the account and region has the name.
+    #[error("{0}")]
+    CustomKeyStoreNameInUse(String),
+    /// No custom key store has the id or name.
+    #[error("{0}")]
+    CustomKeyStoreNotFound(String),
+    /// The custom key store's connection state does not allow the operation.
+    #[error("{0}")]
+    CustomKeyStoreInvalidState(String),
+    /// The custom key store still holds KMS keys.
+    #[error("{0}")]
+    CustomKeyStoreHasCmks(String),
+    /// Another external key store uses the proxy endpoint and path.
+    #[error("{0}")]
+    XksProxyUriInUse(String),
+    /// Another external key store uses the proxy endpoint.
+    #[error("{0}")]
+    XksProxyUriEndpointInUse(String),
+    /// The proxy refused the authentication credential.
+    #[error("{0}")]
+    XksProxyIncorrectAuthenticationCredential(String),
+    /// The proxy did not answer.
+    #[error("{0}")]
+    XksProxyUriUnreachable(String),
+    /// The proxy's answer is not the XKS Proxy API's.
+    #[error("{0}")]
+    XksProxyInvalidResponse(String),
+    /// The proxy's configuration does not fit the store.
+    #[error("{0}")]
+    XksProxyInvalidConfiguration(String),
     /// Something failed inside the service (storage unavailable, audit not durable).
     #[error("{0}")]
     KmsInternal(String),
@@ -152,6 +182,18 @@ impl KmsError {
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
             Self::Throttling(_) => "ThrottlingException",
             Self::Conflict(_) => "ConflictException",
+            Self::CustomKeyStoreNameInUse(_) => "CustomKeyStoreNameInUseException",
+            Self::CustomKeyStoreNotFound(_) => "CustomKeyStoreNotFoundException",
+            Self::CustomKeyStoreInvalidState(_) => "CustomKeyStoreInvalidStateException",
+            Self::CustomKeyStoreHasCmks(_) => "CustomKeyStoreHasCMKsException",
+            Self::XksProxyUriInUse(_) => "XksProxyUriInUseException",
+            Self::XksProxyUriEndpointInUse(_) => "XksProxyUriEndpointInUseException",
+            Self::XksProxyIncorrectAuthenticationCredential(_) => {
+                "XksProxyIncorrectAuthenticationCredentialException"
+            }
+            Self::XksProxyUriUnreachable(_) => "XksProxyUriUnreachableException",
+            Self::XksProxyInvalidResponse(_) => "XksProxyInvalidResponseException",
+            Self::XksProxyInvalidConfiguration(_) => "XksProxyInvalidConfigurationException",
             Self::KmsInternal(_) => "KMSInternalException",
         }
     }

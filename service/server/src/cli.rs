@@ -285,6 +285,11 @@ struct ServeArgs {
     /// callers).
     #[arg(long, env = "TRENT_UNAUTHENTICATED_IN_FLIGHT", default_value_t = 8)]
     unauthenticated_in_flight: usize,
+    /// Let external key stores name a plain-HTTP proxy endpoint, with a port (`http://host:port`).
+    /// For tests only: AWS requires HTTPS, and the proxy credential would cross the network in
+    /// the clear.
+    #[arg(long, env = "TRENT_XKS_ALLOW_HTTP")]
+    xks_allow_http: bool,
     /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
     #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
     scheduler_interval: u64,
@@ -655,6 +660,7 @@ async fn build_state(
         metrics,
         regions: RegionSet::new(args.regions.clone()),
         secure_transport: https,
+        xks_allow_http: args.xks_allow_http,
         root_key,
         materials,
         account_policies: Default::default(),
@@ -768,8 +774,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let root_key = load_root_key(&store, &args.store, false).await?;
     problems.extend(verify_snapshots(&store, &root_key, &model).await?);
     for key in model.all_keys() {
+        // A multi-Region key's material is under its id, or for imported material its Region's.
+        let owner = key.material_owner();
         for m in &key.materials {
-            let stored = store.get_material(&key.key_id, m.version).await?;
+            let stored = store.get_material(&owner, m.version).await?;
             // Whether the events say this version's sealed material must (not) be in the keystore.
             let expected = if key.materials_destroyed {
                 Some(false)
@@ -789,11 +797,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     "key {} material {}: missing from the keystore",
                     key.key_id, m.version
                 )),
-                (Some(sealed), _)
-                    if root_key
-                        .open(&key.key_id, m.version, &sealed.sealed)
-                        .is_err() =>
-                {
+                (Some(sealed), _) if root_key.open(&owner, m.version, &sealed.sealed).is_err() => {
                     problems.push(format!(
                         "key {} material {}: sealed material does not open under the root key",
                         key.key_id, m.version
@@ -801,6 +805,26 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 }
                 _ => {}
             }
+        }
+    }
+    for cks in model.all_custom_key_stores() {
+        let owner = cks.credential_owner();
+        match store.get_material(&owner, cks.credential_version).await? {
+            None => problems.push(format!(
+                "custom key store {}: its proxy credential is missing from the keystore",
+                cks.id
+            )),
+            Some(sealed)
+                if root_key
+                    .open(&owner, cks.credential_version, &sealed.sealed)
+                    .is_err() =>
+            {
+                problems.push(format!(
+                    "custom key store {}: its sealed proxy credential does not open",
+                    cks.id
+                ))
+            }
+            Some(_) => {}
         }
     }
     if problems.is_empty() {

@@ -7,6 +7,7 @@ mod asymmetric;
 
 pub use asymmetric::algorithm_lists;
 mod crypto_ops;
+mod custom_key_stores;
 mod grants;
 pub mod import;
 mod key_policy;
@@ -167,11 +168,17 @@ pub async fn dispatch(
         ImportKeyMaterial => import::import_key_material(state, ctx, body).await,
         DeleteImportedKeyMaterial => import::delete_imported_key_material(state, ctx, body).await,
         ReplicateKey => multi_region::replicate_key(state, ctx, body),
+        CreateCustomKeyStore => custom_key_stores::create_custom_key_store(state, ctx, body).await,
+        DescribeCustomKeyStores => custom_key_stores::describe_custom_key_stores(state, ctx, body),
+        UpdateCustomKeyStore => custom_key_stores::update_custom_key_store(state, ctx, body).await,
+        ConnectCustomKeyStore => {
+            custom_key_stores::connect_custom_key_store(state, ctx, body).await
+        }
+        DisconnectCustomKeyStore => {
+            custom_key_stores::disconnect_custom_key_store(state, ctx, body)
+        }
+        DeleteCustomKeyStore => custom_key_stores::delete_custom_key_store(state, ctx, body),
         UpdatePrimaryRegion => multi_region::update_primary_region(state, ctx, body),
-        other => Err(KmsError::UnsupportedOperation(format!(
-            "{} is not supported by this server yet.",
-            other.name()
-        ))),
     }
 }
 
@@ -222,6 +229,8 @@ pub fn blob_members(op: Operation) -> &'static [&'static str] {
         VerifyMac => &["Message", "Mac"],
         DeriveSharedSecret => &["PublicKey"],
         Decapsulate => &["SharedSecretCiphertextBlob"],
+        // The proxy credential's secret never reaches a record.
+        CreateCustomKeyStore | UpdateCustomKeyStore => &["XksProxyAuthenticationCredential"],
         _ => &[],
     }
 }

@@ -1,0 +1,280 @@
+//! External key stores through aws-sdk-kms on both stores, against a real external key store
+//! (AWS's XKS proxy over SoftHSMv2, started by `common::xks`): create with the proxy checked,
+//! describe, connect, the connection states and their error codes, the rules of updates and of
+//! deletion, and a proxy credential that never leaves the keystore.
+
+use crate::common;
+
+use aws_sdk_kms::types::{
+    ConnectionErrorCodeType, ConnectionStateType, CustomKeyStoreType,
+    XksProxyAuthenticationCredentialType, XksProxyConnectivityType,
+};
+use common::xks::{XksProxy, ACCESS_KEY_ID, SECRET};
+use common::{code, StoreKind, TestServer};
+
+fn credential(secret: &str) -> XksProxyAuthenticationCredentialType {
+    XksProxyAuthenticationCredentialType::builder()
+        .access_key_id(ACCESS_KEY_ID)
+        .raw_secret_access_key(secret)
+        .build()
+        .unwrap()
+}
+
+async fn state_of(
+    client: &aws_sdk_kms::Client,
+    id: &str,
+) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
+    client
+        .describe_custom_key_stores()
+        .custom_key_store_id(id)
+        .send()
+        .await
+        .expect("describe")
+        .custom_key_stores()[0]
+        .clone()
+}
+
+async fn external_key_stores(store: StoreKind) {
+    let mut proxy = XksProxy::start(&["trent-key-1"]);
+    let mut server = TestServer::start_with(store, &["--xks-allow-http"]);
+    let client = server.client_without_retries();
+    let create = |name: &str, endpoint: String, secret: &str| {
+        client
+            .create_custom_key_store()
+            .custom_key_store_name(name)
+            .custom_key_store_type(CustomKeyStoreType::ExternalKeyStore)
+            .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+            .xks_proxy_uri_endpoint(endpoint)
+            .xks_proxy_uri_path("/kms/xks/v1")
+            .xks_proxy_authentication_credential(credential(secret))
+            .send()
+    };
+
+    // The proxy is checked at creation, as AWS does.
+    let wrong = create("orders", proxy.uri_endpoint(), &SECRET.replace('x', "y")).await;
+    assert_eq!(
+        code(&wrong.unwrap_err()),
+        "XksProxyIncorrectAuthenticationCredentialException"
+    );
+    let nowhere = create(
+        "orders",
+        format!("http://127.0.0.1:{}", common::free_port()),
+        SECRET,
+    )
+    .await;
+    assert_eq!(
+        code(&nowhere.unwrap_err()),
+        "XksProxyUriUnreachableException"
+    );
+    let cloudhsm = client
+        .create_custom_key_store()
+        .custom_key_store_name("hsm")
+        .custom_key_store_type(CustomKeyStoreType::AwsCloudhsm)
+        .send()
+        .await;
+    assert_eq!(
+        code(&cloudhsm.unwrap_err()),
+        "UnsupportedOperationException"
+    );
+    let vpc = client
+        .create_custom_key_store()
+        .custom_key_store_name("vpc")
+        .custom_key_store_type(CustomKeyStoreType::ExternalKeyStore)
+        .xks_proxy_connectivity(XksProxyConnectivityType::VpcEndpointService)
+        .xks_proxy_uri_endpoint("https://xks.example.com")
+        .xks_proxy_uri_path("/kms/xks/v1")
+        .xks_proxy_vpc_endpoint_service_name("com.amazonaws.vpce.us-east-1.vpce-svc-example")
+        .xks_proxy_authentication_credential(credential(SECRET))
+        .send()
+        .await;
+    assert_eq!(code(&vpc.unwrap_err()), "UnsupportedOperationException");
+
+    let id = create("orders", proxy.uri_endpoint(), SECRET)
+        .await
+        .expect("a store over the real proxy")
+        .custom_key_store_id()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("cks-") && id.len() == 21, "{id}");
+    let entry = state_of(&client, &id).await;
+    assert_eq!(
+        entry.connection_state(),
+        Some(&ConnectionStateType::Disconnected)
+    );
+    assert_eq!(
+        entry.custom_key_store_type(),
+        Some(&CustomKeyStoreType::ExternalKeyStore)
+    );
+    let config = entry.xks_proxy_configuration().unwrap();
+    assert_eq!(config.access_key_id(), Some(ACCESS_KEY_ID));
+    assert_eq!(config.uri_endpoint(), Some(proxy.uri_endpoint().as_str()));
+    assert_eq!(config.uri_path(), Some("/kms/xks/v1"));
+    assert_eq!(
+        config.connectivity(),
+        Some(&XksProxyConnectivityType::PublicEndpoint)
+    );
+    let again = create("orders", proxy.uri_endpoint(), SECRET).await;
+    assert_eq!(
+        code(&again.unwrap_err()),
+        "CustomKeyStoreNameInUseException"
+    );
+    let same_uri = create("orders-2", proxy.uri_endpoint(), SECRET).await;
+    assert_eq!(code(&same_uri.unwrap_err()), "XksProxyUriInUseException");
+
+    // Connect; while connected the proxy URI cannot change and the store cannot be deleted.
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state_of(&client, &id).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    let moving = client
+        .update_custom_key_store()
+        .custom_key_store_id(&id)
+        .xks_proxy_uri_path("/other/kms/xks/v1")
+        .send()
+        .await;
+    assert_eq!(
+        code(&moving.unwrap_err()),
+        "CustomKeyStoreInvalidStateException"
+    );
+    client
+        .update_custom_key_store()
+        .custom_key_store_id(&id)
+        .new_custom_key_store_name("orders-eu")
+        .send()
+        .await
+        .expect("a new name while connected");
+    let deleting = client
+        .delete_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await;
+    assert_eq!(
+        code(&deleting.unwrap_err()),
+        "CustomKeyStoreInvalidStateException"
+    );
+    let bad_credential = client
+        .update_custom_key_store()
+        .custom_key_store_id(&id)
+        .xks_proxy_authentication_credential(credential(&SECRET.replace('x', "z")))
+        .send()
+        .await;
+    assert_eq!(
+        code(&bad_credential.unwrap_err()),
+        "XksProxyIncorrectAuthenticationCredentialException"
+    );
+    client
+        .update_custom_key_store()
+        .custom_key_store_id(&id)
+        .xks_proxy_authentication_credential(credential(SECRET))
+        .send()
+        .await
+        .expect("the same credential again, as a new version");
+
+    // The store and its sealed credential survive a restart.
+    server.restart();
+    let client = server.client_without_retries();
+    let entry = state_of(&client, &id).await;
+    assert_eq!(entry.custom_key_store_name(), Some("orders-eu"));
+    assert_eq!(
+        entry.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+
+    // A proxy that stops answering: the next connection attempt FAILS with AWS's error code, a
+    // failed store must be disconnected first, and connects again once the proxy is back.
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    proxy.stop();
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let failed = state_of(&client, &id).await;
+    assert_eq!(
+        failed.connection_state(),
+        Some(&ConnectionStateType::Failed)
+    );
+    assert!(
+        matches!(
+            failed.connection_error_code(),
+            Some(
+                ConnectionErrorCodeType::XksProxyNotReachable
+                    | ConnectionErrorCodeType::XksProxyTimedOut
+            )
+        ),
+        "{failed:?}"
+    );
+    let retry = client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await;
+    assert_eq!(
+        code(&retry.unwrap_err()),
+        "CustomKeyStoreInvalidStateException"
+    );
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    proxy.restart();
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state_of(&client, &id).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+
+    // Deleted once disconnected; then it is gone.
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let gone = client
+        .describe_custom_key_stores()
+        .custom_key_store_id(&id)
+        .send()
+        .await;
+    assert_eq!(code(&gone.unwrap_err()), "CustomKeyStoreNotFoundException");
+    let listed = client.describe_custom_key_stores().send().await.unwrap();
+    assert!(listed.custom_key_stores().is_empty());
+
+    // The credential's secret is in no audit record.
+    if store == StoreKind::Sqlite {
+        let records = common::sqlite_audit_records(&server.data_dir);
+        assert!(records
+            .iter()
+            .any(|r| r["eventName"] == "CreateCustomKeyStore"));
+        assert!(records.iter().all(|r| !r.to_string().contains(SECRET)));
+    }
+    let (ok, report) = server.trent(&["replay", "--verify"]);
+    assert!(ok, "{report}");
+}
+
+on_both_stores!(external_key_stores);
