@@ -72,8 +72,12 @@ pub struct AppState {
     pub regions: RegionSet,
     /// Whether the API listener serves HTTPS (`aws:SecureTransport`).
     pub secure_transport: bool,
-    /// Whether external key stores may name a plain-HTTP proxy (`--xks-allow-http`, for tests).
+    /// Whether external key stores may name a plain-HTTP proxy or an explicit port
+    /// (`--xks-allow-http`, for tests).
     pub xks_allow_http: bool,
+    /// How XKS proxies' HTTPS certificates are verified (`--xks-ca-bundle`, by default the
+    /// system's CA bundle when there is one); None: no HTTPS proxy can be used.
+    pub xks_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// The root keys sealing key material and tokens (more than one during a rotation).
     pub root_key: Arc<RootKeyring>,
     /// Cached sealed material (shared with the writer, which forgets destroyed material).

@@ -278,3 +278,74 @@ async fn external_key_stores(store: StoreKind) {
 }
 
 on_both_stores!(external_key_stores);
+
+/// An external key store over HTTPS: the proxy's certificate is verified against the CA bundle
+/// the server was given; a server with another bundle cannot reach it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_key_store_over_https() {
+    let proxy = XksProxy::start_tls(&["trent-key-1"]);
+    let ca = proxy.ca_bundle.clone().unwrap();
+    let ca = ca.to_str().unwrap();
+    let create = |server: &TestServer| {
+        let client = server.client_without_retries();
+        let endpoint = proxy.uri_endpoint();
+        async move {
+            client
+                .create_custom_key_store()
+                .custom_key_store_name("tls")
+                .custom_key_store_type(CustomKeyStoreType::ExternalKeyStore)
+                .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+                .xks_proxy_uri_endpoint(endpoint)
+                .xks_proxy_uri_path("/kms/xks/v1")
+                .xks_proxy_authentication_credential(credential(SECRET))
+                .send()
+                .await
+        }
+    };
+    let trusting = TestServer::start_with(
+        StoreKind::Sqlite,
+        &["--xks-allow-http", "--xks-ca-bundle", ca],
+    );
+    let id = create(&trusting)
+        .await
+        .expect("the proxy's certificate verifies");
+    let id = id.custom_key_store_id().unwrap().to_string();
+    let client = trusting.client_without_retries();
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state_of(&client, &id).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+
+    // The system's CAs do not know the test CA: the certificate does not verify.
+    let doubting = TestServer::start_with(StoreKind::Sqlite, &["--xks-allow-http"]);
+    let refused = create(&doubting).await;
+    let (c, m) = common::code_and_message(&refused.unwrap_err());
+    assert_eq!(c, "XksProxyUriUnreachableException");
+    assert!(m.contains("TLS certificate"), "{m}");
+
+    // `trent xks check` verifies the same way.
+    let out = std::process::Command::new(common::trent_bin())
+        .args([
+            "xks",
+            "check",
+            "--uri-endpoint",
+            &proxy.uri_endpoint(),
+            "--ca-bundle",
+            ca,
+        ])
+        .args(["--access-key-id", ACCESS_KEY_ID, "--key-id", "trent-key-1"])
+        .env("TRENT_XKS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

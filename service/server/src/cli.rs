@@ -290,6 +290,10 @@ struct ServeArgs {
     /// the clear.
     #[arg(long, env = "TRENT_XKS_ALLOW_HTTP")]
     xks_allow_http: bool,
+    /// The PEM bundle of certificate authorities an XKS proxy's HTTPS certificate must chain to
+    /// (default: the system's bundle, /etc/ssl/certs/ca-certificates.crt, when it exists).
+    #[arg(long, env = "TRENT_XKS_CA_BUNDLE")]
+    xks_ca_bundle: Option<PathBuf>,
     /// Seconds between scheduler passes (scheduled deletions, automatic rotations).
     #[arg(long, env = "TRENT_SCHEDULER_INTERVAL", default_value_t = 60)]
     scheduler_interval: u64,
@@ -661,6 +665,7 @@ async fn build_state(
         regions: RegionSet::new(args.regions.clone()),
         secure_transport: https,
         xks_allow_http: args.xks_allow_http,
+        xks_tls: crate::xks_check::xks_tls(args.xks_ca_bundle.as_deref())?,
         root_key,
         materials,
         account_policies: Default::default(),

@@ -44,9 +44,31 @@ pub struct XksCheckArgs {
     /// Accept a plain-HTTP endpoint (for tests; AWS requires HTTPS).
     #[arg(long)]
     allow_http: bool,
+    /// The PEM bundle of certificate authorities the proxy's certificate must chain to (default:
+    /// the system's bundle).
+    #[arg(long)]
+    ca_bundle: Option<std::path::PathBuf>,
     /// Milliseconds each call may take (the XKS specification's 250 by default).
     #[arg(long, default_value_t = CALL_TIMEOUT.as_millis() as u64)]
     timeout_ms: u64,
+}
+
+/// The system's CA bundle (Debian's path), the default for verifying XKS proxies.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS settings for XKS proxies: from `ca_bundle`, or the system's bundle when it exists
+/// (None: no bundle, so HTTPS proxies cannot be verified and are refused).
+pub fn xks_tls(
+    ca_bundle: Option<&std::path::Path>,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+    let path = match ca_bundle {
+        Some(p) => p.to_path_buf(),
+        None if std::path::Path::new(SYSTEM_CA_BUNDLE).exists() => SYSTEM_CA_BUNDLE.into(),
+        None => return Ok(None),
+    };
+    trent_service::xks::tls_config(&path)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("XKS CA bundle {e}"))
 }
 
 /// Run the check; the report goes to stdout.
@@ -68,6 +90,7 @@ pub async fn check(args: XksCheckArgs) -> anyhow::Result<ExitCode> {
         },
         &args.region,
         std::time::Duration::from_millis(args.timeout_ms),
+        xks_tls(args.ca_bundle.as_deref())?,
     )?;
     // The proxy requires a principal and a key ARN on key calls (its authorization may test
     // them): the check names itself.

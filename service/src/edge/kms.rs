@@ -227,10 +227,13 @@ fn plain_http_proxy_as_https(state: &AppState, op: Operation, body: &Value) -> V
         op,
         Operation::CreateCustomKeyStore | Operation::UpdateCustomKeyStore
     );
+    // Plain HTTP, or HTTPS with an explicit port: both only for tests.
     let plain = body
         .get("XksProxyUriEndpoint")
         .and_then(Value::as_str)
-        .is_some_and(|e| e.starts_with("http://"));
+        .is_some_and(|e| {
+            e.starts_with("http://") || e.strip_prefix("https://").is_some_and(|r| r.contains(':'))
+        });
     if !(state.xks_allow_http && takes_endpoint && plain) {
         return body.clone();
     }

@@ -64,17 +64,27 @@ fn offered(store_type: Option<&str>, connectivity: Option<&str>) -> Result<(), K
 /// An endpoint this server accepts: `https://host` as AWS does (the model's pattern), or, with
 /// `--xks-allow-http` (tests only), `http://host[:port]`.
 fn check_endpoint(state: &AppState, endpoint: &str) -> Result<(), KmsError> {
-    if endpoint.starts_with("https://") {
-        return Err(KmsError::UnsupportedOperation(
-            "HTTPS connections to XKS proxies are not supported by this server yet.".into(),
-        ));
-    }
-    if let Some(rest) = endpoint.strip_prefix("http://") {
-        let well_formed = !rest.is_empty()
+    let host_and_port = |rest: &str| {
+        !rest.is_empty()
             && rest
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
-        if state.xks_allow_http && well_formed {
+                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+    };
+    if let Some(rest) = endpoint.strip_prefix("https://") {
+        if rest.contains(':') && !(state.xks_allow_http && host_and_port(rest)) {
+            return Err(KmsError::Validation(format!(
+                "XksProxyUriEndpoint {endpoint} must not name a port (a server started with --xks-allow-http accepts one, for tests)."
+            )));
+        }
+        if state.xks_tls.is_none() {
+            return Err(KmsError::XksProxyInvalidConfiguration(
+                "This server has no CA bundle to verify XKS proxies' certificates with (start it with --xks-ca-bundle).".into(),
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(rest) = endpoint.strip_prefix("http://") {
+        if state.xks_allow_http && host_and_port(rest) {
             return Ok(());
         }
         return Err(KmsError::Validation(format!(
@@ -98,6 +108,7 @@ fn path_prefix(uri_path: &str) -> Result<String, KmsError> {
 
 /// A client for the given settings.
 fn client(
+    state: &AppState,
     ctx: &CallContext,
     endpoint: &str,
     uri_path: &str,
@@ -111,6 +122,7 @@ fn client(
         credential,
         &ctx.region,
         CALL_TIMEOUT,
+        state.xks_tls.clone(),
     )
     .map_err(|e| KmsError::KmsInternal(format!("The XKS proxy client could not be made: {e}")))
 }
@@ -135,6 +147,10 @@ fn setting_error(e: XksError) -> KmsError {
             "KMS was unable to communicate with the external key store proxy at the specified URI."
                 .into(),
         ),
+        XksError::Tls(_) => KmsError::XksProxyUriUnreachable(
+            "KMS was unable to communicate with the external key store proxy: its TLS certificate does not verify against this server's CA bundle."
+                .into(),
+        ),
         XksError::InvalidUriPath | XksError::AccessDenied => KmsError::XksProxyInvalidConfiguration(
             format!("The external key store proxy refused the request: {e}."),
         ),
@@ -151,6 +167,7 @@ fn connection_error_code(e: &XksError) -> &'static str {
         XksError::AccessDenied => "XKS_PROXY_ACCESS_DENIED",
         XksError::Unreachable(m) if m.contains("timed out") => "XKS_PROXY_TIMED_OUT",
         XksError::Unreachable(_) => "XKS_PROXY_NOT_REACHABLE",
+        XksError::Tls(_) => "XKS_PROXY_INVALID_TLS_CONFIGURATION",
         XksError::InvalidUriPath => "XKS_PROXY_INVALID_CONFIGURATION",
         XksError::Malformed(_) => "XKS_PROXY_INVALID_RESPONSE",
         _ => "INTERNAL_ERROR",
@@ -295,6 +312,7 @@ pub async fn create_custom_key_store(
         Some((&endpoint, &uri_path)),
     )?;
     let proxy = client(
+        state,
         ctx,
         &endpoint,
         &uri_path,
@@ -422,6 +440,7 @@ async fn store_client(
     let secret = String::from_utf8(secret.as_slice().to_vec())
         .map_err(|_| KmsError::KmsInternal("The stored proxy credential is unreadable.".into()))?;
     client(
+        state,
         ctx,
         &store.uri_endpoint,
         &store.uri_path,
@@ -445,10 +464,12 @@ pub async fn connect_custom_key_store(
     let store = store_of(state, ctx, &req.custom_key_store_id)?;
     match store.state {
         ConnectionState::Connected => return Ok(Outcome::reply(json!({}))),
-        ConnectionState::Failed => return Err(KmsError::CustomKeyStoreInvalidState(format!(
+        ConnectionState::Failed => {
+            return Err(KmsError::CustomKeyStoreInvalidState(format!(
             "Custom key store {} is in the FAILED state; disconnect it before connecting it again.",
             store.id
-        ))),
+        )))
+        }
         ConnectionState::Disconnected => {}
     }
     let proxy = store_client(state, ctx, &store).await?;
@@ -612,7 +633,7 @@ pub async fn update_custom_key_store(
                 }
             }
         };
-        let proxy = client(ctx, &endpoint, &uri_path, credential.clone())?;
+        let proxy = client(state, ctx, &endpoint, &uri_path, credential.clone())?;
         healthy(&proxy, ctx).await.map_err(setting_error)?;
         if req.xks_proxy_authentication_credential.is_some() {
             outcome.unit.materials.push(sealed_credential(

@@ -10,6 +10,6 @@
 mod client;
 
 pub use client::{
-    HealthStatus, KeyMetadata, ProxyCredential, ProxyEndpoint, RequestMetadata, XksCiphertext,
-    XksClient, XksError, CALL_TIMEOUT, SIGNING_SERVICE,
+    tls_config, HealthStatus, KeyMetadata, ProxyCredential, ProxyEndpoint, RequestMetadata,
+    XksCiphertext, XksClient, XksError, CALL_TIMEOUT, SIGNING_SERVICE,
 };

@@ -118,11 +118,23 @@ pub struct XksProxy {
     pub port: u16,
     dir: tempfile::TempDir,
     binary: PathBuf,
+    /// With HTTPS: the PEM of the test CA that signed the proxy's certificate.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl XksProxy {
-    /// A token holding an AES-256 key per label, and a proxy serving those keys.
+    /// A token holding an AES-256 key per label, and a proxy serving those keys over plain HTTP.
     pub fn start(key_labels: &[&str]) -> Self {
+        Self::start_with(key_labels, false)
+    }
+
+    /// As `start`, the proxy serving HTTPS with a certificate for `localhost` and 127.0.0.1 from
+    /// a test CA of its own (`ca_bundle`).
+    pub fn start_tls(key_labels: &[&str]) -> Self {
+        Self::start_with(key_labels, true)
+    }
+
+    fn start_with(key_labels: &[&str], tls: bool) -> Self {
         ensure_softhsm();
         let binary = proxy_binary();
         let dir = tempfile::tempdir().unwrap();
@@ -140,7 +152,11 @@ impl XksProxy {
             port: super::free_port(),
             dir,
             binary,
+            ca_bundle: None,
         };
+        if tls {
+            proxy.ca_bundle = Some(proxy.make_certificates());
+        }
         run(
             proxy.softhsm_command("softhsm2-util").args([
                 "--init-token",
@@ -157,7 +173,7 @@ impl XksProxy {
         for (i, label) in key_labels.iter().enumerate() {
             proxy.create_key(label, i + 1);
         }
-        proxy.write_settings(key_labels);
+        proxy.write_settings(key_labels, tls);
         proxy.spawn();
         proxy
     }
@@ -206,7 +222,71 @@ impl XksProxy {
         );
     }
 
-    fn write_settings(&self, key_labels: &[&str]) {
+    /// A test CA and a server certificate it signs (RSA 2048, for the proxy's rustls 0.20):
+    /// returns the CA's PEM.
+    fn make_certificates(&self) -> PathBuf {
+        let d = self.dir.path();
+        let at = |name: &str| d.join(name).display().to_string();
+        let openssl = |args: &[&str]| {
+            run(
+                Command::new("openssl").args(args),
+                "making test certificates",
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &at("ca.key"),
+            "-out",
+            &at("ca.pem"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=trent-test-xks-ca",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &at("server.key"),
+            "-out",
+            &at("server.csr"),
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &at("server.csr"),
+            "-CA",
+            &at("ca.pem"),
+            "-CAkey",
+            &at("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &at("server.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &at("server.ext"),
+        ]);
+        d.join("ca.pem")
+    }
+
+    fn write_settings(&self, key_labels: &[&str], tls: bool) {
         let keys: Vec<String> = key_labels.iter().map(|l| format!("{l:?}")).collect();
         let settings = format!(
             r#"[server]
@@ -231,12 +311,12 @@ rotation_kind = "NEVER"
 
 [security]
 is_sigv4_auth_enabled = true
-is_tls_enabled = false
+is_tls_enabled = {tls}
 is_mtls_enabled = false
 
 [tls]
-tls_cert_pem = "unused.pem"
-tls_key_pem = "unused.pem"
+tls_cert_pem = "{dir}/server.pem"
+tls_key_pem = "{dir}/server.key"
 mtls_client_ca_pem = "unused.pem"
 mtls_client_dns_name = "localhost"
 
@@ -269,6 +349,7 @@ is_zero_iv_required = false
 "#,
             port = self.port,
             ping = super::free_port(),
+            tls = tls,
             dir = self.dir.path().display(),
             keys = keys.join(", "),
         );
@@ -297,7 +378,10 @@ is_zero_iv_required = false
 
     /// The proxy's URI endpoint.
     pub fn uri_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.ca_bundle {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Stop the proxy (the HSM's token stays).
