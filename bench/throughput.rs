@@ -234,7 +234,9 @@ fn metric(text: &str, name: &str) -> f64 {
 
 /// The audit writer's counters: (commits, units committed, seconds spent committing).
 async fn writer_counters(admin: &str) -> (f64, f64, f64) {
-    let text = reqwest::get(format!("http://{admin}/metrics"))
+    let text = reqwest::Client::new()
+        .get(format!("http://{admin}/metrics"))
+        .send()
         .await
         .expect("metrics")
         .text()
@@ -468,6 +470,8 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
 }
 
 fn main() {
+    // reqwest's rustls (enabled by trent-service) takes the process-wide provider: aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

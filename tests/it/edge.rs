@@ -105,7 +105,7 @@ async fn an_oversize_sts_request_gets_an_sts_error_and_a_record() {
     let server = TestServer::start(StoreKind::Sqlite);
     let mut body = b"Action=GetCallerIdentity&Version=2011-06-15&Pad=".to_vec();
     body.resize(2 * 1024 * 1024, b'x');
-    let resp = reqwest::Client::new()
+    let resp = common::http()
         .post(format!("{}/", server.endpoint()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
@@ -145,7 +145,7 @@ async fn unauthenticated_refusals_through_a_narrow_lane_each_have_a_record() {
     let calls = (0..24).map(|_| {
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
-            let resp = reqwest::Client::new()
+            let resp = common::http()
                 .post(format!("{endpoint}/"))
                 .header("content-type", "application/x-amz-json-1.1")
                 .header("x-amz-target", "TrentService.ListKeys")

@@ -677,7 +677,7 @@ async fn crash_between_deletion_event_and_shredding(store: StoreKind) {
     server.start_again();
     server.advance_clock(8 * DAY).await;
     let url = format!("{}/_trent/test/scheduler/tick", server.endpoint());
-    let crashed = reqwest::Client::new().post(url).send().await;
+    let crashed = common::http().post(url).send().await;
     assert!(crashed.is_err(), "the tick should have crashed the server");
     let status = server.wait_exit();
     assert!(!status.success());

@@ -119,7 +119,7 @@ fn start_prometheus(binary: &Path, admin_port: u16) -> Prometheus {
 }
 
 async fn api(prom: &Prometheus, path: &str, query: &[(&str, &str)]) -> Value {
-    let r = reqwest::Client::new()
+    let r = common::http()
         .get(format!("{}{path}", prom.url))
         .query(query)
         .send()
@@ -193,11 +193,15 @@ async fn prometheus_scrapes_trent_and_every_shipped_query_has_series() {
     let client = server.client();
 
     // The admin listener answers health and readiness.
-    let health = reqwest::get(format!("http://{admin}/healthz"))
+    let health = common::http()
+        .get(format!("http://{admin}/healthz"))
+        .send()
         .await
         .unwrap();
     assert!(health.status().is_success());
-    let ready = reqwest::get(format!("http://{admin}/readyz"))
+    let ready = common::http()
+        .get(format!("http://{admin}/readyz"))
+        .send()
         .await
         .unwrap();
     assert!(ready.status().is_success());

@@ -340,7 +340,9 @@ async fn requests_over_quota_are_throttled_audited_and_counted() {
         .filter(|r| r["errorCode"] == "ThrottlingException")
         .count();
     assert_eq!(audited, throttled);
-    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+    let metrics = common::http()
+        .get(format!("http://{admin}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()

@@ -294,7 +294,7 @@ async fn a_root_key_is_generated_only_for_an_empty_store(store: StoreKind) {
 async fn oversize_bodies_get_an_audited_aws_error(store: StoreKind) {
     let server = TestServer::start(store);
     let body = vec![b' '; 2 * 1024 * 1024];
-    let resp = reqwest::Client::new()
+    let resp = common::http()
         .post(format!("{}/", server.endpoint()))
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amz-target", "TrentService.Encrypt")
@@ -325,7 +325,7 @@ async fn oversize_bodies_get_an_audited_aws_error(store: StoreKind) {
     assert_eq!(record["eventName"], "Encrypt");
 
     // Requests no handler answers carry a request id too.
-    let resp = reqwest::Client::new()
+    let resp = common::http()
         .get(format!("{}/nothing-here", server.endpoint()))
         .send()
         .await
@@ -375,7 +375,9 @@ async fn readiness_follows_failed_commits(store: StoreKind) {
     let server = TestServer::start_with(store, &["--admin-listen", &admin]);
     let client = server.client();
     let ready = || async {
-        reqwest::get(format!("http://{admin}/readyz"))
+        common::http()
+            .get(format!("http://{admin}/readyz"))
+            .send()
             .await
             .unwrap()
             .status()
@@ -602,7 +604,9 @@ async fn a_call_that_loses_a_commit_race_runs_again(store: StoreKind) {
     let server = TestServer::start_with(store, &["--admin-listen", &admin]);
     let client = server.client_without_retries();
     let conflicts = || async {
-        let text = reqwest::get(format!("http://{admin}/metrics"))
+        let text = common::http()
+            .get(format!("http://{admin}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()
@@ -745,7 +749,7 @@ async fn the_admin_token_guards_simulate_and_metrics() {
         StoreKind::Sqlite,
         &["--admin-listen", &admin, "--admin-token", "s3cret"],
     );
-    let http = reqwest::Client::new();
+    let http = common::http();
     let key = server.client().create_key().send().await.unwrap();
     let simulate = serde_json::json!({
         "principal": "arn:aws:iam::111122223333:root",

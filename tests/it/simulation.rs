@@ -162,7 +162,7 @@ async fn simulation_answers_as_live_calls_do() {
         .expect("the candidate policy was only simulated");
 
     // The admin endpoint answers the same question the same way.
-    let http: Value = reqwest::Client::new()
+    let http: Value = common::http()
         .post(format!("http://{admin}/simulate"))
         .json(&json!({
             "principal": alice_arn,

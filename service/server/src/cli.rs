@@ -330,6 +330,8 @@ struct ReplayArgs {
 /// Run the command line; the exit code says whether it succeeded.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for every TLS client and server of the process: aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRENT_LOG")

@@ -174,15 +174,16 @@ fn connection_error_code(e: &XksError) -> &'static str {
     }
 }
 
-/// The proxy answers GetHealthStatus with at least one active external key manager.
+/// The proxy answers GetHealthStatus with at least one active external key manager (AWS treats
+/// a proxy whose every key manager instance is unavailable as unreachable).
 async fn healthy(client: &XksClient, ctx: &CallContext) -> Result<(), XksError> {
     let health = client.health(&request_metadata(ctx)).await?;
     if health.is_active() {
         Ok(())
     } else {
-        Err(XksError::Proxy {
-            name: "no active external key manager".into(),
-        })
+        Err(XksError::Unreachable(
+            "no external key manager instance is active".into(),
+        ))
     }
 }
 

@@ -257,6 +257,16 @@ pub fn tls_config(
     Ok(std::sync::Arc::new(config))
 }
 
+/// A TLS configuration that trusts no certificate authority (aws-lc-rs, like every other).
+fn no_roots() -> Result<rustls::ClientConfig, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 impl XksClient {
     /// A client for `endpoint` signing as `credential` in `region`, each call within `timeout`;
     /// `tls` verifies an `https://` proxy (without it only `http://` endpoints work).
@@ -267,11 +277,14 @@ impl XksClient {
         timeout: Duration,
         tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     ) -> Result<Self, XksError> {
-        let mut builder = reqwest::Client::builder().timeout(timeout);
-        if let Some(config) = tls {
-            builder = builder.use_preconfigured_tls((*config).clone());
-        }
-        let http = builder
+        // Without a CA bundle nothing verifies, so only plain-HTTP proxies can be used.
+        let config = match tls {
+            Some(config) => (*config).clone(),
+            None => no_roots().map_err(XksError::Unreachable)?,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .use_preconfigured_tls(config)
             .build()
             .map_err(|e| XksError::Unreachable(e.to_string()))?;
         Ok(Self {

@@ -32,6 +32,22 @@ macro_rules! on_both_stores {
     };
 }
 
+/// An HTTP client for the tests. reqwest's TLS (rustls without a bundled provider, which
+/// trent-service enables for XKS proxies) needs a process-wide crypto provider: aws-lc-rs,
+/// installed once here.
+pub fn http() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// Install aws-lc-rs as rustls's process-wide provider (once; later calls change nothing).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
 /// The AWS error code of a failed SDK call (`<no service error>` when it failed before a response).
 pub fn code<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
 where
@@ -308,11 +324,7 @@ impl TestServer {
             "{}/_trent/test/clock/advance?seconds={seconds}",
             self.endpoint()
         );
-        let r = reqwest::Client::new()
-            .post(url)
-            .send()
-            .await
-            .expect("advance");
+        let r = http().post(url).send().await.expect("advance");
         assert!(
             r.status().is_success(),
             "advancing the clock failed: {}",
@@ -323,7 +335,7 @@ impl TestServer {
     /// Run one scheduler pass now; returns its report ({deleted, shredded, rotated}).
     pub async fn scheduler_tick(&self) -> serde_json::Value {
         let url = format!("{}/_trent/test/scheduler/tick", self.endpoint());
-        let r = reqwest::Client::new().post(url).send().await.expect("tick");
+        let r = http().post(url).send().await.expect("tick");
         assert!(
             r.status().is_success(),
             "scheduler tick failed: {}",
@@ -493,7 +505,7 @@ pub async fn signed_post_with_unsigned(
         headers.extend(signature);
     }
     headers.extend(unsigned);
-    let mut req = reqwest::Client::new().post(&url).body(body.to_vec());
+    let mut req = http().post(&url).body(body.to_vec());
     for (k, v) in &headers {
         if k != "host" {
             req = req.header(k, v);
