@@ -70,14 +70,24 @@ fn proxy_binary() -> PathBuf {
     BINARY
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let vendored = std::env::var_os("TRENT_XKS_PROXY_SRC")
+            // The vendored tree sits in ../shared beside the repository (read-only in CI).
+            let candidates: Vec<PathBuf> = std::env::var_os("TRENT_XKS_PROXY_SRC")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("../shared/vendor/aws-kms-xks-proxy"));
-            assert!(
-                vendored.join("xks-axum/Cargo.toml").exists(),
-                "the vendored XKS proxy is not at {} (set TRENT_XKS_PROXY_SRC)",
-                vendored.display()
-            );
+                .into_iter()
+                .chain([
+                    root.join("../shared/vendor/aws-kms-xks-proxy"),
+                    PathBuf::from("/work/shared/vendor/aws-kms-xks-proxy"),
+                ])
+                .collect();
+            let vendored = candidates
+                .iter()
+                .find(|c| c.join("xks-axum/Cargo.toml").exists())
+                .cloned()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the vendored XKS proxy is in none of {candidates:?} (set TRENT_XKS_PROXY_SRC)"
+                    )
+                });
             let tools = root.join("target/test-tools");
             let src = tools.join("xks-proxy-src");
             let manifest = src.join("xks-axum/Cargo.toml");
