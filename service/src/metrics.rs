@@ -42,6 +42,12 @@ pub struct Metrics {
     pub scheduler_actions: IntCounterVec,
     /// Calls whose commit lost an optimistic-concurrency race (each then runs again), by operation.
     pub commit_conflicts: IntCounterVec,
+    /// XKS proxy calls by XKS operation (`health`, `metadata`, `encrypt`, `decrypt`) and outcome.
+    pub xks_requests: IntCounterVec,
+    /// XKS proxy call latency by XKS operation.
+    pub xks_duration: HistogramVec,
+    /// Connected external key stores whose last periodic health check failed.
+    pub xks_unhealthy_stores: IntGauge,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -142,6 +148,25 @@ impl Metrics {
                 "Calls whose commit lost an optimistic-concurrency race and ran again, by operation.",
                 &["operation"],
             ),
+            xks_requests: counter(
+                "trent_xks_proxy_requests_total",
+                "Calls to external key store proxies by XKS operation and outcome (success or the error).",
+                &["operation", "outcome"],
+            ),
+            xks_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "trent_xks_proxy_request_duration_seconds",
+                    "Latency of calls to external key store proxies (the XKS budget is 250 ms).",
+                )
+                .buckets(latency_buckets.clone()),
+                &["operation"],
+            )
+            .unwrap_or_else(|e| unreachable!("{e}")),
+            xks_unhealthy_stores: IntGauge::new(
+                "trent_xks_unhealthy_key_stores",
+                "Connected external key stores whose proxy failed its last periodic health check.",
+            )
+            .unwrap_or_else(|e| unreachable!("{e}")),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.requests.clone()),
@@ -158,6 +183,9 @@ impl Metrics {
             Box::new(m.store_errors.clone()),
             Box::new(m.scheduler_actions.clone()),
             Box::new(m.commit_conflicts.clone()),
+            Box::new(m.xks_requests.clone()),
+            Box::new(m.xks_duration.clone()),
+            Box::new(m.xks_unhealthy_stores.clone()),
         ];
         for c in collectors {
             if let Err(e) = m.registry.register(c) {
@@ -168,6 +196,10 @@ impl Metrics {
         // alerts over them have data before the first event.
         for result in ["allowed", "explicitDeny", "implicitDeny"] {
             m.authorization_decisions.with_label_values(&[result]);
+        }
+        for operation in ["health", "metadata", "encrypt", "decrypt"] {
+            m.xks_requests.with_label_values(&[operation, "success"]);
+            m.xks_duration.with_label_values(&[operation]);
         }
         for class in ["cryptographic", "generate_random", "management"] {
             m.throttled.with_label_values(&[class]);

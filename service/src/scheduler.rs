@@ -8,7 +8,8 @@
 //! change of primary Region: `SynchronizeMultiRegionKey` record), and (7) starts the waiting period
 //! of a primary key whose replicas are all deleted (PendingReplicaDeletion to PendingDeletion).
 //! Besides its interval, a tick runs as soon as the writer commits an event that starts a
-//! transient state, so those last about as long as a commit.
+//! transient state, so those last about as long as a commit. Each pass also checks the health of
+//! every connected external key store's proxy (`trent_xks_unhealthy_key_stores`).
 //! After each tick it takes a read-model snapshot when enough events were applied since the last.
 //!
 //! Exactly once, even with several processes on one database: every action is an append with the
@@ -43,6 +44,8 @@ pub struct TickReport {
     pub synchronized: Vec<String>,
     /// Multi-Region primary keys whose waiting period started once their replicas were deleted.
     pub replicas_deleted: Vec<String>,
+    /// Connected external key stores whose proxy failed this pass's health check.
+    pub unhealthy_key_stores: Vec<String>,
 }
 
 /// Errors of a tick (logged by the background loop; the next tick tries again).
@@ -237,6 +240,8 @@ pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
             report.replicas_deleted.push(key.arn());
         }
     }
+    report.unhealthy_key_stores =
+        crate::handlers::custom_key_stores::check_connected_stores(state).await;
     // An action lost to another process is visible once its events are read.
     catch_up(state).await?;
     Ok(report)

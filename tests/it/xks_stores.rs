@@ -349,3 +349,90 @@ async fn an_external_key_store_over_https() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The scheduler checks each connected store's proxy every pass: a stopped proxy makes the store
+/// unhealthy (the store stays CONNECTED, as in AWS), counted in the metrics the dashboard and the
+/// alert read, and healthy again once the proxy is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn connected_stores_are_health_checked_and_counted() {
+    let mut proxy = XksProxy::start(&["trent-key-1"]);
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let server = TestServer::start_with(
+        StoreKind::Sqlite,
+        &[
+            "--xks-allow-http",
+            "--test-clock",
+            "--scheduler-interval",
+            "3600",
+            "--admin-listen",
+            &admin,
+        ],
+    );
+    let client = server.client_without_retries();
+    let id = client
+        .create_custom_key_store()
+        .custom_key_store_name("watched")
+        .custom_key_store_type(CustomKeyStoreType::ExternalKeyStore)
+        .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+        .xks_proxy_uri_endpoint(proxy.uri_endpoint())
+        .xks_proxy_uri_path("/kms/xks/v1")
+        .xks_proxy_authentication_credential(credential(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .custom_key_store_id()
+        .unwrap()
+        .to_string();
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let metrics = || async {
+        common::http()
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let report = server.scheduler_tick().await;
+    assert_eq!(
+        report["unhealthy_key_stores"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert!(metrics().await.contains("trent_xks_unhealthy_key_stores 0"));
+
+    proxy.stop();
+    let report = server.scheduler_tick().await;
+    assert_eq!(
+        report["unhealthy_key_stores"],
+        serde_json::json!([id.clone()]),
+        "{report}"
+    );
+    let text = metrics().await;
+    assert!(text.contains("trent_xks_unhealthy_key_stores 1"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "trent_xks_proxy_requests_total{operation=\"health\",outcome=\"unreachable\"}"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        state_of(&client, &id).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+
+    proxy.restart();
+    let report = server.scheduler_tick().await;
+    assert_eq!(
+        report["unhealthy_key_stores"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert!(metrics().await.contains("trent_xks_unhealthy_key_stores 0"));
+}

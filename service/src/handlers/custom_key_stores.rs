@@ -124,6 +124,7 @@ fn client(
         CALL_TIMEOUT,
         state.xks_tls.clone(),
     )
+    .map(|c| c.with_metrics(state.metrics.clone()))
     .map_err(|e| KmsError::KmsInternal(format!("The XKS proxy client could not be made: {e}")))
 }
 
@@ -661,4 +662,66 @@ pub async fn update_custom_key_store(
         .appends
         .push(event_append(&store.id, store.stream_version, event)?);
     Ok(outcome)
+}
+
+/// The periodic health check of every connected external key store (run by the scheduler): the
+/// ids of those whose proxy failed, also published as `trent_xks_unhealthy_key_stores`. A store
+/// stays CONNECTED, as in AWS; its keys' calls fail until the proxy answers again.
+pub async fn check_connected_stores(state: &AppState) -> Vec<String> {
+    let connected: Vec<CustomKeyStore> = match state.read_model() {
+        Ok(model) => model
+            .all_custom_key_stores()
+            .filter(|s| s.state == ConnectionState::Connected)
+            .cloned()
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    let mut unhealthy = Vec::new();
+    for store in connected {
+        let ok = match periodic_client(state, &store).await {
+            Ok(client) => {
+                let metadata = RequestMetadata {
+                    aws_principal_arn: None,
+                    kms_key_arn: None,
+                    kms_operation: "KmsHealthCheck".into(),
+                    kms_request_id: uuid::Uuid::new_v4().to_string(),
+                };
+                client.health(&metadata).await.is_ok_and(|h| h.is_active())
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            tracing::warn!(custom_key_store_id = %store.id, "external key store proxy failed its health check");
+            unhealthy.push(store.id.clone());
+        }
+    }
+    state
+        .metrics
+        .xks_unhealthy_stores
+        .set(unhealthy.len() as i64);
+    unhealthy
+}
+
+/// A store's client outside a call (the scheduler's health checks).
+async fn periodic_client(state: &AppState, store: &CustomKeyStore) -> Result<XksClient, KmsError> {
+    let secret = state
+        .open_material(&store.credential_owner(), store.credential_version)
+        .await?;
+    let secret = String::from_utf8(secret.as_slice().to_vec())
+        .map_err(|_| KmsError::KmsInternal("The stored proxy credential is unreadable.".into()))?;
+    XksClient::new(
+        ProxyEndpoint {
+            uri_endpoint: store.uri_endpoint.clone(),
+            path_prefix: path_prefix(&store.uri_path)?,
+        },
+        ProxyCredential {
+            access_key_id: store.access_key_id.clone(),
+            secret: Zeroizing::new(secret),
+        },
+        &store.region,
+        CALL_TIMEOUT,
+        state.xks_tls.clone(),
+    )
+    .map(|c| c.with_metrics(state.metrics.clone()))
+    .map_err(|e| KmsError::KmsInternal(format!("The XKS proxy client could not be made: {e}")))
 }

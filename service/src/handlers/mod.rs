@@ -7,7 +7,7 @@ mod asymmetric;
 
 pub use asymmetric::algorithm_lists;
 mod crypto_ops;
-mod custom_key_stores;
+pub mod custom_key_stores;
 mod grants;
 pub mod import;
 mod key_policy;

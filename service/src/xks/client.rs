@@ -206,6 +206,26 @@ pub struct XksClient {
     credential: ProxyCredential,
     region: String,
     http: reqwest::Client,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+impl XksError {
+    /// A short name for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Tls(_) => "tls",
+            Self::AuthenticationFailed => "authentication_failed",
+            Self::AccessDenied => "access_denied",
+            Self::KeyNotFound => "key_not_found",
+            Self::InvalidState => "invalid_state",
+            Self::InvalidKeyUsage => "invalid_key_usage",
+            Self::InvalidCiphertext => "invalid_ciphertext",
+            Self::InvalidUriPath => "invalid_uri_path",
+            Self::Proxy { .. } => "proxy_error",
+            Self::Malformed(_) => "malformed_response",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -292,7 +312,14 @@ impl XksClient {
             credential,
             region: region.to_string(),
             http,
+            metrics: None,
         })
+    }
+
+    /// Count each call and its latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// GetHealthStatus.
@@ -397,8 +424,29 @@ impl XksClient {
         Ok(SecretBytes::new(plaintext))
     }
 
-    /// POST `payload` (JSON text) to `resource`, signed; the answer's body, or the proxy's error.
+    /// POST `payload` (JSON text) to `resource`, signed, counted and timed.
     async fn call(
+        &self,
+        resource: &str,
+        payload: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>, XksError> {
+        let started = std::time::Instant::now();
+        let result = self.send(resource, payload).await;
+        if let Some(m) = &self.metrics {
+            let operation = resource.rsplit('/').next().unwrap_or(resource);
+            let outcome = result.as_ref().err().map_or("success", XksError::kind);
+            m.xks_requests
+                .with_label_values(&[operation, outcome])
+                .inc();
+            m.xks_duration
+                .with_label_values(&[operation])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// POST `payload` (JSON text) to `resource`, signed; the answer's body, or the proxy's error.
+    async fn send(
         &self,
         resource: &str,
         payload: Zeroizing<Vec<u8>>,
