@@ -436,3 +436,134 @@ async fn connected_stores_are_health_checked_and_counted() {
     );
     assert!(metrics().await.contains("trent_xks_unhealthy_key_stores 0"));
 }
+
+/// KMS keys in an external key store: created against the proxy's view of the external key
+/// (AWS's errors for a missing, reused or unusable key and for a store that is not connected),
+/// described with the store and the external key, and keeping their store from deletion.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_in_an_external_key_store() {
+    use aws_sdk_kms::types::OriginType;
+    let proxy = XksProxy::start(&["trent-key-1", "trent-key-2"]);
+    let server = TestServer::start_with(
+        StoreKind::Sqlite,
+        &[
+            "--xks-allow-http",
+            "--test-clock",
+            "--scheduler-interval",
+            "3600",
+        ],
+    );
+    let client = server.client_without_retries();
+    let id = client
+        .create_custom_key_store()
+        .custom_key_store_name("keys")
+        .custom_key_store_type(CustomKeyStoreType::ExternalKeyStore)
+        .xks_proxy_connectivity(XksProxyConnectivityType::PublicEndpoint)
+        .xks_proxy_uri_endpoint(proxy.uri_endpoint())
+        .xks_proxy_uri_path("/kms/xks/v1")
+        .xks_proxy_authentication_credential(credential(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .custom_key_store_id()
+        .unwrap()
+        .to_string();
+    let create = |xks_key: &str| {
+        client
+            .create_key()
+            .origin(OriginType::ExternalKeyStore)
+            .custom_key_store_id(&id)
+            .xks_key_id(xks_key)
+            .send()
+    };
+    let disconnected = create("trent-key-1").await;
+    assert_eq!(
+        code(&disconnected.unwrap_err()),
+        "CustomKeyStoreInvalidStateException"
+    );
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+
+    let key = create("trent-key-1")
+        .await
+        .expect("a key in the external key store");
+    let meta = key.key_metadata().unwrap();
+    assert_eq!(meta.origin(), Some(&OriginType::ExternalKeyStore));
+    assert_eq!(meta.custom_key_store_id(), Some(id.as_str()));
+    assert_eq!(
+        meta.xks_key_configuration().unwrap().id(),
+        Some("trent-key-1")
+    );
+    let key_id = meta.key_id().to_string();
+    let described = client.describe_key().key_id(&key_id).send().await.unwrap();
+    assert_eq!(
+        described.key_metadata().unwrap().custom_key_store_id(),
+        Some(id.as_str())
+    );
+
+    let reused = create("trent-key-1").await;
+    assert_eq!(code(&reused.unwrap_err()), "XksKeyAlreadyInUseException");
+    let missing = create("absent-key").await;
+    assert_eq!(code(&missing.unwrap_err()), "XksKeyNotFoundException");
+    let spec = client
+        .create_key()
+        .origin(OriginType::ExternalKeyStore)
+        .custom_key_store_id(&id)
+        .xks_key_id("trent-key-2")
+        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await;
+    assert_eq!(code(&spec.unwrap_err()), "UnsupportedOperationException");
+    let without_store = client
+        .create_key()
+        .origin(OriginType::ExternalKeyStore)
+        .send()
+        .await;
+    assert_eq!(code(&without_store.unwrap_err()), "ValidationException");
+
+    // Its cryptography is not built yet: refused, explicitly.
+    let encrypt = client
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(b"x".to_vec()))
+        .send()
+        .await;
+    assert_eq!(code(&encrypt.unwrap_err()), "UnsupportedOperationException");
+
+    // A store that holds keys is not deleted; once the key is, it is.
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let holding = client
+        .delete_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await;
+    assert_eq!(
+        code(&holding.unwrap_err()),
+        "CustomKeyStoreHasCMKsException"
+    );
+    client
+        .schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    server.advance_clock(8 * 86_400).await;
+    server.scheduler_tick().await;
+    client
+        .delete_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+}

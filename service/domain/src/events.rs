@@ -62,6 +62,12 @@ pub struct KeyCreated {
     /// The first material (None for a key of Origin EXTERNAL, which waits for imported material).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub material: Option<MaterialInfo>,
+    /// For a key of Origin EXTERNAL_KEY_STORE: its custom key store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key_store_id: Option<String>,
+    /// For a key of Origin EXTERNAL_KEY_STORE: the external key's id in the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_key_id: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }

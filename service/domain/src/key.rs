@@ -106,6 +106,12 @@ pub struct KeySnapshot {
     pub compiled_grants: Option<SharedGrants>,
     /// Imported material of a key of Origin EXTERNAL (None until the first import).
     pub imported: Option<ImportedMaterial>,
+    /// For a key in an external key store: the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key_store_id: Option<String>,
+    /// For a key in an external key store: the external key's id in the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_key_id: Option<String>,
 }
 
 /// What the service knows about a key's imported material (never the material itself).
@@ -246,6 +252,8 @@ impl KeySnapshot {
             grants: Vec::new(),
             compiled_grants: None,
             imported: None,
+            custom_key_store_id: created.custom_key_store_id.clone(),
+            xks_key_id: created.xks_key_id.clone(),
         }
     }
 
@@ -352,6 +360,8 @@ impl KeySnapshot {
             grants: Vec::new(),
             compiled_grants: None,
             imported: None,
+            custom_key_store_id: None,
+            xks_key_id: None,
         }
     }
 

@@ -714,6 +714,8 @@ mod tests {
             tags: vec![],
             multi_region: false,
             primary_region: None,
+            custom_key_store_id: None,
+            xks_key_id: None,
             material: Some(MaterialInfo {
                 version: 1,
                 material_id: "00".into(),

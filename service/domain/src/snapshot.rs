@@ -217,6 +217,8 @@ mod tests {
                 tags: vec![],
                 multi_region: false,
                 primary_region: None,
+                custom_key_store_id: None,
+                xks_key_id: None,
                 material: Some(MaterialInfo {
                     version: 1,
                     material_id: format!("{i:064}"),

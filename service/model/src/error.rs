@@ -139,6 +139,15 @@ pub enum KmsError {
     /// The proxy's configuration does not fit the store.
     #[error("{0}")]
     XksProxyInvalidConfiguration(String),
+    /// Another KMS key of the store uses the external key.
+    #[error("{0}")]
+    XksKeyAlreadyInUse(String),
+    /// The proxy cannot find the external key.
+    #[error("{0}")]
+    XksKeyNotFound(String),
+    /// The external key is not an enabled AES-256 key that encrypts and decrypts.
+    #[error("{0}")]
+    XksKeyInvalidConfiguration(String),
     /// Something failed inside the service (storage unavailable, audit not durable).
     #[error("{0}")]
     KmsInternal(String),
@@ -194,6 +203,9 @@ impl KmsError {
             Self::XksProxyUriUnreachable(_) => "XksProxyUriUnreachableException",
             Self::XksProxyInvalidResponse(_) => "XksProxyInvalidResponseException",
             Self::XksProxyInvalidConfiguration(_) => "XksProxyInvalidConfigurationException",
+            Self::XksKeyAlreadyInUse(_) => "XksKeyAlreadyInUseException",
+            Self::XksKeyNotFound(_) => "XksKeyNotFoundException",
+            Self::XksKeyInvalidConfiguration(_) => "XksKeyInvalidConfigurationException",
             Self::KmsInternal(_) => "KMSInternalException",
         }
     }

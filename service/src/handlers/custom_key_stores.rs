@@ -524,6 +524,16 @@ pub fn delete_custom_key_store(
     let req: StoreOnly = decode(body)?;
     authorize_account(state, ctx)?;
     let store = store_of(state, ctx, &req.custom_key_store_id)?;
+    let holds_keys = state
+        .read_model()?
+        .all_keys()
+        .any(|k| k.is_live() && k.custom_key_store_id.as_deref() == Some(store.id.as_str()));
+    if holds_keys {
+        return Err(KmsError::CustomKeyStoreHasCmks(format!(
+            "Custom key store {} still holds KMS keys; delete them (ScheduleKeyDeletion) first.",
+            store.id
+        )));
+    }
     if store.state != ConnectionState::Disconnected {
         return Err(KmsError::CustomKeyStoreInvalidState(format!(
             "Custom key store {} is {}; disconnect it before deleting it.",
@@ -724,4 +734,50 @@ async fn periodic_client(state: &AppState, store: &CustomKeyStore) -> Result<Xks
     )
     .map(|c| c.with_metrics(state.metrics.clone()))
     .map_err(|e| KmsError::KmsInternal(format!("The XKS proxy client could not be made: {e}")))
+}
+
+/// CreateKey in an external key store: the store is the caller's and CONNECTED, no other key of
+/// it uses the external key, and the proxy says the key is an enabled AES-256 key that encrypts
+/// and decrypts (AWS's checks and errors).
+pub async fn check_external_key(
+    state: &AppState,
+    ctx: &CallContext,
+    store_id: &str,
+    xks_key_id: &str,
+) -> Result<(), KmsError> {
+    let store = store_of(state, ctx, store_id)?;
+    if store.state != ConnectionState::Connected {
+        return Err(KmsError::CustomKeyStoreInvalidState(format!(
+            "Custom key store {} is {}; connect it before creating keys in it.",
+            store.id,
+            store.state.as_str()
+        )));
+    }
+    let in_use = state.read_model()?.all_keys().any(|k| {
+        k.is_live()
+            && k.custom_key_store_id.as_deref() == Some(store_id)
+            && k.xks_key_id.as_deref() == Some(xks_key_id)
+    });
+    if in_use {
+        return Err(KmsError::XksKeyAlreadyInUse(format!(
+            "External key {xks_key_id} is already associated with a KMS key in custom key store {store_id}."
+        )));
+    }
+    let proxy = store_client(state, ctx, &store).await?;
+    let metadata = proxy
+        .key_metadata(xks_key_id, &request_metadata(ctx))
+        .await
+        .map_err(|e| match e {
+            XksError::KeyNotFound => KmsError::XksKeyNotFound(format!(
+                "The external key store proxy could not find external key {xks_key_id}."
+            )),
+            other => setting_error(other),
+        })?;
+    if !metadata.usable_by_kms() {
+        return Err(KmsError::XksKeyInvalidConfiguration(format!(
+            "External key {xks_key_id} is {} with usage {:?} and status {}: a KMS key needs an enabled AES_256 key that can ENCRYPT and DECRYPT.",
+            metadata.key_spec, metadata.key_usage, metadata.key_status
+        )));
+    }
+    Ok(())
 }

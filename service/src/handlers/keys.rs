@@ -60,12 +60,24 @@ fn kind_of_key(req: &CreateKeyRequest) -> Result<KindOfKey, KmsError> {
         }
         return Err(e.into());
     }
-    if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
-        return Err(KmsError::UnsupportedOperation(
-            "Custom key stores are not supported by this server.".into(),
-        ));
+    if origin == "EXTERNAL_KEY_STORE" {
+        if req.custom_key_store_id.is_none() || req.xks_key_id.is_none() {
+            return Err(KmsError::Validation(
+                "A key of Origin EXTERNAL_KEY_STORE needs a CustomKeyStoreId and an XksKeyId."
+                    .into(),
+            ));
+        }
+        if key_spec != "SYMMETRIC_DEFAULT" || req.multi_region == Some(true) {
+            return Err(KmsError::UnsupportedOperation(
+                "Keys in an external key store are single-Region symmetric encryption keys.".into(),
+            ));
+        }
+    } else if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
+        return Err(KmsError::Validation(format!(
+            "CustomKeyStoreId and XksKeyId are valid only with Origin EXTERNAL_KEY_STORE (not {origin})."
+        )));
     }
-    if origin != "AWS_KMS" && origin != "EXTERNAL" {
+    if origin != "AWS_KMS" && origin != "EXTERNAL" && origin != "EXTERNAL_KEY_STORE" {
         return Err(KmsError::UnsupportedOperation(format!(
             "Origin {origin} is not supported by this server yet."
         )));
@@ -216,6 +228,9 @@ pub async fn create_key(
         None => default_key_policy(&ctx.principal.account),
     };
     let tags = super::tags::check_new_tags(&[], req.tags.as_deref().unwrap_or_default())?;
+    if let (Some(store_id), Some(xks_key_id)) = (&req.custom_key_store_id, &req.xks_key_id) {
+        super::custom_key_stores::check_external_key(state, ctx, store_id, xks_key_id).await?;
+    }
 
     let multi_region = req.multi_region == Some(true);
     let key_id = if multi_region {
@@ -243,6 +258,8 @@ pub async fn create_key(
         tags,
         multi_region,
         primary_region: multi_region.then(|| ctx.region.clone()),
+        custom_key_store_id: req.custom_key_store_id.clone(),
+        xks_key_id: req.xks_key_id.clone(),
         material: first.as_ref().map(|(info, _)| info.clone()),
         created_at: now,
     };
@@ -430,6 +447,10 @@ pub fn key_metadata(key: &KeySnapshot, multi_region: Option<Value>) -> Value {
     }
     if let Some(configuration) = multi_region {
         set(&mut m, "MultiRegionConfiguration", configuration);
+    }
+    if let (Some(store), Some(xks_key)) = (&key.custom_key_store_id, &key.xks_key_id) {
+        set(&mut m, "CustomKeyStoreId", json!(store));
+        set(&mut m, "XksKeyConfiguration", json!({ "Id": xks_key }));
     }
     m
 }

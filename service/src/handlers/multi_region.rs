@@ -152,6 +152,8 @@ pub fn replicate_key(
         tags,
         multi_region: true,
         primary_region: Some(primary.region.clone()),
+        custom_key_store_id: None,
+        xks_key_id: None,
         material: None,
         created_at: state.clock.now(),
     };
