@@ -442,8 +442,9 @@ async fn connected_stores_are_health_checked_and_counted() {
 /// described with the store and the external key, and keeping their store from deletion.
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_in_an_external_key_store() {
+    use aws_sdk_kms::primitives::Blob;
     use aws_sdk_kms::types::OriginType;
-    let proxy = XksProxy::start(&["trent-key-1", "trent-key-2"]);
+    let mut proxy = XksProxy::start(&["trent-key-1", "trent-key-2"]);
     let server = TestServer::start_with(
         StoreKind::Sqlite,
         &[
@@ -526,14 +527,106 @@ async fn keys_in_an_external_key_store() {
         .await;
     assert_eq!(code(&without_store.unwrap_err()), "ValidationException");
 
-    // Its cryptography is not built yet: refused, explicitly.
-    let encrypt = client
+    // Double encryption: Trent's own material, then the external key through the proxy.
+    let encrypted = client
         .encrypt()
         .key_id(&key_id)
-        .plaintext(aws_sdk_kms::primitives::Blob::new(b"x".to_vec()))
+        .plaintext(Blob::new(b"held in the HSM".to_vec()))
+        .encryption_context("app", "ledger")
         .send()
-        .await;
-    assert_eq!(code(&encrypt.unwrap_err()), "UnsupportedOperationException");
+        .await
+        .expect("encrypt with a key in an external key store");
+    let blob = encrypted.ciphertext_blob().unwrap().clone();
+    assert_eq!(
+        blob.as_ref()[1],
+        0x04,
+        "format version 4: double encryption"
+    );
+    let decrypt = |blob: Blob| {
+        client
+            .decrypt()
+            .ciphertext_blob(blob)
+            .encryption_context("app", "ledger")
+            .send()
+    };
+    let plain = decrypt(blob.clone()).await.unwrap();
+    assert_eq!(plain.plaintext().unwrap().as_ref(), b"held in the HSM");
+    let wrong_context = client.decrypt().ciphertext_blob(blob.clone()).send().await;
+    assert_eq!(
+        code(&wrong_context.unwrap_err()),
+        "InvalidCiphertextException"
+    );
+    let data_key = client
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .encryption_context("app", "ledger")
+        .send()
+        .await
+        .unwrap();
+    let opened = decrypt(data_key.ciphertext_blob().unwrap().clone())
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext(), data_key.plaintext());
+    let ordinary = client.create_key().send().await.unwrap();
+    let ordinary = ordinary.key_metadata().unwrap().key_id().to_string();
+    let moved = client
+        .re_encrypt()
+        .ciphertext_blob(blob.clone())
+        .source_encryption_context("app", "ledger")
+        .destination_key_id(&ordinary)
+        .send()
+        .await
+        .expect("re-encrypt from the external key store");
+    let back = client
+        .re_encrypt()
+        .ciphertext_blob(moved.ciphertext_blob().unwrap().clone())
+        .destination_key_id(&key_id)
+        .destination_encryption_context("app", "ledger")
+        .send()
+        .await
+        .expect("re-encrypt into it");
+    assert_eq!(
+        decrypt(back.ciphertext_blob().unwrap().clone())
+            .await
+            .unwrap()
+            .plaintext()
+            .unwrap()
+            .as_ref(),
+        b"held in the HSM"
+    );
+
+    // Without its proxy, or with its store disconnected, the key cannot be used
+    // (KMSInvalidStateException, AWS's general failure for keys in custom key stores).
+    proxy.stop();
+    assert_eq!(
+        code(&decrypt(blob.clone()).await.unwrap_err()),
+        "KMSInvalidStateException"
+    );
+    proxy.restart();
+    decrypt(blob.clone()).await.expect("the proxy is back");
+    client
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let (c, m) = common::code_and_message(&decrypt(blob.clone()).await.unwrap_err());
+    assert_eq!(c, "KMSInvalidStateException");
+    assert!(m.ends_with("is unavailable."), "{m}");
+    client
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    decrypt(blob.clone()).await.expect("connected again");
+    // The external key removed from the HSM: nothing it protected opens any more.
+    proxy.delete_key("trent-key-1");
+    assert_eq!(
+        code(&decrypt(blob.clone()).await.unwrap_err()),
+        "KMSInvalidStateException"
+    );
 
     // A store that holds keys is not deleted; once the key is, it is.
     client

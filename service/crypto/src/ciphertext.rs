@@ -33,6 +33,9 @@ pub const FORMAT_VERSION: u8 = 0x02;
 pub const FORMAT_VERSION_MRK: u8 = 0x03;
 /// The first format version (read, never written).
 pub const FORMAT_VERSION_1: u8 = 0x01;
+/// The format version of a key in an external key store: a version-2 blob encrypted again by
+/// the external key (double encryption).
+pub const FORMAT_VERSION_XKS: u8 = 0x04;
 /// The prefix of a multi-Region key id.
 const MRK_PREFIX: &str = "mrk-";
 const HEADER_LEN: usize = 22;
@@ -97,6 +100,7 @@ fn encode_key_id(key_id: &str) -> Option<(u8, [u8; 16])> {
 pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
     let minimum = match blob.get(1) {
         Some(&FORMAT_VERSION) | Some(&FORMAT_VERSION_MRK) => OVERHEAD,
+        Some(&FORMAT_VERSION_XKS) => HEADER_LEN + 4,
         Some(&FORMAT_VERSION_1) => OVERHEAD_V1,
         _ => return Err(CiphertextError::Malformed),
     };
@@ -120,6 +124,109 @@ pub fn parse_header(blob: &[u8]) -> Result<CiphertextHeader, CiphertextError> {
         key_id,
         material_version: u32::from_be_bytes(ver),
     })
+}
+
+/// What an external key made of a version-2 blob: the outer layer of a version-4 blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLayer {
+    /// The IV the XKS proxy chose.
+    pub iv: Vec<u8>,
+    /// The AES-GCM tag.
+    pub tag: Vec<u8>,
+    /// The proxy's ciphertext metadata (empty when it sends none).
+    pub metadata: Vec<u8>,
+    /// The external key's ciphertext of the inner (version-2) blob.
+    pub ciphertext: Vec<u8>,
+}
+
+/// The 22-byte header of a version-4 blob for `header`'s key (a UUID id) and material version:
+/// also what the external layer authenticates, with the encryption context.
+pub fn external_header(header: &CiphertextHeader) -> Result<Vec<u8>, CryptoError> {
+    let (version, id) = encode_key_id(&header.key_id).ok_or(CryptoError::Seal)?;
+    if version != FORMAT_VERSION {
+        return Err(CryptoError::Seal);
+    }
+    let mut out = vec![MAGIC, FORMAT_VERSION_XKS];
+    out.extend_from_slice(&id);
+    out.extend_from_slice(&header.material_version.to_be_bytes());
+    Ok(out)
+}
+
+/// The associated data the external key authenticates: the version-4 header and the
+/// encryption context.
+pub fn external_aad(external_header: &[u8], context: &BTreeMap<String, String>) -> Vec<u8> {
+    aad(external_header, context)
+}
+
+/// A version-4 blob: the header, then the IV, the tag and the metadata, each length-prefixed,
+/// then the external ciphertext.
+pub fn wrap_external(
+    external_header: &[u8],
+    layer: &ExternalLayer,
+) -> Result<Vec<u8>, CryptoError> {
+    let (Ok(iv_len), Ok(tag_len), Ok(meta_len)) = (
+        u8::try_from(layer.iv.len()),
+        u8::try_from(layer.tag.len()),
+        u16::try_from(layer.metadata.len()),
+    ) else {
+        return Err(CryptoError::Seal);
+    };
+    let mut out = external_header.to_vec();
+    out.push(iv_len);
+    out.extend_from_slice(&layer.iv);
+    out.push(tag_len);
+    out.extend_from_slice(&layer.tag);
+    out.extend_from_slice(&meta_len.to_be_bytes());
+    out.extend_from_slice(&layer.metadata);
+    out.extend_from_slice(&layer.ciphertext);
+    Ok(out)
+}
+
+/// The header and outer layer of a version-4 blob.
+pub fn unwrap_external(blob: &[u8]) -> Result<(Vec<u8>, ExternalLayer), CiphertextError> {
+    let malformed = CiphertextError::Malformed;
+    if blob.get(1) != Some(&FORMAT_VERSION_XKS) {
+        return Err(malformed);
+    }
+    parse_header(blob)?;
+    let header = blob
+        .get(..HEADER_LEN)
+        .ok_or(CiphertextError::Malformed)?
+        .to_vec();
+    let mut rest = blob.get(HEADER_LEN..).ok_or(CiphertextError::Malformed)?;
+    let mut take = |n: usize| -> Result<Vec<u8>, CiphertextError> {
+        let (head, tail) = (rest.get(..n), rest.get(n..));
+        match (head, tail) {
+            (Some(h), Some(t)) => {
+                rest = t;
+                Ok(h.to_vec())
+            }
+            _ => Err(CiphertextError::Malformed),
+        }
+    };
+    let iv_len = *take(1)?.first().ok_or(CiphertextError::Malformed)? as usize;
+    let iv = take(iv_len)?;
+    let tag_len = *take(1)?.first().ok_or(CiphertextError::Malformed)? as usize;
+    let tag = take(tag_len)?;
+    let meta_len = take(2)?;
+    let meta_len = u16::from_be_bytes([
+        *meta_len.first().ok_or(CiphertextError::Malformed)?,
+        *meta_len.get(1).ok_or(CiphertextError::Malformed)?,
+    ]) as usize;
+    let metadata = take(meta_len)?;
+    let ciphertext = rest.to_vec();
+    if ciphertext.is_empty() {
+        return Err(CiphertextError::Malformed);
+    }
+    Ok((
+        header,
+        ExternalLayer {
+            iv,
+            tag,
+            metadata,
+            ciphertext,
+        },
+    ))
 }
 
 /// The material itself as an AES-256-GCM key (version 1).
@@ -187,6 +294,10 @@ pub fn decrypt(
     context: &BTreeMap<String, String>,
 ) -> Result<SecretBytes, CiphertextError> {
     parse_header(blob)?;
+    // A version-4 blob is opened by its external key first (`unwrap_external`).
+    if blob.get(1) == Some(&FORMAT_VERSION_XKS) {
+        return Err(CiphertextError::Malformed);
+    }
     let (header, rest) = blob.split_at(HEADER_LEN);
     let (key, rest) = if header.get(1) != Some(&FORMAT_VERSION_1) {
         let (salt, rest) = rest.split_at(SALT_LEN);
@@ -223,6 +334,37 @@ mod tests {
             key_id: Uuid::from_u128(0x1234).to_string(),
             material_version: 3,
         }
+    }
+
+    #[test]
+    fn version_4_layers_round_trip_and_refuse_truncation() {
+        let h = header();
+        let outer = external_header(&h).unwrap();
+        assert_eq!(outer[1], FORMAT_VERSION_XKS);
+        let layer = ExternalLayer {
+            iv: vec![1; 12],
+            tag: vec![2; 16],
+            metadata: vec![3; 5],
+            ciphertext: vec![4; 100],
+        };
+        let blob = wrap_external(&outer, &layer).unwrap();
+        assert_eq!(
+            parse_header(&blob).unwrap(),
+            h,
+            "the header names key and version"
+        );
+        assert_eq!(unwrap_external(&blob).unwrap(), (outer.clone(), layer));
+        for cut in [23, 30, 40, blob.len() - 100] {
+            assert!(unwrap_external(&blob[..cut]).is_err(), "cut at {cut}");
+        }
+        let mrk = CiphertextHeader {
+            key_id: "mrk-1234abcd12ab34cd56ef1234567890ab".into(),
+            material_version: 1,
+        };
+        assert!(
+            external_header(&mrk).is_err(),
+            "keys in external key stores are single-Region"
+        );
     }
 
     #[test]

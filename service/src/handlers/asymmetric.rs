@@ -386,7 +386,7 @@ pub async fn generate_data_key_pair(
         .await
         .map_err(|_| KmsError::KmsInternal("Key pair generation failed.".into()))??;
     let (blob, info) =
-        super::crypto_ops::seal_under(state, &key, &pair.private_key, &req.encryption_context)
+        super::crypto_ops::seal_under(state, ctx, &key, &pair.private_key, &req.encryption_context)
             .await?;
     let mut body = json!({
         "KeyId": key.arn(),

@@ -28,9 +28,11 @@ fn internal(_: impl std::fmt::Debug) -> KmsError {
     KmsError::KmsInternal("The cryptographic operation failed.".into())
 }
 
-/// Encrypt `plaintext` under the key's current material.
+/// Encrypt `plaintext` under the key's current material; for a key in an external key store,
+/// encrypt that blob again with the external key (double encryption: format version 4).
 pub(super) async fn seal_under(
     state: &AppState,
+    ctx: &CallContext,
     key: &KeySnapshot,
     plaintext: &SecretBytes,
     context: &Context,
@@ -45,6 +47,14 @@ pub(super) async fn seal_under(
         material_version: current.version as u32,
     };
     let blob = ciphertext::encrypt(&header, &material, plaintext, context).map_err(internal)?;
+    if key.custom_key_store_id.is_none() {
+        return Ok((blob, current));
+    }
+    let outer = ciphertext::external_header(&header).map_err(internal)?;
+    let aad = ciphertext::external_aad(&outer, context);
+    let inner = SecretBytes::new(blob);
+    let layer = super::custom_key_stores::external_encrypt(state, ctx, key, &inner, &aad).await?;
+    let blob = ciphertext::wrap_external(&outer, &layer).map_err(internal)?;
     Ok((blob, current))
 }
 
@@ -148,7 +158,21 @@ async fn open_blob(
         .cloned()
         .ok_or_else(invalid_ciphertext)?;
     let material = material(state, &key, version).await?;
-    let plaintext = ciphertext::decrypt(blob, &material, context).map_err(|e| match e {
+    // A key in an external key store only makes version-4 blobs, opened by its external key
+    // first; any other key never does.
+    let external = blob.get(1) == Some(&ciphertext::FORMAT_VERSION_XKS);
+    if external != key.custom_key_store_id.is_some() {
+        return Err(invalid_ciphertext());
+    }
+    let inner = if external {
+        let (outer, layer) = ciphertext::unwrap_external(blob).map_err(|_| invalid_ciphertext())?;
+        let aad = ciphertext::external_aad(&outer, context);
+        Some(super::custom_key_stores::external_decrypt(state, ctx, &key, &layer, &aad).await?)
+    } else {
+        None
+    };
+    let opened = inner.as_ref().map_or(blob, |i| i.as_slice());
+    let plaintext = ciphertext::decrypt(opened, &material, context).map_err(|e| match e {
         CiphertextError::Malformed | CiphertextError::Authentication => invalid_ciphertext(),
     })?;
     Ok((key, plaintext, info))
@@ -196,7 +220,7 @@ pub async fn encrypt(
         req.encryption_algorithm.as_deref(),
     )?;
     dry_run_check(req.dry_run)?;
-    let (blob, _) = seal_under(state, &key, &req.plaintext, &req.encryption_context).await?;
+    let (blob, _) = seal_under(state, ctx, &key, &req.plaintext, &req.encryption_context).await?;
     Ok(Outcome::reply(json!({
         "CiphertextBlob": b64(&blob),
         "KeyId": key.arn(),
@@ -354,6 +378,7 @@ async fn seal_destination(
         dry_run_check(req.dry_run)?;
         let (blob, info) = seal_under(
             state,
+            ctx,
             destination,
             plaintext,
             &req.destination_encryption_context,
@@ -496,7 +521,7 @@ pub async fn generate_data_key(
     check_encrypt_key(state, ctx, &key, &action, &req.encryption_context, None)?;
     dry_run_check(req.dry_run)?;
     let data_key = random_secret(len).map_err(internal)?;
-    let (blob, info) = seal_under(state, &key, &data_key, &req.encryption_context).await?;
+    let (blob, info) = seal_under(state, ctx, &key, &data_key, &req.encryption_context).await?;
     let mut body = json!({
         "CiphertextBlob": b64(&blob),
         "KeyId": key.arn(),

@@ -781,3 +781,87 @@ pub async fn check_external_key(
     }
     Ok(())
 }
+
+/// The client of the store a key is in, for one of its cryptographic calls: the store must be
+/// CONNECTED (its keys are Unavailable otherwise, as in AWS).
+async fn key_client(
+    state: &AppState,
+    ctx: &CallContext,
+    key: &crate::domain::key::KeySnapshot,
+) -> Result<(XksClient, String, RequestMetadata), KmsError> {
+    let unavailable = || KmsError::KmsInvalidState(format!("{} is unavailable.", key.arn()));
+    let (Some(store_id), Some(xks_key)) = (&key.custom_key_store_id, &key.xks_key_id) else {
+        return Err(unavailable());
+    };
+    let store = state
+        .read_model()?
+        .custom_key_store(store_id)
+        .cloned()
+        .ok_or_else(unavailable)?;
+    if store.state != ConnectionState::Connected {
+        return Err(unavailable());
+    }
+    let client = store_client(state, ctx, &store).await?;
+    let metadata = RequestMetadata {
+        aws_principal_arn: Some(ctx.principal.arn.clone()),
+        kms_key_arn: Some(key.arn()),
+        kms_operation: ctx.op.name().to_string(),
+        kms_request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    Ok((client, xks_key.clone(), metadata))
+}
+
+/// AWS's answer to an external key store failing a cryptographic call: KMSInvalidStateException,
+/// its "general failure" for keys in custom key stores, with the cause in the message.
+fn crypto_error(key: &crate::domain::key::KeySnapshot, e: XksError) -> KmsError {
+    match e {
+        XksError::InvalidCiphertext => KmsError::InvalidCiphertext(String::new()),
+        other => KmsError::KmsInvalidState(format!(
+            "{} cannot be used: its external key store failed: {other}.",
+            key.arn()
+        )),
+    }
+}
+
+/// The external layer of a key's double encryption: `inner` (the version-2 blob) encrypted by
+/// the key's external key, authenticating `aad`.
+pub async fn external_encrypt(
+    state: &AppState,
+    ctx: &CallContext,
+    key: &crate::domain::key::KeySnapshot,
+    inner: &crate::crypto::secret::SecretBytes,
+    aad: &[u8],
+) -> Result<crate::crypto::ciphertext::ExternalLayer, KmsError> {
+    let (client, xks_key, metadata) = key_client(state, ctx, key).await?;
+    let sealed = client
+        .encrypt(&xks_key, inner, aad, &metadata)
+        .await
+        .map_err(|e| crypto_error(key, e))?;
+    Ok(crate::crypto::ciphertext::ExternalLayer {
+        iv: sealed.iv,
+        tag: sealed.tag,
+        metadata: sealed.metadata.unwrap_or_default(),
+        ciphertext: sealed.ciphertext,
+    })
+}
+
+/// Open a key's external layer: the version-2 blob inside.
+pub async fn external_decrypt(
+    state: &AppState,
+    ctx: &CallContext,
+    key: &crate::domain::key::KeySnapshot,
+    layer: &crate::crypto::ciphertext::ExternalLayer,
+    aad: &[u8],
+) -> Result<crate::crypto::secret::SecretBytes, KmsError> {
+    let (client, xks_key, metadata) = key_client(state, ctx, key).await?;
+    let sealed = crate::xks::XksCiphertext {
+        ciphertext: layer.ciphertext.clone(),
+        iv: layer.iv.clone(),
+        tag: layer.tag.clone(),
+        metadata: (!layer.metadata.is_empty()).then(|| layer.metadata.clone()),
+    };
+    client
+        .decrypt(&xks_key, &sealed, aad, &metadata)
+        .await
+        .map_err(|e| crypto_error(key, e))
+}

@@ -483,11 +483,5 @@ pub async fn material(
     key: &KeySnapshot,
     version: i32,
 ) -> Result<SecretBytes, KmsError> {
-    if key.custom_key_store_id.is_some() {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "{} is in an external key store; cryptographic operations with such keys are not supported by this server yet.",
-            key.arn()
-        )));
-    }
     state.open_material(&key.material_owner(), version).await
 }
