@@ -277,7 +277,7 @@ async fn external_key_stores(store: StoreKind) {
     assert!(ok, "{report}");
 }
 
-on_both_stores!(external_key_stores);
+on_both_stores!(external_key_stores, keys_in_an_external_key_store);
 
 /// An external key store over HTTPS: the proxy's certificate is verified against the CA bundle
 /// the server was given; a server with another bundle cannot reach it.
@@ -440,13 +440,12 @@ async fn connected_stores_are_health_checked_and_counted() {
 /// KMS keys in an external key store: created against the proxy's view of the external key
 /// (AWS's errors for a missing, reused or unusable key and for a store that is not connected),
 /// described with the store and the external key, and keeping their store from deletion.
-#[tokio::test(flavor = "multi_thread")]
-async fn keys_in_an_external_key_store() {
+async fn keys_in_an_external_key_store(store: StoreKind) {
     use aws_sdk_kms::primitives::Blob;
     use aws_sdk_kms::types::OriginType;
     let mut proxy = XksProxy::start(&["trent-key-1", "trent-key-2"]);
     let server = TestServer::start_with(
-        StoreKind::Sqlite,
+        store,
         &[
             "--xks-allow-http",
             "--test-clock",
