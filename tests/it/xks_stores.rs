@@ -613,6 +613,13 @@ async fn keys_in_an_external_key_store(store: StoreKind) {
     let (c, m) = common::code_and_message(&decrypt(blob.clone()).await.unwrap_err());
     assert_eq!(c, "KMSInvalidStateException");
     assert!(m.ends_with("is unavailable."), "{m}");
+    let shown = client.describe_key().key_id(&key_id).send().await.unwrap();
+    let shown = shown.key_metadata().unwrap();
+    assert_eq!(
+        shown.key_state(),
+        Some(&aws_sdk_kms::types::KeyState::Unavailable)
+    );
+    assert!(!shown.enabled());
     client
         .connect_custom_key_store()
         .custom_key_store_id(&id)
@@ -620,6 +627,12 @@ async fn keys_in_an_external_key_store(store: StoreKind) {
         .await
         .unwrap();
     decrypt(blob.clone()).await.expect("connected again");
+    let shown = client.describe_key().key_id(&key_id).send().await.unwrap();
+    assert_eq!(
+        shown.key_metadata().unwrap().key_state(),
+        Some(&aws_sdk_kms::types::KeyState::Enabled),
+        "its own state returns with the connection"
+    );
     // The external key removed from the HSM: nothing it protected opens any more.
     proxy.delete_key("trent-key-1");
     assert_eq!(

@@ -57,7 +57,23 @@ pub fn configuration(
 /// The metadata of `key` with its multi-Region configuration read from the model.
 pub fn metadata(state: &AppState, key: &KeySnapshot) -> Result<Value, KmsError> {
     let model = state.read_model()?;
-    Ok(key_metadata(key, configuration(&model, key, None)))
+    let mut metadata = key_metadata(key, configuration(&model, key, None));
+    // A key in an external key store that is not connected is Unavailable, as AWS shows it
+    // (its stored state, Enabled or Disabled, returns when the store connects again).
+    let disconnected = key.custom_key_store_id.as_deref().is_some_and(|id| {
+        model
+            .custom_key_store(id)
+            .is_none_or(|s| s.state != crate::domain::custom_key_store::ConnectionState::Connected)
+    });
+    let usable_states = [
+        crate::domain::key::KeyState::Enabled,
+        crate::domain::key::KeyState::Disabled,
+    ];
+    if disconnected && usable_states.contains(&key.state) {
+        crate::protocol::wire::set(&mut metadata, "KeyState", json!("Unavailable"));
+        crate::protocol::wire::set(&mut metadata, "Enabled", json!(false));
+    }
+    Ok(metadata)
 }
 
 /// Refuse a key that is not a multi-Region primary key (ReplicateKey and UpdatePrimaryRegion
