@@ -541,6 +541,22 @@ async fn keys_in_an_external_key_store(store: StoreKind) {
         0x04,
         "format version 4: double encryption"
     );
+    // The record names the store and the external key, and the proxy saw the call's request id.
+    if store == StoreKind::Sqlite {
+        let request_id = aws_sdk_kms::operation::RequestId::request_id(&encrypted)
+            .unwrap()
+            .to_string();
+        let records = common::sqlite_audit_records(&server.data_dir);
+        let record = records
+            .iter()
+            .find(|r| r["requestID"] == request_id.as_str())
+            .expect("the Encrypt record");
+        assert_eq!(
+            record["additionalEventData"]["customKeyStoreId"],
+            id.as_str()
+        );
+        assert_eq!(record["additionalEventData"]["xksKeyId"], "trent-key-1");
+    }
     let decrypt = |blob: Blob| {
         client
             .decrypt()

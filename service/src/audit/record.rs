@@ -38,6 +38,8 @@ pub struct CallRecord {
     pub request_id: String,
     /// Key ARNs the call touched (`resources`).
     pub resources: Vec<String>,
+    /// `additionalEventData`, or null (an external key store the call used).
+    pub additional_event_data: Value,
     /// The AWS error code when the call failed.
     pub error_code: Option<String>,
     /// The error message when the call failed.
@@ -182,6 +184,13 @@ impl CallRecord {
             "managementEvent": true,
             "eventCategory": "Management",
         });
+        if !self.additional_event_data.is_null() {
+            set(
+                &mut r,
+                "additionalEventData",
+                self.additional_event_data.clone(),
+            );
+        }
         if !self.resources.is_empty() {
             set(
                 &mut r,

@@ -138,10 +138,15 @@ impl Protocol for Kms {
             condition_keys: std::sync::Mutex::new(crate::condition_keys::from_request(
                 op, run.input,
             )),
+            request_id: run.request_id.to_string(),
+            external_key_store: Default::default(),
         };
         let result = handlers::dispatch(run.state, &ctx, run.input).await;
         if let Ok(r) = ctx.resources.lock() {
             run.facts.resources.extend(r.iter().cloned());
+        }
+        if let Some(used) = ctx.external_key_store.lock().ok().and_then(|u| u.clone()) {
+            run.facts.additional_event_data = used;
         }
         match result {
             Ok(outcome) => Ok(Executed {

@@ -30,6 +30,8 @@ pub struct RecordFacts {
     pub request_parameters: Value,
     /// The ARNs of the resources the call touched (`resources`).
     pub resources: Vec<String>,
+    /// `additionalEventData` (an external key store the call used), or null.
+    pub additional_event_data: Value,
 }
 
 /// What one successful execution produced. Its body may hold a plaintext (Decrypt,
@@ -410,6 +412,7 @@ impl<'a, P: Protocol> Draft<'a, P> {
             },
             request_id: self.request_id.to_string(),
             resources: facts.resources.clone(),
+            additional_event_data: facts.additional_event_data.clone(),
             error_code: error.map(|e| e.code.to_string()),
             error_message: error.and_then(|e| e.message.clone()),
         }

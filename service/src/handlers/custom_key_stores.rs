@@ -133,7 +133,7 @@ fn request_metadata(ctx: &CallContext) -> RequestMetadata {
         aws_principal_arn: Some(ctx.principal.arn.clone()),
         kms_key_arn: None,
         kms_operation: ctx.op.name().to_string(),
-        kms_request_id: uuid::Uuid::new_v4().to_string(),
+        kms_request_id: ctx.request_id.clone(),
     }
 }
 
@@ -806,8 +806,12 @@ async fn key_client(
         aws_principal_arn: Some(ctx.principal.arn.clone()),
         kms_key_arn: Some(key.arn()),
         kms_operation: ctx.op.name().to_string(),
-        kms_request_id: uuid::Uuid::new_v4().to_string(),
+        kms_request_id: ctx.request_id.clone(),
     };
+    // The record names the store and the external key the call used.
+    if let Ok(mut used) = ctx.external_key_store.lock() {
+        *used = Some(json!({ "customKeyStoreId": store.id, "xksKeyId": xks_key }));
+    }
     Ok((client, xks_key.clone(), metadata))
 }
 

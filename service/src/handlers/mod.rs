@@ -50,6 +50,10 @@ pub struct CallContext {
     pub request_alias: Mutex<Option<String>>,
     /// The request's own condition keys (`condition_keys::from_request`, plus any a handler adds).
     pub condition_keys: Mutex<Vec<crate::condition_keys::ConditionKey>>,
+    /// The request id (the record's `requestID`, and the XKS proxy's `kmsRequestId`).
+    pub request_id: String,
+    /// The external key store the call used (the record's `additionalEventData`).
+    pub external_key_store: Mutex<Option<Value>>,
 }
 
 impl CallContext {
