@@ -241,6 +241,19 @@ struct EncryptAnswer {
     initialization_vector: String,
     authentication_tag: String,
     ciphertext_metadata: Option<String>,
+    ciphertext_data_integrity_value: Option<String>,
+}
+
+/// The ciphertext data integrity value the XKS specification defines for SHA_256: the
+/// Base64 of SHA-256 over AAD || ciphertext metadata || IV || ciphertext || tag.
+fn integrity_value(aad: &[u8], sealed: &XksCiphertext) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(aad);
+    ctx.update(sealed.metadata.as_deref().unwrap_or_default());
+    ctx.update(&sealed.iv);
+    ctx.update(&sealed.ciphertext);
+    ctx.update(&sealed.tag);
+    b64(ctx.finish().as_ref())
 }
 
 #[derive(Deserialize)]
@@ -353,9 +366,11 @@ impl XksClient {
         aad: &[u8],
         metadata: &RequestMetadata,
     ) -> Result<XksCiphertext, XksError> {
+        // The integrity value lets KMS check that what it keeps is what the key manager made.
         let mut body = json!({
             "requestMetadata": metadata,
             "encryptionAlgorithm": "AES_GCM",
+            "ciphertextDataIntegrityValueAlgorithm": "SHA_256",
         });
         if !aad.is_empty() {
             set(&mut body, "additionalAuthenticatedData", json!(b64(aad)));
@@ -381,7 +396,7 @@ impl XksClient {
                 .decode(text)
                 .map_err(|e| XksError::Malformed(e.to_string()))
         };
-        Ok(XksCiphertext {
+        let sealed = XksCiphertext {
             ciphertext: decode(&parsed.ciphertext)?,
             iv: decode(&parsed.initialization_vector)?,
             tag: decode(&parsed.authentication_tag)?,
@@ -390,7 +405,14 @@ impl XksClient {
                 .as_deref()
                 .map(decode)
                 .transpose()?,
-        })
+        };
+        if parsed.ciphertext_data_integrity_value.as_deref() != Some(&integrity_value(aad, &sealed))
+        {
+            return Err(XksError::Malformed(
+                "the ciphertext data integrity value is missing or does not match".into(),
+            ));
+        }
+        Ok(sealed)
     }
 
     /// Decrypt what `encrypt` made, with the same `aad`.
@@ -571,6 +593,28 @@ mod tests {
         assert!(!m("AES_256", &["ENCRYPT"], "ENABLED").usable_by_kms());
         assert!(!m("AES_256", &["ENCRYPT", "DECRYPT"], "DISABLED").usable_by_kms());
         assert!(!m("RSA_2048", &["ENCRYPT", "DECRYPT"], "ENABLED").usable_by_kms());
+    }
+
+    #[test]
+    fn the_integrity_value_covers_every_part_in_the_spec_order() {
+        let sealed = XksCiphertext {
+            ciphertext: b"ct".to_vec(),
+            iv: b"iv".to_vec(),
+            tag: b"tg".to_vec(),
+            metadata: Some(b"md".to_vec()),
+        };
+        // SHA-256("aad" "md" "iv" "ct" "tg"), as `printf aadmdivcttg | sha256sum | xxd -r -p | base64`.
+        let expected =
+            b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"aadmdivcttg").as_ref());
+        assert_eq!(integrity_value(b"aad", &sealed), expected);
+        let mut moved = sealed.clone();
+        moved.iv = b"ct".to_vec();
+        moved.ciphertext = b"iv".to_vec();
+        assert_ne!(
+            integrity_value(b"aad", &moved),
+            expected,
+            "the order counts"
+        );
     }
 
     #[test]
