@@ -29,6 +29,7 @@ pub mod listener;
 pub mod lookup;
 pub mod materials;
 pub mod metrics;
+pub mod policy_change;
 pub mod quota;
 pub mod root_binding;
 pub mod root_rotation;

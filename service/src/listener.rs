@@ -1,4 +1,4 @@
-//! The API listener's protocols: which one a request speaks, and its handling through the one
+//! The API listener's protocols (KMS, CloudTrail, STS and Trent's policy simulator): which one a request speaks, and its handling through the one
 //! pipeline (`edge::pipeline`). The server (actix-web) calls `handle` or `refuse_unread`.
 
 use crate::edge::{kms, pipeline, Request};
@@ -12,12 +12,15 @@ pub enum Listener {
     CloudTrail,
     /// STS (the query protocol: form-encoded body, no `X-Amz-Target`).
     Sts,
+    /// Trent's policy simulator for key policy changes (`crate::policy_change`).
+    PolicySimulator,
 }
 
 /// Which protocol a request speaks.
 pub fn protocol_of(req: &Request) -> Listener {
     match req.header("x-amz-target") {
         Some(t) if t.starts_with(crate::cloudtrail::TARGET_PREFIX) => Listener::CloudTrail,
+        Some(t) if t.starts_with(crate::policy_change::TARGET_PREFIX) => Listener::PolicySimulator,
         Some(_) => Listener::Kms,
         None if req
             .header("content-type")
@@ -35,6 +38,9 @@ pub async fn handle(state: &crate::state::AppState, req: &Request) -> pipeline::
         Listener::Kms => pipeline::handle(&kms::Kms, state, req).await,
         Listener::CloudTrail => pipeline::handle(&crate::cloudtrail::CloudTrail, state, req).await,
         Listener::Sts => pipeline::handle(&crate::sts::Sts, state, req).await,
+        Listener::PolicySimulator => {
+            pipeline::handle(&crate::policy_change::PolicySimulator, state, req).await
+        }
     }
 }
 
@@ -50,5 +56,8 @@ pub async fn refuse_unread(
             pipeline::refuse_unread(&crate::cloudtrail::CloudTrail, state, req, error).await
         }
         Listener::Sts => pipeline::refuse_unread(&crate::sts::Sts, state, req, error).await,
+        Listener::PolicySimulator => {
+            pipeline::refuse_unread(&crate::policy_change::PolicySimulator, state, req, error).await
+        }
     }
 }

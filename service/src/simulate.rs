@@ -119,6 +119,17 @@ pub fn simulate(
     identities: &Identities,
     input: &SimulationInput,
 ) -> Result<SimulationResult, SimulationError> {
+    simulate_with(model, identities, input, None)
+}
+
+/// Run one simulation with an already compiled candidate key policy (which wins over
+/// `input.key_policy`), so that many questions about one candidate compile it once.
+pub fn simulate_with(
+    model: &ReadModel,
+    identities: &Identities,
+    input: &SimulationInput,
+    candidate: Option<&SharedPolicy>,
+) -> Result<SimulationResult, SimulationError> {
     let principal = identities
         .principal_by_arn(&input.principal)
         .ok_or_else(|| SimulationError::UnknownPrincipal(input.principal.clone()))?;
@@ -175,11 +186,12 @@ pub fn simulate(
         None => model.key(&key_id).filter(|k| k.is_live()),
     }
     .ok_or_else(|| SimulationError::UnknownKey(input_key.clone()))?;
-    let key_policy = match &input.key_policy {
-        Some(text) => {
+    let key_policy = match (candidate, &input.key_policy) {
+        (Some(compiled), _) => compiled.clone(),
+        (None, Some(text)) => {
             compile_key_policy(text).map_err(|e| SimulationError::MalformedPolicy(e.to_string()))?
         }
-        None => key.compiled_policy.clone().ok_or_else(|| {
+        (None, None) => key.compiled_policy.clone().ok_or_else(|| {
             SimulationError::MalformedPolicy("the stored key policy does not compile".into())
         })?,
     };

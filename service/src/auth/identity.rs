@@ -758,6 +758,22 @@ impl Identities {
         self.session_principal(&role.arn, session, "", now, now)
     }
 
+    /// Every principal a simulation can ask about, by ARN, in order: each account's root user
+    /// (when it has access keys), its IAM users and its roles.
+    pub fn known_principals(&self) -> Vec<String> {
+        let mut arns: Vec<String> = self
+            .accounts
+            .iter()
+            .map(|a| format!("arn:aws:iam::{a}:root"))
+            .filter(|arn| self.permanent_by_arn(arn).is_some())
+            .collect();
+        arns.extend(self.users.iter().cloned());
+        let mut roles: Vec<String> = self.roles.keys().cloned().collect();
+        roles.sort();
+        arns.extend(roles);
+        arns
+    }
+
     /// The principal an access key belongs to.
     pub fn principal(&self, access_key_id: &str) -> Option<&Principal> {
         self.by_access_key.get(access_key_id).map(|c| &c.principal)

@@ -403,7 +403,7 @@ impl<'a, P: Protocol> Draft<'a, P> {
             user_identity: self.who.user_identity.clone(),
             recipient_account: self.who.account.clone(),
             source_ip: self.req.source_ip(),
-            user_agent: self.req.user_agent().to_string(),
+            user_agent: self.req.user_agent(),
             request_parameters: facts.request_parameters.clone(),
             response_elements: if error.is_none() {
                 response_elements

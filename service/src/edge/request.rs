@@ -41,9 +41,21 @@ impl Request {
         self.peer_ip.map(|ip| ip.to_string()).unwrap_or_default()
     }
 
-    /// The record's `userAgent` (empty when the header is absent).
-    pub fn user_agent(&self) -> &str {
-        self.header("user-agent").unwrap_or_default()
+    /// The record's `userAgent`: the `User-Agent` header (empty when absent), followed by
+    /// `X-Amz-User-Agent` when the client sends one that says more. Browsers do not let a page
+    /// set `User-Agent`, so the console (like AWS's SDK for JavaScript) names itself there.
+    pub fn user_agent(&self) -> String {
+        let agent = self.header("user-agent").unwrap_or_default();
+        match self.header("x-amz-user-agent") {
+            Some(sdk) if !sdk.is_empty() && !agent.contains(sdk) => {
+                if agent.is_empty() {
+                    sdk.to_string()
+                } else {
+                    format!("{agent} {sdk}")
+                }
+            }
+            _ => agent.to_string(),
+        }
     }
 }
 
@@ -103,10 +115,41 @@ mod tests {
         assert_eq!(req.header_count("x-amz-target"), 2);
         assert_eq!(req.header("host"), None);
         assert_eq!(
-            (req.source_ip().as_str(), req.user_agent()),
+            (req.source_ip().as_str(), req.user_agent().as_str()),
             ("127.0.0.1", "cli")
         );
         assert_eq!(Request::default().user_agent(), "");
+    }
+
+    #[test]
+    fn user_agent_adds_what_x_amz_user_agent_says() {
+        let with = |headers: &[(&str, &str)]| Request {
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Request::default()
+        };
+        assert_eq!(
+            with(&[
+                ("user-agent", "Mozilla/5.0"),
+                ("x-amz-user-agent", "trent-console/0.1")
+            ])
+            .user_agent(),
+            "Mozilla/5.0 trent-console/0.1"
+        );
+        assert_eq!(
+            with(&[("x-amz-user-agent", "trent-console/0.1")]).user_agent(),
+            "trent-console/0.1"
+        );
+        assert_eq!(
+            with(&[
+                ("user-agent", "sdk/1 os/linux"),
+                ("x-amz-user-agent", "sdk/1")
+            ])
+            .user_agent(),
+            "sdk/1 os/linux"
+        );
     }
 
     #[test]
