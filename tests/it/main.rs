@@ -5,6 +5,7 @@
 mod common;
 
 mod check_order;
+mod console;
 
 mod asymmetric;
 mod authorization;

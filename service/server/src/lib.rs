@@ -10,6 +10,7 @@
 )]
 
 pub mod cli;
+pub mod console;
 pub mod server;
 pub mod tls;
 pub mod xks_check;

@@ -1,6 +1,7 @@
 //! The HTTP server (actix-web): the API listener's one route reads the body (bounded) and hands the
-//! request, as a framework-free `edge::Request`, to the pipeline of its protocol (KMS, CloudTrail
-//! or STS: `edge`), then writes the `edge::Response`; the admin listener serves metrics, health,
+//! request, as a framework-free `edge::Request`, to the pipeline of its protocol (KMS, CloudTrail,
+//! STS or the policy simulator: `edge`), then writes the `edge::Response`; `/console/` serves the
+//! web console's embedded files (`console`); the admin listener serves metrics, health,
 //! readiness and policy simulation. Only this module and `cli` know the HTTP framework.
 
 use std::net::SocketAddr;
@@ -25,7 +26,8 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut web::ServiceConfig)
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/", web::post().to(kms_endpoint))
-            .route("/health", web::get().to(health));
+            .route("/health", web::get().to(health))
+            .configure(crate::console::configure);
         if state.test_clock.is_some() {
             cfg.route(
                 "/_trent/test/clock/advance",

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod awscli;
+pub mod browser;
 pub mod db;
 pub mod pg;
 pub mod sts;
