@@ -5,19 +5,9 @@
 // first failed assertion.
 
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { mkdirSync } from "node:fs";
-
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const require = createRequire(`${env("CONSOLE_NODE_MODULES")}/`);
-const { chromium } = require("playwright-core");
+import { env, helpers, open } from "./lib.mjs";
 
 const url = env("TRENT_URL");
-const shots = env("SCREENSHOTS");
 const region = "us-east-1";
 const root = { ak: env("ROOT_AK"), sk: env("ROOT_SK") };
 const alice = { ak: env("ALICE_AK"), sk: env("ALICE_SK") };
@@ -25,57 +15,10 @@ const visibleKey = env("KEY_VISIBLE");
 const hiddenKey = env("KEY_HIDDEN");
 const encryptRequestId = env("ENCRYPT_REQUEST_ID");
 const bobArn = env("BOB_ARN");
-mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-const page = await context.newPage();
-const pageErrors = [];
-page.on("pageerror", (e) => pageErrors.push(String(e)));
-page.setDefaultTimeout(20000);
+const { browser, context, page, pageErrors } = await open();
+const { shot, settled, text, signIn, signOutAndCheck } = helpers(page, context);
 const facts = {};
-
-const shot = async (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
-const settled = async (selector) => {
-  await page.waitForSelector(selector);
-  await page.waitForFunction(() => !document.querySelector("[aria-busy=true]"));
-};
-const text = async (selector) => (await page.textContent(selector)) ?? "";
-
-/** Sign in with the keyboard only: type, Tab, type, Enter. */
-async function signIn(who) {
-  await page.waitForSelector("#access-key-id");
-  await page.focus("#access-key-id");
-  await page.keyboard.type(who.ak);
-  await page.keyboard.press("Tab");
-  await page.keyboard.type(who.sk);
-  await page.keyboard.press("Enter");
-  await settled("#key-list table, #key-list .empty, #key-list .error");
-}
-
-/** Sign out and check that nothing of the credentials is left in the page or the browser. */
-async function signOutAndCheck(who) {
-  await page.click("#signout");
-  await page.waitForSelector("#access-key-id");
-  const left = await page.evaluate(() => ({
-    local: localStorage.length,
-    session: sessionStorage.length,
-    cookie: document.cookie,
-    nav: document.getElementById("nav")?.hidden,
-    who: document.getElementById("who")?.textContent,
-  }));
-  assert.deepEqual(left, { local: 0, session: 0, cookie: "", nav: true, who: "" });
-  assert.equal((await context.cookies()).length, 0, "no cookie");
-  const html = await page.content();
-  assert.ok(!html.includes(who.sk) && !html.includes(who.ak), "the page keeps no credential");
-  // Without a session every route is the sign-in page.
-  await page.goto(`${url}/console/#/keys`);
-  await page.waitForSelector("#access-key-id");
-}
 
 await page.goto(`${url}/console/`);
 await page.waitForSelector("#access-key-id");

@@ -459,3 +459,129 @@ async fn the_console_in_a_real_browser() {
         );
     }
 }
+
+/// The console from the keyboard alone, with slow calls held at a gate in the browser, more
+/// keys than a page and a time window on the audit page (`tests/console/navigation.mjs`). Then
+/// the server shows that what was typed and pressed happened, through audited console calls.
+#[tokio::test]
+async fn the_console_from_the_keyboard_with_slow_calls_and_many_keys() {
+    const KEYS: usize = 25;
+    const ENCRYPTS: usize = 3;
+    let (server, _dir) = start(StoreKind::Sqlite);
+    let mut keys = Vec::with_capacity(KEYS);
+    for _ in 0..KEYS {
+        keys.push(create_key(&server, policy(&[])).await);
+    }
+    let key = keys[0].clone();
+    let epoch = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    };
+    let calls_from = epoch() - 1;
+    for _ in 0..ENCRYPTS {
+        let encrypted = call(
+            &server,
+            "TrentService.Encrypt",
+            json!({"KeyId": key, "Plaintext": "aGVsbG8="}),
+            (ACCESS_KEY, SECRET_KEY),
+        )
+        .await;
+        assert_eq!(encrypted.status, 200, "{:?}", encrypted.body);
+    }
+    let calls_to = epoch() + 1;
+    let screenshots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+
+    let facts = tokio::task::spawn_blocking({
+        let env = vec![
+            ("TRENT_URL", server.endpoint()),
+            ("SCREENSHOTS", screenshots.display().to_string()),
+            ("ROOT_AK", ACCESS_KEY.to_string()),
+            ("ROOT_SK", SECRET_KEY.to_string()),
+            ("KEYS", json!(keys).to_string()),
+            ("KEY", key.clone()),
+            ("ENCRYPTS", ENCRYPTS.to_string()),
+            ("CALLS_FROM", calls_from.to_string()),
+            ("CALLS_TO", calls_to.to_string()),
+        ];
+        move || browser::run_scenario("navigation.mjs", &env)
+    })
+    .await
+    .expect("the scenario ran");
+    for page in [
+        "keysPage",
+        "keyPage",
+        "policyPage",
+        "auditPage",
+        "usagePage",
+    ] {
+        assert_eq!(facts[page]["missing"], json!([]), "{page}: {facts}");
+        assert!(facts[page]["count"].as_u64().unwrap_or(0) > 0, "{page}");
+    }
+
+    // What was pressed and typed happened on the server.
+    let described = call(
+        &server,
+        "TrentService.DescribeKey",
+        json!({"KeyId": key}),
+        (ACCESS_KEY, SECRET_KEY),
+    )
+    .await;
+    assert_eq!(described.body["KeyMetadata"]["KeyState"], "Enabled");
+    assert_eq!(
+        described.body["KeyMetadata"]["Description"],
+        "typed on a keyboard"
+    );
+    let tags = call(
+        &server,
+        "TrentService.ListResourceTags",
+        json!({"KeyId": key}),
+        (ACCESS_KEY, SECRET_KEY),
+    )
+    .await;
+    assert!(
+        tags.body["Tags"]
+            .as_array()
+            .expect("tags")
+            .contains(&json!({"TagKey": "owner", "TagValue": "keyboard"})),
+        "{:?}",
+        tags.body
+    );
+    let records = common::sqlite_audit_records(&server.data_dir);
+    for name in [
+        "DisableKey",
+        "EnableKey",
+        "UpdateKeyDescription",
+        "TagResource",
+    ] {
+        assert!(
+            records.iter().any(|r| r["eventName"] == name
+                && r["errorCode"].is_null()
+                && r["userAgent"]
+                    .as_str()
+                    .is_some_and(|ua| ua.contains("trent-console/"))),
+            "{name} through the console"
+        );
+    }
+    for page in [
+        "11-signing-in",
+        "12-loading-keys",
+        "13-keys-page-2",
+        "14-loading-key",
+        "15-working",
+        "16-section-error",
+        "17-audit-window",
+        "18-key-phone",
+        "19-audit-phone",
+    ] {
+        let shot = screenshots.join(format!("{page}.png"));
+        let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            size > 10_000,
+            "screenshot {} ({size} bytes)",
+            shot.display()
+        );
+    }
+}

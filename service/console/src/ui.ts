@@ -62,6 +62,7 @@ export function action(label: string, run: () => Promise<string | void>, attrs: 
   const button = h("button", { type: "button", ...attrs }, label);
   button.addEventListener("click", async () => {
     button.disabled = true;
+    out.setAttribute("aria-busy", "true");
     out.replaceChildren(h("span", { class: "loading" }, "Working…"));
     try {
       const done = await run();
@@ -70,6 +71,7 @@ export function action(label: string, run: () => Promise<string | void>, attrs: 
       out.replaceChildren(errorBox(e));
     } finally {
       button.disabled = false;
+      out.setAttribute("aria-busy", "false");
     }
   });
   return h("span", { class: "action" }, button, out);

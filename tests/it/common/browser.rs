@@ -5,28 +5,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::run_tool;
 use std::sync::OnceLock;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Chromium's path, installing the distribution's package when it is missing.
 pub fn chromium() -> &'static Path {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         if !Path::new(CHROMIUM).exists() {
-            run(
+            run_tool(
                 Command::new("apt-get")
                     .args(["install", "-y", "chromium"])
                     .env("DEBIAN_FRONTEND", "noninteractive"),
@@ -54,7 +44,7 @@ pub fn node_modules() -> &'static Path {
             for file in ["package.json", "package-lock.json"] {
                 std::fs::copy(source.join(file), dir.join(file)).expect("copy the npm manifest");
             }
-            run(
+            run_tool(
                 Command::new("npm")
                     .args(["ci", "--no-audit", "--no-fund"])
                     .current_dir(&dir),
@@ -101,7 +91,7 @@ pub fn build_console() -> PathBuf {
         std::fs::copy(source.join(file), dir.join(file)).expect("copy the build manifest");
     }
     if !dir.join("node_modules/esbuild").exists() || lock_changed(&source, &dir) {
-        run(
+        run_tool(
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(&dir),
@@ -110,7 +100,7 @@ pub fn build_console() -> PathBuf {
         std::fs::copy(source.join("package-lock.json"), dir.join("installed.lock"))
             .expect("remember the installed lock");
     }
-    run(
+    run_tool(
         Command::new("npm").args(["run", "build"]).current_dir(&dir),
         "npm run build (the console)",
     );

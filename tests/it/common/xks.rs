@@ -7,6 +7,8 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use super::run_tool;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -20,19 +22,6 @@ const USER_PIN: &str = "1234";
 pub const ACCESS_KEY_ID: &str = "AKIAXKSTESTKEYABCDEFG";
 /// The secret of `ACCESS_KEY_ID`.
 pub const SECRET: &str = "xksTestSecretKey0123456789abcdefghijklmnopqr";
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// SoftHSMv2 and pkcs11-tool, installed from the distribution when missing (as root, as CI runs).
 fn ensure_softhsm() {
@@ -48,7 +37,7 @@ fn ensure_softhsm() {
                 .output()
                 .is_ok();
         if !present {
-            run(
+            run_tool(
                 Command::new("apt-get")
                     .args([
                         "install",
@@ -93,7 +82,7 @@ fn proxy_binary() -> PathBuf {
             let manifest = src.join("xks-axum/Cargo.toml");
             if !manifest.exists() {
                 std::fs::create_dir_all(&tools).unwrap();
-                run(
+                run_tool(
                     Command::new("cp").arg("-r").arg(&vendored).arg(&src),
                     "copying the vendored XKS proxy",
                 );
@@ -108,7 +97,7 @@ fn proxy_binary() -> PathBuf {
                 std::fs::write(&manifest, text).unwrap();
             }
             let target = tools.join("xks-proxy-target");
-            run(
+            run_tool(
                 Command::new("cargo")
                     .args(["build", "--release", "--quiet", "--manifest-path"])
                     .arg(&manifest)
@@ -167,7 +156,7 @@ impl XksProxy {
         if tls {
             proxy.ca_bundle = Some(proxy.make_certificates());
         }
-        run(
+        run_tool(
             proxy.softhsm_command("softhsm2-util").args([
                 "--init-token",
                 "--free",
@@ -209,7 +198,7 @@ impl XksProxy {
     }
 
     fn create_key(&self, label: &str, id: usize) {
-        run(
+        run_tool(
             self.pkcs11_tool().args([
                 "--keygen",
                 "--key-type",
@@ -225,7 +214,7 @@ impl XksProxy {
 
     /// Delete an external key from the HSM (the proxy then answers KeyNotFoundException).
     pub fn delete_key(&self, label: &str) {
-        run(
+        run_tool(
             self.pkcs11_tool()
                 .args(["--delete-object", "--type", "secrkey", "--label", label]),
             "deleting a key from the SoftHSM token",
@@ -238,7 +227,7 @@ impl XksProxy {
         let d = self.dir.path();
         let at = |name: &str| d.join(name).display().to_string();
         let openssl = |args: &[&str]| {
-            run(
+            run_tool(
                 Command::new("openssl").args(args),
                 "making test certificates",
             );

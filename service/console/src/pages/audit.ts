@@ -33,6 +33,7 @@ export function auditPage(params: URLSearchParams): HTMLElement {
           e.record.errorCode ?? "",
           e.record.requestID ?? "",
           h("button", { type: "button", class: "show-record", "data-event-id": e.EventId,
+            "aria-label": `Show record of ${e.EventName} at ${when(e.EventTime)} (${e.EventId})`,
             onclick: () => detail.replaceChildren(h("h2", {}, `Record ${e.EventId}`), highlightedJson(e.CloudTrailEvent, `Record ${e.EventId}`)) },
           "Show record"),
         ])),

@@ -3,11 +3,15 @@
 // its key policy. Every section loads on its own, so a refused call hides only its section.
 
 import { kms, setRegion } from "../aws";
-import { action, facts, h, highlightedJson, section, table, when } from "../ui";
+import { action, facts, h, highlightedJson, section, status, table, when } from "../ui";
 
-/** Render the current route again (after an action changed the key). */
-export function refresh(): void {
+/**
+ * Render the current route again after an action changed the key; `message` says what was done
+ * in the status line (the action's own result line goes away with the old page).
+ */
+export function refresh(message = ""): void {
   window.dispatchEvent(new HashChangeEvent("hashchange"));
+  if (message) status(message);
 }
 
 /** A key's base path in the console. */
@@ -59,7 +63,7 @@ function metadata(m: any): HTMLElement {
 
 function actions(m: any): HTMLElement {
   const id = m.KeyId;
-  const done = (text: string) => async () => { refresh(); return text; };
+  const done = (text: string) => async () => { refresh(text); return text; };
   const description = h("input", { id: "edit-description", type: "text", value: m.Description ?? "" });
   const days = h("input", { id: "deletion-days", type: "number", min: "7", max: "30", value: "30" });
   const enableDisable = m.KeyState === "Disabled"
@@ -70,8 +74,9 @@ function actions(m: any): HTMLElement {
     : h("span", {}, h("label", { for: "deletion-days" }, "Waiting period (days) ", days),
       action("Schedule deletion", async () => {
         const r = await kms("ScheduleKeyDeletion", { KeyId: id, PendingWindowInDays: Number(days.value) });
-        refresh();
-        return `Deletion scheduled for ${when(r.DeletionDate) || "after its replicas"}.`;
+        const text = `Deletion scheduled for ${when(r.DeletionDate) || "after its replicas"}.`;
+        refresh(text);
+        return text;
       }, { id: "schedule-deletion" }));
   return h("div", { class: "actions" },
     h("p", {}, enableDisable),
@@ -90,12 +95,12 @@ async function aliases(keyId: string): Promise<HTMLElement> {
   return h("div", {},
     table("Aliases", ["Alias", ""], (list.Aliases ?? []).map((a: any) => [
       a.AliasName,
-      action("Delete", async () => { await kms("DeleteAlias", { AliasName: a.AliasName }); refresh(); }, { "aria-label": `Delete alias ${a.AliasName}` }),
+      action("Delete", async () => { await kms("DeleteAlias", { AliasName: a.AliasName }); refresh(`Alias ${a.AliasName} deleted.`); }, { "aria-label": `Delete alias ${a.AliasName}` }),
     ])),
     h("p", {}, h("label", { for: "new-alias" }, "New alias ", name),
       action("Create alias", async () => {
         await kms("CreateAlias", { AliasName: name.value, TargetKeyId: keyId });
-        refresh();
+        refresh(`Alias ${name.value} created.`);
       }, { id: "create-alias" })));
 }
 
@@ -106,13 +111,13 @@ async function tags(keyId: string): Promise<HTMLElement> {
   return h("div", {},
     table("Tags", ["Key", "Value", ""], (list.Tags ?? []).map((t: any) => [
       t.TagKey, t.TagValue,
-      action("Remove", async () => { await kms("UntagResource", { KeyId: keyId, TagKeys: [t.TagKey] }); refresh(); }, { "aria-label": `Remove tag ${t.TagKey}` }),
+      action("Remove", async () => { await kms("UntagResource", { KeyId: keyId, TagKeys: [t.TagKey] }); refresh(`Tag ${t.TagKey} removed.`); }, { "aria-label": `Remove tag ${t.TagKey}` }),
     ])),
     h("p", {}, h("label", { for: "tag-key" }, "Tag key ", tagKey), " ",
       h("label", { for: "tag-value" }, "Tag value ", tagValue),
       action("Add tag", async () => {
         await kms("TagResource", { KeyId: keyId, Tags: [{ TagKey: tagKey.value, TagValue: tagValue.value }] });
-        refresh();
+        refresh(`Tag ${tagKey.value} added.`);
       }, { id: "add-tag" })));
 }
 
@@ -133,11 +138,11 @@ async function rotation(m: any): Promise<HTMLElement> {
       ["Next rotation", when(statusOf.NextRotationDate)],
     ]),
     h("p", {}, statusOf.KeyRotationEnabled
-      ? action("Disable automatic rotation", async () => { await kms("DisableKeyRotation", { KeyId: m.KeyId }); refresh(); }, { id: "disable-rotation" })
+      ? action("Disable automatic rotation", async () => { await kms("DisableKeyRotation", { KeyId: m.KeyId }); refresh("Automatic rotation disabled."); }, { id: "disable-rotation" })
       : h("span", {}, h("label", { for: "rotation-days" }, "Period (days) ", period),
         action("Enable automatic rotation", async () => {
           await kms("EnableKeyRotation", { KeyId: m.KeyId, RotationPeriodInDays: Number(period.value) });
-          refresh();
+          refresh("Automatic rotation enabled.");
         }, { id: "enable-rotation" }))),
     table("Rotations", ["Date", "Type", "Key material", "State", "Expires"], (history.Rotations ?? []).map((r: any) => [
       when(r.RotationDate), r.RotationType ?? "", r.KeyMaterialId ?? "", r.KeyMaterialState ?? "", when(r.ValidTo),

@@ -64,6 +64,8 @@ export function keysPage(): HTMLElement {
 async function load(list: HTMLElement): Promise<void> {
   const generation = String(Math.random());
   list.dataset.generation = generation;
+  // Paging from the keyboard keeps focus on the pager, not lost with the old page.
+  const focusedId = list.contains(document.activeElement) ? document.activeElement?.id ?? "" : "";
   list.setAttribute("aria-busy", "true");
   list.replaceChildren(h("p", { class: "loading" }, "Loading keys…"));
   try {
@@ -101,15 +103,20 @@ async function load(list: HTMLElement): Promise<void> {
     ]);
     if (page.NextMarker) markers[pageIndex + 1] = page.NextMarker;
     const nav = h("nav", { class: "pager", "aria-label": "Pages of keys" },
-      h("button", { type: "button", disabled: pageIndex === 0, onclick: () => { pageIndex--; load(list); } }, "Previous page"),
-      h("span", {}, ` Page ${pageIndex + 1} `),
-      h("button", { type: "button", disabled: !page.Truncated, onclick: () => { pageIndex++; load(list); } }, "Next page"));
+      h("button", { type: "button", id: "previous-page", disabled: pageIndex === 0, onclick: () => { pageIndex--; load(list); } }, "Previous page"),
+      h("span", { id: "page-number" }, ` Page ${pageIndex + 1} `),
+      h("button", { type: "button", id: "next-page", disabled: !page.Truncated, onclick: () => { pageIndex++; load(list); } }, "Next page"));
     list.replaceChildren(
       table(`Keys in ${region()}`, ["Key ID", "Aliases", "Description", "State", "Spec", "Usage", "Created"], rows),
       hidden ? h("p", { class: "note", id: "hidden-keys" },
         `${hidden} ${hidden === 1 ? "key" : "keys"} of this page not shown: DescribeKey was refused.`) : "",
       aliases === null ? h("p", { class: "note" }, "Aliases not shown: ListAliases was refused.") : "",
       nav);
+    if (focusedId === "next-page" || focusedId === "previous-page") {
+      const same = document.getElementById(focusedId) as HTMLButtonElement | null;
+      const other = document.getElementById(focusedId === "next-page" ? "previous-page" : "next-page") as HTMLButtonElement | null;
+      (same && !same.disabled ? same : other)?.focus();
+    }
     status(`${shown.length} keys shown.`);
   } catch (e) {
     if (list.dataset.generation === generation) list.replaceChildren(errorBox(e));

@@ -29,11 +29,14 @@ export function policyPage(keyRegion: string, keyId: string): HTMLElement {
     saved);
   editor.value = "Loading…";
   editor.disabled = true;
+  editor.setAttribute("aria-busy", "true");
   kms("GetKeyPolicy", { KeyId: keyId, PolicyName: "default" }).then(
     (p) => { editor.value = JSON.stringify(JSON.parse(p.Policy), null, 2); editor.disabled = false; },
-    (e) => { editor.value = ""; changes.replaceChildren(errorBox(e)); });
+    (e) => { editor.value = ""; changes.replaceChildren(errorBox(e)); },
+  ).finally(() => editor.setAttribute("aria-busy", "false"));
   preview.addEventListener("click", async () => {
     preview.disabled = true;
+    changes.setAttribute("aria-busy", "true");
     changes.replaceChildren(h("p", { class: "loading" }, "Simulating…"));
     try {
       const answer = await simulateKeyPolicyChange(keyId, editor.value);
@@ -43,10 +46,12 @@ export function policyPage(keyRegion: string, keyId: string): HTMLElement {
       changes.replaceChildren(errorBox(e));
     } finally {
       preview.disabled = false;
+      changes.setAttribute("aria-busy", "false");
     }
   });
   save.addEventListener("click", async () => {
     save.disabled = true;
+    saved.setAttribute("aria-busy", "true");
     saved.replaceChildren(h("p", { class: "loading" }, "Saving…"));
     try {
       await kms("PutKeyPolicy", {
@@ -60,6 +65,7 @@ export function policyPage(keyRegion: string, keyId: string): HTMLElement {
       saved.replaceChildren(errorBox(e));
     } finally {
       save.disabled = false;
+      saved.setAttribute("aria-busy", "false");
     }
   });
   return page;

@@ -20,11 +20,14 @@ export function signInPage(done: () => void): HTMLElement {
     field("Session token (only for temporary credentials)", "session-token", "password", false),
     h("p", {}, h("label", { for: "region" }, "Region"), regionInput,
       h("datalist", { id: "regions" }, ...REGIONS.map((r) => h("option", { value: r })))),
-    h("p", {}, h("button", { type: "submit" }, "Sign in")),
+    h("p", {}, h("button", { type: "submit", id: "signin" }, "Sign in")),
     out);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const value = (id: string) => (form.querySelector(`#${id}`) as HTMLInputElement).value.trim();
+    const button = form.querySelector("#signin") as HTMLButtonElement;
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
     out.replaceChildren(h("p", { class: "loading" }, "Signing in…"));
     try {
       const token = value("session-token");
@@ -38,6 +41,9 @@ export function signInPage(done: () => void): HTMLElement {
       done();
     } catch (err) {
       out.replaceChildren(errorBox(err));
+    } finally {
+      button.disabled = false;
+      form.setAttribute("aria-busy", "false");
     }
   });
   return h("div", { "data-title": "Sign in" },
