@@ -176,11 +176,7 @@ async fn lookup(
     )
     .without_encryption_context()
     .build();
-    let identity: Vec<_> = principal
-        .policies
-        .iter()
-        .map(|p| p.compiled.clone())
-        .collect();
+    let identity = principal.compiled_policies();
     let (decision, allowed) = crate::authorize::decide(&request, &policy, &identity, None);
     state
         .metrics

@@ -234,7 +234,7 @@ fn changes(state: &AppState, ctx: &CallContext, input: &Value) -> Result<Value, 
             }
         }
     }
-    let keeps = caller_keeps_put_key_policy(ctx, &key, &candidate);
+    let keeps = crate::handlers::keys::may_put_key_policy(ctx, &key, &candidate);
     Ok(json!({
         "KeyArn": key.arn(),
         "Principals": principals,
@@ -242,31 +242,4 @@ fn changes(state: &AppState, ctx: &CallContext, input: &Value) -> Result<Value, 
         "Changes": changes,
         "CallerKeepsPutKeyPolicy": keeps,
     }))
-}
-
-/// Whether the caller may still change the policy once the candidate is in place (the check
-/// PutKeyPolicy makes unless `BypassPolicyLockoutSafetyCheck`).
-fn caller_keeps_put_key_policy(
-    ctx: &CallContext,
-    key: &crate::domain::key::KeySnapshot,
-    candidate: &crate::authorize::SharedPolicy,
-) -> bool {
-    let request = crate::authorize::key_request(
-        &ctx.principal,
-        "kms:PutKeyPolicy",
-        key,
-        &crate::authorize::CallFacts {
-            origin: ctx.origin.clone(),
-            ..Default::default()
-        },
-    );
-    let identity: Vec<_> = ctx
-        .principal
-        .policies
-        .iter()
-        .map(|p| p.compiled.clone())
-        .collect();
-    crate::authorize::decide(&request, candidate, &identity, None)
-        .1
-        .is_ok()
 }

@@ -137,6 +137,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The compiled identity policies attached to the principal, as authorization takes them.
+    pub fn compiled_policies(&self) -> Vec<Arc<CompiledPolicy>> {
+        self.policies.iter().map(|p| p.compiled.clone()).collect()
+    }
+
     /// The CloudTrail `userIdentity` element for this principal.
     pub fn user_identity(&self) -> serde_json::Value {
         // CloudTrail names a call a service makes by the service (`AWSService`, `invokedBy`).

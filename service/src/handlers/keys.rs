@@ -151,6 +151,28 @@ pub fn default_key_policy(account: &str) -> String {
     )
 }
 
+/// The lockout check: whether the caller of `ctx` would be allowed kms:PutKeyPolicy on `key`
+/// if `policy` were its key policy (with the caller's identity policies, as a live call).
+pub fn may_put_key_policy(
+    ctx: &CallContext,
+    key: &KeySnapshot,
+    policy: &crate::authorize::SharedPolicy,
+) -> bool {
+    let request = crate::authorize::key_request(
+        &ctx.principal,
+        "kms:PutKeyPolicy",
+        key,
+        &crate::authorize::CallFacts {
+            origin: ctx.origin.clone(),
+            ..Default::default()
+        },
+    );
+    let identity = ctx.principal.compiled_policies();
+    crate::authorize::decide(&request, policy, &identity, None)
+        .1
+        .is_ok()
+}
+
 /// Check a new key policy as CreateKey and PutKeyPolicy do: it compiles, every principal it
 /// names exists, and (unless the caller bypasses the check) it still lets the caller change the
 /// key policy afterwards. `key` is the key being changed (None at CreateKey).
@@ -181,23 +203,7 @@ pub fn check_new_key_policy(
         Some(k) => k.clone(),
         None => KeySnapshot::probe(&ctx.principal.account, &ctx.region),
     };
-    let request = crate::authorize::key_request(
-        &ctx.principal,
-        "kms:PutKeyPolicy",
-        &probe,
-        &crate::authorize::CallFacts {
-            origin: ctx.origin.clone(),
-            ..Default::default()
-        },
-    );
-    let identity: Vec<_> = ctx
-        .principal
-        .policies
-        .iter()
-        .map(|p| p.compiled.clone())
-        .collect();
-    let (_, allowed) = crate::authorize::decide(&request, &compiled, &identity, None);
-    if allowed.is_err() {
+    if !may_put_key_policy(ctx, &probe, &compiled) {
         return Err(KmsError::MalformedPolicyDocument(
             "The new key policy will not allow you to update the key policy in the future.".into(),
         ));

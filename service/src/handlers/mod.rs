@@ -11,7 +11,7 @@ pub mod custom_key_stores;
 mod grants;
 pub mod import;
 mod key_policy;
-mod keys;
+pub(crate) mod keys;
 mod lifecycle;
 pub mod multi_region;
 mod pagination;
@@ -386,12 +386,7 @@ pub fn authorize_as(
         request_keys: ctx.request_keys(),
     };
     let request = key_request(&ctx.principal, action, key, &facts);
-    let identity: Vec<_> = ctx
-        .principal
-        .policies
-        .iter()
-        .map(|p| p.compiled.clone())
-        .collect();
+    let identity = ctx.principal.compiled_policies();
     let grants = key.compiled_grants.as_ref().map(|g| g.0.as_ref());
     let (decision, result) = decide(&request, policy, &identity, grants);
     ctx.count_decision(decision);
@@ -421,12 +416,7 @@ pub fn authorize_account_action(
     .without_encryption_context();
     builder = crate::authorize::with_request_keys(builder, &ctx.request_keys());
     let request = builder.build();
-    let identity: Vec<_> = ctx
-        .principal
-        .policies
-        .iter()
-        .map(|p| p.compiled.clone())
-        .collect();
+    let identity = ctx.principal.compiled_policies();
     let (decision, result) = decide(&request, &policy, &identity, None);
     ctx.count_decision(decision);
     result
