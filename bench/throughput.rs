@@ -17,7 +17,9 @@
 //! to run, default all), `BENCH_RSS_CALLS` (when set, e.g. `1000000`: after the table, each
 //! server's RSS after 10,000 more Encrypt calls and after that many more), `BENCH_REPLICAS`
 //! (when set, e.g. `1,2,3`: Encrypt spread over that many servers sharing the PostgreSQL
-//! database, their combined req/s, then `trent trail verify` on the chain they wrote together).
+//! database, their combined req/s, then `trent trail verify` on the chain they wrote together),
+//! `BENCH_PG_FSYNC` (`on` by default: the throwaway PostgreSQL syncs its WAL at commit as a
+//! deployment does, where the test suite runs it with `fsync=off`).
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
@@ -472,6 +474,11 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
 fn main() {
     // reqwest's rustls (enabled by trent-service) takes the process-wide provider: aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // PostgreSQL syncs its WAL at commit, as deployed (the test harness turns fsync off for
+    // speed; a benchmark with it off would compare a durable SQLite with a volatile PostgreSQL).
+    // BENCH_PG_FSYNC=off measures without it.
+    let pg_fsync = std::env::var("BENCH_PG_FSYNC").unwrap_or_else(|_| "on".into());
+    std::env::set_var(common::pg::FSYNC_ENV, &pg_fsync);
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -508,7 +515,7 @@ fn main() {
             .expect("http client");
         println!(
             "trent throughput: {seconds} s per figure, pre-signed requests over keep-alive, \
-             release build"
+             release build, PostgreSQL fsync={pg_fsync}"
         );
         println!(
             "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7}",

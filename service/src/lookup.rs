@@ -3,6 +3,8 @@
 //! computed here when the record is made (`attributes`) and written by the store into its lookup
 //! index in the same transaction as the record, so a query reads only the records it returns,
 //! memory does not grow with the trail, and every replica sees every replica's calls at once.
+//! Values most records share (`DENSE`) are not indexed: a search for one reads records in time
+//! order and keeps the matching ones.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -24,8 +26,41 @@ pub const ATTRIBUTES: [&str; 8] = [
     "AccessKeyId",
 ];
 
-/// The attribute values of one record, as LookupEvents reports them.
+/// Attribute values most records have (every KMS call's EventSource and ResourceType, and
+/// ReadOnly true for the cryptographic calls that make up most of a trail). They get no index
+/// row: a search for one reads the account's records in time order and keeps those that match,
+/// which finds a match within a few records because most records match. The rarer values of the
+/// same attributes (ReadOnly false, another service, another resource type) stay indexed, so
+/// "every write" is still an index search. Three fewer index rows per record is a third less
+/// of the writer's index work.
+const DENSE: [(&str, &str); 3] = [
+    ("ReadOnly", "true"),
+    ("EventSource", "kms.amazonaws.com"),
+    ("ResourceType", "AWS::KMS::Key"),
+];
+
+/// Whether `attribute = value` is answered by reading records in time order (see [`DENSE`]).
+fn is_dense(attribute: &str, value: &str) -> bool {
+    DENSE.iter().any(|(a, v)| *a == attribute && *v == value)
+}
+
+/// The attribute values of one record that go into the lookup index: every value LookupEvents
+/// reports, but the [`DENSE`] ones.
 pub fn attributes(record: &Value) -> Vec<(&'static str, String)> {
+    let mut all = reported_attributes(record);
+    all.retain(|(a, v)| !is_dense(a, v));
+    all
+}
+
+/// Whether `record` has `attribute = value`, as LookupEvents matches it.
+fn has_attribute(record: &Value, attribute: &str, value: &str) -> bool {
+    reported_attributes(record)
+        .iter()
+        .any(|(a, v)| *a == attribute && v == value)
+}
+
+/// The attribute values of one record, as LookupEvents reports them.
+fn reported_attributes(record: &Value) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let s = |v: &Value| v.as_str().map(str::to_string);
     if let Some(v) = s(&record["eventID"]) {
@@ -129,11 +164,17 @@ fn decode_next_token(token: &str) -> Result<(i64, i64), LookupError> {
         .ok_or_else(|| LookupError::InvalidNextToken("The NextToken is not valid.".into()))
 }
 
-/// One stored record as LookupEvents lists it (None when it is not JSON or of another Region).
-fn lookup_event(text: String, region: &str) -> Option<Value> {
+/// One stored record as LookupEvents lists it (None when it is not JSON, of another Region, or
+/// without the `wanted` attribute value).
+fn lookup_event(text: String, region: &str, wanted: Option<(&str, &str)>) -> Option<Value> {
     let record = serde_json::from_str::<Value>(&text).ok()?;
     if field(&record, &["awsRegion"]).as_str() != Some(region) {
         return None;
+    }
+    if let Some((attribute, value)) = wanted {
+        if !has_attribute(&record, attribute, value) {
+            return None;
+        }
     }
     let resources: Vec<Value> = field(&record, &["resources"])
         .as_array()
@@ -205,9 +246,14 @@ pub async fn lookup_events(
         .as_deref()
         .map(decode_next_token)
         .transpose()?;
+    // A dense value has no index rows: read the account's records and keep those that match.
+    let (indexed, scanned) = match attribute {
+        Some((a, v)) if is_dense(a, v) => (None, Some((a, v))),
+        other => (other, None),
+    };
     let mut query = LookupQuery {
         account: account.to_string(),
-        attribute: attribute.map(|(a, v)| (a.to_string(), v.to_string())),
+        attribute: indexed.map(|(a, v)| (a.to_string(), v.to_string())),
         start,
         end,
         before: after,
@@ -227,7 +273,7 @@ pub async fn lookup_events(
                 break 'pages;
             }
             query.before = Some((hit.event_time, hit.sequence));
-            if let Some(event) = lookup_event(hit.record, region) {
+            if let Some(event) = lookup_event(hit.record, region, scanned) {
                 events.push(event);
             }
         }
@@ -252,6 +298,41 @@ pub async fn lookup_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dense_values_are_matched_but_not_indexed() {
+        let record = |read_only: bool, source: &str, kind: &str| {
+            json!({
+                "eventID": "e1", "eventName": "Encrypt", "readOnly": read_only,
+                "eventSource": source,
+                "userIdentity": {"type": "Root", "accessKeyId": "AKIA1"},
+                "resources": [{"type": kind, "ARN": "arn:aws:kms:us-east-1:111122223333:key/k"}],
+            })
+        };
+        let encrypt = record(true, "kms.amazonaws.com", "AWS::KMS::Key");
+        let names: Vec<_> = attributes(&encrypt).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(
+            names,
+            ["EventId", "EventName", "Username", "AccessKeyId", "ResourceName"]
+        );
+        for (a, v) in DENSE {
+            assert!(has_attribute(&encrypt, a, v), "{a}={v} still matches");
+        }
+        // The rarer values of the same attributes keep their index rows.
+        let write = record(false, "cloudtrail.amazonaws.com", "AWS::KMS::Alias");
+        let indexed = attributes(&write);
+        for pair in [
+            ("ReadOnly", "false"),
+            ("EventSource", "cloudtrail.amazonaws.com"),
+            ("ResourceType", "AWS::KMS::Alias"),
+        ] {
+            assert!(
+                indexed.contains(&(pair.0, pair.1.to_string())),
+                "{pair:?} is indexed"
+            );
+        }
+        assert!(!has_attribute(&write, "ReadOnly", "true"));
+    }
 
     #[test]
     fn usernames_are_the_ones_cloudtrail_shows() {

@@ -142,6 +142,10 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
         if events.is_empty() {
             return Ok(());
         }
+        // A writer's batch is visible before it is durable (its writer answers its callers only
+        // after a sync): make what was read durable before the model shows it, so a crash of
+        // the database can never take back an event some replica already applied.
+        state.store.sync().await?;
         let Ok(mut model) = state.model.write() else {
             return Err(SchedulerError::Action("read model lock poisoned".into()));
         };

@@ -105,6 +105,8 @@ async fn lookup_events_by_attribute_window_and_page() {
     let cases: &[(&str, &str, usize)] = &[
         ("EventName", "Encrypt", 1),
         ("ReadOnly", "false", 1),
+        // Dense values (no index rows; read in time order and matched): lookup.rs DENSE.
+        ("ReadOnly", "true", 4),
         ("Username", "root", 4),
         ("ResourceName", &arn, 5),
         ("ResourceType", "AWS::KMS::Key", 5),

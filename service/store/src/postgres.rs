@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
@@ -113,6 +113,28 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Commit a batch planned in one transaction, or unit by unit if the database refuses it.
+    async fn commit_batch(
+        &self,
+        units: Vec<CommitUnit>,
+        durability: Durability,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        let mut client = self.client().await?;
+        match commit_planned(&client, &units, durability).await {
+            Ok(results) => Ok(results),
+            Err(e) => {
+                // The planned transaction is still open (or never began: then this only warns).
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    // A connection that cannot roll back must not go back to the pool.
+                    drop(deadpool_postgres::Object::take(client));
+                    client = self.client().await?;
+                }
+                tracing::warn!(error = %e, units = units.len(), "batch failed; committing its units one by one");
+                commit_isolated(&mut client, &units, durability).await
+            }
+        }
+    }
+
     /// A connection from the pool.
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(|e| {
@@ -204,14 +226,30 @@ impl EventStore for PostgresStore {
         &self,
         units: Vec<CommitUnit>,
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
-        let mut client = self.client().await?;
-        match commit_planned(&mut client, &units).await {
-            Ok(results) => Ok(results),
-            Err(e) => {
-                tracing::warn!(error = %e, units = units.len(), "batch failed; committing its units one by one");
-                commit_isolated(&mut client, &units).await
-            }
-        }
+        self.commit_batch(units, Durability::AtCommit).await
+    }
+
+    /// Commits with `synchronous_commit = off`: the transaction, and with it the write lock,
+    /// ends once its commit record is in PostgreSQL's WAL buffers, without waiting for the
+    /// flush, so the next batch (of this replica or another) is written while this one reaches
+    /// the disk. `sync` then waits for that flush.
+    async fn commit_visible(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        self.commit_batch(units, Durability::AtSync).await
+    }
+
+    /// Commits a transaction that has a transaction id, in the session's own
+    /// `synchronous_commit` (the deployment's), so its commit waits for the WAL to be flushed up
+    /// to its commit record. WAL is one sequence: every transaction that committed before this
+    /// one began, of any session, is then durable too.
+    async fn sync(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute("SELECT txid_current()")
+            .await
+            .map_err(db_err)
     }
 
     async fn lookup_audit(&self, query: &LookupQuery) -> Result<Vec<LookupHit>, StoreError> {
@@ -618,25 +656,52 @@ impl EventStore for PostgresStore {
     }
 }
 
-type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
-/// The whole batch in one transaction, without savepoints: the lock, one query for the tail, one
-/// for the streams' versions, then one multi-row statement per table.
+/// When a batch's transaction is durable: when its COMMIT returns, or after the next `sync`.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    AtCommit,
+    AtSync,
+}
+
+impl Durability {
+    /// The statements that open a batch's transaction: its durability, then the write lock
+    /// that keeps sequences gap-free and the chain linked in commit order across replicas.
+    fn begin(self) -> String {
+        let lock = format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})");
+        match self {
+            Durability::AtCommit => lock,
+            Durability::AtSync => format!("SET LOCAL synchronous_commit TO OFF; {lock}"),
+        }
+    }
+}
+
+/// The whole batch in one transaction, without savepoints, in three round trips: BEGIN with its
+/// durability and the lock, the tail and the streams' versions (pipelined: sent together, run in
+/// order); then one multi-row statement per table (pipelined); then COMMIT. The transaction is
+/// driven by hand rather than through `Client::transaction`, whose BEGIN would be a round trip of
+/// its own: on failure the caller rolls it back (`PostgresStore::commit_batch`).
 async fn commit_planned(
-    client: &mut deadpool_postgres::Client,
+    conn: &deadpool_postgres::Client,
     units: &[CommitUnit],
+    durability: Durability,
 ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
-    let tx = client.transaction().await.map_err(db_err)?;
-    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
-        .await
-        .map_err(db_err)?;
     let now = Utc::now().trunc_subsecs(6);
     let streams = plan::streams_of(units);
-    let (tail, versions) = tokio::try_join!(read_tail(&tx), stream_versions(&tx, &streams))?;
-    let planned = plan::plan(units, tail, versions, now);
-    write_plan(&tx, &planned, now).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(planned.results)
+    let written = async {
+        let begin = format!("BEGIN; {}", durability.begin());
+        let (_, tail, versions) = tokio::try_join!(
+            async { conn.batch_execute(&begin).await.map_err(db_err) },
+            read_tail(conn),
+            stream_versions(conn, &streams),
+        )?;
+        let planned = plan::plan(units, tail, versions, now);
+        write_plan(conn, &planned, now).await?;
+        conn.batch_execute("COMMIT").await.map_err(db_err)?;
+        Ok::<_, StoreError>(planned.results)
+    }
+    .await;
+    written
 }
 
 /// Each unit under its own savepoint, so that a unit whose rows the database refuses writes
@@ -644,9 +709,10 @@ async fn commit_planned(
 async fn commit_isolated(
     client: &mut deadpool_postgres::Client,
     units: &[CommitUnit],
+    durability: Durability,
 ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
     let tx = client.transaction().await.map_err(db_err)?;
-    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+    tx.batch_execute(&durability.begin())
         .await
         .map_err(db_err)?;
     let now = Utc::now().trunc_subsecs(6);
@@ -683,7 +749,7 @@ async fn commit_isolated(
 }
 
 /// The last event sequence and the last audit record's sequence and hash (read under the lock).
-async fn read_tail(tx: &Tx<'_>) -> Result<Tail, StoreError> {
+async fn read_tail(tx: &impl GenericClient) -> Result<Tail, StoreError> {
     let stmt = tx
         .prepare_cached(
             "SELECT (SELECT COALESCE(MAX(sequence), 0) FROM events), a.sequence, a.hash \
@@ -705,7 +771,7 @@ async fn read_tail(tx: &Tx<'_>) -> Result<Tail, StoreError> {
 
 /// The current version of each of `streams` that has events, in one query.
 async fn stream_versions(
-    tx: &Tx<'_>,
+    tx: &impl GenericClient,
     streams: &[String],
 ) -> Result<HashMap<String, i64>, StoreError> {
     if streams.is_empty() {
@@ -732,7 +798,7 @@ async fn stream_versions(
 /// one statement each for the events, the audit records, their lookup rows and the keys' last
 /// uses, sent together (pipelined) on the transaction's connection.
 async fn write_plan(
-    tx: &Tx<'_>,
+    tx: &impl GenericClient,
     plan: &BatchPlan<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -758,7 +824,7 @@ async fn write_plan(
 
 /// Destroy the materials the unit shreds, then insert its new sealed materials.
 async fn write_materials(
-    tx: &Tx<'_>,
+    tx: &impl GenericClient,
     unit: &CommitUnit,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -785,7 +851,7 @@ async fn write_materials(
 }
 
 async fn insert_events(
-    tx: &Tx<'_>,
+    tx: &impl GenericClient,
     plan: &BatchPlan<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -815,7 +881,7 @@ async fn insert_events(
     Ok(())
 }
 
-async fn insert_audit(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+async fn insert_audit(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
     if plan.audit.is_empty() {
         return Ok(());
     }
@@ -842,7 +908,7 @@ async fn insert_audit(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn insert_lookup(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+async fn insert_lookup(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
     if plan.lookup.is_empty() {
         return Ok(());
     }
@@ -867,7 +933,7 @@ async fn insert_lookup(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreErr
     Ok(())
 }
 
-async fn upsert_key_uses(tx: &Tx<'_>, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+async fn upsert_key_uses(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
     if plan.key_uses.is_empty() {
         return Ok(());
     }

@@ -8,7 +8,10 @@
 //! - otherwise one throwaway cluster is started per test process, on the first call: `initdb` and
 //!   `pg_ctl` from `PATH` (or the newest `/usr/lib/postgresql/*/bin`), run through
 //!   `runuser -u postgres --` when the tests run as root (initdb refuses root), in
-//!   `$TMPDIR/trent-pg-test-<pid>`, listening on 127.0.0.1 on a free port, with `fsync=off`.
+//!   `$TMPDIR/trent-pg-test-<pid>`, listening on 127.0.0.1 on a free port, with `fsync=off`
+//!   (tests need no durability across a power cut) unless `TRENT_TEST_PG_FSYNC=on` asks for a
+//!   cluster that syncs its WAL as a deployment does (the throughput benchmark sets it, so its
+//!   PostgreSQL figures include the commit's fsync, as SQLite's do).
 //!
 //! Stopping the throwaway cluster: statics are never dropped, so the harness starts a small detached
 //! watchdog (`sh`, in its own process group) that polls the test process once a second and, once it
@@ -25,6 +28,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+
+/// Set to `on`, the throwaway cluster syncs its WAL (`fsync=on`), as a deployment does.
+pub const FSYNC_ENV: &str = "TRENT_TEST_PG_FSYNC";
 
 /// The environment variable naming an existing server to use instead of a throwaway cluster.
 pub const URL_ENV: &str = "KMS_TEST_DATABASE_URL";
@@ -104,8 +110,13 @@ fn start_cluster() -> Result<Cluster, String> {
     let mut last_error = String::new();
     for _ in 0..3 {
         let port = free_port()?;
+        let fsync = if std::env::var(FSYNC_ENV).as_deref() == Ok("on") {
+            "on"
+        } else {
+            "off"
+        };
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync}",
             dir.display()
         );
         let started = run(as_postgres(&pg_ctl, root)
