@@ -313,7 +313,13 @@ mod tests {
         let names: Vec<_> = attributes(&encrypt).into_iter().map(|(a, _)| a).collect();
         assert_eq!(
             names,
-            ["EventId", "EventName", "Username", "AccessKeyId", "ResourceName"]
+            [
+                "EventId",
+                "EventName",
+                "Username",
+                "AccessKeyId",
+                "ResourceName"
+            ]
         );
         for (a, v) in DENSE {
             assert!(has_attribute(&encrypt, a, v), "{a}={v} still matches");

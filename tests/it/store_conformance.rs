@@ -968,3 +968,44 @@ async fn sqlite_wal_starts_over_under_continuous_commits() {
         "the WAL started over {restarts} times during {n} back-to-back commits"
     );
 }
+
+/// PostgreSQL's `commit_visible` does not wait for the WAL flush (the writer's next batch goes
+/// on meanwhile); `sync` then waits for the flush past everything committed before it, as the
+/// writer relies on before it answers a batch's callers. (A sync that commits no WAL of its own,
+/// such as a bare `SELECT txid_current()`, leaves the flush where it was: this test failed so.)
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_sync_flushes_every_commit_before_it() {
+    let fx = Fixture::postgres().await;
+    let store = fx.store().await;
+    let Db::Postgres { url } = &fx.db else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let raw = pg_client(url).await;
+    for n in 0..3 {
+        let results = store
+            .commit_visible(vec![unit(
+                vec![append("key/sync", n, 1)],
+                Some(&format!("s{n}")),
+            )])
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+        // Visible to every session at once.
+        assert_eq!(fx.raw_i64("SELECT COUNT(*) FROM events").await, n + 1);
+        let inserted: String = raw
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        store.sync().await.unwrap();
+        let flushed: bool = raw
+            .query_one(
+                "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
+                &[&inserted],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(flushed, "after sync the WAL is flushed past {inserted}");
+    }
+}

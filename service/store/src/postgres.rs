@@ -240,14 +240,20 @@ impl EventStore for PostgresStore {
         self.commit_batch(units, Durability::AtSync).await
     }
 
-    /// Commits a transaction that has a transaction id, in the session's own
-    /// `synchronous_commit` (the deployment's), so its commit waits for the WAL to be flushed up
-    /// to its commit record. WAL is one sequence: every transaction that committed before this
-    /// one began, of any session, is then durable too.
+    /// Commits a small write in the session's own `synchronous_commit` (the deployment's), so
+    /// its commit waits for the WAL to be flushed up to its commit record. WAL is one sequence:
+    /// every transaction that committed before this one began, of any session, is then durable
+    /// too. It must write a row: PostgreSQL does not flush at the commit of a transaction that
+    /// wrote no WAL of its own (a bare `txid_current()` is not enough). The row is the
+    /// connection's own in `write_probe` (keyed by its backend pid), so concurrent syncs of
+    /// several connections and replicas never wait on one row lock.
     async fn sync(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .batch_execute("SELECT txid_current()")
+            .batch_execute(
+                "INSERT INTO write_probe (id, probed_at) VALUES (pg_backend_pid(), now()) \
+                 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+            )
             .await
             .map_err(db_err)
     }
@@ -655,7 +661,6 @@ impl EventStore for PostgresStore {
             .map_err(db_err)
     }
 }
-
 
 /// When a batch's transaction is durable: when its COMMIT returns, or after the next `sync`.
 #[derive(Debug, Clone, Copy)]
