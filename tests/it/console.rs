@@ -441,23 +441,18 @@ async fn the_console_in_a_real_browser() {
             .as_str()
             .is_some_and(|ua| ua.contains("trent-console/"))));
 
-    for page in [
-        "01-sign-in",
-        "02-keys-as-alice",
-        "05-key-detail",
-        "06-policy-what-changes",
-        "08-audit",
-        "09-key-usage",
-        "10-keys-phone",
-    ] {
-        let shot = screenshots.join(format!("{page}.png"));
-        let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-        assert!(
-            size > 10_000,
-            "screenshot {} ({size} bytes)",
-            shot.display()
-        );
-    }
+    assert_screenshots(
+        &screenshots,
+        &[
+            "01-sign-in",
+            "02-keys-as-alice",
+            "05-key-detail",
+            "06-policy-what-changes",
+            "08-audit",
+            "09-key-usage",
+            "10-keys-phone",
+        ],
+    );
 }
 
 /// The console from the keyboard alone, with slow calls held at a gate in the browser, more
@@ -565,18 +560,26 @@ async fn the_console_from_the_keyboard_with_slow_calls_and_many_keys() {
             "{name} through the console"
         );
     }
-    for page in [
-        "11-signing-in",
-        "12-loading-keys",
-        "13-keys-page-2",
-        "14-loading-key",
-        "15-working",
-        "16-section-error",
-        "17-audit-window",
-        "18-key-phone",
-        "19-audit-phone",
-    ] {
-        let shot = screenshots.join(format!("{page}.png"));
+    assert_screenshots(
+        &screenshots,
+        &[
+            "11-signing-in",
+            "12-loading-keys",
+            "13-keys-page-2",
+            "14-loading-key",
+            "15-working",
+            "16-section-error",
+            "17-audit-window",
+            "18-key-phone",
+            "19-audit-phone",
+        ],
+    );
+}
+
+/// Each named screenshot was saved and holds a picture (more than an empty page's bytes).
+fn assert_screenshots(dir: &std::path::Path, pages: &[&str]) {
+    for page in pages {
+        let shot = dir.join(format!("{page}.png"));
         let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(
             size > 10_000,
