@@ -47,47 +47,43 @@ fn is_dense(attribute: &str, value: &str) -> bool {
 /// The attribute values of one record that go into the lookup index: every value LookupEvents
 /// reports, but the [`DENSE`] ones.
 pub fn attributes(record: &Value) -> Vec<(&'static str, String)> {
-    let mut all = reported_attributes(record);
-    all.retain(|(a, v)| !is_dense(a, v));
-    all
+    reported_attributes(record, |a, v| !is_dense(a, v))
 }
 
 /// Whether `record` has `attribute = value`, as LookupEvents matches it.
 fn has_attribute(record: &Value, attribute: &str, value: &str) -> bool {
-    reported_attributes(record)
-        .iter()
-        .any(|(a, v)| *a == attribute && v == value)
+    !reported_attributes(record, |a, v| a == attribute && v == value).is_empty()
 }
 
-/// The attribute values of one record, as LookupEvents reports them.
-fn reported_attributes(record: &Value) -> Vec<(&'static str, String)> {
+/// The attribute values of one record, as LookupEvents reports them, that `keep` accepts (it
+/// is asked before a value is copied).
+fn reported_attributes(
+    record: &Value,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let s = |v: &Value| v.as_str().map(str::to_string);
-    if let Some(v) = s(&record["eventID"]) {
-        out.push(("EventId", v));
-    }
-    if let Some(v) = s(&record["eventName"]) {
-        out.push(("EventName", v));
-    }
-    if let Some(v) = record["readOnly"].as_bool() {
-        out.push(("ReadOnly", v.to_string()));
-    }
-    if let Some(v) = username(record) {
-        out.push(("Username", v));
-    }
-    if let Some(v) = s(&record["eventSource"]) {
-        out.push(("EventSource", v));
-    }
-    if let Some(v) = s(field(record, &["userIdentity", "accessKeyId"])) {
-        out.push(("AccessKeyId", v));
-    }
+    let mut push = |name: &'static str, value: Option<&str>| {
+        if let Some(v) = value.filter(|v| keep(name, v)) {
+            out.push((name, v.to_string()));
+        }
+    };
+    push("EventId", record["eventID"].as_str());
+    push("EventName", record["eventName"].as_str());
+    push(
+        "ReadOnly",
+        record["readOnly"]
+            .as_bool()
+            .map(|b| if b { "true" } else { "false" }),
+    );
+    push("Username", username(record).as_deref());
+    push("EventSource", record["eventSource"].as_str());
+    push(
+        "AccessKeyId",
+        field(record, &["userIdentity", "accessKeyId"]).as_str(),
+    );
     for r in record["resources"].as_array().into_iter().flatten() {
-        if let Some(t) = s(&r["type"]) {
-            out.push(("ResourceType", t));
-        }
-        if let Some(n) = s(&r["ARN"]) {
-            out.push(("ResourceName", n));
-        }
+        push("ResourceType", r["type"].as_str());
+        push("ResourceName", r["ARN"].as_str());
     }
     out
 }

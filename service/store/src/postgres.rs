@@ -693,20 +693,16 @@ async fn commit_planned(
 ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let streams = plan::streams_of(units);
-    let written = async {
-        let begin = format!("BEGIN; {}", durability.begin());
-        let (_, tail, versions) = tokio::try_join!(
-            async { conn.batch_execute(&begin).await.map_err(db_err) },
-            read_tail(conn),
-            stream_versions(conn, &streams),
-        )?;
-        let planned = plan::plan(units, tail, versions, now);
-        write_plan(conn, &planned, now).await?;
-        conn.batch_execute("COMMIT").await.map_err(db_err)?;
-        Ok::<_, StoreError>(planned.results)
-    }
-    .await;
-    written
+    let begin = format!("BEGIN; {}", durability.begin());
+    let (_, tail, versions) = tokio::try_join!(
+        async { conn.batch_execute(&begin).await.map_err(db_err) },
+        read_tail(conn),
+        stream_versions(conn, &streams),
+    )?;
+    let planned = plan::plan(units, tail, versions, now);
+    write_plan(conn, &planned, now).await?;
+    conn.batch_execute("COMMIT").await.map_err(db_err)?;
+    Ok(planned.results)
 }
 
 /// Each unit under its own savepoint, so that a unit whose rows the database refuses writes
