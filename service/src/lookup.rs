@@ -4,7 +4,8 @@
 //! index in the same transaction as the record, so a query reads only the records it returns,
 //! memory does not grow with the trail, and every replica sees every replica's calls at once.
 //! Values most records share (`DENSE`) are not indexed: a search for one reads records in time
-//! order and keeps the matching ones.
+//! order and keeps the matching ones. Nor are event ids that carry their record's time (the
+//! UUIDv7 ids Trent makes): a search for one reads the records of that second.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -44,10 +45,25 @@ fn is_dense(attribute: &str, value: &str) -> bool {
     DENSE.iter().any(|(a, v)| *a == attribute && *v == value)
 }
 
-/// The attribute values of one record that go into the lookup index: every value LookupEvents
-/// reports, but the [`DENSE`] ones.
-pub fn attributes(record: &Value) -> Vec<(&'static str, String)> {
-    reported_attributes(record, |a, v| !is_dense(a, v))
+/// The attribute values of one record stored at `event_time` (epoch seconds) that go into the
+/// lookup index: every value LookupEvents reports, but the [`DENSE`] ones and an event id that
+/// names `event_time` ([`time_of_event_id`]).
+pub fn attributes(record: &Value, event_time: i64) -> Vec<(&'static str, String)> {
+    reported_attributes(record, |a, v| {
+        !is_dense(a, v) && !(a == "EventId" && time_of_event_id(v) == Some(event_time))
+    })
+}
+
+/// The second (epoch seconds) an event id carries: the timestamp of a version 7 UUID, which is
+/// how Trent makes event ids (`audit::record::new_event_id`). None for any other id (older
+/// records' random UUIDs), which is indexed instead.
+pub fn time_of_event_id(id: &str) -> Option<i64> {
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (seconds, _) = uuid.get_timestamp()?.to_unix();
+    i64::try_from(seconds).ok()
 }
 
 /// Whether `record` has `attribute = value`, as LookupEvents matches it.
@@ -280,6 +296,11 @@ pub async fn lookup_events(
             next = query.before;
         }
     }
+    if events.is_empty() && next.is_none() && after.is_none() {
+        if let Some(("EventId", id)) = attribute {
+            events = records_of_the_second(store, &query, region, id).await?;
+        }
+    }
     let mut body = json!({ "Events": events });
     if let Some((t, s)) = next {
         set(
@@ -289,6 +310,46 @@ pub async fn lookup_events(
         );
     }
     Ok(body)
+}
+
+/// How many records one read of a second's records takes (a second may hold thousands).
+const SECOND_PAGE: i64 = 500;
+
+/// The record with event id `id` among the records of the second its id carries (within the
+/// query's time window): where a search finds an event id that has no index row. Every record of
+/// that second is read, so the answer is complete without a NextToken.
+async fn records_of_the_second(
+    store: &SharedStore,
+    query: &LookupQuery,
+    region: &str,
+    id: &str,
+) -> Result<Vec<Value>, LookupError> {
+    let Some(second) = time_of_event_id(id) else {
+        return Ok(Vec::new());
+    };
+    if query.start.is_some_and(|s| s > second) || query.end.is_some_and(|e| e < second) {
+        return Ok(Vec::new());
+    }
+    let mut scan = LookupQuery {
+        account: query.account.clone(),
+        attribute: None,
+        start: Some(second),
+        end: Some(second),
+        before: None,
+        limit: SECOND_PAGE,
+    };
+    let mut found = Vec::new();
+    loop {
+        let hits = store.lookup_audit(&scan).await?;
+        let more = hits.len() as i64 == scan.limit;
+        for hit in hits {
+            scan.before = Some((hit.event_time, hit.sequence));
+            found.extend(lookup_event(hit.record, region, Some(("EventId", id))));
+        }
+        if !more || !found.is_empty() {
+            return Ok(found);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -306,7 +367,10 @@ mod tests {
             })
         };
         let encrypt = record(true, "kms.amazonaws.com", "AWS::KMS::Key");
-        let names: Vec<_> = attributes(&encrypt).into_iter().map(|(a, _)| a).collect();
+        let names: Vec<_> = attributes(&encrypt, 0)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
         assert_eq!(
             names,
             [
@@ -322,7 +386,7 @@ mod tests {
         }
         // The rarer values of the same attributes keep their index rows.
         let write = record(false, "cloudtrail.amazonaws.com", "AWS::KMS::Alias");
-        let indexed = attributes(&write);
+        let indexed = attributes(&write, 0);
         for pair in [
             ("ReadOnly", "false"),
             ("EventSource", "cloudtrail.amazonaws.com"),
@@ -334,6 +398,29 @@ mod tests {
             );
         }
         assert!(!has_attribute(&write, "ReadOnly", "true"));
+    }
+
+    #[test]
+    fn event_ids_that_carry_their_records_second_are_not_indexed() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T04:30:15.750Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let id = crate::audit::record::new_event_id(at);
+        assert_eq!(time_of_event_id(&id), Some(at.timestamp()));
+        let record = json!({"eventID": id, "eventName": "Encrypt"});
+        let indexed = |second: i64| -> Vec<&str> {
+            attributes(&record, second)
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect()
+        };
+        assert_eq!(indexed(at.timestamp()), ["EventName"]);
+        // Stored under another second (a record whose id was made at another time): indexed.
+        assert_eq!(indexed(at.timestamp() - 1), ["EventId", "EventName"]);
+        // Random (version 4) ids, as records made before carry, name no time.
+        assert_eq!(time_of_event_id(&uuid::Uuid::new_v4().to_string()), None);
+        assert_eq!(time_of_event_id("not an id"), None);
+        assert!(has_attribute(&record, "EventId", &id));
     }
 
     #[test]
@@ -351,5 +438,132 @@ mod tests {
             Some("audit-1")
         );
         assert_eq!(name(json!({"type": "Unknown"})), None);
+    }
+
+    /// Event ids that carry their record's second (the UUIDv7 ids Trent makes) have no index row: a
+    /// search for one reads the records of that second. Among 1,201 records of one second (more than
+    /// one read of them) it finds exactly the one asked for, in a window that holds the second only;
+    /// ids that name no time (random UUIDs) or another second are found through the index.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn event_ids_are_found_through_the_second_they_carry() {
+        use crate::audit::record::{cloudtrail_time, new_event_id, stored_record};
+        use crate::store::sqlite::SqliteStore;
+        use crate::store::{CommitUnit, SharedStore};
+        use chrono::{Duration, TimeZone, Utc};
+        use serde_json::json;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore =
+            std::sync::Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        store.migrate().await.unwrap();
+        let second = Utc.with_ymd_and_hms(2026, 12, 7, 4, 30, 15).unwrap();
+        let record = |name: String, id: String| {
+            json!({"eventVersion": "1.08", "eventID": id, "eventName": name,
+                   "eventTime": cloudtrail_time(second), "awsRegion": "us-east-1",
+                   "eventSource": "kms.amazonaws.com", "readOnly": true,
+                   "userIdentity": {"type": "Root", "accountId": "111122223333"},
+                   "recipientAccountId": "111122223333"})
+        };
+        let mut ids = Vec::new();
+        for batch in 0..12 {
+            let units = (0..100)
+                .map(|i| {
+                    let n = batch * 100 + i;
+                    let id = new_event_id(second + Duration::microseconds(n * 800));
+                    ids.push(id.clone());
+                    CommitUnit {
+                        audit: Some(stored_record(&record(format!("Call{n}"), id), second)),
+                        ..CommitUnit::default()
+                    }
+                })
+                .collect();
+            for r in store.commit(units).await.unwrap() {
+                r.unwrap();
+            }
+        }
+        let random_id = uuid::Uuid::new_v4().to_string();
+        let elsewhere_id = new_event_id(second - Duration::seconds(5));
+        let odd = vec![
+            CommitUnit {
+                audit: Some(stored_record(
+                    &record("Random".into(), random_id.clone()),
+                    second,
+                )),
+                ..CommitUnit::default()
+            },
+            CommitUnit {
+                audit: Some(stored_record(
+                    &record("Elsewhere".into(), elsewhere_id.clone()),
+                    second,
+                )),
+                ..CommitUnit::default()
+            },
+        ];
+        for r in store.commit(odd).await.unwrap() {
+            r.unwrap();
+        }
+        assert!(stored_record(&record("x".into(), ids[0].clone()), second)
+            .lookup
+            .iter()
+            .all(|(a, _)| a != "EventId"));
+
+        let find = |id: &str, window: Option<(i64, i64)>| {
+            let mut body =
+                json!({"LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": id}]});
+            if let Some((start, end)) = window {
+                body["StartTime"] = json!(start);
+                body["EndTime"] = json!(end);
+            }
+            let req: LookupRequest = serde_json::from_value(body).unwrap();
+            let store = store.clone();
+            async move {
+                let got = lookup_events(&store, "111122223333", "us-east-1", &req)
+                    .await
+                    .unwrap();
+                assert!(got.get("NextToken").is_none(), "{got}");
+                got["Events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["EventName"].as_str().unwrap().to_string(),
+                            e["EventId"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let t = second.timestamp();
+        for n in [0usize, 417, 1199] {
+            assert_eq!(
+                find(&ids[n], None).await,
+                [(format!("Call{n}"), ids[n].clone())]
+            );
+        }
+        assert_eq!(find(&ids[600], Some((t, t))).await.len(), 1);
+        assert!(find(&ids[600], Some((t - 60, t - 1))).await.is_empty());
+        assert!(find(&ids[600], Some((t + 1, t + 60))).await.is_empty());
+        assert!(
+            find(&new_event_id(second), None).await.is_empty(),
+            "an id no record has"
+        );
+        assert_eq!(
+            find(&random_id, None).await,
+            [("Random".to_string(), random_id.clone())]
+        );
+        assert_eq!(
+            find(&elsewhere_id, None).await,
+            [("Elsewhere".to_string(), elsewhere_id.clone())]
+        );
+        // Another account never sees them.
+        let req: LookupRequest = serde_json::from_value(
+            json!({"LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": ids[3]}]}),
+        )
+        .unwrap();
+        let other = lookup_events(&store, "444455556666", "us-east-1", &req)
+            .await
+            .unwrap();
+        assert!(other["Events"].as_array().unwrap().is_empty());
     }
 }

@@ -57,8 +57,8 @@ pub struct RotationReport {
 
 /// Commit one audited service event about root keys.
 async fn record(store: &SharedStore, name: &str, details: Value) -> Result<(), RotationError> {
-    let event_id = crate::audit::record::new_event_id();
     let at = chrono::Utc::now();
+    let event_id = crate::audit::record::new_event_id(at);
     let record = json!({
         "eventVersion": "1.08",
         "userIdentity": {"type": "AWSService", "invokedBy": "kms.amazonaws.com"},

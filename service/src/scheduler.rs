@@ -318,7 +318,7 @@ fn audit(
     at: DateTime<Utc>,
     extra: Option<serde_json::Value>,
 ) -> NewAuditRecord {
-    let event_id = crate::audit::record::new_event_id();
+    let event_id = crate::audit::record::new_event_id(at);
     stored_record(
         &service_event(&event_id, event_name, at, &key.arn(), extra),
         at,

@@ -60,7 +60,11 @@ fn resource_type(arn: &str) -> &'static str {
 /// own `eventID` and `recipientAccountId` and both with the same `sharedEventID` (added to
 /// `record` here), for the owners `deliver_to` accepts (accounts of this deployment). Empty when
 /// the call concerned only the caller's account.
-pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> bool) -> Vec<Value> {
+pub fn cross_account_copies(
+    record: &mut Value,
+    event_time: DateTime<Utc>,
+    deliver_to: &dyn Fn(&str) -> bool,
+) -> Vec<Value> {
     let caller = record["recipientAccountId"]
         .as_str()
         .unwrap_or_default()
@@ -86,7 +90,7 @@ pub fn cross_account_copies(record: &mut Value, deliver_to: &dyn Fn(&str) -> boo
         .map(|owner| {
             let mut copy = record.clone();
             set(&mut copy, "recipientAccountId", json!(owner));
-            set(&mut copy, "eventID", json!(new_event_id()));
+            set(&mut copy, "eventID", json!(new_event_id(event_time)));
             copy
         })
         .collect()
@@ -97,7 +101,7 @@ pub use crate::clock::cloudtrail_time;
 /// The record a successful ReplicateKey also leaves in the replica's Region: CloudTrail shows
 /// ReplicateKey in the primary key's Region and CreateKey in the replica's, with the same request
 /// id. It names the replica key only.
-pub fn replica_region_record(record: &Value) -> Option<Value> {
+pub fn replica_region_record(record: &Value, event_time: DateTime<Utc>) -> Option<Value> {
     if record.get("eventName").and_then(Value::as_str) != Some("ReplicateKey")
         || record.get("errorCode").is_some()
     {
@@ -110,7 +114,7 @@ pub fn replica_region_record(record: &Value) -> Option<Value> {
     let mut copy = record.clone();
     set(&mut copy, "eventName", json!("CreateKey"));
     set(&mut copy, "awsRegion", json!(region));
-    set(&mut copy, "eventID", json!(new_event_id()));
+    set(&mut copy, "eventID", json!(new_event_id(event_time)));
     let in_region = format!("arn:aws:kms:{region}:");
     if let Some(resources) = copy.get_mut("resources").and_then(Value::as_array_mut) {
         resources.retain(|r| {
@@ -122,10 +126,17 @@ pub fn replica_region_record(record: &Value) -> Option<Value> {
     Some(copy)
 }
 
-/// A new CloudTrail `eventID`: a UUID, as AWS's are, of version 7 (time-ordered) so that the
-/// store's lookup index takes new event ids at its right edge instead of at random pages.
-pub fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+/// A new CloudTrail `eventID` for a record whose `eventTime` is `event_time`: a UUID, as AWS's
+/// are, of version 7 carrying that time (to the millisecond) in its first 48 bits. LookupEvents
+/// finds such an id through the record's time (`lookup::time_of_event_id`), so it needs no index
+/// row of its own.
+pub fn new_event_id(event_time: DateTime<Utc>) -> String {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        event_time.timestamp().max(0) as u64,
+        event_time.timestamp_subsec_nanos(),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
 }
 
 /// A CloudTrail record as the store takes it: its canonical text (what the chain hashes), the
@@ -140,7 +151,7 @@ pub fn stored_record(json: &Value, event_time: DateTime<Utc>) -> crate::store::N
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        lookup: crate::lookup::attributes(json)
+        lookup: crate::lookup::attributes(json, event_time.timestamp())
             .into_iter()
             .map(|(attribute, value)| (attribute.to_string(), value))
             .collect(),
@@ -158,8 +169,8 @@ impl CallRecord {
         Vec<crate::store::NewAuditRecord>,
     ) {
         let mut json = self.to_json();
-        let mut copies = cross_account_copies(&mut json, deliver_to);
-        copies.extend(replica_region_record(&json));
+        let mut copies = cross_account_copies(&mut json, self.event_time, deliver_to);
+        copies.extend(replica_region_record(&json, self.event_time));
         let stored = |json: &Value| stored_record(json, self.event_time);
         (stored(&json), copies.iter().map(stored).collect())
     }

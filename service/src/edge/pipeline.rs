@@ -394,7 +394,7 @@ impl<'a, P: Protocol> Draft<'a, P> {
         error: Option<&AwsError>,
     ) -> CallRecord {
         CallRecord {
-            event_id: crate::audit::record::new_event_id(),
+            event_id: crate::audit::record::new_event_id(event_time),
             event_time,
             event_name: self.event_name.to_string(),
             event_source: self.protocol.event_source(),
