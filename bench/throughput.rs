@@ -19,7 +19,9 @@
 //! (when set, e.g. `1,2,3`: Encrypt spread over that many servers sharing the PostgreSQL
 //! database, their combined req/s, then `trent trail verify` on the chain they wrote together),
 //! `BENCH_PG_FSYNC` (`on` by default: the throwaway PostgreSQL syncs its WAL at commit as a
-//! deployment does, where the test suite runs it with `fsync=off`).
+//! deployment does, where the test suite runs it with `fsync=off`), `TRENT_BIN` (the server
+//! binary to measure instead of the one this build made: to compare two builds, run the bench
+//! alternately with each).
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;

@@ -127,9 +127,13 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The path of the `trent` binary Cargo built for these tests.
+/// The path of the `trent` binary Cargo built for these tests, or `TRENT_BIN` when set (the
+/// benchmarks use it to compare two builds in one run of the load generator).
 pub fn trent_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_trent")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("TRENT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_trent").to_string())
+    })
 }
 
 impl TestServer {
