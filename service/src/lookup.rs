@@ -49,9 +49,8 @@ fn is_dense(attribute: &str, value: &str) -> bool {
 /// lookup index: every value LookupEvents reports, but the [`DENSE`] ones and an event id that
 /// names `event_time` ([`time_of_event_id`]).
 pub fn attributes(record: &Value, event_time: i64) -> Vec<(&'static str, String)> {
-    reported_attributes(record, |a, v| {
-        !is_dense(a, v) && !(a == "EventId" && time_of_event_id(v) == Some(event_time))
-    })
+    let time_found = |a: &str, v: &str| a == "EventId" && time_of_event_id(v) == Some(event_time);
+    reported_attributes(record, |a, v| !(is_dense(a, v) || time_found(a, v)))
 }
 
 /// The second (epoch seconds) an event id carries: the timestamp of a version 7 UUID, which is
