@@ -138,6 +138,37 @@ struct Walk<'m> {
     violations: Vec<String>,
 }
 
+/// How many bytes the base64 text `s` decodes to, or None when it is not valid base64 (exactly
+/// what a whole decode with the standard engine accepts). The bytes are decoded a chunk at a time
+/// into a buffer on the stack, which is wiped afterwards: a blob may be a plaintext, which must
+/// not be left behind in freed memory, and one decode of it for the handler is enough.
+fn decoded_len(s: &str) -> Option<usize> {
+    use zeroize::Zeroize;
+    /// Base64 characters per chunk: a multiple of 4, so every chunk but the last is whole quads.
+    const CHUNK: usize = 1024;
+    let text = s.as_bytes();
+    let mut buf = [0u8; CHUNK / 4 * 3];
+    let mut len = 0;
+    let mut valid = true;
+    let mut chunks = text.chunks(CHUNK).peekable();
+    while let Some(chunk) = chunks.next() {
+        // Padding may only end the text; a chunk decoded alone would accept it at its own end.
+        if chunks.peek().is_some() && chunk.contains(&b'=') {
+            valid = false;
+            break;
+        }
+        match base64::engine::general_purpose::STANDARD.decode_slice(chunk, &mut buf) {
+            Ok(n) => len += n,
+            Err(_) => {
+                valid = false;
+                break;
+            }
+        }
+    }
+    buf.zeroize();
+    valid.then_some(len)
+}
+
 impl Walk<'_> {
     fn value(&mut self, shape_name: &str, value: &Value, path: &str) -> Result<(), KmsError> {
         let Some(shape) = self.model.shapes.get(shape_name) else {
@@ -155,14 +186,12 @@ impl Walk<'_> {
             }
             "blob" => {
                 let s = value.as_str().ok_or_else(|| type_error(value, "Blob"))?;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .map_err(|_| {
-                        KmsError::Serialization(format!(
-                            "Invalid base64 value for the member at '{path}'"
-                        ))
-                    })?;
-                self.length(shape, bytes.len(), None, path);
+                let len = decoded_len(s).ok_or_else(|| {
+                    KmsError::Serialization(format!(
+                        "Invalid base64 value for the member at '{path}'"
+                    ))
+                })?;
+                self.length(shape, len, None, path);
                 Ok(())
             }
             "integer" | "long" => {
@@ -389,6 +418,37 @@ mod tests {
             err,
             KmsError::Validation("1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096".into())
         );
+    }
+
+    #[test]
+    fn blob_lengths_are_counted_as_a_whole_decode_counts_them() {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        for n in [0usize, 1, 2, 3, 767, 768, 769, 1535, 1536, 4096, 6000] {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            assert_eq!(decoded_len(&engine.encode(&bytes)), Some(n), "{n} bytes");
+        }
+        let whole = engine.encode(vec![1u8; 2000]);
+        let mut cases: Vec<String> = vec![
+            "@@@@".into(),
+            "AAA".into(),
+            "AA=A".into(),
+            "AB==".into(), // non-zero trailing bits
+            format!("{}AA==", &whole[..1020]) + &whole[1024..],
+            format!("{}=", &whole[..whole.len() - 1]),
+            format!("{whole} "),
+        ];
+        // Padding that ends a chunk but not the text.
+        let padded = engine.encode(vec![2u8; 766]);
+        assert!(padded.ends_with("=="));
+        cases.push(format!("{padded}{}", engine.encode(vec![3u8; 30])));
+        for case in cases {
+            assert_eq!(
+                decoded_len(&case),
+                engine.decode(&case).ok().map(|b| b.len()),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]
