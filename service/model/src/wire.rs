@@ -27,6 +27,37 @@ pub fn secret_blob<'de, D: Deserializer<'de>>(d: D) -> Result<SecretBytes, D::Er
         .map_err(|_| serde::de::Error::custom("invalid base64 blob"))
 }
 
+/// Overwrite every string in `value` (members' values and array items, at any depth) with
+/// zeros before it is dropped: a request or response body may hold a plaintext or a data key in
+/// base64, or session credentials.
+pub fn wipe_strings(value: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        serde_json::Value::Object(members) => members.values_mut().for_each(wipe_strings),
+        _ => {}
+    }
+}
+
+/// A parsed request body whose strings are wiped when it is dropped (`wipe_strings`); it reads
+/// as the `serde_json::Value` it holds.
+#[derive(Debug, Default)]
+pub struct RequestJson(pub serde_json::Value);
+
+impl std::ops::Deref for RequestJson {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
+impl Drop for RequestJson {
+    fn drop(&mut self) {
+        wipe_strings(&mut self.0);
+    }
+}
+
 /// Deserialize a base64 blob that is not secret (ciphertexts, public keys).
 pub fn blob<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let text = String::deserialize(d)?;
@@ -67,6 +98,20 @@ pub fn field<'a>(value: &'a serde_json::Value, path: &[&str]) -> &'a serde_json:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn wiping_leaves_no_string_behind() {
+        let mut body = serde_json::json!({
+            "Plaintext": "c2VjcmV0", "Nested": {"List": ["a", 1, {"Token": "t"}]}, "N": 3
+        });
+        wipe_strings(&mut body);
+        assert_eq!(
+            body,
+            serde_json::json!({"Plaintext": "", "Nested": {"List": ["", 1, {"Token": ""}]}, "N": 3})
+        );
+        let held = RequestJson(serde_json::json!({"KeyId": "k"}));
+        assert_eq!(held["KeyId"], "k");
+    }
+
     use serde_json::json;
 
     use super::*;

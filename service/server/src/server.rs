@@ -170,13 +170,31 @@ async fn not_found() -> HttpResponse {
 }
 
 /// The actix-web response of a pipeline's answer.
-fn http_response(answer: Response) -> HttpResponse {
+fn http_response(mut answer: Response) -> HttpResponse {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = WipedBody(std::mem::take(&mut answer.body).into_bytes());
     let mut resp = HttpResponse::build(status)
         .content_type(answer.content_type)
-        .body(answer.body);
+        .body(actix_web::web::Bytes::from_owner(body));
     insert_request_id(&mut resp, &answer.request_id);
     resp
+}
+
+/// A response body handed to actix-web, overwritten when actix-web drops the last reference to it
+/// (it may hold a plaintext, a data key or session credentials). Copies actix-web makes into its
+/// own write buffer are reused for later responses, not wiped.
+struct WipedBody(Vec<u8>);
+
+impl AsRef<[u8]> for WipedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WipedBody {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 /// The pipeline's view of an actix-web request (the body is added once read).

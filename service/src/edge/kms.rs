@@ -13,6 +13,7 @@ use crate::auth::sigv4::SigV4Error;
 use crate::edge::caller::Caller;
 use crate::handlers::{self, blob_members, CallContext};
 use crate::protocol::model::Model;
+use crate::protocol::wire::{wipe_strings, RequestJson};
 use crate::protocol::{AwsError, KmsError, Operation};
 use crate::quota::QuotaClass;
 use crate::state::AppState;
@@ -42,7 +43,7 @@ pub fn json_response(result: Result<String, &AwsError>, request_id: &str) -> Res
 #[async_trait(?Send)]
 impl Protocol for Kms {
     type Call = Operation;
-    type Input = Value;
+    type Input = RequestJson;
 
     fn service(&self) -> &'static str {
         "kms"
@@ -106,25 +107,31 @@ impl Protocol for Kms {
         _caller: &Caller,
         op: &Operation,
         facts: &mut RecordFacts,
-    ) -> Result<Value, AwsError> {
-        let json: Value = if req.body.is_empty() {
+    ) -> Result<RequestJson, AwsError> {
+        let json = RequestJson(if req.body.is_empty() {
             Value::Object(Default::default())
         } else {
             serde_json::from_slice(&req.body).map_err(|e| {
                 KmsError::Serialization(format!("The request body is not valid JSON: {e}"))
             })?
-        };
+        });
         if !json.is_object() {
             return Err(
                 KmsError::Serialization("The request body must be a JSON object.".into()).into(),
             );
         }
         facts.request_parameters = request_parameters(&json, blob_members(*op));
-        Model::get().validate(*op, &plain_http_proxy_as_https(state, *op, &json))?;
+        let checked = plain_http_proxy_as_https(state, *op, &json);
+        let valid = Model::get().validate(*op, &checked);
+        if let std::borrow::Cow::Owned(mut copy) = checked {
+            // A copy of a body that carries the proxy's secret access key.
+            wipe_strings(&mut copy);
+        }
+        valid?;
         Ok(json)
     }
 
-    async fn execute(&self, run: Run<'_, Operation, Value>) -> Result<Executed, Refusal> {
+    async fn execute(&self, run: Run<'_, Operation, RequestJson>) -> Result<Executed, Refusal> {
         let op = *run.call;
         let region = run.caller.signature.region.clone();
         let ctx = CallContext {
@@ -149,11 +156,14 @@ impl Protocol for Kms {
             run.facts.additional_event_data = used;
         }
         match result {
-            Ok(outcome) => Ok(Executed {
+            Ok(mut outcome) => Ok(Executed {
                 body: if outcome.body.is_null() {
                     String::new()
                 } else {
-                    outcome.body.to_string()
+                    let text = outcome.body.to_string();
+                    // The body may hold a plaintext or a data key; the text goes on to the client.
+                    wipe_strings(&mut outcome.body);
+                    text
                 },
                 unit: outcome.unit,
                 response_elements: outcome.response_elements.unwrap_or(Value::Null),
@@ -227,7 +237,11 @@ impl Protocol for Kms {
 /// The body to validate against the model: with `--xks-allow-http`, a plain-HTTP proxy endpoint
 /// (which the model's `https://host` pattern refuses) is checked as if it were HTTPS; the handler
 /// checks its own form.
-fn plain_http_proxy_as_https(state: &AppState, op: Operation, body: &Value) -> Value {
+fn plain_http_proxy_as_https<'b>(
+    state: &AppState,
+    op: Operation,
+    body: &'b Value,
+) -> std::borrow::Cow<'b, Value> {
     let takes_endpoint = matches!(
         op,
         Operation::CreateCustomKeyStore | Operation::UpdateCustomKeyStore
@@ -240,7 +254,7 @@ fn plain_http_proxy_as_https(state: &AppState, op: Operation, body: &Value) -> V
             e.starts_with("http://") || e.strip_prefix("https://").is_some_and(|r| r.contains(':'))
         });
     if !(state.xks_allow_http && takes_endpoint && plain) {
-        return body.clone();
+        return std::borrow::Cow::Borrowed(body);
     }
     let mut checked = body.clone();
     if let Some(obj) = checked.as_object_mut() {
@@ -249,7 +263,7 @@ fn plain_http_proxy_as_https(state: &AppState, op: Operation, body: &Value) -> V
             Value::String("https://xks-proxy.test".into()),
         );
     }
-    checked
+    std::borrow::Cow::Owned(checked)
 }
 
 /// Whether another writer has committed any of these (key id, material version) pairs: the

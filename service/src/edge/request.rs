@@ -72,6 +72,21 @@ pub struct Response {
     pub body: String,
 }
 
+/// A request's body may hold a plaintext (in base64): it is overwritten before it is freed.
+impl Drop for Request {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
+/// A response's body may hold a plaintext, a data key or session credentials: it is
+/// overwritten before it is freed (the server takes it out to send, see `trent-server`).
+impl Drop for Response {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
@@ -102,15 +117,13 @@ mod tests {
 
     #[test]
     fn headers_are_found_by_name_and_counted() {
-        let req = Request {
-            headers: vec![
-                ("x-amz-target".into(), "a".into()),
-                ("user-agent".into(), "cli".into()),
-                ("x-amz-target".into(), "b".into()),
-            ],
-            peer_ip: Some(IpAddr::from([127, 0, 0, 1])),
-            ..Request::default()
-        };
+        let mut req = Request::default();
+        req.headers = vec![
+            ("x-amz-target".into(), "a".into()),
+            ("user-agent".into(), "cli".into()),
+            ("x-amz-target".into(), "b".into()),
+        ];
+        req.peer_ip = Some(IpAddr::from([127, 0, 0, 1]));
         assert_eq!(req.header("x-amz-target"), Some("a"));
         assert_eq!(req.header_count("x-amz-target"), 2);
         assert_eq!(req.header("host"), None);
@@ -123,12 +136,13 @@ mod tests {
 
     #[test]
     fn user_agent_adds_what_x_amz_user_agent_says() {
-        let with = |headers: &[(&str, &str)]| Request {
-            headers: headers
+        let with = |headers: &[(&str, &str)]| {
+            let mut req = Request::default();
+            req.headers = headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Request::default()
+                .collect();
+            req
         };
         assert_eq!(
             with(&[
@@ -154,11 +168,9 @@ mod tests {
 
     #[test]
     fn debug_shows_no_body_and_no_header_value() {
-        let req = Request {
-            headers: vec![("x-amz-security-token".into(), "token-value".into())],
-            body: b"plaintext-value".to_vec(),
-            ..Request::default()
-        };
+        let mut req = Request::default();
+        req.headers = vec![("x-amz-security-token".into(), "token-value".into())];
+        req.body = b"plaintext-value".to_vec();
         let resp = Response {
             status: 200,
             content_type: "application/x-amz-json-1.1",
