@@ -2,10 +2,11 @@
 //! over `BENCH_KEYS` keys, default 10,000), Decrypt,
 //! GenerateDataKey, Sign (ECC P-256), DescribeKey and the no-op `/health` endpoint, on both stores,
 //! at several concurrencies, interleaved (each concurrency runs every workload on each store in
-//! turn, so a noisy moment hits all of them). Also the audit writer's mean batch size and commit
-//! time per workload, the server's CPU time per call (user + system, from /proc: steadier than
-//! req/s on a shared machine, and what an optimisation should lower), the Encrypt/no-op ratio,
-//! and each server's RSS before and after.
+//! turn, so a noisy moment hits all of them). Also the audit writer's mean batch size, commit
+//! time and sync time (the fsync or WAL flush that makes a batch durable) per workload, the
+//! server's CPU time per call (user + system, from /proc: steadier than req/s on a shared
+//! machine, and what an optimisation should lower), the Encrypt/no-op ratio, and each server's
+//! RSS before and after.
 //!
 //! The load generator is not the bottleneck it would be with an SDK: every request is signed once
 //! with AWS's own SigV4 signer (aws-sigv4) before a run, and the same signed request is replayed
@@ -236,8 +237,9 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// The audit writer's counters: (commits, units committed, seconds spent committing).
-async fn writer_counters(admin: &str) -> (f64, f64, f64) {
+/// The audit writer's counters: (commits, units committed, seconds spent committing, syncs,
+/// seconds spent syncing).
+async fn writer_counters(admin: &str) -> (f64, f64, f64, f64, f64) {
     let text = reqwest::Client::new()
         .get(format!("http://{admin}/metrics"))
         .send()
@@ -250,6 +252,8 @@ async fn writer_counters(admin: &str) -> (f64, f64, f64) {
         metric(&text, "trent_audit_commit_duration_seconds_count"),
         metric(&text, "trent_audit_batch_size_sum"),
         metric(&text, "trent_audit_commit_duration_seconds_sum"),
+        metric(&text, "trent_audit_sync_duration_seconds_count"),
+        metric(&text, "trent_audit_sync_duration_seconds_sum"),
     )
 }
 
@@ -520,7 +524,7 @@ fn main() {
              release build, PostgreSQL fsync={pg_fsync}"
         );
         println!(
-            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7}",
+            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9} {:>7}",
             "store",
             "workload",
             "c",
@@ -529,6 +533,7 @@ fn main() {
             "p99 ms",
             "batch",
             "commit ms",
+            "sync ms",
             "cpu us",
             "errors"
         );
@@ -549,8 +554,9 @@ fn main() {
                     let cpu = cpu_seconds(target.server.pid()) - cpu_before;
                     let after = writer_counters(&target.admin).await;
                     let commits = (after.0 - before.0).max(1.0);
+                    let syncs = (after.3 - before.3).max(1.0);
                     println!(
-                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7.1} {:>10.3} {:>9.0} {:>7}",
+                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7.1} {:>10.3} {:>8.3} {:>9.0} {:>7}",
                         format!("{:?}", target.store),
                         name,
                         c,
@@ -559,6 +565,7 @@ fn main() {
                         figures.percentile_ms(0.99),
                         (after.1 - before.1) / commits,
                         1000.0 * (after.2 - before.2) / commits,
+                        1000.0 * (after.4 - before.4) / syncs,
                         1e6 * cpu / (figures.requests.max(1) as f64),
                         figures.errors
                     );
