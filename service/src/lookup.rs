@@ -343,7 +343,10 @@ async fn records_of_the_second(
         let more = hits.len() as i64 == scan.limit;
         for hit in hits {
             scan.before = Some((hit.event_time, hit.sequence));
-            found.extend(lookup_event(hit.record, region, Some(("EventId", id))));
+            // Only a record whose text holds the id can be it: parse just those.
+            if hit.record.contains(id) {
+                found.extend(lookup_event(hit.record, region, Some(("EventId", id))));
+            }
         }
         if !more || !found.is_empty() {
             return Ok(found);
