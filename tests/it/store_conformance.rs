@@ -1009,3 +1009,71 @@ async fn postgres_sync_flushes_every_commit_before_it() {
         assert!(flushed, "after sync the WAL is flushed past {inserted}");
     }
 }
+
+/// A PostgreSQL writer that had the store to itself writes a batch of audit records in one round
+/// trip on the tail its last batch left (`PostgresStore::guessed_batches`). When another writer
+/// has moved the tail meanwhile, the database refuses the guess and the batch is planned again
+/// from the tail read under the lock: every batch of two interleaving writers commits, the chain
+/// has no gap and no record is lost or written twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_guessed_tails_fall_back_when_another_writer_moved_them() {
+    let fx = Fixture::postgres().await;
+    fx.store().await;
+    let Db::Postgres { url } = &fx.db else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let a = Arc::new(PostgresStore::connect(url).await.unwrap());
+    let b = Arc::new(PostgresStore::connect(url).await.unwrap());
+    let mut written = Vec::new();
+    let mut batch = |writer: &str, n: usize| {
+        (0..n)
+            .map(|i| {
+                let id = format!("{writer}-{}-{i}", written.len());
+                written.push(id.clone());
+                unit(Vec::new(), Some(&id))
+            })
+            .collect::<Vec<_>>()
+    };
+    // Alone: the first batches read the tail, then A guesses it.
+    for _ in 0..4 {
+        let units = batch("a", 3);
+        commit_ok(&(a.clone() as SharedStore), units).await;
+    }
+    let (guessed, refused) = a.guessed_batches();
+    assert!(
+        guessed >= 2,
+        "A guessed its tail once it was alone: {guessed}"
+    );
+    assert_eq!(refused, 0);
+    // B moves the tail; A's next guess is refused and the batch still commits.
+    for round in 0..3 {
+        let units = batch("b", 2);
+        commit_ok(&(b.clone() as SharedStore), units).await;
+        let units = batch("a", 2);
+        commit_ok(&(a.clone() as SharedStore), units).await;
+        let (_, refused) = a.guessed_batches();
+        assert!(refused >= 1, "round {round}: a stale guess was refused");
+    }
+    // A mix of events and records is never guessed: it needs the streams' versions.
+    commit_ok(
+        &(a.clone() as SharedStore),
+        vec![unit(vec![append("key/guess", 0, 2)], Some("a-events"))],
+    )
+    .await;
+    written.push("a-events".into());
+    let store: SharedStore = a.clone();
+    let records = verify_chain(&store).await;
+    assert_eq!(
+        sequences(&records, |r| r.sequence),
+        (1..=written.len() as i64).collect::<Vec<_>>()
+    );
+    let mut ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+    ids.sort();
+    written.sort();
+    assert_eq!(ids, written, "every record once");
+    assert_eq!(
+        fx.raw_i64("SELECT COUNT(*) FROM audit_lookup WHERE attribute = 'EventId'")
+            .await,
+        written.len() as i64
+    );
+}

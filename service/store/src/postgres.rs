@@ -8,6 +8,7 @@
 //! `NOTIFY` on [`EVENTS_CHANNEL`] carrying the last event sequence, for replicas following the table.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -80,6 +81,20 @@ pub struct PostgresStore {
     pool: Pool,
     /// The connection settings, for the dedicated LISTEN connection.
     config: tokio_postgres::Config,
+    /// Where this process's last batch left the store (see [`commit_on_guess`]).
+    last_batch: std::sync::Arc<std::sync::Mutex<Option<LastBatch>>>,
+    /// Batches committed on a guessed tail, and guesses the database refused.
+    guesses: std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+}
+
+/// Where a batch of this process left the store.
+#[derive(Debug, Clone)]
+struct LastBatch {
+    /// The tail after it.
+    tail: Tail,
+    /// Whether nobody else had written since the batch before it (the tail read under the lock
+    /// was where that batch had left the store): the next batch may guess the tail.
+    alone: bool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -108,7 +123,12 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Database(format!("cannot build pool: {e}")))?;
-        let store = PostgresStore { pool, config };
+        let store = PostgresStore {
+            pool,
+            config,
+            last_batch: Default::default(),
+            guesses: Default::default(),
+        };
         drop(store.client().await?);
         Ok(store)
     }
@@ -120,9 +140,39 @@ impl PostgresStore {
         durability: Durability,
     ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
         let mut client = self.client().await?;
+        let last = self.last_batch();
+        if let Some(tail) = last.as_ref().filter(|l| l.alone).map(|l| l.tail.clone()) {
+            if only_records(&units) {
+                match commit_on_guess(&client, &units, durability, tail).await {
+                    Ok((results, after)) => {
+                        self.set_last_batch(Some(LastBatch {
+                            tail: after,
+                            alone: true,
+                        }));
+                        self.guesses.0.fetch_add(1, Ordering::Relaxed);
+                        return Ok(results);
+                    }
+                    Err(e) => {
+                        self.guesses.1.fetch_add(1, Ordering::Relaxed);
+                        // Another writer got there first (or the connection failed); the
+                        // pipelined COMMIT rolled everything back. Plan from the tail instead.
+                        tracing::debug!(error = %e, "the guessed tail was stale; reading it");
+                        if client.batch_execute("ROLLBACK").await.is_err() {
+                            drop(deadpool_postgres::Object::take(client));
+                            client = self.client().await?;
+                        }
+                    }
+                }
+            }
+        }
         match commit_planned(&client, &units, durability).await {
-            Ok(results) => Ok(results),
+            Ok((results, found, after)) => {
+                let alone = last.is_some_and(|l| same_tail(&l.tail, &found));
+                self.set_last_batch(Some(LastBatch { tail: after, alone }));
+                Ok(results)
+            }
             Err(e) => {
+                self.set_last_batch(None);
                 // The planned transaction is still open (or never began: then this only warns).
                 if client.batch_execute("ROLLBACK").await.is_err() {
                     // A connection that cannot roll back must not go back to the pool.
@@ -132,6 +182,26 @@ impl PostgresStore {
                 tracing::warn!(error = %e, units = units.len(), "batch failed; committing its units one by one");
                 commit_isolated(&mut client, &units, durability).await
             }
+        }
+    }
+
+    /// How many batches this handle committed on a guessed tail in one round trip, and how many
+    /// guesses the database refused because another writer had moved the tail.
+    pub fn guessed_batches(&self) -> (u64, u64) {
+        (
+            self.guesses.0.load(Ordering::Relaxed),
+            self.guesses.1.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Where this process's last batch left the store, if known.
+    fn last_batch(&self) -> Option<LastBatch> {
+        self.last_batch.lock().ok().and_then(|l| l.clone())
+    }
+
+    fn set_last_batch(&self, last: Option<LastBatch>) {
+        if let Ok(mut slot) = self.last_batch.lock() {
+            *slot = last;
         }
     }
 
@@ -686,23 +756,81 @@ impl Durability {
 /// order); then one multi-row statement per table (pipelined); then COMMIT. The transaction is
 /// driven by hand rather than through `Client::transaction`, whose BEGIN would be a round trip of
 /// its own: on failure the caller rolls it back (`PostgresStore::commit_batch`).
+/// Returns each unit's outcome, the tail it read under the lock and the tail after the batch.
 async fn commit_planned(
     conn: &deadpool_postgres::Client,
     units: &[CommitUnit],
     durability: Durability,
-) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail, Tail), StoreError> {
     let now = Utc::now().trunc_subsecs(6);
     let streams = plan::streams_of(units);
     let begin = format!("BEGIN; {}", durability.begin());
     let (_, tail, versions) = tokio::try_join!(
+        biased;
         async { conn.batch_execute(&begin).await.map_err(db_err) },
         read_tail(conn),
         stream_versions(conn, &streams),
     )?;
+    let found = tail.clone();
     let planned = plan::plan(units, tail, versions, now);
     write_plan(conn, &planned, now).await?;
     conn.batch_execute("COMMIT").await.map_err(db_err)?;
-    Ok(planned.results)
+    Ok((planned.results, found, planned.tail))
+}
+
+/// Whether a batch only adds audit records (with their lookup rows and last uses): no events,
+/// no materials. Such a batch needs no stream versions, only the chain's tail.
+fn only_records(units: &[CommitUnit]) -> bool {
+    units.iter().all(|u| {
+        u.appends.is_empty()
+            && u.materials.is_empty()
+            && u.destroy_materials.is_empty()
+            && u.audit.is_some()
+    })
+}
+
+/// Whether two tails name the same position of the store.
+fn same_tail(a: &Tail, b: &Tail) -> bool {
+    a.event_sequence == b.event_sequence
+        && a.audit_sequence == b.audit_sequence
+        && a.audit_hash == b.audit_hash
+}
+
+/// A batch of audit records only, written in one round trip on a guess: that the store's tail is
+/// still where this process's last batch left it, which holds while no other replica writes
+/// (after a batch that found the tail where the previous one had left it). BEGIN with the lock,
+/// the three inserts and COMMIT are sent together, the statements prepared beforehand so that
+/// nothing waits in between. The database checks the guess: a record at a sequence another
+/// writer took violates the primary key, one that does not name the record before it fails the
+/// chain trigger, and either error aborts the transaction, which the pipelined COMMIT then rolls
+/// back, so nothing of the batch is written and the caller plans it from the tail read under
+/// the lock. Returns each unit's outcome and the tail after the batch.
+async fn commit_on_guess(
+    conn: &deadpool_postgres::Client,
+    units: &[CommitUnit],
+    durability: Durability,
+    tail: Tail,
+) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail), StoreError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let planned = plan::plan(units, tail, HashMap::new(), now);
+    let (audit, lookup, uses) = tokio::try_join!(
+        conn.prepare_cached(INSERT_AUDIT),
+        conn.prepare_cached(INSERT_LOOKUP),
+        conn.prepare_cached(UPSERT_KEY_USES),
+    )
+    .map_err(db_err)?;
+    let begin = format!("BEGIN; {}", durability.begin());
+    // Polled in this order (`biased`), each future sends its statement before it first waits,
+    // so the server receives BEGIN, the inserts and COMMIT in this order.
+    tokio::try_join!(
+        biased;
+        async { conn.batch_execute(&begin).await.map_err(db_err) },
+        execute_audit(conn, &audit, &planned),
+        execute_lookup(conn, &lookup, &planned),
+        execute_key_uses(conn, &uses, &planned),
+        async { conn.batch_execute("COMMIT").await.map_err(db_err) },
+    )?;
+    Ok((planned.results, planned.tail))
 }
 
 /// Each unit under its own savepoint, so that a unit whose rows the database refuses writes
@@ -882,7 +1010,39 @@ async fn insert_events(
     Ok(())
 }
 
+/// One statement for a batch's audit records.
+const INSERT_AUDIT: &str =
+    "INSERT INTO audit_records (sequence, event_id, event_time, record, prev_hash, hash) \
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], \
+     $5::text[], $6::text[])";
+
+/// One statement for a batch's lookup rows.
+const INSERT_LOOKUP: &str =
+    "INSERT INTO audit_lookup (account, attribute, value, event_time, sequence) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])";
+
+/// One statement for the latest use of each key a batch used.
+const UPSERT_KEY_USES: &str =
+    "INSERT INTO key_last_use (key_arn, operation, used_at, event_id, request_id) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], \
+     $5::text[]) \
+     ON CONFLICT (key_arn) DO UPDATE SET operation = excluded.operation, \
+     used_at = excluded.used_at, event_id = excluded.event_id, \
+     request_id = excluded.request_id WHERE excluded.used_at > key_last_use.used_at";
+
 async fn insert_audit(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+    if plan.audit.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx.prepare_cached(INSERT_AUDIT).await.map_err(db_err)?;
+    execute_audit(tx, &stmt, plan).await
+}
+
+async fn execute_audit(
+    tx: &impl GenericClient,
+    stmt: &tokio_postgres::Statement,
+    plan: &BatchPlan<'_>,
+) -> Result<(), StoreError> {
     if plan.audit.is_empty() {
         return Ok(());
     }
@@ -892,24 +1052,25 @@ async fn insert_audit(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(
     let records: Vec<&str> = plan.audit.iter().map(|a| a.record).collect();
     let prevs: Vec<&str> = plan.audit.iter().map(|a| a.prev_hash.as_str()).collect();
     let hashes: Vec<&str> = plan.audit.iter().map(|a| a.hash.as_str()).collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO audit_records (sequence, event_id, event_time, record, prev_hash, hash) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], \
-             $5::text[], $6::text[])",
-        )
+    tx.execute(stmt, &[&sequences, &ids, &times, &records, &prevs, &hashes])
         .await
         .map_err(db_err)?;
-    tx.execute(
-        &stmt,
-        &[&sequences, &ids, &times, &records, &prevs, &hashes],
-    )
-    .await
-    .map_err(db_err)?;
     Ok(())
 }
 
 async fn insert_lookup(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+    if plan.lookup.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx.prepare_cached(INSERT_LOOKUP).await.map_err(db_err)?;
+    execute_lookup(tx, &stmt, plan).await
+}
+
+async fn execute_lookup(
+    tx: &impl GenericClient,
+    stmt: &tokio_postgres::Statement,
+    plan: &BatchPlan<'_>,
+) -> Result<(), StoreError> {
     if plan.lookup.is_empty() {
         return Ok(());
     }
@@ -918,23 +1079,25 @@ async fn insert_lookup(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<
     let values: Vec<&str> = plan.lookup.iter().map(|l| l.value).collect();
     let times: Vec<i64> = plan.lookup.iter().map(|l| l.event_time).collect();
     let sequences: Vec<i64> = plan.lookup.iter().map(|l| l.sequence).collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO audit_lookup (account, attribute, value, event_time, sequence) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])",
-        )
+    tx.execute(stmt, &[&accounts, &attributes, &values, &times, &sequences])
         .await
         .map_err(db_err)?;
-    tx.execute(
-        &stmt,
-        &[&accounts, &attributes, &values, &times, &sequences],
-    )
-    .await
-    .map_err(db_err)?;
     Ok(())
 }
 
 async fn upsert_key_uses(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
+    if plan.key_uses.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx.prepare_cached(UPSERT_KEY_USES).await.map_err(db_err)?;
+    execute_key_uses(tx, &stmt, plan).await
+}
+
+async fn execute_key_uses(
+    tx: &impl GenericClient,
+    stmt: &tokio_postgres::Statement,
+    plan: &BatchPlan<'_>,
+) -> Result<(), StoreError> {
     if plan.key_uses.is_empty() {
         return Ok(());
     }
@@ -947,18 +1110,7 @@ async fn upsert_key_uses(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Resul
         .iter()
         .map(|u| u.request_id.as_str())
         .collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO key_last_use (key_arn, operation, used_at, event_id, request_id) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], \
-             $5::text[]) \
-             ON CONFLICT (key_arn) DO UPDATE SET operation = excluded.operation, \
-             used_at = excluded.used_at, event_id = excluded.event_id, \
-             request_id = excluded.request_id WHERE excluded.used_at > key_last_use.used_at",
-        )
-        .await
-        .map_err(db_err)?;
-    tx.execute(&stmt, &[&arns, &operations, &times, &ids, &requests])
+    tx.execute(stmt, &[&arns, &operations, &times, &ids, &requests])
         .await
         .map_err(db_err)?;
     Ok(())
