@@ -234,17 +234,19 @@ pub fn verify(
     let credential = auth.credential.filter(|v| !v.is_empty());
     let signature = auth.signature.filter(|v| !v.is_empty());
     let date_value = amz_date.or(http_date);
-    let missing = IncompleteSignature::MissingParameters {
-        credential: credential.is_none(),
-        signature: signature.is_none(),
-        signed_headers: auth.signed_headers.is_none(),
-        date: date_value.is_none(),
-        authorization: authorization.clone(),
-    };
-    let (Some(credential), Some(signature), Some(signed_headers), Some(date_value)) =
-        (credential, signature, auth.signed_headers, date_value)
-    else {
-        return incomplete(missing);
+    let (Some(credential), Some(signature), Some(signed_headers), Some(date_value)) = (
+        credential,
+        signature,
+        auth.signed_headers,
+        date_value.clone(),
+    ) else {
+        return incomplete(IncompleteSignature::MissingParameters {
+            credential: credential.is_none(),
+            signature: signature.is_none(),
+            signed_headers: auth.signed_headers.is_none(),
+            date: date_value.is_none(),
+            authorization: authorization.clone(),
+        });
     };
 
     let signed_at = signing_time(date_value, from_amz_date, now)?;

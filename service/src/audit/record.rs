@@ -162,74 +162,70 @@ impl CallRecord {
     /// The record as stored, and its copies for the other accounts the call concerns that
     /// `deliver_to` accepts (`cross_account_copies`), in canonical JSON.
     pub fn stored(
-        &self,
+        self,
         deliver_to: &dyn Fn(&str) -> bool,
     ) -> (
         crate::store::NewAuditRecord,
         Vec<crate::store::NewAuditRecord>,
     ) {
-        let mut json = self.to_json();
-        let mut copies = cross_account_copies(&mut json, self.event_time, deliver_to);
-        copies.extend(replica_region_record(&json, self.event_time));
-        let stored = |json: &Value| stored_record(json, self.event_time);
+        let event_time = self.event_time;
+        let mut json = self.into_json();
+        let mut copies = cross_account_copies(&mut json, event_time, deliver_to);
+        copies.extend(replica_region_record(&json, event_time));
+        let stored = |json: &Value| stored_record(json, event_time);
         (stored(&json), copies.iter().map(stored).collect())
     }
 
-    /// The record as CloudTrail JSON.
-    pub fn to_json(&self) -> Value {
-        let mut r = json!({
-            "eventVersion": "1.08",
-            "userIdentity": self.user_identity,
-            "eventTime": cloudtrail_time(self.event_time),
-            "eventSource": self.event_source,
-            "eventName": self.event_name,
-            "awsRegion": self.region,
-            "sourceIPAddress": self.source_ip,
-            "userAgent": self.user_agent,
-            "requestParameters": self.request_parameters,
-            "responseElements": self.response_elements,
-            "requestID": self.request_id,
-            "eventID": self.event_id,
-            "readOnly": self.read_only,
-            "eventType": "AwsApiCall",
-            "managementEvent": true,
-            "eventCategory": "Management",
-        });
+    /// The record as CloudTrail JSON (its parts moved, not copied).
+    pub fn into_json(self) -> Value {
+        let mut r = Map::with_capacity(22);
+        let mut put = |name: &str, value: Value| {
+            r.insert(name.to_string(), value);
+        };
+        put("eventVersion", Value::from("1.08"));
+        put("userIdentity", self.user_identity);
+        put("eventTime", Value::String(cloudtrail_time(self.event_time)));
+        put("eventSource", Value::from(self.event_source));
+        put("eventName", Value::String(self.event_name));
+        put("awsRegion", Value::String(self.region));
+        put("sourceIPAddress", Value::String(self.source_ip));
+        put("userAgent", Value::String(self.user_agent));
+        put("requestParameters", self.request_parameters);
+        put("responseElements", self.response_elements);
+        put("requestID", Value::String(self.request_id));
+        put("eventID", Value::String(self.event_id));
+        put("readOnly", Value::Bool(self.read_only));
+        put("eventType", Value::from("AwsApiCall"));
+        put("managementEvent", Value::Bool(true));
+        put("eventCategory", Value::from("Management"));
         if !self.additional_event_data.is_null() {
-            set(
-                &mut r,
-                "additionalEventData",
-                self.additional_event_data.clone(),
-            );
+            put("additionalEventData", self.additional_event_data);
         }
         if !self.resources.is_empty() {
-            set(
-                &mut r,
-                "resources",
-                Value::Array(
-                    self.resources
-                        .iter()
-                        .map(|arn| {
-                            json!({
-                                "accountId": arn.split(':').nth(4).unwrap_or_default(),
-                                "type": resource_type(arn),
-                                "ARN": arn,
-                            })
-                        })
-                        .collect(),
-                ),
-            );
+            let resources = self
+                .resources
+                .into_iter()
+                .map(|arn| {
+                    let mut resource = Map::with_capacity(3);
+                    let account = arn.split(':').nth(4).unwrap_or_default().to_string();
+                    resource.insert("accountId".into(), Value::String(account));
+                    resource.insert("type".into(), Value::from(resource_type(&arn)));
+                    resource.insert("ARN".into(), Value::String(arn));
+                    Value::Object(resource)
+                })
+                .collect();
+            put("resources", Value::Array(resources));
         }
-        if let Some(account) = &self.recipient_account {
-            set(&mut r, "recipientAccountId", json!(account));
+        if let Some(account) = self.recipient_account {
+            put("recipientAccountId", Value::String(account));
         }
-        if let Some(code) = &self.error_code {
-            set(&mut r, "errorCode", json!(code));
+        if let Some(code) = self.error_code {
+            put("errorCode", Value::String(code));
         }
-        if let Some(message) = &self.error_message {
-            set(&mut r, "errorMessage", json!(message));
+        if let Some(message) = self.error_message {
+            put("errorMessage", Value::String(message));
         }
-        r
+        Value::Object(r)
     }
 }
 
@@ -374,6 +370,61 @@ mod tests {
         assert_eq!(r["recipientAccountId"], "111122223333");
         assert_eq!(r["resources"][0]["ARN"], arn);
         assert_eq!(r["userIdentity"]["invokedBy"], "kms.amazonaws.com");
+    }
+
+    #[test]
+    fn records_read_as_cloudtrail_writes_them() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T05:10:11Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let arn = "arn:aws:kms:eu-west-1:444455556666:key/k";
+        let record = CallRecord {
+            event_id: "e".into(),
+            event_time: at,
+            event_name: "Encrypt".into(),
+            event_source: "kms.amazonaws.com",
+            read_only: true,
+            region: "eu-west-1".into(),
+            user_identity: json!({"type": "IAMUser", "userName": "alice", "accessKeyId": "AKIA"}),
+            recipient_account: Some("111122223333".into()),
+            source_ip: "192.0.2.1".into(),
+            user_agent: "aws-cli/2".into(),
+            request_parameters: json!({"keyId": "k", "encryptionContext": {"b": "2", "a": "1"}}),
+            response_elements: Value::Null,
+            request_id: "r".into(),
+            resources: vec![arn.into()],
+            additional_event_data: json!({"customKeyStoreId": "cks-1"}),
+            error_code: Some("AccessDeniedException".into()),
+            error_message: Some("no \"way\"".into()),
+        };
+        let expected = json!({
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "userName": "alice", "accessKeyId": "AKIA"},
+            "eventTime": "2026-12-07T05:10:11Z",
+            "eventSource": "kms.amazonaws.com",
+            "eventName": "Encrypt",
+            "awsRegion": "eu-west-1",
+            "sourceIPAddress": "192.0.2.1",
+            "userAgent": "aws-cli/2",
+            "requestParameters": {"keyId": "k", "encryptionContext": {"a": "1", "b": "2"}},
+            "responseElements": null,
+            "requestID": "r",
+            "eventID": "e",
+            "readOnly": true,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "eventCategory": "Management",
+            "additionalEventData": {"customKeyStoreId": "cks-1"},
+            "resources": [{"accountId": "444455556666", "type": "AWS::KMS::Key", "ARN": arn}],
+            "recipientAccountId": "111122223333",
+            "errorCode": "AccessDeniedException",
+            "errorMessage": "no \"way\"",
+        });
+        let json = record.clone().into_json();
+        assert_eq!(json, expected);
+        let (stored, copies) = record.stored(&|_| false);
+        assert_eq!(stored.record, canonical_json(&expected));
+        assert!(copies.is_empty());
     }
 
     #[test]
