@@ -40,6 +40,45 @@ pub fn wipe_strings(value: &mut serde_json::Value) {
     }
 }
 
+/// The JSON text of `value`, written through a buffer that wipes what it leaves behind when it
+/// grows: `to_string` grows its buffer by reallocation, which frees partial copies of the text (a
+/// plaintext or a data key in base64, say) without wiping them.
+pub fn json_text(value: &serde_json::Value) -> String {
+    use zeroize::Zeroize;
+    /// A byte buffer that wipes its old allocation whenever it moves to a bigger one.
+    struct WipingBuf(Vec<u8>);
+    impl std::io::Write for WipingBuf {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let needed = self.0.len() + bytes.len();
+            if needed > self.0.capacity() {
+                let mut bigger = Vec::with_capacity(needed.max(2 * self.0.capacity()));
+                bigger.extend_from_slice(&self.0);
+                self.0.zeroize();
+                self.0 = bigger;
+            }
+            self.0.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut buf = WipingBuf(Vec::with_capacity(1024));
+    // Writing to memory cannot fail, and serde_json writes UTF-8 only.
+    let written = serde_json::to_writer(&mut buf, value);
+    match (written, String::from_utf8(std::mem::take(&mut buf.0))) {
+        (Ok(()), Ok(text)) => text,
+        (_, Ok(mut text)) => {
+            text.zeroize();
+            String::new()
+        }
+        (_, Err(e)) => {
+            e.into_bytes().zeroize();
+            String::new()
+        }
+    }
+}
+
 /// A parsed request body whose strings are wiped when it is dropped (`wipe_strings`); it reads
 /// as the `serde_json::Value` it holds.
 #[derive(Debug, Default)]
@@ -108,6 +147,8 @@ mod tests {
             body,
             serde_json::json!({"Plaintext": "", "Nested": {"List": ["", 1, {"Token": ""}]}, "N": 3})
         );
+        let big = serde_json::json!({"Plaintext": "A".repeat(5000), "KeyId": "k\"q"});
+        assert_eq!(json_text(&big), big.to_string());
         let held = RequestJson(serde_json::json!({"KeyId": "k"}));
         assert_eq!(held["KeyId"], "k");
     }

@@ -13,7 +13,7 @@ use crate::auth::sigv4::SigV4Error;
 use crate::edge::caller::Caller;
 use crate::handlers::{self, blob_members, CallContext};
 use crate::protocol::model::Model;
-use crate::protocol::wire::{wipe_strings, RequestJson};
+use crate::protocol::wire::{json_text, wipe_strings, RequestJson};
 use crate::protocol::{AwsError, KmsError, Operation};
 use crate::quota::QuotaClass;
 use crate::state::AppState;
@@ -160,7 +160,7 @@ impl Protocol for Kms {
                 body: if outcome.body.is_null() {
                     String::new()
                 } else {
-                    let text = outcome.body.to_string();
+                    let text = json_text(&outcome.body);
                     // The body may hold a plaintext or a data key; the text goes on to the client.
                     wipe_strings(&mut outcome.body);
                     text

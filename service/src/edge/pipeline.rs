@@ -293,7 +293,12 @@ async fn run_and_commit<P: Protocol>(
             facts,
         };
         let (result, unit, response_elements) = match protocol.execute(run).await {
-            Ok(done) => (Ok(done.body), done.unit, done.response_elements),
+            // The body may hold a plaintext: wiped on every path that does not send it.
+            Ok(done) => (
+                Ok(zeroize::Zeroizing::new(done.body)),
+                done.unit,
+                done.response_elements,
+            ),
             Err(refusal) => {
                 if refusal.retry_after_catch_up && !caught_up {
                     caught_up = true;
@@ -315,7 +320,7 @@ async fn run_and_commit<P: Protocol>(
             request_id,
         });
         match record.commit(made, unit).await {
-            Ok(()) => return record.answer(result),
+            Ok(()) => return record.answer(result.map(|mut body| std::mem::take(&mut *body))),
             Err(Failed::Conflict(attempted)) => {
                 state
                     .metrics

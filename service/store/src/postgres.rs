@@ -152,16 +152,17 @@ impl PostgresStore {
                         self.guesses.0.fetch_add(1, Ordering::Relaxed);
                         return Ok(results);
                     }
-                    Err(e) => {
+                    Err(TxFailure::NotCommitted(e)) => {
                         self.guesses.1.fetch_add(1, Ordering::Relaxed);
-                        // Another writer got there first (or the connection failed); the
-                        // pipelined COMMIT rolled everything back. Plan from the tail instead.
+                        // Another writer got there first: the pipelined COMMIT rolled everything
+                        // back. Plan from the tail instead.
                         tracing::debug!(error = %e, "the guessed tail was stale; reading it");
                         if client.batch_execute("ROLLBACK").await.is_err() {
                             drop(deadpool_postgres::Object::take(client));
                             client = self.client().await?;
                         }
                     }
+                    Err(TxFailure::Unknown(e)) => return Err(self.unknown_outcome(client, e)),
                 }
             }
         }
@@ -171,7 +172,8 @@ impl PostgresStore {
                 self.set_last_batch(Some(LastBatch { tail: after, alone }));
                 Ok(results)
             }
-            Err(e) => {
+            Err(TxFailure::Unknown(e)) => Err(self.unknown_outcome(client, e)),
+            Err(TxFailure::NotCommitted(e)) => {
                 self.set_last_batch(None);
                 // The planned transaction is still open (or never began: then this only warns).
                 if client.batch_execute("ROLLBACK").await.is_err() {
@@ -192,6 +194,16 @@ impl PostgresStore {
             self.guesses.0.load(Ordering::Relaxed),
             self.guesses.1.load(Ordering::Relaxed),
         )
+    }
+
+    /// A batch whose COMMIT may or may not have landed (the connection failed once it was sent):
+    /// the connection leaves the pool, nothing is known of where the store is, and the batch
+    /// fails closed rather than being written a second time.
+    fn unknown_outcome(&self, client: deadpool_postgres::Client, e: StoreError) -> StoreError {
+        self.set_last_batch(None);
+        drop(deadpool_postgres::Object::take(client));
+        tracing::error!(error = %e, "the connection failed during COMMIT; the batch fails closed");
+        e
     }
 
     /// Where this process's last batch left the store, if known.
@@ -761,7 +773,7 @@ async fn commit_planned(
     conn: &deadpool_postgres::Client,
     units: &[CommitUnit],
     durability: Durability,
-) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail, Tail), StoreError> {
+) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail, Tail), TxFailure> {
     let now = Utc::now().trunc_subsecs(6);
     let streams = plan::streams_of(units);
     let begin = format!("BEGIN; {}", durability.begin());
@@ -774,7 +786,13 @@ async fn commit_planned(
     let found = tail.clone();
     let planned = plan::plan(units, tail, versions, now);
     write_plan(conn, &planned, now).await?;
-    conn.batch_execute("COMMIT").await.map_err(db_err)?;
+    conn.batch_execute("COMMIT").await.map_err(|e| {
+        if e.as_db_error().is_some() {
+            TxFailure::NotCommitted(db_err(e))
+        } else {
+            TxFailure::Unknown(db_err(e))
+        }
+    })?;
     Ok((planned.results, found, planned.tail))
 }
 
@@ -810,7 +828,7 @@ async fn commit_on_guess(
     units: &[CommitUnit],
     durability: Durability,
     tail: Tail,
-) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail), StoreError> {
+) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail), TxFailure> {
     let now = Utc::now().trunc_subsecs(6);
     let planned = plan::plan(units, tail, HashMap::new(), now);
     let (audit, lookup, uses) = tokio::try_join!(
@@ -821,16 +839,43 @@ async fn commit_on_guess(
     .map_err(db_err)?;
     let begin = format!("BEGIN; {}", durability.begin());
     // Polled in this order (`biased`), each future sends its statement before it first waits,
-    // so the server receives BEGIN, the inserts and COMMIT in this order.
+    // so the server receives BEGIN, the inserts and COMMIT in this order; the first error in
+    // that order is the one that counts.
     tokio::try_join!(
         biased;
-        async { conn.batch_execute(&begin).await.map_err(db_err) },
+        conn.batch_execute(&begin),
         execute_audit(conn, &audit, &planned),
         execute_lookup(conn, &lookup, &planned),
         execute_key_uses(conn, &uses, &planned),
-        async { conn.batch_execute("COMMIT").await.map_err(db_err) },
-    )?;
+        conn.batch_execute("COMMIT"),
+    )
+    .map_err(|e| {
+        if e.as_db_error().is_some() {
+            TxFailure::NotCommitted(db_err(e))
+        } else {
+            // COMMIT went with everything else: the batch may be in the store.
+            TxFailure::Unknown(db_err(e))
+        }
+    })?;
     Ok((planned.results, planned.tail))
+}
+
+/// How a batch's transaction failed.
+#[derive(Debug)]
+enum TxFailure {
+    /// Nothing of it was committed: the database refused a statement (which aborts the
+    /// transaction), or the connection failed before COMMIT was sent (the server rolls back).
+    /// Writing the batch again is safe.
+    NotCommitted(StoreError),
+    /// The connection failed once COMMIT was on its way: the batch may or may not be in the
+    /// store, and writing it again could record its calls twice, so it fails (closed).
+    Unknown(StoreError),
+}
+
+impl From<StoreError> for TxFailure {
+    fn from(e: StoreError) -> Self {
+        TxFailure::NotCommitted(e)
+    }
 }
 
 /// Each unit under its own savepoint, so that a unit whose rows the database refuses writes
@@ -1035,14 +1080,14 @@ async fn insert_audit(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(
         return Ok(());
     }
     let stmt = tx.prepare_cached(INSERT_AUDIT).await.map_err(db_err)?;
-    execute_audit(tx, &stmt, plan).await
+    execute_audit(tx, &stmt, plan).await.map_err(db_err)
 }
 
 async fn execute_audit(
     tx: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
     plan: &BatchPlan<'_>,
-) -> Result<(), StoreError> {
+) -> Result<(), tokio_postgres::Error> {
     if plan.audit.is_empty() {
         return Ok(());
     }
@@ -1053,8 +1098,7 @@ async fn execute_audit(
     let prevs: Vec<&str> = plan.audit.iter().map(|a| a.prev_hash.as_str()).collect();
     let hashes: Vec<&str> = plan.audit.iter().map(|a| a.hash.as_str()).collect();
     tx.execute(stmt, &[&sequences, &ids, &times, &records, &prevs, &hashes])
-        .await
-        .map_err(db_err)?;
+        .await?;
     Ok(())
 }
 
@@ -1063,14 +1107,14 @@ async fn insert_lookup(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<
         return Ok(());
     }
     let stmt = tx.prepare_cached(INSERT_LOOKUP).await.map_err(db_err)?;
-    execute_lookup(tx, &stmt, plan).await
+    execute_lookup(tx, &stmt, plan).await.map_err(db_err)
 }
 
 async fn execute_lookup(
     tx: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
     plan: &BatchPlan<'_>,
-) -> Result<(), StoreError> {
+) -> Result<(), tokio_postgres::Error> {
     if plan.lookup.is_empty() {
         return Ok(());
     }
@@ -1080,8 +1124,7 @@ async fn execute_lookup(
     let times: Vec<i64> = plan.lookup.iter().map(|l| l.event_time).collect();
     let sequences: Vec<i64> = plan.lookup.iter().map(|l| l.sequence).collect();
     tx.execute(stmt, &[&accounts, &attributes, &values, &times, &sequences])
-        .await
-        .map_err(db_err)?;
+        .await?;
     Ok(())
 }
 
@@ -1090,14 +1133,14 @@ async fn upsert_key_uses(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Resul
         return Ok(());
     }
     let stmt = tx.prepare_cached(UPSERT_KEY_USES).await.map_err(db_err)?;
-    execute_key_uses(tx, &stmt, plan).await
+    execute_key_uses(tx, &stmt, plan).await.map_err(db_err)
 }
 
 async fn execute_key_uses(
     tx: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
     plan: &BatchPlan<'_>,
-) -> Result<(), StoreError> {
+) -> Result<(), tokio_postgres::Error> {
     if plan.key_uses.is_empty() {
         return Ok(());
     }
@@ -1111,8 +1154,7 @@ async fn execute_key_uses(
         .map(|u| u.request_id.as_str())
         .collect();
     tx.execute(stmt, &[&arns, &operations, &times, &ids, &requests])
-        .await
-        .map_err(db_err)?;
+        .await?;
     Ok(())
 }
 
