@@ -65,18 +65,11 @@ pub fn json_text(value: &serde_json::Value) -> String {
     }
     let mut buf = WipingBuf(Vec::with_capacity(1024));
     // Writing to memory cannot fail, and serde_json writes UTF-8 only.
-    let written = serde_json::to_writer(&mut buf, value);
-    match (written, String::from_utf8(std::mem::take(&mut buf.0))) {
-        (Ok(()), Ok(text)) => text,
-        (_, Ok(mut text)) => {
-            text.zeroize();
-            String::new()
-        }
-        (_, Err(e)) => {
-            e.into_bytes().zeroize();
-            String::new()
-        }
-    }
+    let _ = serde_json::to_writer(&mut buf, value);
+    String::from_utf8(std::mem::take(&mut buf.0)).unwrap_or_else(|e| {
+        e.into_bytes().zeroize();
+        String::new()
+    })
 }
 
 /// A parsed request body whose strings are wiped when it is dropped (`wipe_strings`); it reads

@@ -831,12 +831,7 @@ async fn commit_on_guess(
 ) -> Result<(Vec<Result<CommitReceipt, StoreError>>, Tail), TxFailure> {
     let now = Utc::now().trunc_subsecs(6);
     let planned = plan::plan(units, tail, HashMap::new(), now);
-    let (audit, lookup, uses) = tokio::try_join!(
-        conn.prepare_cached(INSERT_AUDIT),
-        conn.prepare_cached(INSERT_LOOKUP),
-        conn.prepare_cached(UPSERT_KEY_USES),
-    )
-    .map_err(db_err)?;
+    let (audit, lookup, uses) = record_statements(conn).await.map_err(db_err)?;
     let begin = format!("BEGIN; {}", durability.begin());
     // Polled in this order (`biased`), each future sends its statement before it first waits,
     // so the server receives BEGIN, the inserts and COMMIT in this order; the first error in
@@ -979,12 +974,15 @@ async fn write_plan(
     for unit in &plan.accepted {
         write_materials(tx, unit, now).await?;
     }
-    tokio::try_join!(
-        insert_events(tx, plan, now),
-        insert_audit(tx, plan),
-        insert_lookup(tx, plan),
-        upsert_key_uses(tx, plan),
-    )?;
+    let (audit, lookup, uses) = record_statements(tx).await.map_err(db_err)?;
+    tokio::try_join!(insert_events(tx, plan, now), async {
+        tokio::try_join!(
+            execute_audit(tx, &audit, plan),
+            execute_lookup(tx, &lookup, plan),
+            execute_key_uses(tx, &uses, plan),
+        )
+        .map_err(db_err)
+    },)?;
     if let Some(last) = plan.events.last() {
         tx.execute(
             "SELECT pg_notify($1, $2)",
@@ -1075,12 +1073,22 @@ const UPSERT_KEY_USES: &str =
      used_at = excluded.used_at, event_id = excluded.event_id, \
      request_id = excluded.request_id WHERE excluded.used_at > key_last_use.used_at";
 
-async fn insert_audit(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
-    if plan.audit.is_empty() {
-        return Ok(());
-    }
-    let stmt = tx.prepare_cached(INSERT_AUDIT).await.map_err(db_err)?;
-    execute_audit(tx, &stmt, plan).await.map_err(db_err)
+/// The three statements of a batch's records, prepared on (and cached by) this connection.
+async fn record_statements(
+    tx: &impl GenericClient,
+) -> Result<
+    (
+        tokio_postgres::Statement,
+        tokio_postgres::Statement,
+        tokio_postgres::Statement,
+    ),
+    tokio_postgres::Error,
+> {
+    tokio::try_join!(
+        tx.prepare_cached(INSERT_AUDIT),
+        tx.prepare_cached(INSERT_LOOKUP),
+        tx.prepare_cached(UPSERT_KEY_USES),
+    )
 }
 
 async fn execute_audit(
@@ -1102,14 +1110,6 @@ async fn execute_audit(
     Ok(())
 }
 
-async fn insert_lookup(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
-    if plan.lookup.is_empty() {
-        return Ok(());
-    }
-    let stmt = tx.prepare_cached(INSERT_LOOKUP).await.map_err(db_err)?;
-    execute_lookup(tx, &stmt, plan).await.map_err(db_err)
-}
-
 async fn execute_lookup(
     tx: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
@@ -1126,14 +1126,6 @@ async fn execute_lookup(
     tx.execute(stmt, &[&accounts, &attributes, &values, &times, &sequences])
         .await?;
     Ok(())
-}
-
-async fn upsert_key_uses(tx: &impl GenericClient, plan: &BatchPlan<'_>) -> Result<(), StoreError> {
-    if plan.key_uses.is_empty() {
-        return Ok(());
-    }
-    let stmt = tx.prepare_cached(UPSERT_KEY_USES).await.map_err(db_err)?;
-    execute_key_uses(tx, &stmt, plan).await.map_err(db_err)
 }
 
 async fn execute_key_uses(
