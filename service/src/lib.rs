@@ -40,6 +40,7 @@ pub mod state;
 pub mod sts;
 pub mod trail;
 pub mod usage;
+pub mod warm_up;
 pub mod xks;
 
 /// The cryptographic layer (its own crate, `trent-crypto`), under the name the service uses for it.

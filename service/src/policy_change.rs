@@ -148,6 +148,8 @@ impl Protocol for PolicySimulator {
     }
 
     async fn execute(&self, run: Run<'_, String, Value>) -> Result<Executed, Refusal> {
+        // The simulation reads the key's aliases and grants as the full model holds them.
+        run.state.warm_up.wait().await;
         let region = run.caller.signature.region.clone();
         let ctx = CallContext {
             op: Operation::GetKeyPolicy,

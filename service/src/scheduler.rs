@@ -174,6 +174,8 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
 
 /// One pass over every key.
 pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
+    // Its passes go over every key: they wait for the full model.
+    state.warm_up.wait().await;
     catch_up(state).await?;
     let now = state.clock.now();
     let Due {

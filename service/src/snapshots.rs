@@ -69,9 +69,23 @@ pub async fn catch_up_from_store(
     store: &SharedStore,
     model: &mut ReadModel,
 ) -> Result<i64, SnapshotError> {
+    catch_up_until(store, model, i64::MAX).await
+}
+
+/// Apply the stored events after the model's last sequence up to `until` (inclusive); returns
+/// how many were applied.
+pub async fn catch_up_until(
+    store: &SharedStore,
+    model: &mut ReadModel,
+    until: i64,
+) -> Result<i64, SnapshotError> {
     let mut applied = 0;
     loop {
-        let events = store.read_events(model.last_sequence(), PAGE).await?;
+        let limit = PAGE.min(until.saturating_sub(model.last_sequence()));
+        if limit <= 0 {
+            return Ok(applied);
+        }
+        let events = store.read_events(model.last_sequence(), limit).await?;
         if events.is_empty() {
             return Ok(applied);
         }
@@ -115,7 +129,20 @@ pub async fn load(
     store: &SharedStore,
     root_key: &Arc<RootKeyring>,
 ) -> Result<Loaded, SnapshotError> {
+    load_until(store, root_key, i64::MAX).await
+}
+
+/// `load`, as of sequence `until`: snapshots covering more are passed over, and no event after
+/// it is applied.
+pub async fn load_until(
+    store: &SharedStore,
+    root_key: &Arc<RootKeyring>,
+    until: i64,
+) -> Result<Loaded, SnapshotError> {
     for snapshot in store.latest_snapshots().await? {
+        if snapshot.sequence > until {
+            continue;
+        }
         let opened = {
             let root_key = root_key.clone();
             tokio::task::spawn_blocking(move || {
@@ -127,7 +154,7 @@ pub async fn load(
         match opened {
             Ok(mut model) => {
                 let from = model.last_sequence();
-                let events_applied = catch_up_from_store(store, &mut model).await?;
+                let events_applied = catch_up_until(store, &mut model, until).await?;
                 return Ok(Loaded {
                     model,
                     snapshot: Some(from),
@@ -139,7 +166,8 @@ pub async fn load(
             }
         }
     }
-    let model = replay_all(store).await?;
+    let mut model = ReadModel::default();
+    catch_up_until(store, &mut model, until).await?;
     let events_applied = model.last_sequence();
     Ok(Loaded {
         model,
@@ -177,6 +205,11 @@ impl Snapshotter {
         }
     }
 
+    /// Note that the model in place was loaded from the snapshot at `sequence`.
+    pub fn loaded_from(&self, sequence: i64) {
+        self.last.fetch_max(sequence, Ordering::Relaxed);
+    }
+
     /// Take a snapshot if at least `every` events were applied since the last one.
     pub async fn take_if_due(&self) -> Result<Option<i64>, SnapshotError> {
         let current = self.model.read().map(|m| m.last_sequence()).unwrap_or(0);
@@ -192,6 +225,8 @@ impl Snapshotter {
         // A copy of the maps (the keys themselves are shared), so that requests and the writer
         // wait on the lock only for the copy, not for serialising and sealing.
         let model = match self.model.read() {
+            // Only the keys loaded so far: the full model's snapshot comes once it is in place.
+            Ok(m) if !m.is_complete() => return Ok(None),
             Ok(m) => m.clone(),
             Err(_) => return Err(SnapshotError::Task("read model lock poisoned".into())),
         };

@@ -88,6 +88,8 @@ pub struct AppState {
     pub quotas: crate::quota::Quotas,
     /// Takes read-model snapshots (from the scheduler and at shutdown).
     pub snapshots: Arc<crate::snapshots::Snapshotter>,
+    /// Whether the full read model is in place yet (`warm_up`).
+    pub warm_up: Arc<crate::warm_up::WarmUp>,
 }
 
 impl AppState {

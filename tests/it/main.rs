@@ -31,5 +31,6 @@ mod snapshots;
 mod store_conformance;
 mod tls;
 mod trail;
+mod warm_up;
 mod xks_check;
 mod xks_stores;

@@ -14,3 +14,4 @@ pub mod policy;
 pub mod read_model;
 pub mod rules;
 pub mod snapshot;
+pub mod warming;

@@ -80,6 +80,10 @@ pub struct ReadModel {
     /// can be created again with the right expected version.
     pub(crate) alias_versions: HashMap<String, i64>,
     pub(crate) last_sequence: i64,
+    /// Set while the model warms up (`warming.rs`): it holds only the keys and aliases loaded on
+    /// first use, and this map holds, per stream of anything not loaded, the highest version of
+    /// the events passed over. None once the model holds everything.
+    pub(crate) passed_over: Option<HashMap<String, i64>>,
 }
 
 impl ReadModel {
@@ -207,6 +211,11 @@ impl ReadModel {
         if event.sequence <= self.last_sequence {
             return Ok(());
         }
+        if self.passed_over.is_some() {
+            let applied = self.apply_while_warming(event);
+            self.last_sequence = event.sequence;
+            return applied;
+        }
         if event.stream.starts_with("alias/") {
             self.apply_alias(event)?;
         } else if let Some(id) = event.stream.strip_prefix("cks/") {
@@ -267,7 +276,7 @@ impl ReadModel {
             .filter(move |s| s.account == account && s.region == region)
     }
 
-    fn apply_alias(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
+    pub(crate) fn apply_alias(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
         let decoded: AliasEvent = serde_json::from_value(event.payload.clone()).map_err(|e| {
             ProjectionError::Undecodable {
                 sequence: event.sequence,
@@ -325,7 +334,7 @@ impl ReadModel {
         Ok(())
     }
 
-    fn apply_key(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
+    pub(crate) fn apply_key(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
         let decoded =
             KeyEvent::from_payload(&event.payload).map_err(|e| ProjectionError::Undecodable {
                 sequence: event.sequence,
@@ -684,12 +693,17 @@ fn apply_rotation(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::events::{KeyCreated, MaterialInfo};
     use chrono::Utc;
 
-    fn stored(seq: i64, stream: &str, version: i64, payload: serde_json::Value) -> StoredEvent {
+    pub(crate) fn stored(
+        seq: i64,
+        stream: &str,
+        version: i64,
+        payload: serde_json::Value,
+    ) -> StoredEvent {
         StoredEvent {
             sequence: seq,
             stream: stream.into(),
@@ -700,7 +714,7 @@ mod tests {
         }
     }
 
-    fn created(seq: i64, id: &str, account: &str) -> StoredEvent {
+    pub(crate) fn created(seq: i64, id: &str, account: &str) -> StoredEvent {
         let e = KeyEvent::KeyCreated(Box::new(KeyCreated {
             schema: 1,
             key_id: id.into(),

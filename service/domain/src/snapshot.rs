@@ -29,6 +29,9 @@ pub enum ImageError {
     /// A key refers to a policy the image does not hold.
     #[error("key {0} refers to a policy the image does not hold")]
     MissingPolicy(String),
+    /// The model is still warming up: it holds only the keys loaded so far.
+    #[error("the read model is still warming up")]
+    Warming,
 }
 
 /// An image as written, borrowing from the model.
@@ -78,6 +81,9 @@ struct FormatOnly {
 impl ReadModel {
     /// The model as image bytes (keys in id order, so equal models give equal bytes).
     pub fn to_image(&self) -> Result<Vec<u8>, ImageError> {
+        if !self.is_complete() {
+            return Err(ImageError::Warming);
+        }
         let mut policy_index: HashMap<&str, usize> = HashMap::new();
         let mut policies = Vec::new();
         let mut keys: Vec<&KeySnapshot> = self.keys.values().map(Arc::as_ref).collect();

@@ -316,6 +316,10 @@ struct ServeArgs {
     /// Testing only: a movable clock and the /_trent/test/ endpoints (loopback only).
     #[arg(long, env = "TRENT_TEST_CLOCK", hide = true)]
     test_clock: bool,
+    /// Testing only (with --test-clock): serve with the read model warming up until
+    /// POST /_trent/test/warm-up/release.
+    #[arg(long, hide = true, requires = "test_clock")]
+    test_hold_warm_up: bool,
 }
 
 #[derive(Debug, Args)]
@@ -627,21 +631,16 @@ async fn build_state(
     https: bool,
 ) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let root_key = Arc::new(root_key);
-    let loaded = trent_service::snapshots::load(&store, &root_key).await?;
-    tracing::info!(
-        keys = loaded.model.key_count(),
-        snapshot = loaded.snapshot,
-        events = loaded.events_applied,
-        "read model loaded"
-    );
-    let snapshot_at = loaded.snapshot.unwrap_or(0);
-    let model = Arc::new(RwLock::new(loaded.model));
+    // Serving starts with a warming model (keys load on first use) while the full one loads
+    // behind it (`trent_service::warm_up`); start-up reads nothing per key.
+    let head = store.last_event_sequence().await?;
+    let model = Arc::new(RwLock::new(ReadModel::warming(head)));
     let snapshots = Arc::new(trent_service::snapshots::Snapshotter::new(
         store.clone(),
         root_key.clone(),
         model.clone(),
         args.snapshot_every,
-        snapshot_at,
+        0,
     ));
     let metrics = Arc::new(trent_service::metrics::Metrics::new());
     let materials = Arc::new(MaterialCache::default());
@@ -680,7 +679,11 @@ async fn build_state(
             unauthenticated_in_flight: args.unauthenticated_in_flight,
         }),
         snapshots,
+        warm_up: Arc::new(trent_service::warm_up::WarmUp::new(false)),
     };
+    if args.test_hold_warm_up {
+        state.warm_up.hold();
+    }
     Ok((state, writer_task))
 }
 

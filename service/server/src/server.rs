@@ -36,6 +36,10 @@ pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut web::ServiceConfig)
             .route(
                 "/_trent/test/scheduler/tick",
                 web::post().to(test_scheduler_tick),
+            )
+            .route(
+                "/_trent/test/warm-up/release",
+                web::post().to(test_release_warm_up),
             );
         }
         cfg.default_service(web::to(not_found));
@@ -69,6 +73,14 @@ async fn test_scheduler_tick(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::InternalServerError().json(serde_json::json!({ "error": e.to_string() }))
         }
     }
+}
+
+/// Test endpoint (only with `--test-clock`): let a warm-up held by `--test-hold-warm-up` go on,
+/// and answer once the full read model is in place.
+async fn test_release_warm_up(state: web::Data<AppState>) -> HttpResponse {
+    state.warm_up.release();
+    state.warm_up.wait().await;
+    HttpResponse::Ok().finish()
 }
 
 async fn health() -> HttpResponse {
@@ -106,6 +118,8 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if !admin_authorized(&req) {
         return admin_unauthorized();
     }
+    // The gauges count every key: they wait for the full model.
+    state.warm_up.wait().await;
     let text = match state.read_model() {
         Ok(model) => state.metrics.render(&model, state.clock.now()),
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
@@ -125,6 +139,7 @@ async fn simulate_endpoint(
     if !admin_authorized(&req) {
         return admin_unauthorized();
     }
+    state.warm_up.wait().await;
     let model = match state.read_model() {
         Ok(m) => m,
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
@@ -315,6 +330,48 @@ fn admin_unauthorized() -> HttpResponse {
         .json(serde_json::json!({ "error": "this endpoint needs the admin token (Authorization: Bearer ...)" }))
 }
 
+/// Load the full read model behind the warming one while the listeners serve; if it does not
+/// load, stop both listeners and fail (as start-up failed when it loaded before listening).
+fn spawn_warm_up(
+    state: web::Data<AppState>,
+    api: actix_web::dev::ServerHandle,
+    admin: actix_web::dev::ServerHandle,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        if state.warm_up.is_complete() {
+            return Ok(());
+        }
+        let done = trent_service::warm_up::complete(
+            &state.store,
+            &state.root_key,
+            &state.model,
+            &state.warm_up,
+            &state.snapshots,
+        )
+        .await;
+        match done {
+            Ok(done) => {
+                tracing::info!(
+                    keys = done.keys,
+                    snapshot = done.snapshot,
+                    events = done.events_applied,
+                    seconds = done.seconds,
+                    "read model loaded"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the read model does not load: stopping");
+                api.stop(false).await;
+                admin.stop(false).await;
+                Err(std::io::Error::other(format!(
+                    "the read model does not load: {e}"
+                )))
+            }
+        }
+    })
+}
+
 /// Serve until a shutdown signal; in-flight requests finish, the scheduler stops, and then the
 /// writer drains (the caller awaits it once the state is dropped).
 pub async fn serve(
@@ -371,7 +428,11 @@ pub async fn serve(
     .shutdown_timeout(30)
     .run();
     tracing::info!(%listen, %admin_listen, https = state.secure_transport, "trent is serving");
+    let warm_up = spawn_warm_up(state.clone(), server.handle(), admin.handle());
     let served = tokio::try_join!(server, admin).map(|_| ());
+    warm_up.abort();
+    let warmed = warm_up.await.unwrap_or(Ok(()));
+    let served = served.and(warmed);
     let _ = stop.send(true);
     if scheduler.await.is_err() || follower.await.is_err() {
         tracing::error!("a background task panicked");

@@ -345,6 +345,9 @@ mod tests {
         async fn read_stream(&self, s: &str) -> Result<Vec<StoredEvent>, StoreError> {
             self.inner.read_stream(s).await
         }
+        async fn last_event_sequence(&self) -> Result<i64, StoreError> {
+            self.inner.last_event_sequence().await
+        }
         async fn read_audit(&self, a: i64, l: i64) -> Result<Vec<StoredAuditRecord>, StoreError> {
             self.inner.read_audit(a, l).await
         }

@@ -148,7 +148,10 @@ impl Protocol for Kms {
             request_id: run.request_id.to_string(),
             external_key_store: Default::default(),
         };
-        let result = handlers::dispatch(run.state, &ctx, run.input).await;
+        let result = match crate::warm_up::prepare(run.state, &ctx, run.input).await {
+            Ok(()) => handlers::dispatch(run.state, &ctx, run.input).await,
+            Err(e) => Err(e),
+        };
         if let Ok(r) = ctx.resources.lock() {
             run.facts.resources.extend(r.iter().cloned());
         }

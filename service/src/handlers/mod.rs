@@ -333,6 +333,23 @@ fn alias_not_found(region: &str, account: &str, alias: &str) -> KmsError {
     ))
 }
 
+/// Whether a policy tests `kms:ResourceAliases` (authorizing then lists every alias of the key).
+pub fn tests_resource_aliases(policy: &trent_policy::CompiledPolicy) -> bool {
+    policy
+        .context_keys()
+        .any(|k| k.eq_ignore_ascii_case("kms:ResourceAliases"))
+}
+
+/// Whether any identity policy of the caller tests `kms:ResourceAliases`.
+pub fn identity_policies_test_resource_aliases(
+    principal: &crate::auth::identity::Principal,
+) -> bool {
+    principal
+        .policies
+        .iter()
+        .any(|p| tests_resource_aliases(&p.compiled))
+}
+
 /// Authorise the caller for the call's operation on `key` (no encryption context).
 pub fn authorize(state: &AppState, ctx: &CallContext, key: &KeySnapshot) -> Result<(), KmsError> {
     authorize_as(state, ctx, key, &action_of(ctx.op), None, None)
@@ -358,16 +375,8 @@ pub fn authorize_as(
     };
     let request_alias = ctx.request_alias.lock().ok().and_then(|a| a.clone());
     // Listing a key's aliases scans the alias table: do it only when a policy tests them.
-    let mentions_aliases = |p: &trent_policy::CompiledPolicy| {
-        p.context_keys()
-            .any(|k| k.eq_ignore_ascii_case("kms:ResourceAliases"))
-    };
-    let resource_aliases: Vec<String> = if mentions_aliases(&policy.0)
-        || ctx
-            .principal
-            .policies
-            .iter()
-            .any(|p| mentions_aliases(&p.compiled))
+    let resource_aliases: Vec<String> = if tests_resource_aliases(&policy.0)
+        || identity_policies_test_resource_aliases(&ctx.principal)
     {
         state
             .read_model()?

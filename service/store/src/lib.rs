@@ -273,6 +273,9 @@ pub trait EventStore: Send + Sync {
     /// All events of one stream, in version order.
     async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// The sequence of the newest event (0 when there is none).
+    async fn last_event_sequence(&self) -> Result<i64, StoreError>;
+
     /// Audit records with a chain sequence greater than `after`, in order, at most `limit`.
     async fn read_audit(
         &self,

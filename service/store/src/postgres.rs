@@ -475,6 +475,15 @@ impl EventStore for PostgresStore {
         rows.iter().map(decode_event).collect()
     }
 
+    async fn last_event_sequence(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT COALESCE(MAX(sequence), 0)::BIGINT FROM events", &[])
+            .await
+            .map_err(db_err)?;
+        row.try_get(0).map_err(db_err)
+    }
+
     async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let stmt = client

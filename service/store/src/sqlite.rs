@@ -324,6 +324,16 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn last_event_sequence(&self) -> Result<i64, StoreError> {
+        self.with_reader(|conn| {
+            conn.query_row("SELECT COALESCE(MAX(sequence), 0) FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let stream = stream.to_string();
         self.with_reader(move |conn| {
