@@ -70,11 +70,16 @@ pub struct SqliteStore {
     /// Set by the background checkpointer after each pass: the writer then finishes the
     /// checkpoint itself right after its next commit (see `checkpoint_in_background`).
     backfilled: Arc<AtomicBool>,
-    /// A second, query-only connection for the reads requests make (material, LookupEvents,
-    /// last use, following events): WAL lets it read while the writer's connection commits.
-    reader: Arc<Mutex<Connection>>,
+    /// Query-only connections for the reads requests make (material, LookupEvents, last use,
+    /// keys loaded on first use, following events): WAL lets them read while the writer's
+    /// connection commits, and there are several so that a short read does not wait behind a
+    /// long one (loading a 200 MB read-model snapshot at start, say).
+    readers: Arc<[Mutex<Connection>]>,
     wal: Arc<WalFile>,
 }
+
+/// Query-only connections beside the writer's.
+const READERS: usize = 3;
 
 /// How often the background checkpointer copies the WAL into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
@@ -210,19 +215,25 @@ impl SqliteStore {
             .map_err(db_err)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
-        let reader = Connection::open(path)
-            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
-        reader.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-        reader
-            .pragma_update(None, "query_only", true)
-            .map_err(db_err)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(path).map_err(|e| {
+                    StoreError::Database(format!("cannot open {}: {e}", path.display()))
+                })?;
+                reader.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+                reader
+                    .pragma_update(None, "query_only", true)
+                    .map_err(db_err)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let conn = Arc::new(Mutex::new(conn));
         let backfilled = Arc::new(AtomicBool::new(false));
         checkpoint_in_background(path, Arc::downgrade(&conn), Arc::clone(&backfilled))?;
         Ok(SqliteStore {
             conn,
             backfilled,
-            reader: Arc::new(Mutex::new(reader)),
+            readers: readers.into(),
             wal: Arc::new(WalFile {
                 path: wal_path.into(),
                 file: Mutex::new(None),
@@ -251,13 +262,28 @@ impl SqliteStore {
         Self::on(Arc::clone(&self.conn), f).await
     }
 
-    /// Run the read `f` with the query-only connection on tokio's blocking pool.
+    /// Run the read `f` on tokio's blocking pool with a query-only connection: the first free
+    /// one, or when all are busy, the first one once it is free.
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        Self::on(Arc::clone(&self.reader), f).await
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let free = readers.iter().find_map(|r| r.try_lock().ok());
+            let mut guard = match free {
+                Some(guard) => guard,
+                None => readers
+                    .first()
+                    .ok_or_else(|| StoreError::Database("no sqlite reader".into()))?
+                    .lock()
+                    .map_err(|_| StoreError::Database("sqlite connection mutex poisoned".into()))?,
+            };
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("sqlite task failed: {e}")))?
     }
 
     async fn on<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
@@ -1096,4 +1122,29 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
 /// Map a SQLite error to the store's error, keeping SQLite's message.
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_read_does_not_wait_behind_a_long_one() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("trent-readers-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("trent.db")).unwrap();
+        store.migrate().await.unwrap();
+        // A long read (a snapshot being loaded, say) holds one reader connection throughout.
+        let busy = store.readers.first().unwrap().lock().unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(10), store.last_event_sequence()).await;
+        drop(busy);
+        assert_eq!(read.expect("another reader answered").unwrap(), 0);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
