@@ -139,10 +139,9 @@ pub async fn load_until(
     root_key: &Arc<RootKeyring>,
     until: i64,
 ) -> Result<Loaded, SnapshotError> {
-    for snapshot in store.latest_snapshots().await? {
-        if snapshot.sequence > until {
-            continue;
-        }
+    let mut at_most = until;
+    while let Some(snapshot) = store.newest_snapshot(at_most).await? {
+        at_most = snapshot.sequence - 1;
         let opened = {
             let root_key = root_key.clone();
             tokio::task::spawn_blocking(move || {

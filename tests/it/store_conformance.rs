@@ -54,6 +54,7 @@ conformance!(
     database_refuses_records_that_do_not_extend_the_chain,
     lookup_finds_records_by_attribute_newest_first_in_pages,
     key_last_use_keeps_the_latest_use,
+    newest_snapshot_and_last_event_sequence_are_bounded_reads,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -882,6 +883,42 @@ async fn lookup_finds_records_by_attribute_newest_first_in_pages(fx: Fixture) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Start-up's reads: the newest event's sequence, and the newest kept snapshot at or below a
+/// sequence (one body, not every kept one).
+async fn newest_snapshot_and_last_event_sequence_are_bounded_reads(fx: Fixture) {
+    let store = fx.store().await;
+    assert_eq!(store.last_event_sequence().await.unwrap(), 0);
+    assert!(store.newest_snapshot(i64::MAX).await.unwrap().is_none());
+    commit_ok(&store, vec![unit(vec![append("key/a", 0, 3)], None)]).await;
+    commit_ok(&store, vec![unit(vec![append("key/b", 0, 2)], None)]).await;
+    assert_eq!(store.last_event_sequence().await.unwrap(), 5);
+    for sequence in [1, 3, 5] {
+        store
+            .put_snapshot(&trent_store::StoredSnapshot {
+                sequence,
+                taken_at: Utc::now(),
+                body: vec![sequence as u8; 4],
+            })
+            .await
+            .unwrap();
+    }
+    // Two are kept (3 and 5).
+    let newest = |at_most: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .newest_snapshot(at_most)
+                .await
+                .unwrap()
+                .map(|s| (s.sequence, s.body))
+        }
+    };
+    assert_eq!(newest(i64::MAX).await, Some((5, vec![5; 4])));
+    assert_eq!(newest(5).await, Some((5, vec![5; 4])));
+    assert_eq!(newest(4).await, Some((3, vec![3; 4])));
+    assert_eq!(newest(2).await, None);
 }
 
 async fn key_last_use_keeps_the_latest_use(fx: Fixture) {

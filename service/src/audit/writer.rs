@@ -363,6 +363,9 @@ mod tests {
         async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
             self.inner.latest_snapshots().await
         }
+        async fn newest_snapshot(&self, at: i64) -> Result<Option<StoredSnapshot>, StoreError> {
+            self.inner.newest_snapshot(at).await
+        }
         async fn first_audit_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
             self.inner.first_audit_time().await
         }

@@ -360,6 +360,10 @@ pub trait EventStore: Send + Sync {
     /// The kept snapshots, newest first, without their bodies' contents checked.
     async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError>;
 
+    /// The newest kept snapshot covering at most sequence `at_most`, if any (one body read, where
+    /// `latest_snapshots` reads them all).
+    async fn newest_snapshot(&self, at_most: i64) -> Result<Option<StoredSnapshot>, StoreError>;
+
     /// A channel that receives a message whenever any process may have appended events, for
     /// followers to catch up at once instead of at their next poll. `None` for a backend without
     /// notifications (SQLite: one process), which callers keep polling.

@@ -439,6 +439,26 @@ impl EventStore for PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
+    async fn newest_snapshot(&self, at_most: i64) -> Result<Option<StoredSnapshot>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT sequence, taken_at, body FROM read_model_snapshots \
+                 WHERE sequence <= $1 ORDER BY sequence DESC LIMIT 1",
+                &[&at_most],
+            )
+            .await
+            .map_err(db_err)?;
+        row.map(|row| {
+            Ok(StoredSnapshot {
+                sequence: row.try_get(0).map_err(corrupt)?,
+                taken_at: row.try_get(1).map_err(corrupt)?,
+                body: row.try_get(2).map_err(corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
         let client = self.client().await?;
         let rows = client

@@ -526,6 +526,35 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn newest_snapshot(&self, at_most: i64) -> Result<Option<StoredSnapshot>, StoreError> {
+        self.with_reader(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT sequence, taken_at, body FROM read_model_snapshots \
+                     WHERE sequence <= ?1 ORDER BY sequence DESC LIMIT 1",
+                    params![at_most],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, Vec<u8>>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(db_err)?;
+            row.map(|(sequence, taken_at, body)| {
+                Ok(StoredSnapshot {
+                    sequence,
+                    taken_at: parse_time(&taken_at)?,
+                    body,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
     async fn latest_snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
         self.with_reader(|conn| {
             let mut stmt = conn
