@@ -149,7 +149,12 @@ impl Protocol for PolicySimulator {
 
     async fn execute(&self, run: Run<'_, String, Value>) -> Result<Executed, Refusal> {
         // The simulation reads the key's aliases and grants as the full model holds them.
-        run.state.warm_up.wait().await;
+        if let Err(e) = run.state.warm_up.wait().await {
+            return Err(Refusal {
+                retry_after_catch_up: false,
+                error: e.into(),
+            });
+        }
         let region = run.caller.signature.region.clone();
         let ctx = CallContext {
             op: Operation::GetKeyPolicy,

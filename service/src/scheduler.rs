@@ -70,6 +70,11 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     let transient_states = state.writer.transient_states();
     tokio::spawn(async move {
+        // Ticks go over every key: the first waits for the full model, or for the stop.
+        tokio::select! {
+            loaded = state.warm_up.wait() => if loaded.is_err() { return },
+            _ = stop.changed() => return,
+        }
         loop {
             if let Err(e) = tick(&state).await {
                 tracing::error!(error = %e, "scheduler tick failed");
@@ -175,7 +180,11 @@ pub async fn catch_up(state: &AppState) -> Result<(), SchedulerError> {
 /// One pass over every key.
 pub async fn tick(state: &AppState) -> Result<TickReport, SchedulerError> {
     // Its passes go over every key: they wait for the full model.
-    state.warm_up.wait().await;
+    state
+        .warm_up
+        .wait()
+        .await
+        .map_err(|e| SchedulerError::Action(e.to_string()))?;
     catch_up(state).await?;
     let now = state.clock.now();
     let Due {

@@ -30,9 +30,20 @@ use crate::store::SharedStore;
 /// follows an event that changed the stream while it was read).
 const LOAD_ATTEMPTS: usize = 8;
 
+/// Where the warm-up is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The full model is loading.
+    Warming,
+    /// The full model is in place.
+    Complete,
+    /// The full model did not load (the server stops).
+    Failed,
+}
+
 /// Whether the full read model is in place, for whoever must wait for it.
 pub struct WarmUp {
-    complete: tokio::sync::watch::Sender<bool>,
+    phase: tokio::sync::watch::Sender<Phase>,
     /// Testing only: while true, the full model, once loaded, waits before it catches up and
     /// takes the warming one's place (so tests can act while the model warms up).
     held: tokio::sync::watch::Sender<bool>,
@@ -41,8 +52,13 @@ pub struct WarmUp {
 impl WarmUp {
     /// A signal that is `complete` already (a model loaded before serving) or not yet.
     pub fn new(complete: bool) -> Self {
+        let phase = if complete {
+            Phase::Complete
+        } else {
+            Phase::Warming
+        };
         Self {
-            complete: tokio::sync::watch::Sender::new(complete),
+            phase: tokio::sync::watch::Sender::new(phase),
             held: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -64,18 +80,39 @@ impl WarmUp {
 
     /// Whether the full model is in place.
     pub fn is_complete(&self) -> bool {
-        *self.complete.borrow()
+        *self.phase.borrow() == Phase::Complete
     }
 
-    /// Wait until the full model is in place.
-    pub async fn wait(&self) {
-        let mut complete = self.complete.subscribe();
-        // The sender lives as long as `self`: the wait ends only when the flag is set.
-        let _ = complete.wait_for(|c| *c).await;
+    /// Whether the full model failed to load.
+    pub fn has_failed(&self) -> bool {
+        *self.phase.borrow() == Phase::Failed
+    }
+
+    /// Wait until the full model is in place; an internal error if it failed to load.
+    pub async fn wait(&self) -> Result<(), KmsError> {
+        let mut phase = self.phase.subscribe();
+        let reached = phase.wait_for(|p| *p != Phase::Warming).await.map(|p| *p);
+        match reached {
+            Ok(Phase::Complete) => Ok(()),
+            _ => Err(KmsError::KmsInternal(
+                "The service could not load its keys.".into(),
+            )),
+        }
     }
 
     fn finish(&self) {
-        self.complete.send_replace(true);
+        self.phase.send_replace(Phase::Complete);
+    }
+
+    /// The full model did not load: wake every waiter with an error.
+    pub fn fail(&self) {
+        self.phase.send_if_modified(|p| {
+            let warming = *p == Phase::Warming;
+            if warming {
+                *p = Phase::Failed;
+            }
+            warming
+        });
     }
 }
 
@@ -160,16 +197,16 @@ pub async fn prepare(state: &AppState, ctx: &CallContext, input: &Value) -> Resu
         }
         ready = match target(ctx, &name) {
             None => true,
-            Some(Target::Key(id)) => load_key(state, &id).await?,
-            Some(Target::Alias(stream)) => match load_alias(state, &stream).await? {
-                Loaded::Target(id) => load_key(state, &id).await?,
+            Some(Target::Key(id)) => load_key(state, &id).await,
+            Some(Target::Alias(stream)) => match load_alias(state, &stream).await {
+                Loaded::Target(id) => load_key(state, &id).await,
                 Loaded::Nothing => true,
                 Loaded::Wait => false,
             },
         };
     }
     if !ready {
-        state.warm_up.wait().await;
+        state.warm_up.wait().await?;
     }
     Ok(())
 }
@@ -275,48 +312,64 @@ enum Loaded {
 }
 
 /// Read a stream and hold what it makes in the warming model; false when the call must wait for
-/// the full model (the stream kept changing while read).
-async fn load_stream(state: &AppState, stream: &str) -> Result<bool, KmsError> {
+/// the full model instead (the stream kept changing while read, or the store failed: the call
+/// is then answered, or refused, as the full model decides).
+async fn load_stream(state: &AppState, stream: &str) -> bool {
+    let position = || state.read_model().map(|m| m.last_sequence()).ok();
     for _ in 0..LOAD_ATTEMPTS {
-        if state.read_model()?.holds_stream(stream) {
-            return Ok(true);
+        let Ok(holds) = state.read_model().map(|m| m.holds_stream(stream)) else {
+            return false;
+        };
+        if holds {
+            return true;
         }
-        let events = state
-            .store
-            .read_stream(stream)
-            .await
-            .map_err(store_failed)?;
-        // As the follower does: what was read is made durable before the model shows it.
-        state.store.sync().await.map_err(store_failed)?;
-        let adopted = state
-            .model
-            .write()
-            .map_err(|_| KmsError::KmsInternal("The service state is unavailable.".into()))?
-            .adopt_stream(stream, &events);
+        let events = match state.store.read_stream(stream).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, stream, "loading a key on first use failed; waiting for the full model");
+                return false;
+            }
+        };
+        // What was read may be committed but not yet applied here: bring the model up to it
+        // first (the follower's catch-up, which syncs before it applies), so that a held key is
+        // never ahead of the model and every call sees one point of the log.
+        let newest = events.last().map_or(0, |e| e.sequence);
+        if position().is_none_or(|at| newest > at) {
+            if let Err(e) = crate::scheduler::catch_up(state).await {
+                tracing::warn!(error = %e, "catching up before a load failed; waiting for the full model");
+                return false;
+            }
+        }
+        let adopted = match state.model.write() {
+            Ok(mut model) => model.adopt_stream(stream, &events),
+            Err(_) => return false,
+        };
         match adopted {
-            Ok(Adopted::Held) => return Ok(true),
+            Ok(Adopted::Held) => return true,
             Ok(Adopted::Stale) => continue,
             Err(e) => {
                 tracing::error!(error = %e, stream, "a stream does not load");
-                return Ok(false);
+                return false;
             }
         }
     }
-    Ok(false)
+    false
 }
 
 /// Load a key by id; false when the call must wait for the full model.
-async fn load_key(state: &AppState, key_id: &str) -> Result<bool, KmsError> {
+async fn load_key(state: &AppState, key_id: &str) -> bool {
     // A multi-Region key shares events across its Regions' streams; ids with a '/' are not
     // ids at all (the handler refuses them) but must not name such a stream either.
     if key_id.starts_with("mrk-") || key_id.contains('/') || key_id.is_empty() {
-        return Ok(false);
+        return false;
     }
-    if !load_stream(state, &format!("key/{key_id}")).await? {
-        return Ok(false);
+    if !load_stream(state, &format!("key/{key_id}")).await {
+        return false;
     }
-    let model = state.read_model()?;
-    Ok(match model.key(key_id) {
+    let Ok(model) = state.read_model() else {
+        return false;
+    };
+    match model.key(key_id) {
         // What only the full model answers: the key's custom key store, or its aliases.
         Some(key) => {
             key.custom_key_store_id.is_none()
@@ -326,26 +379,23 @@ async fn load_key(state: &AppState, key_id: &str) -> Result<bool, KmsError> {
                     .is_some_and(|p| crate::handlers::tests_resource_aliases(&p.0))
         }
         None => true,
-    })
+    }
 }
 
 /// Load an alias by stream.
-async fn load_alias(state: &AppState, stream: &str) -> Result<Loaded, KmsError> {
-    if !load_stream(state, stream).await? {
-        return Ok(Loaded::Wait);
+async fn load_alias(state: &AppState, stream: &str) -> Loaded {
+    if !load_stream(state, stream).await {
+        return Loaded::Wait;
     }
     let Some((account, region, name)) = crate::domain::events::AliasEvent::parse_stream(stream)
     else {
-        return Ok(Loaded::Nothing);
+        return Loaded::Nothing;
     };
-    let model = state.read_model()?;
-    Ok(match model.alias(&account, &region, &name) {
+    let Ok(model) = state.read_model() else {
+        return Loaded::Wait;
+    };
+    match model.alias(&account, &region, &name) {
         Some(alias) => Loaded::Target(alias.target_key_id.clone()),
         None => Loaded::Nothing,
-    })
-}
-
-fn store_failed(e: crate::store::StoreError) -> KmsError {
-    tracing::error!(error = %e, "loading a key from the store failed");
-    KmsError::KmsInternal("The key could not be loaded.".into())
+    }
 }

@@ -11,6 +11,13 @@ use aws_sdk_kms::types::KeyState;
 use crate::common;
 use common::{code, StoreKind, TestServer};
 
+/// Allows everything to the account, but denies Encrypt through a key that has the alias
+/// `alias/blocked`: deciding needs every alias of the key.
+const ALIAS_TESTING_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+ {"Sid":"Account","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+ {"Sid":"Blocked","Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:Encrypt","Resource":"*",
+  "Condition":{"ForAnyValue:StringEquals":{"kms:ResourceAliases":"alias/blocked"}}}]}"#;
+
 async fn new_key(client: &aws_sdk_kms::Client) -> String {
     client
         .create_key()
@@ -127,6 +134,7 @@ async fn keys_named_by_a_call_serve_while_the_model_warms_up(store: StoreKind) {
         async move { encrypt(&w, &key).await }
     });
 
+    let mut alias_testing = None;
     if store == StoreKind::Postgres {
         // Another replica changes a key this one loaded and one it has not, and adds a key.
         let other = warming.another_on_same_store_with(&[]);
@@ -153,6 +161,72 @@ async fn keys_named_by_a_call_serve_while_the_model_warms_up(store: StoreKind) {
             enabled,
             "the re-enabled key never served on the warming replica"
         );
+
+        // The alias this replica holds is retargeted, by the other, to a key it has not loaded:
+        // every call through the alias answers with the old target or, once this replica
+        // follows, with the new one (loaded then), never NotFound.
+        let later = new_key(&o).await;
+        o.update_alias()
+            .alias_name("alias/warm")
+            .target_key_id(&later)
+            .send()
+            .await
+            .unwrap();
+        let mut followed = false;
+        for _ in 0..200 {
+            let used = w
+                .encrypt()
+                .key_id("alias/warm")
+                .plaintext(Blob::new(b"warm".to_vec()))
+                .send()
+                .await
+                .map(|o| o.key_id().unwrap_or_default().to_string())
+                .map_err(|e| code(&e))
+                .expect("Encrypt through the alias");
+            if used.ends_with(&later) {
+                followed = true;
+                break;
+            }
+            assert!(
+                used.ends_with(&named),
+                "{used} is neither target of the alias"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(followed, "the retarget never reached the warming replica");
+
+        // A key this replica holds gets, through the other, a policy that tests its aliases:
+        // only the full model knows them, so calls on it wait, and then answer as it decides.
+        o.create_alias()
+            .alias_name("alias/blocked")
+            .target_key_id(&added)
+            .send()
+            .await
+            .unwrap();
+        o.put_key_policy()
+            .key_id(&added)
+            .policy(ALIAS_TESTING_POLICY)
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            let call = tokio::spawn({
+                let (w, key) = (w.clone(), added.clone());
+                async move { encrypt(&w, &key).await }
+            });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if !call.is_finished() {
+                alias_testing = Some(call);
+                break;
+            }
+            call.await
+                .unwrap()
+                .expect("Encrypt under the policy before the change reached this replica");
+        }
+        assert!(
+            alias_testing.is_some(),
+            "the policy change never reached the warming replica"
+        );
     }
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -176,6 +250,13 @@ async fn keys_named_by_a_call_serve_while_the_model_warms_up(store: StoreKind) {
         .await
         .unwrap()
         .expect("DisableKey after the warm-up");
+    if let Some(call) = alias_testing {
+        assert_eq!(
+            call.await.unwrap().err().as_deref(),
+            Some("AccessDeniedException"),
+            "the key's alias is denied by its policy"
+        );
+    }
     multi_region
         .await
         .unwrap()

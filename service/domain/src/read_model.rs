@@ -81,9 +81,8 @@ pub struct ReadModel {
     pub(crate) alias_versions: HashMap<String, i64>,
     pub(crate) last_sequence: i64,
     /// Set while the model warms up (`warming.rs`): it holds only the keys and aliases loaded on
-    /// first use, and this map holds, per stream of anything not loaded, the highest version of
-    /// the events passed over. None once the model holds everything.
-    pub(crate) passed_over: Option<HashMap<String, i64>>,
+    /// first use. None once the model holds everything.
+    pub(crate) warming: Option<super::warming::Warming>,
 }
 
 impl ReadModel {
@@ -211,7 +210,7 @@ impl ReadModel {
         if event.sequence <= self.last_sequence {
             return Ok(());
         }
-        if self.passed_over.is_some() {
+        if self.warming.is_some() {
             let applied = self.apply_while_warming(event);
             self.last_sequence = event.sequence;
             return applied;

@@ -10,7 +10,7 @@
 //! warming model cannot answer (lists, multi-Region keys, custom key stores, anything over all
 //! keys) waits for the full model; the service decides which calls may run early.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use trent_store::StoredEvent;
@@ -27,20 +27,30 @@ pub enum Adopted {
     Stale,
 }
 
+/// What a warming model knows beyond the keys and aliases it holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Warming {
+    /// Per stream of anything not held, the highest version of the events passed over.
+    passed_over: HashMap<String, i64>,
+    /// Streams read and found empty (no such key or alias yet): held at version 0, so that a
+    /// "not found" is an answer and a later creation applies.
+    absent: HashSet<String>,
+}
+
 impl ReadModel {
     /// An empty model that loads keys and aliases on first use, positioned after the store's
     /// newest event (`last_sequence`), whose later events it follows.
     pub fn warming(last_sequence: i64) -> Self {
         ReadModel {
             last_sequence,
-            passed_over: Some(HashMap::new()),
+            warming: Some(Warming::default()),
             ..ReadModel::default()
         }
     }
 
     /// Whether the model holds every key and alias (false while it warms up).
     pub fn is_complete(&self) -> bool {
-        self.passed_over.is_none()
+        self.warming.is_none()
     }
 
     /// Whether the model holds the stream's key or alias (always, once complete).
@@ -48,15 +58,21 @@ impl ReadModel {
         self.is_complete() || self.held_version(stream).is_some()
     }
 
-    /// The stream version of the key or alias held for `stream`, if one is.
+    /// The stream version of the key or alias held for `stream`, if one is (0: known absent).
     fn held_version(&self, stream: &str) -> Option<i64> {
-        if let Some(identity) = stream.strip_prefix("key/") {
+        let held = if let Some(identity) = stream.strip_prefix("key/") {
             self.keys.get(identity).map(|k| k.stream_version)
         } else if stream.starts_with("alias/") {
             self.alias_versions.get(stream).copied()
         } else {
             None
-        }
+        };
+        held.or_else(|| {
+            self.warming
+                .as_ref()
+                .filter(|w| w.absent.contains(stream))
+                .map(|_| 0)
+        })
     }
 
     /// Apply one event while warming up (see the module comment). An event that does not apply
@@ -74,6 +90,9 @@ impl ReadModel {
                 } else {
                     self.apply_key(event)
                 };
+                if let Some(warming) = &mut self.warming {
+                    warming.absent.remove(&event.stream);
+                }
                 if applied.is_err() {
                     self.forget(&event.stream);
                     self.pass_over(event);
@@ -90,14 +109,17 @@ impl ReadModel {
 
     /// Remember that an event of a stream not held went by.
     fn pass_over(&mut self, event: &StoredEvent) {
-        if let Some(passed) = &mut self.passed_over {
-            let version = passed.entry(event.stream.clone()).or_insert(0);
+        if let Some(warming) = &mut self.warming {
+            let version = warming.passed_over.entry(event.stream.clone()).or_insert(0);
             *version = (*version).max(event.version);
         }
     }
 
     /// Stop holding the key or alias of a stream.
     fn forget(&mut self, stream: &str) {
+        if let Some(warming) = &mut self.warming {
+            warming.absent.remove(stream);
+        }
         if let Some(identity) = stream.strip_prefix("key/") {
             self.keys.remove(identity);
         } else if stream.starts_with("alias/") {
@@ -118,11 +140,11 @@ impl ReadModel {
         stream: &str,
         events: &[StoredEvent],
     ) -> Result<Adopted, ProjectionError> {
-        let Some(passed) = &self.passed_over else {
+        let Some(warming) = &self.warming else {
             return Ok(Adopted::Held);
         };
         let loaded = events.last().map_or(0, |e| e.version);
-        if passed.get(stream).is_some_and(|v| *v > loaded) {
+        if warming.passed_over.get(stream).is_some_and(|v| *v > loaded) {
             return Ok(Adopted::Stale);
         }
         if events.iter().any(|e| e.stream != stream) {
@@ -140,7 +162,13 @@ impl ReadModel {
                 message: format!("{stream} is a multi-Region key's: it loads with the model"),
             });
         }
-        if self.held_version(stream).is_some_and(|v| v >= loaded) || loaded == 0 {
+        if self.held_version(stream).is_some_and(|v| v >= loaded) {
+            return Ok(Adopted::Held);
+        }
+        if loaded == 0 {
+            if let Some(warming) = &mut self.warming {
+                warming.absent.insert(stream.to_string());
+            }
             return Ok(Adopted::Held);
         }
         let mut own = ReadModel::default();
@@ -355,10 +383,34 @@ mod tests {
                 .target_key_id,
             "b"
         );
-        // A name never written holds nothing and is not remembered.
+        // A name never written is held as absent ("not found" is an answer), and its creation
+        // then applies.
         let none = AliasEvent::stream_for("1", "us-east-1", "alias/none");
         assert_eq!(warm.adopt_stream(&none, &[]).unwrap(), Adopted::Held);
-        assert!(!warm.holds_stream(&none));
+        assert!(warm.holds_stream(&none));
+        assert!(warm.alias("1", "us-east-1", "alias/none").is_none());
+        warm.apply(&alias(8, "alias/none", "a", 1)).unwrap();
+        assert_eq!(
+            warm.alias("1", "us-east-1", "alias/none")
+                .unwrap()
+                .target_key_id,
+            "a"
+        );
+    }
+
+    #[test]
+    fn a_key_read_as_absent_is_created_by_its_first_event() {
+        let mut warm = ReadModel::warming(7);
+        assert!(!warm.holds_stream("key/c"));
+        assert_eq!(warm.adopt_stream("key/c", &[]).unwrap(), Adopted::Held);
+        assert!(warm.holds_stream("key/c"));
+        assert!(warm.live_key("us-east-1", "c").is_none());
+        warm.apply(&created(8, "c", "1")).unwrap();
+        assert_eq!(warm.live_key("us-east-1", "c").unwrap().stream_version, 1);
+        // An absent stream whose creation went by before the read is stale, not absent.
+        let mut warm = ReadModel::warming(7);
+        warm.apply(&created(8, "d", "1")).unwrap();
+        assert_eq!(warm.adopt_stream("key/d", &[]).unwrap(), Adopted::Stale);
     }
 
     #[test]

@@ -151,6 +151,11 @@ pub enum KmsError {
     /// Something failed inside the service (storage unavailable, audit not durable).
     #[error("{0}")]
     KmsInternal(String),
+    /// Internal, never a client's answer: the call reached something the warming read model
+    /// does not hold (an alias's new target, the key's aliases). The KMS protocol waits for the
+    /// full model and runs the call again; should it ever escape, it is an internal error.
+    #[error("The service is still loading its keys.")]
+    NeedsFullModel,
 }
 
 impl KmsError {
@@ -206,7 +211,7 @@ impl KmsError {
             Self::XksKeyAlreadyInUse(_) => "XksKeyAlreadyInUseException",
             Self::XksKeyNotFound(_) => "XksKeyNotFoundException",
             Self::XksKeyInvalidConfiguration(_) => "XksKeyInvalidConfigurationException",
-            Self::KmsInternal(_) => "KMSInternalException",
+            Self::KmsInternal(_) | Self::NeedsFullModel => "KMSInternalException",
         }
     }
 
@@ -215,7 +220,7 @@ impl KmsError {
     /// reference says 412, AWS's live service answers 400).
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::KmsInternal(_) => 500,
+            Self::KmsInternal(_) | Self::NeedsFullModel => 500,
             Self::RequestEntityTooLarge(_) => 413,
             _ => 400,
         }

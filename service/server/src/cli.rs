@@ -621,8 +621,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The state a server shares between requests: the read model loaded from the newest snapshot
-/// and the events after it, and the audit writer started (its task is returned).
+/// The state a server shares between requests: a warming read model positioned after the
+/// store's newest event (the full one loads once serving, `trent_service::warm_up`), and the
+/// audit writer started (its task is returned).
 async fn build_state(
     args: &ServeArgs,
     identities: Identities,

@@ -79,8 +79,10 @@ async fn test_scheduler_tick(state: web::Data<AppState>) -> HttpResponse {
 /// and answer once the full read model is in place.
 async fn test_release_warm_up(state: web::Data<AppState>) -> HttpResponse {
     state.warm_up.release();
-    state.warm_up.wait().await;
-    HttpResponse::Ok().finish()
+    match state.warm_up.wait().await {
+        Ok(()) => HttpResponse::Ok().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
 }
 
 async fn health() -> HttpResponse {
@@ -119,7 +121,9 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         return admin_unauthorized();
     }
     // The gauges count every key: they wait for the full model.
-    state.warm_up.wait().await;
+    if state.warm_up.wait().await.is_err() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let text = match state.read_model() {
         Ok(model) => state.metrics.render(&model, state.clock.now()),
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
@@ -139,7 +143,9 @@ async fn simulate_endpoint(
     if !admin_authorized(&req) {
         return admin_unauthorized();
     }
-    state.warm_up.wait().await;
+    if state.warm_up.wait().await.is_err() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let model = match state.read_model() {
         Ok(m) => m,
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
@@ -330,27 +336,32 @@ fn admin_unauthorized() -> HttpResponse {
         .json(serde_json::json!({ "error": "this endpoint needs the admin token (Authorization: Bearer ...)" }))
 }
 
-/// Load the full read model behind the warming one while the listeners serve; if it does not
-/// load, stop both listeners and fail (as start-up failed when it loaded before listening).
+/// Load the full read model behind the warming one while the listeners serve. If it does not
+/// load (an error, or a panic), every call waiting for it is refused, both listeners stop, and
+/// `serve` fails, as start-up failed when it loaded the model before listening.
 fn spawn_warm_up(
     state: web::Data<AppState>,
     api: actix_web::dev::ServerHandle,
     admin: actix_web::dev::ServerHandle,
-) -> tokio::task::JoinHandle<std::io::Result<()>> {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if state.warm_up.is_complete() {
-            return Ok(());
+            return;
         }
-        let done = trent_service::warm_up::complete(
-            &state.store,
-            &state.root_key,
-            &state.model,
-            &state.warm_up,
-            &state.snapshots,
-        )
+        let loading = state.clone();
+        let done = tokio::spawn(async move {
+            trent_service::warm_up::complete(
+                &loading.store,
+                &loading.root_key,
+                &loading.model,
+                &loading.warm_up,
+                &loading.snapshots,
+            )
+            .await
+        })
         .await;
-        match done {
-            Ok(done) => {
+        let why = match done {
+            Ok(Ok(done)) => {
                 tracing::info!(
                     keys = done.keys,
                     snapshot = done.snapshot,
@@ -358,17 +369,15 @@ fn spawn_warm_up(
                     seconds = done.seconds,
                     "read model loaded"
                 );
-                Ok(())
+                return;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "the read model does not load: stopping");
-                api.stop(false).await;
-                admin.stop(false).await;
-                Err(std::io::Error::other(format!(
-                    "the read model does not load: {e}"
-                )))
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the loading task failed: {e}"),
+        };
+        tracing::error!(error = %why, "the read model does not load: stopping");
+        state.warm_up.fail();
+        api.stop(true).await;
+        admin.stop(true).await;
     })
 }
 
@@ -430,9 +439,16 @@ pub async fn serve(
     tracing::info!(%listen, %admin_listen, https = state.secure_transport, "trent is serving");
     let warm_up = spawn_warm_up(state.clone(), server.handle(), admin.handle());
     let served = tokio::try_join!(server, admin).map(|_| ());
+    // Stopped before the full model was in place (a shutdown signal): nothing more to load.
     warm_up.abort();
-    let warmed = warm_up.await.unwrap_or(Ok(()));
-    let served = served.and(warmed);
+    let _ = warm_up.await;
+    let served = if state.warm_up.has_failed() {
+        served.and(Err(std::io::Error::other(
+            "the read model does not load (see the log)",
+        )))
+    } else {
+        served
+    };
     let _ = stop.send(true);
     if scheduler.await.is_err() || follower.await.is_err() {
         tracing::error!("a background task panicked");

@@ -133,25 +133,41 @@ impl Protocol for Kms {
 
     async fn execute(&self, run: Run<'_, Operation, RequestJson>) -> Result<Executed, Refusal> {
         let op = *run.call;
-        let region = run.caller.signature.region.clone();
-        let ctx = CallContext {
-            op,
-            principal: run.caller.principal.clone(),
-            origin: crate::edge::caller::origin_of(run.req, run.state, &region),
-            region,
-            resources: Default::default(),
-            metrics: run.state.metrics.clone(),
-            request_alias: Default::default(),
-            condition_keys: std::sync::Mutex::new(crate::condition_keys::from_request(
-                op, run.input,
-            )),
-            request_id: run.request_id.to_string(),
-            external_key_store: Default::default(),
+        let new_context = || {
+            let region = run.caller.signature.region.clone();
+            CallContext {
+                op,
+                principal: run.caller.principal.clone(),
+                origin: crate::edge::caller::origin_of(run.req, run.state, &region),
+                region,
+                resources: Default::default(),
+                metrics: run.state.metrics.clone(),
+                request_alias: Default::default(),
+                condition_keys: std::sync::Mutex::new(crate::condition_keys::from_request(
+                    op, run.input,
+                )),
+                request_id: run.request_id.to_string(),
+                external_key_store: Default::default(),
+            }
         };
-        let result = match crate::warm_up::prepare(run.state, &ctx, run.input).await {
+        let mut ctx = new_context();
+        let mut result = match crate::warm_up::prepare(run.state, &ctx, run.input).await {
             Ok(()) => handlers::dispatch(run.state, &ctx, run.input).await,
             Err(e) => Err(e),
         };
+        // The warming model held what `prepare` loaded, but the call went further (another
+        // replica retargeted an alias meanwhile, or a policy now tests the key's aliases): run
+        // it again, from a fresh context, on the full model. The calls that may run while
+        // warming change nothing before they resolve their keys and authorize.
+        if matches!(result, Err(KmsError::NeedsFullModel)) {
+            result = match run.state.warm_up.wait().await {
+                Ok(()) => {
+                    ctx = new_context();
+                    handlers::dispatch(run.state, &ctx, run.input).await
+                }
+                Err(e) => Err(e),
+            };
+        }
         if let Ok(r) = ctx.resources.lock() {
             run.facts.resources.extend(r.iter().cloned());
         }

@@ -141,8 +141,12 @@ async fn open_blob(
             key
         }
         None => {
-            let found = state.read_model()?.live_key_shared(&ctx.region, &embedded);
-            let key = found.ok_or_else(invalid_ciphertext)?;
+            let model = state.read_model()?;
+            let found = model.live_key_shared(&ctx.region, &embedded);
+            let stream = crate::domain::events::KeyEvent::stream_for(&ctx.region, &embedded);
+            let key =
+                found.ok_or_else(|| super::unless_unheld(&model, &stream, invalid_ciphertext()))?;
+            drop(model);
             ctx.touch(key.arn());
             key
         }

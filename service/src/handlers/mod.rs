@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::auth::identity::Principal;
 use crate::authorize::{action_of, decide, key_request, CallFacts};
 use crate::crypto::secret::SecretBytes;
-use crate::domain::events::KeyEvent;
+use crate::domain::events::{AliasEvent, KeyEvent};
 use crate::domain::key::KeySnapshot;
 use crate::protocol::{KmsError, Operation};
 use crate::state::AppState;
@@ -262,7 +262,13 @@ pub fn resolve_key(
             }
             let alias = model
                 .alias(arn_account, arn_region, resource)
-                .ok_or_else(|| alias_not_found(arn_region, arn_account, resource))?;
+                .ok_or_else(|| {
+                    unless_unheld(
+                        &model,
+                        &AliasEvent::stream_for(arn_account, arn_region, resource),
+                        alias_not_found(arn_region, arn_account, resource),
+                    )
+                })?;
             (
                 arn_account.to_string(),
                 arn_region.to_string(),
@@ -283,7 +289,13 @@ pub fn resolve_key(
         }
         let alias = model
             .alias(&ctx.principal.account, &ctx.region, key_id)
-            .ok_or_else(|| alias_not_found(&ctx.region, &ctx.principal.account, key_id))?;
+            .ok_or_else(|| {
+                unless_unheld(
+                    &model,
+                    &AliasEvent::stream_for(&ctx.principal.account, &ctx.region, key_id),
+                    alias_not_found(&ctx.region, &ctx.principal.account, key_id),
+                )
+            })?;
         (
             ctx.principal.account.clone(),
             ctx.region.clone(),
@@ -306,10 +318,28 @@ pub fn resolve_key(
             ctx.touch(key.arn());
             Ok(key)
         }
-        None => Err(KmsError::NotFound(format!(
-            "Key '{}' does not exist",
-            crate::domain::key::key_arn(&region, &account, &id)
-        ))),
+        None => Err(unless_unheld(
+            &model,
+            &KeyEvent::stream_for(&region, &id),
+            KmsError::NotFound(format!(
+                "Key '{}' does not exist",
+                crate::domain::key::key_arn(&region, &account, &id)
+            )),
+        )),
+    }
+}
+
+/// `error`, unless the model is warming up and does not hold `stream` (an alias retargeted, by
+/// another replica, to a key not loaded yet): then the call needs the full model.
+pub fn unless_unheld(
+    model: &crate::domain::read_model::ReadModel,
+    stream: &str,
+    error: KmsError,
+) -> KmsError {
+    if model.holds_stream(stream) {
+        error
+    } else {
+        KmsError::NeedsFullModel
     }
 }
 
@@ -378,11 +408,12 @@ pub fn authorize_as(
     let resource_aliases: Vec<String> = if tests_resource_aliases(&policy.0)
         || identity_policies_test_resource_aliases(&ctx.principal)
     {
-        state
-            .read_model()?
-            .aliases_of(key)
-            .map(|a| a.name.clone())
-            .collect()
+        let model = state.read_model()?;
+        // Only the full model knows every alias of the key.
+        if !model.is_complete() {
+            return Err(KmsError::NeedsFullModel);
+        }
+        model.aliases_of(key).map(|a| a.name.clone()).collect()
     } else {
         Vec::new()
     };

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +75,8 @@ pub struct SqliteStore {
     /// connection commits, and there are several so that a short read does not wait behind a
     /// long one (loading a 200 MB read-model snapshot at start, say).
     readers: Arc<[Mutex<Connection>]>,
+    /// Which reader a read waits for when all are busy (round robin).
+    next_reader: Arc<AtomicUsize>,
     wal: Arc<WalFile>,
 }
 
@@ -234,6 +236,7 @@ impl SqliteStore {
             conn,
             backfilled,
             readers: readers.into(),
+            next_reader: Arc::new(AtomicUsize::new(0)),
             wal: Arc::new(WalFile {
                 path: wal_path.into(),
                 file: Mutex::new(None),
@@ -263,19 +266,20 @@ impl SqliteStore {
     }
 
     /// Run the read `f` on tokio's blocking pool with a query-only connection: the first free
-    /// one, or when all are busy, the first one once it is free.
+    /// one, or when all are busy, the next one in turn once it is free.
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let readers = Arc::clone(&self.readers);
+        let next = Arc::clone(&self.next_reader);
         tokio::task::spawn_blocking(move || {
             let free = readers.iter().find_map(|r| r.try_lock().ok());
             let mut guard = match free {
                 Some(guard) => guard,
                 None => readers
-                    .first()
+                    .get(next.fetch_add(1, Ordering::Relaxed) % readers.len().max(1))
                     .ok_or_else(|| StoreError::Database("no sqlite reader".into()))?
                     .lock()
                     .map_err(|_| StoreError::Database("sqlite connection mutex poisoned".into()))?,
@@ -1169,9 +1173,22 @@ mod tests {
         let store = SqliteStore::open(&dir.join("trent.db")).unwrap();
         store.migrate().await.unwrap();
         // A long read (a snapshot being loaded, say) holds one reader connection throughout.
-        let busy = store.readers.first().unwrap().lock().unwrap();
+        let (held, release) = (
+            std::sync::mpsc::channel::<()>(),
+            std::sync::mpsc::channel::<()>(),
+        );
+        let readers = Arc::clone(&store.readers);
+        let (held_tx, held_rx) = held;
+        let (release_tx, release_rx) = release;
+        let holder = std::thread::spawn(move || {
+            let _busy = readers.first().unwrap().lock().unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        held_rx.recv().unwrap();
         let read = tokio::time::timeout(Duration::from_secs(10), store.last_event_sequence()).await;
-        drop(busy);
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
         assert_eq!(read.expect("another reader answered").unwrap(), 0);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
