@@ -7,21 +7,9 @@ use crate::common;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{IncludeKeyMaterial, KeyState, Tag};
 use common::db::Db;
-use common::{code, StoreKind, TestServer};
+use common::{code, new_key, StoreKind, TestServer};
 
 const DAY: i64 = 86_400;
-
-async fn new_key(client: &aws_sdk_kms::Client) -> String {
-    client
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string()
-}
 
 async fn encrypt(client: &aws_sdk_kms::Client, key: &str, data: &[u8]) -> Blob {
     client

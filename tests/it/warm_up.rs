@@ -9,7 +9,7 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::KeyState;
 
 use crate::common;
-use common::{code, StoreKind, TestServer};
+use common::{code, new_key, StoreKind, TestServer};
 
 /// Allows everything to the account, but denies Encrypt through a key that has the alias
 /// `alias/blocked`: deciding needs every alias of the key.
@@ -17,18 +17,6 @@ const ALIAS_TESTING_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
  {"Sid":"Account","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
  {"Sid":"Blocked","Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:Encrypt","Resource":"*",
   "Condition":{"ForAnyValue:StringEquals":{"kms:ResourceAliases":"alias/blocked"}}}]}"#;
-
-async fn new_key(client: &aws_sdk_kms::Client) -> String {
-    client
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string()
-}
 
 async fn encrypt(client: &aws_sdk_kms::Client, key: &str) -> Result<Vec<u8>, String> {
     client

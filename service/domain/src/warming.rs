@@ -216,30 +216,23 @@ mod tests {
     use crate::key::KeyState;
     use crate::read_model::tests::{created, stored};
 
-    fn disabled(seq: i64, id: &str, version: i64) -> StoredEvent {
-        let e = KeyEvent::KeyDisabled {
-            schema: 1,
-            at: Utc::now(),
-        };
+    fn key_event(seq: i64, id: &str, version: i64, event: KeyEvent) -> StoredEvent {
         stored(
             seq,
             &format!("key/{id}"),
             version,
-            serde_json::to_value(e).unwrap(),
+            serde_json::to_value(event).unwrap(),
         )
     }
 
+    fn disabled(seq: i64, id: &str, version: i64) -> StoredEvent {
+        let at = Utc::now();
+        key_event(seq, id, version, KeyEvent::KeyDisabled { schema: 1, at })
+    }
+
     fn enabled(seq: i64, id: &str, version: i64) -> StoredEvent {
-        let e = KeyEvent::KeyEnabled {
-            schema: 1,
-            at: Utc::now(),
-        };
-        stored(
-            seq,
-            &format!("key/{id}"),
-            version,
-            serde_json::to_value(e).unwrap(),
-        )
+        let at = Utc::now();
+        key_event(seq, id, version, KeyEvent::KeyEnabled { schema: 1, at })
     }
 
     fn alias(seq: i64, name: &str, target: &str, version: i64) -> StoredEvent {

@@ -33,6 +33,19 @@ macro_rules! on_both_stores {
     };
 }
 
+/// Create a symmetric key with the defaults; its id.
+pub async fn new_key(client: &aws_sdk_kms::Client) -> String {
+    client
+        .create_key()
+        .send()
+        .await
+        .expect("CreateKey")
+        .key_metadata()
+        .expect("key metadata")
+        .key_id()
+        .to_string()
+}
+
 /// An HTTP client for the tests. reqwest's TLS (rustls without a bundled provider, which
 /// trent-service enables for XKS proxies) needs a process-wide crypto provider: aws-lc-rs,
 /// installed once here.
