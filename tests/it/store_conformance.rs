@@ -1114,3 +1114,177 @@ async fn postgres_guessed_tails_fall_back_when_another_writer_moved_them() {
         written.len() as i64
     );
 }
+
+/// A TCP proxy in front of PostgreSQL that, once armed, lets the next `COMMIT` (a simple-query
+/// message) through to the server and then closes the client's side without the server's
+/// answer: the store sent COMMIT and cannot know whether it landed.
+struct CommitCuttingProxy {
+    port: u16,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    cuts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The `Query` message `COMMIT`: type 'Q', length 4 + 7, the text and its NUL.
+const COMMIT_MESSAGE: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+impl CommitCuttingProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (armed_in, cuts_in) = (armed.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (armed, cuts) = (armed_in.clone(), cuts_in.clone());
+                tokio::spawn(async move {
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    // Set before COMMIT goes to the server, so its answer is never relayed.
+                    let cut = Arc::new(AtomicBool::new(false));
+                    let cut_down = cut.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match from_server.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if cut_down.load(Ordering::SeqCst) {
+                                // The client's side closes without the answer; the server's
+                                // side is read to its end, so it has COMMIT whole (no reset).
+                                let _ = to_client.shutdown().await;
+                                drop(to_client);
+                                let mut sink = tokio::io::sink();
+                                let _ = tokio::time::timeout(
+                                    std::time::Duration::from_secs(2),
+                                    tokio::io::copy(&mut from_server, &mut sink),
+                                )
+                                .await;
+                                return;
+                            }
+                            if to_client.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match from_client.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buf[..n];
+                        let commits = chunk
+                            .windows(COMMIT_MESSAGE.len())
+                            .any(|w| w == COMMIT_MESSAGE);
+                        let cutting = commits && armed.swap(false, Ordering::SeqCst);
+                        if cutting {
+                            cut.store(true, Ordering::SeqCst);
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if to_server.write_all(chunk).await.is_err() || cutting {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        CommitCuttingProxy { port, armed, cuts }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A connection that fails once COMMIT is on its way leaves the batch's fate unknown: the
+/// batch fails closed (its callers get an error, never a success) and is not written a second
+/// time, on the planned path and on the one-round-trip guess; the store goes on with a new
+/// connection, and the chain holds every record once.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_connection_lost_during_commit_fails_closed_without_writing_twice() {
+    let fx = Fixture::postgres().await;
+    fx.store().await;
+    let Db::Postgres { url } = &fx.db else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        other => panic!("this test needs PostgreSQL over TCP, not {other:?}"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = CommitCuttingProxy::start(upstream).await;
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let dbname = config.get_dbname().unwrap_or("postgres");
+    let proxied = format!(
+        "postgresql://{user}{password}@127.0.0.1:{}/{dbname}",
+        proxy.port
+    );
+    let pg = Arc::new(PostgresStore::connect(&proxied).await.unwrap());
+    let store: SharedStore = pg.clone();
+    let count = |id: &str| format!("SELECT COUNT(*) FROM audit_records WHERE event_id = '{id}'");
+    let mut written = Vec::new();
+
+    // The planned path (three round trips): its first batch.
+    commit_ok(&store, vec![unit(Vec::new(), Some("p1"))]).await;
+    written.push("p1".to_string());
+    proxy.arm();
+    let lost = store.commit(vec![unit(Vec::new(), Some("p2"))]).await;
+    assert_eq!(proxy.cuts(), 1, "the proxy cut a COMMIT");
+    assert!(
+        lost.is_err(),
+        "a batch whose COMMIT got no answer must not be reported committed: {lost:?}"
+    );
+    // COMMIT reached the server: the record is there, once.
+    assert_eq!(fx.raw_i64(&count("p2")).await, 1);
+    written.push("p2".to_string());
+
+    // Alone again, the writer goes on to guess its tail (one round trip), then loses one.
+    for i in 3..=5 {
+        let id = format!("p{i}");
+        commit_ok(&store, vec![unit(Vec::new(), Some(&id))]).await;
+        written.push(id);
+    }
+    let (guessed, _) = pg.guessed_batches();
+    assert!(guessed >= 1, "the writer guessed its tail: {guessed}");
+    proxy.arm();
+    let lost = store.commit(vec![unit(Vec::new(), Some("g1"))]).await;
+    assert_eq!(proxy.cuts(), 2);
+    assert!(lost.is_err(), "a guessed batch without an answer: {lost:?}");
+    assert_eq!(
+        pg.guessed_batches().0,
+        guessed,
+        "the lost guess is not counted"
+    );
+    assert_eq!(fx.raw_i64(&count("g1")).await, 1);
+    written.push("g1".to_string());
+
+    // Later batches commit on a new connection and extend the same chain.
+    commit_ok(&store, vec![unit(Vec::new(), Some("after"))]).await;
+    written.push("after".to_string());
+    let records = verify_chain(&store).await;
+    let mut ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+    ids.sort();
+    written.sort();
+    assert_eq!(ids, written, "every record once, the lost batches included");
+}
