@@ -971,24 +971,22 @@ fn wal_restarts(wal: &std::path::Path) -> u32 {
     u32::from_be_bytes(bytes[12..16].try_into().expect("a WAL header"))
 }
 
-/// Under commits without a pause the WAL still starts over (each background checkpoint pass is
-/// finished by the writer between two commits), so it does not grow with every commit ever made:
-/// before, it grew by about 100 MB/s under load until the disk was full.
-#[tokio::test(flavor = "multi_thread")]
-async fn sqlite_wal_starts_over_under_continuous_commits() {
-    let fx = Fixture::sqlite();
-    let store = fx.store().await;
+/// A migrated SQLite store on a fresh file whose WAL starts over once it holds `restart_after`
+/// bytes, and the path of that WAL.
+async fn sqlite_with_wal_restart(fx: &Fixture, restart_after: u64) -> (SharedStore, PathBuf) {
     let Db::Sqlite { path, .. } = &fx.db else {
         unreachable!("a SQLite fixture")
     };
-    let wal = path.with_file_name("trent.db-wal");
-    store
-        .commit_visible(vec![unit(Vec::new(), Some("first"))])
-        .await
-        .unwrap();
-    let before = wal_restarts(&wal);
-    // Five background checkpoint intervals of back-to-back commits.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2600);
+    let store: SharedStore =
+        Arc::new(SqliteStore::open_with_wal_restart(path, restart_after).unwrap());
+    store.migrate().await.unwrap();
+    (store, path.with_file_name("trent.db-wal"))
+}
+
+/// Commit back-to-back single-record batches (the writer's `commit_visible`) for `duration`;
+/// how many.
+async fn commit_back_to_back(store: &SharedStore, duration: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + duration;
     let mut n = 0;
     while std::time::Instant::now() < deadline {
         let id = format!("record-{n}");
@@ -999,10 +997,63 @@ async fn sqlite_wal_starts_over_under_continuous_commits() {
         assert!(results.iter().all(Result::is_ok));
         n += 1;
     }
+    n
+}
+
+/// Under commits without a pause the WAL still starts over once it holds the restart length
+/// (each background checkpoint pass that finds it so long is finished by the writer between two
+/// commits), so it does not grow with every commit ever made: before, it grew by about 100 MB/s
+/// under load until the disk was full.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_wal_starts_over_under_continuous_commits() {
+    let fx = Fixture::sqlite();
+    let (store, wal) = sqlite_with_wal_restart(&fx, 64 * 1024).await;
+    store
+        .commit_visible(vec![unit(Vec::new(), Some("first"))])
+        .await
+        .unwrap();
+    let before = wal_restarts(&wal);
+    // Five background checkpoint intervals of back-to-back commits.
+    let n = commit_back_to_back(&store, std::time::Duration::from_millis(2600)).await;
     let restarts = wal_restarts(&wal) - before;
     assert!(
         restarts >= 2,
         "the WAL started over {restarts} times during {n} back-to-back commits"
+    );
+}
+
+/// The same commits with a restart length they do not reach (1 GiB; the default is 64 MiB,
+/// which this machine's debug build writes in about two seconds of back-to-back commits): the
+/// writer does not start the WAL over (each such restart holds up the commits behind it for two
+/// fsyncs, so it waits until the WAL is long), and every record is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_wal_is_not_started_over_while_shorter_than_the_restart_length() {
+    let fx = Fixture::sqlite();
+    let restart_after = 1 << 30;
+    let (store, wal) = sqlite_with_wal_restart(&fx, restart_after).await;
+    store
+        .commit_visible(vec![unit(Vec::new(), Some("first"))])
+        .await
+        .unwrap();
+    let before = wal_restarts(&wal);
+    let n = commit_back_to_back(&store, std::time::Duration::from_millis(2600)).await;
+    // The file never shrinks without a restart, so its length is the most the WAL held.
+    let wal_bytes = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        wal_bytes < restart_after,
+        "{n} commits made a WAL of {wal_bytes} bytes, past the restart length: this machine \
+         writes too fast for this test to tell anything"
+    );
+    // SQLite itself starts the WAL over when a background pass happens to copy everything
+    // between two commits; the writer restarting it after each pass would do so about five times.
+    let restarts = wal_restarts(&wal) - before;
+    assert!(
+        restarts <= 1,
+        "the WAL started over {restarts} times during {n} commits ({wal_bytes} bytes)"
+    );
+    assert_eq!(
+        fx.raw_i64("SELECT COUNT(*) FROM audit_records").await,
+        i64::try_from(n + 1).unwrap()
     );
 }
 

@@ -227,6 +227,16 @@ pub struct StoreArgs {
     /// key itself) takes precedence; by default the key is `DATA_DIR/root.key`.
     #[arg(long, env = "TRENT_ROOT_KEY_FILE")]
     pub root_key_file: Option<PathBuf>,
+    /// How long (MiB) the SQLite store's write-ahead log grows under load before it is started
+    /// over: each restart holds up commits for a few milliseconds, so a longer log means fewer
+    /// such pauses and more disk (the file may keep up to twice this).
+    #[arg(
+        long,
+        env = "TRENT_SQLITE_WAL_MIB",
+        default_value_t = trent_service::store::sqlite::WAL_RESTART_BYTES / MIB,
+        value_parser = clap::value_parser!(u64).range(1..=65536)
+    )]
+    pub sqlite_wal_mib: u64,
 }
 
 #[derive(Debug, Args)]
@@ -428,6 +438,9 @@ pub enum Create {
     No,
 }
 
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+
 /// Open the configured backend.
 pub async fn open_store(args: &StoreArgs, create: Create) -> anyhow::Result<SharedStore> {
     Ok(match &args.database_url {
@@ -442,7 +455,7 @@ pub async fn open_store(args: &StoreArgs, create: Create) -> anyhow::Result<Shar
                 Create::No => trent_service::data_dir::existing(&args.data_dir)?,
             };
             Arc::new(
-                SqliteStore::open(&db)
+                SqliteStore::open_with_wal_restart(&db, args.sqlite_wal_mib * MIB)
                     .with_context(|| format!("cannot open the SQLite store {}", db.display()))?,
             )
         }
@@ -650,7 +663,8 @@ async fn build_state(
         model.clone(),
         metrics.clone(),
         materials.clone(),
-    );
+    )
+    .context("cannot start the audit writer")?;
     let test_clock = args.test_clock.then(|| Arc::new(ManualClock::new()));
     let state = AppState {
         store,

@@ -5,17 +5,25 @@
 //! model in sequence order, and only then answers each caller. Batch N+1 is written while batch
 //! N reaches the disk; a call's response never leaves before its record is durable, and an
 //! unwritable record fails the call.
+//!
+//! Each stage is a thread of its own, not a task: both spend their time in the store, and a
+//! synchronous store (SQLite, `EventStore::blocking_writes`) is called directly on them, where a
+//! task would hand every commit and every sync to the runtime's blocking pool and wait to be
+//! woken again (four thread hand-offs per batch, measured as a tenth of the server's CPU at
+//! c = 8). An asynchronous store's calls are driven on the stage's thread with the runtime's
+//! handle.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::read_model::ReadModel;
 use crate::materials::MaterialCache;
 use crate::metrics::Metrics;
-use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
+use crate::store::{CommitReceipt, CommitUnit, EventStore, SharedStore, StoreError};
 
 /// The most units committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -38,13 +46,16 @@ pub struct CommitWriter {
 }
 
 impl CommitWriter {
-    /// Start the writer task over `store`, applying committed events to `model`.
+    /// Start the writer's two stage threads over `store`, applying committed events to `model`.
+    /// Must be called within a tokio runtime (an asynchronous store's calls run on its handle).
+    /// The returned task ends when the writer has stopped (every handle dropped and what was
+    /// submitted committed), and panics if a stage panicked.
     pub fn start(
         store: SharedStore,
         model: Arc<RwLock<ReadModel>>,
         metrics: Arc<Metrics>,
         materials: Arc<MaterialCache>,
-    ) -> (Self, JoinHandle<()>) {
+    ) -> std::io::Result<(Self, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let last_batch_ok = Arc::new(AtomicBool::new(true));
         let transient_states = Arc::new(tokio::sync::Notify::new());
@@ -53,16 +64,34 @@ impl CommitWriter {
             last_batch_ok: last_batch_ok.clone(),
             transient_states: transient_states.clone(),
         };
-        let handle = tokio::spawn(run(store, model, metrics.clone(), followers, rx));
-        (
+        let stages = Stages {
+            store,
+            runtime: Handle::current(),
+            metrics: metrics.clone(),
+        };
+        let (stopped_tx, stopped) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("trent-commit".into())
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    commit_stage(stages, model, followers, rx)
+                }));
+                let _ = stopped_tx.send(outcome);
+            })?;
+        let task = tokio::spawn(async move {
+            if let Ok(Err(panic)) = stopped.await {
+                std::panic::resume_unwind(panic);
+            }
+        });
+        Ok((
             Self {
                 tx,
                 metrics,
                 last_batch_ok,
                 transient_states,
             },
-            handle,
-        )
+            task,
+        ))
     }
 
     /// Notified after a commit that left a multi-Region key in a transient state (Creating,
@@ -71,7 +100,7 @@ impl CommitWriter {
         self.transient_states.clone()
     }
 
-    /// Whether the writer task still takes units (for readiness).
+    /// Whether the writer still takes units (for readiness).
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
@@ -111,6 +140,36 @@ struct Followers {
     transient_states: Arc<tokio::sync::Notify>,
 }
 
+/// What both stage threads use: the store, called directly when it is synchronous and on the
+/// runtime otherwise, and the metrics they report to.
+#[derive(Clone)]
+struct Stages {
+    store: SharedStore,
+    runtime: Handle,
+    metrics: Arc<Metrics>,
+}
+
+impl Stages {
+    /// `commit_visible` on this thread.
+    fn commit_visible(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+        match self.store.blocking_writes() {
+            Some(store) => store.commit_visible_now(units),
+            None => self.runtime.block_on(self.store.commit_visible(units)),
+        }
+    }
+
+    /// `sync` on this thread.
+    fn sync(&self) -> Result<(), StoreError> {
+        match self.store.blocking_writes() {
+            Some(store) => store.sync_now(),
+            None => self.runtime.block_on(self.store.sync()),
+        }
+    }
+}
+
 /// How many committed batches may wait for their fsync while the next one is written.
 const PIPELINE_DEPTH: usize = 8;
 
@@ -120,24 +179,30 @@ struct Written {
     replies: Vec<oneshot::Sender<Result<CommitReceipt, StoreError>>>,
 }
 
-/// Stage one: form a batch from what is waiting, commit it, hand it to stage two, and go on with
-/// the next batch while stage two makes this one durable.
-async fn run(
-    store: SharedStore,
+/// Stage one: form a batch from what is waiting, commit it, hand it to stage two (its own
+/// thread, started here), and go on with the next batch while stage two makes this one durable.
+/// Returns once every handle is dropped and stage two has answered every caller.
+fn commit_stage(
+    stages: Stages,
     model: Arc<RwLock<ReadModel>>,
-    metrics: Arc<Metrics>,
     followers: Followers,
     mut rx: mpsc::Receiver<Pending>,
 ) {
-    let (written_tx, written_rx) = mpsc::channel(PIPELINE_DEPTH);
-    let finisher = tokio::spawn(finish(
-        store.clone(),
-        model,
-        metrics.clone(),
-        followers,
-        written_rx,
-    ));
-    while let Some(first) = rx.recv().await {
+    let (written_tx, written_rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+    let finishing = stages.clone();
+    let finisher = std::thread::Builder::new()
+        .name("trent-sync".into())
+        .spawn(move || sync_stage(finishing, model, followers, written_rx));
+    let finisher = match finisher {
+        Ok(finisher) => finisher,
+        Err(e) => {
+            // No second stage, so nothing could be answered: stop taking units (callers get
+            // "the audit writer has stopped") and say why.
+            tracing::error!(error = %e, "cannot start the audit writer's sync thread");
+            return;
+        }
+    };
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -147,57 +212,59 @@ async fn run(
         }
         let (units, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.unit, p.reply)).unzip();
+        let metrics = &stages.metrics;
         metrics.audit_queue_depth.sub(units.len() as i64);
         metrics.audit_batch_size.observe(units.len() as f64);
         let started = std::time::Instant::now();
-        let results = store.commit_visible(units).await;
+        let results = stages.commit_visible(units);
         metrics
             .audit_commit_duration
             .observe(started.elapsed().as_secs_f64());
-        if written_tx.send(Written { results, replies }).await.is_err() {
+        if written_tx.send(Written { results, replies }).is_err() {
             break;
         }
     }
     drop(written_tx);
-    let _ = finisher.await;
+    if let Err(panic) = finisher.join() {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// Stage two: one `sync` for every batch committed meanwhile, then, batch by batch in commit
 /// order, apply the events to the read model and answer the callers. A caller is answered only
 /// after a sync that began after its batch committed, so never before its record is durable.
-async fn finish(
-    store: SharedStore,
+fn sync_stage(
+    stages: Stages,
     model: Arc<RwLock<ReadModel>>,
-    metrics: Arc<Metrics>,
     followers: Followers,
-    mut rx: mpsc::Receiver<Written>,
+    rx: std::sync::mpsc::Receiver<Written>,
 ) {
-    while let Some(first) = rx.recv().await {
+    while let Ok(first) = rx.recv() {
         let mut written = vec![first];
         while let Ok(more) = rx.try_recv() {
             written.push(more);
         }
         let started = std::time::Instant::now();
         let synced = if written.iter().any(|w| w.results.is_ok()) {
-            store.sync().await
+            stages.sync()
         } else {
             Ok(())
         };
-        metrics
+        stages
+            .metrics
             .audit_sync_duration
             .observe(started.elapsed().as_secs_f64());
         for w in written {
-            deliver(&store, &model, &metrics, &followers, w, &synced).await;
+            deliver(&stages, &model, &followers, w, &synced);
         }
     }
 }
 
 /// Apply one batch's committed events and answer its callers (with the failure, if the batch or
 /// the sync after it failed: fail closed).
-async fn deliver(
-    store: &SharedStore,
+fn deliver(
+    stages: &Stages,
     model: &RwLock<ReadModel>,
-    metrics: &Metrics,
     followers: &Followers,
     written: Written,
     synced: &Result<(), StoreError>,
@@ -218,7 +285,7 @@ async fn deliver(
     let mut transient = false;
     if let Ok(results) = &results {
         // Committed is committed: the model follows the store even when the sync failed.
-        transient = apply_committed(store, model, &followers.materials, results).await;
+        transient = apply_committed(stages, model, &followers.materials, results);
     }
     match (results, failure) {
         (Ok(results), None) => {
@@ -230,7 +297,11 @@ async fn deliver(
             let (stage, message) =
                 failure.unwrap_or(("commit", "the batch was not committed".to_string()));
             tracing::error!(error = %message, stage, "batch not durable; failing its calls");
-            metrics.store_errors.with_label_values(&[stage]).inc();
+            stages
+                .metrics
+                .store_errors
+                .with_label_values(&[stage])
+                .inc();
             for reply in replies {
                 let _ = reply.send(Err(StoreError::Database(message.clone())));
             }
@@ -244,8 +315,8 @@ async fn deliver(
 /// Apply the batch's committed events in sequence order. Events other processes committed before
 /// them (several servers may share one PostgreSQL database) are read from the store first, so the
 /// model never skips a sequence. True when an applied event starts a transient state.
-async fn apply_committed(
-    store: &SharedStore,
+fn apply_committed(
+    stages: &Stages,
     model: &RwLock<ReadModel>,
     materials: &MaterialCache,
     results: &[Result<CommitReceipt, StoreError>],
@@ -264,7 +335,11 @@ async fn apply_committed(
         return false;
     };
     if first > last + 1 {
-        match store.read_events(last, first - 1 - last).await {
+        let store: &dyn EventStore = stages.store.as_ref();
+        match stages
+            .runtime
+            .block_on(store.read_events(last, first - 1 - last))
+        {
             Ok(mut missing) => {
                 missing.append(&mut events);
                 events = missing;
@@ -457,7 +532,8 @@ mod tests {
             Arc::new(RwLock::new(ReadModel::default())),
             Arc::new(Metrics::new()),
             Arc::new(MaterialCache::default()),
-        );
+        )
+        .unwrap();
         let mut calls = Vec::new();
         for n in 0..20 {
             let writer = writer.clone();

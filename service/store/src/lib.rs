@@ -267,6 +267,14 @@ pub trait EventStore: Send + Sync {
         Ok(())
     }
 
+    /// The same two writer calls run synchronously on the caller's thread, for a backend whose
+    /// driver is synchronous anyway (SQLite): the audit writer, which owns threads of its own,
+    /// then calls them directly instead of handing each commit and each sync to the runtime's
+    /// blocking pool and back. None (the default) for an asynchronous backend.
+    fn blocking_writes(&self) -> Option<&dyn BlockingWrites> {
+        None
+    }
+
     /// Events with a sequence greater than `after`, in sequence order, at most `limit`.
     async fn read_events(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
 
@@ -424,6 +432,19 @@ impl std::fmt::Debug for StoredSnapshot {
 
 /// A shared handle on whichever backend was configured.
 pub type SharedStore = Arc<dyn EventStore>;
+
+/// `EventStore::commit_visible` and `EventStore::sync` of a synchronous backend, called on a
+/// thread that may block (never on a runtime worker).
+pub trait BlockingWrites: Send + Sync {
+    /// As `EventStore::commit_visible`, blocking the calling thread.
+    fn commit_visible_now(
+        &self,
+        units: Vec<CommitUnit>,
+    ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError>;
+
+    /// As `EventStore::sync`, blocking the calling thread.
+    fn sync_now(&self) -> Result<(), StoreError>;
+}
 
 /// The hash that precedes the first audit record of a chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
