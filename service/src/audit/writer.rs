@@ -33,7 +33,7 @@ struct Pending {
     reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
 }
 
-/// A handle to submit units to the writer task; the task ends when every handle is dropped, after
+/// A handle to submit units to the writer's threads; they end when every handle is dropped, after
 /// committing what was already submitted.
 #[derive(Clone)]
 pub struct CommitWriter {
@@ -69,12 +69,24 @@ impl CommitWriter {
             runtime: Handle::current(),
             metrics: metrics.clone(),
         };
+        // Both threads start here, so a server that cannot start them does not start at all.
+        let (written_tx, written_rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+        let finishing = stages.clone();
+        let finisher = std::thread::Builder::new()
+            .name("trent-sync".into())
+            .spawn(move || sync_stage(finishing, model, followers, written_rx))?;
         let (stopped_tx, stopped) = oneshot::channel();
+        // Should this spawn fail, `written_tx` is dropped with the closure and the sync thread
+        // ends.
         std::thread::Builder::new()
             .name("trent-commit".into())
             .spawn(move || {
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    commit_stage(stages, model, followers, rx)
+                    commit_stage(&stages, rx, &written_tx);
+                    drop(written_tx);
+                    if let Err(panic) = finisher.join() {
+                        std::panic::resume_unwind(panic);
+                    }
                 }));
                 let _ = stopped_tx.send(outcome);
             })?;
@@ -179,29 +191,14 @@ struct Written {
     replies: Vec<oneshot::Sender<Result<CommitReceipt, StoreError>>>,
 }
 
-/// Stage one: form a batch from what is waiting, commit it, hand it to stage two (its own
-/// thread, started here), and go on with the next batch while stage two makes this one durable.
-/// Returns once every handle is dropped and stage two has answered every caller.
+/// Stage one: form a batch from what is waiting, commit it, hand it to stage two, and go on with
+/// the next batch while stage two makes this one durable. Returns once every handle is dropped
+/// (or stage two has stopped).
 fn commit_stage(
-    stages: Stages,
-    model: Arc<RwLock<ReadModel>>,
-    followers: Followers,
+    stages: &Stages,
     mut rx: mpsc::Receiver<Pending>,
+    written_tx: &std::sync::mpsc::SyncSender<Written>,
 ) {
-    let (written_tx, written_rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
-    let finishing = stages.clone();
-    let finisher = std::thread::Builder::new()
-        .name("trent-sync".into())
-        .spawn(move || sync_stage(finishing, model, followers, written_rx));
-    let finisher = match finisher {
-        Ok(finisher) => finisher,
-        Err(e) => {
-            // No second stage, so nothing could be answered: stop taking units (callers get
-            // "the audit writer has stopped") and say why.
-            tracing::error!(error = %e, "cannot start the audit writer's sync thread");
-            return;
-        }
-    };
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -223,10 +220,6 @@ fn commit_stage(
         if written_tx.send(Written { results, replies }).is_err() {
             break;
         }
-    }
-    drop(written_tx);
-    if let Err(panic) = finisher.join() {
-        std::panic::resume_unwind(panic);
     }
 }
 
@@ -372,7 +365,7 @@ fn apply_committed(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::AtomicI64;
     use std::time::Duration;
 
     use async_trait::async_trait;
@@ -381,14 +374,50 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
-        EventStore, KeyUse, LookupHit, LookupQuery, NewAuditRecord, RootKeyBinding, RootKeyWrap,
-        SealedMaterial, StoredAuditRecord, StoredEvent, StoredSnapshot,
+        BlockingWrites, EventStore, KeyUse, LookupHit, LookupQuery, NewAuditRecord, RootKeyBinding,
+        RootKeyWrap, SealedMaterial, StoredAuditRecord, StoredEvent, StoredSnapshot,
     };
 
-    /// A store whose syncs take a while and count when they are done (durable).
+    /// A store whose syncs take a while and say how far they made the trail durable: a sync
+    /// covers the audit records committed before it began, and only once it has returned.
+    /// `blocking` chooses which way the writer calls it (as SQLite, or as an asynchronous store).
     struct SlowCommits {
         inner: SqliteStore,
-        durable: Arc<AtomicUsize>,
+        blocking: bool,
+        /// The newest audit sequence committed (visible).
+        committed: AtomicI64,
+        /// The newest audit sequence a finished sync covers.
+        durable: Arc<AtomicI64>,
+    }
+
+    impl SlowCommits {
+        fn committed(&self, results: &[Result<CommitReceipt, StoreError>]) {
+            for sequence in results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().and_then(|r| r.audit_sequence))
+            {
+                self.committed.fetch_max(sequence, Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl BlockingWrites for SlowCommits {
+        fn commit_visible_now(
+            &self,
+            units: Vec<CommitUnit>,
+        ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
+            let results = self.inner.commit_visible_now(units)?;
+            self.committed(&results);
+            Ok(results)
+        }
+
+        fn sync_now(&self) -> Result<(), StoreError> {
+            let covered = self.committed.load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+            self.inner.sync_now()?;
+            self.durable.fetch_max(covered, Ordering::SeqCst);
+            Ok(())
+        }
     }
 
     #[async_trait]
@@ -406,13 +435,19 @@ mod tests {
             &self,
             units: Vec<CommitUnit>,
         ) -> Result<Vec<Result<CommitReceipt, StoreError>>, StoreError> {
-            self.inner.commit_visible(units).await
+            let results = self.inner.commit_visible(units).await?;
+            self.committed(&results);
+            Ok(results)
         }
         async fn sync(&self) -> Result<(), StoreError> {
+            let covered = self.committed.load(Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(150)).await;
-            let done = self.inner.sync().await;
-            self.durable.fetch_add(1, Ordering::SeqCst);
-            done
+            self.inner.sync().await?;
+            self.durable.fetch_max(covered, Ordering::SeqCst);
+            Ok(())
+        }
+        fn blocking_writes(&self) -> Option<&dyn BlockingWrites> {
+            self.blocking.then_some(self as &dyn BlockingWrites)
         }
         async fn read_events(&self, a: i64, l: i64) -> Result<Vec<StoredEvent>, StoreError> {
             self.inner.read_events(a, l).await
@@ -517,14 +552,18 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn no_caller_hears_back_before_a_sync_after_its_commit() {
+    /// Twenty concurrent calls through a writer whose store syncs slowly: each caller hears back
+    /// only once a sync that began after its record was committed has returned, and every
+    /// record is in the store by then, in one gap-free chain.
+    async fn no_caller_hears_back_before_a_sync_after_its_commit(blocking: bool) {
         let dir = tempfile::tempdir().unwrap();
         let inner = SqliteStore::open(&dir.path().join("trent.db")).unwrap();
         inner.migrate().await.unwrap();
-        let durable = Arc::new(AtomicUsize::new(0));
+        let durable = Arc::new(AtomicI64::new(0));
         let store: SharedStore = Arc::new(SlowCommits {
             inner: inner.clone(),
+            blocking,
+            committed: AtomicI64::new(0),
             durable: durable.clone(),
         });
         let (writer, _task) = CommitWriter::start(
@@ -539,11 +578,14 @@ mod tests {
             let writer = writer.clone();
             let durable = durable.clone();
             calls.push(tokio::spawn(async move {
-                let before = durable.load(Ordering::SeqCst);
                 let receipt = writer.commit(call(n)).await.unwrap();
-                // The answer came after a sync that ended after the call was made.
-                assert!(durable.load(Ordering::SeqCst) > before);
-                receipt.audit_sequence.unwrap()
+                let sequence = receipt.audit_sequence.unwrap();
+                let covered = durable.load(Ordering::SeqCst);
+                assert!(
+                    sequence <= covered,
+                    "record {sequence} answered when syncs covered only up to {covered}"
+                );
+                sequence
             }));
         }
         let mut sequences = Vec::new();
@@ -559,5 +601,15 @@ mod tests {
         }
         sequences.sort();
         assert_eq!(sequences, (1..=20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_caller_hears_back_before_a_sync_after_its_commit_on_a_blocking_store() {
+        no_caller_hears_back_before_a_sync_after_its_commit(true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_caller_hears_back_before_a_sync_after_its_commit_on_an_async_store() {
+        no_caller_hears_back_before_a_sync_after_its_commit(false).await;
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! It owns the SQLite schema (`migrations/sqlite/`, embedded at build time) and every SQL statement
 //! run against it. rusqlite is synchronous, so the connection sits behind a mutex and every call runs
-//! on tokio's blocking pool; writers are serialized by that mutex and by `BEGIN IMMEDIATE`. The file
+//! on tokio's blocking pool, except the audit writer's commits and syncs, which its own threads call
+//! directly (`BlockingWrites`); writers are serialized by that mutex and by `BEGIN IMMEDIATE`. The file
 //! runs in WAL mode; every write is durable (the WAL fsynced) before its method returns, except
 //! `commit_visible`, whose batch is durable after the next `sync` (see `WalFile`).
 //! It must never be shared by two server processes (there is no cross-process read-model follower
@@ -101,7 +102,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// restarts the WAL.
 ///
 /// That finishing checkpoint holds up every commit behind it for two fsyncs (the WAL's, then the
-/// database's): 3-25 ms under load on the development machine. Run after every pass (twice a
+/// database's): 2-33 ms under load on the development machine. Run after every pass (twice a
 /// second) it put about 2% of Encrypt calls above 5 ms; run once the WAL holds
 /// `restart_after` bytes it comes every few seconds at full load and never when the load is
 /// light, at the price of a WAL file of about that size on disk.
