@@ -126,10 +126,13 @@ fn checkpoint_in_background(
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_INTERVAL);
                 match checkpoint_passive(&conn) {
-                    Ok(frames) if frames.saturating_mul(frame_size) >= restart_after => {
-                        restart_due.store(true, Ordering::Relaxed)
-                    }
-                    Ok(_) => {}
+                    // The newest pass decides: a WAL SQLite has started over by itself since
+                    // an earlier long one needs no finishing, and the first commit after an
+                    // idle spell should not pay for one.
+                    Ok(frames) => restart_due.store(
+                        frames.saturating_mul(frame_size) >= restart_after,
+                        Ordering::Relaxed,
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again")
                     }
