@@ -242,7 +242,6 @@ fn metric(text: &str, name: &str) -> f64 {
 
 /// What the server's metrics count, read before and after a run: the audit writer's work and,
 /// for the workload's operation, how many calls it answered and how many within 5 ms.
-#[derive(Clone, Copy, Default)]
 struct Counters {
     commits: f64,
     units: f64,

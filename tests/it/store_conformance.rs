@@ -983,10 +983,21 @@ async fn sqlite_with_wal_restart(fx: &Fixture, restart_after: u64) -> (SharedSto
     (store, path.with_file_name("trent.db-wal"))
 }
 
-/// Commit back-to-back single-record batches (the writer's `commit_visible`) for `duration`;
-/// how many.
-async fn commit_back_to_back(store: &SharedStore, duration: std::time::Duration) -> usize {
-    let deadline = std::time::Instant::now() + duration;
+/// On a fresh store whose WAL starts over at `restart_after` bytes: one commit, then
+/// back-to-back single-record batches (the writer's `commit_visible`) for 2.6 s, five background
+/// checkpoint intervals. Returns how many batches, how many times the WAL started over during
+/// them, and the WAL's path.
+async fn wal_restarts_under_back_to_back_commits(
+    fx: &Fixture,
+    restart_after: u64,
+) -> (usize, u32, PathBuf) {
+    let (store, wal) = sqlite_with_wal_restart(fx, restart_after).await;
+    store
+        .commit_visible(vec![unit(Vec::new(), Some("first"))])
+        .await
+        .unwrap();
+    let before = wal_restarts(&wal);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2600);
     let mut n = 0;
     while std::time::Instant::now() < deadline {
         let id = format!("record-{n}");
@@ -997,7 +1008,8 @@ async fn commit_back_to_back(store: &SharedStore, duration: std::time::Duration)
         assert!(results.iter().all(Result::is_ok));
         n += 1;
     }
-    n
+    let restarts = wal_restarts(&wal) - before;
+    (n, restarts, wal)
 }
 
 /// Under commits without a pause the WAL still starts over once it holds the restart length
@@ -1007,15 +1019,7 @@ async fn commit_back_to_back(store: &SharedStore, duration: std::time::Duration)
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_wal_starts_over_under_continuous_commits() {
     let fx = Fixture::sqlite();
-    let (store, wal) = sqlite_with_wal_restart(&fx, 64 * 1024).await;
-    store
-        .commit_visible(vec![unit(Vec::new(), Some("first"))])
-        .await
-        .unwrap();
-    let before = wal_restarts(&wal);
-    // Five background checkpoint intervals of back-to-back commits.
-    let n = commit_back_to_back(&store, std::time::Duration::from_millis(2600)).await;
-    let restarts = wal_restarts(&wal) - before;
+    let (n, restarts, _) = wal_restarts_under_back_to_back_commits(&fx, 64 * 1024).await;
     assert!(
         restarts >= 2,
         "the WAL started over {restarts} times during {n} back-to-back commits"
@@ -1030,13 +1034,7 @@ async fn sqlite_wal_starts_over_under_continuous_commits() {
 async fn sqlite_wal_is_not_started_over_while_shorter_than_the_restart_length() {
     let fx = Fixture::sqlite();
     let restart_after = 1 << 30;
-    let (store, wal) = sqlite_with_wal_restart(&fx, restart_after).await;
-    store
-        .commit_visible(vec![unit(Vec::new(), Some("first"))])
-        .await
-        .unwrap();
-    let before = wal_restarts(&wal);
-    let n = commit_back_to_back(&store, std::time::Duration::from_millis(2600)).await;
+    let (n, restarts, wal) = wal_restarts_under_back_to_back_commits(&fx, restart_after).await;
     // The file never shrinks without a restart, so its length is the most the WAL held.
     let wal_bytes = std::fs::metadata(&wal).unwrap().len();
     assert!(
@@ -1046,7 +1044,6 @@ async fn sqlite_wal_is_not_started_over_while_shorter_than_the_restart_length() 
     );
     // SQLite itself starts the WAL over when a background pass happens to copy everything
     // between two commits; the writer restarting it after each pass would do so about five times.
-    let restarts = wal_restarts(&wal) - before;
     assert!(
         restarts <= 1,
         "the WAL started over {restarts} times during {n} commits ({wal_bytes} bytes)"

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::domain::read_model::ReadModel;
 use crate::materials::MaterialCache;
 use crate::metrics::Metrics;
-use crate::store::{CommitReceipt, CommitUnit, EventStore, SharedStore, StoreError};
+use crate::store::{CommitReceipt, CommitUnit, SharedStore, StoreError};
 
 /// The most units committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -328,10 +328,9 @@ fn apply_committed(
         return false;
     };
     if first > last + 1 {
-        let store: &dyn EventStore = stages.store.as_ref();
         match stages
             .runtime
-            .block_on(store.read_events(last, first - 1 - last))
+            .block_on(stages.store.read_events(last, first - 1 - last))
         {
             Ok(mut missing) => {
                 missing.append(&mut events);
