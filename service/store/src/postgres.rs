@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_read_model_snapshots",
         include_str!("../../../migrations/postgres/0006_read_model_snapshots.sql"),
     ),
+    (
+        7,
+        "0007_chain_check_by_primary_key",
+        include_str!("../../../migrations/postgres/0007_chain_check_by_primary_key.sql"),
+    ),
 ];
 
 /// Advisory lock key held by every writing transaction ("trent" in ASCII, then 1).
