@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
-use base64::Engine;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
@@ -138,35 +137,46 @@ struct Walk<'m> {
     violations: Vec<String>,
 }
 
-/// How many bytes the base64 text `s` decodes to, or None when it is not valid base64 (exactly
-/// what a whole decode with the standard engine accepts). The bytes are decoded a chunk at a time
-/// into a buffer on the stack, which is wiped afterwards: a blob may be a plaintext, which must
-/// not be left behind in freed memory, and one decode of it for the handler is enough.
+/// How many bytes the base64 text `s` decodes to, or None when it is not valid base64: exactly
+/// what a whole decode with the standard engine accepts (whole quads, at most two `=` and only at
+/// the end, unused bits of the last character zero). It reads the text without decoding it: a
+/// blob may be a plaintext, which is decoded once, by the handler, and left nowhere else.
 fn decoded_len(s: &str) -> Option<usize> {
-    use zeroize::Zeroize;
-    /// Base64 characters per chunk: a multiple of 4, so every chunk but the last is whole quads.
-    const CHUNK: usize = 1024;
-    let text = s.as_bytes();
-    let mut buf = [0u8; CHUNK / 4 * 3];
-    let mut len = 0;
-    let mut valid = true;
-    let mut chunks = text.chunks(CHUNK).peekable();
-    while let Some(chunk) = chunks.next() {
-        // Padding may only end the text; a chunk decoded alone would accept it at its own end.
-        if chunks.peek().is_some() && chunk.contains(&b'=') {
-            valid = false;
-            break;
-        }
-        match base64::engine::general_purpose::STANDARD.decode_slice(chunk, &mut buf) {
-            Ok(n) => len += n,
-            Err(_) => {
-                valid = false;
-                break;
-            }
+    /// The value of a base64 character, for the characters the standard alphabet has.
+    fn sextet(c: u8) -> Option<u8> {
+        match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
         }
     }
-    buf.zeroize();
-    valid.then_some(len)
+    let text = s.as_bytes();
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let padding = text.iter().rev().take_while(|c| **c == b'=').count();
+    if padding > 2 {
+        return None;
+    }
+    let body = text.get(..text.len() - padding)?;
+    // Without early exit, so that the check runs over whole vectors of characters.
+    let alphabet_only = body.iter().fold(true, |ok, &c| {
+        ok & (c.is_ascii_alphanumeric() | (c == b'+') | (c == b'/'))
+    });
+    if !alphabet_only {
+        return None;
+    }
+    if padding > 0 {
+        // The last character before the padding carries 2 (`==`) or 4 (`=`) bits of padding.
+        let unused_bits = if padding == 2 { 0x0F } else { 0x03 };
+        if sextet(*body.last()?)? & unused_bits != 0 {
+            return None;
+        }
+    }
+    Some(text.len() / 4 * 3 - padding)
 }
 
 impl Walk<'_> {
@@ -349,6 +359,7 @@ fn aws_enum_order(shape_name: &str, values: &[String]) -> Option<&'static [&'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use serde_json::json;
 
     fn check(op: Operation, body: Value) -> Result<(), KmsError> {
@@ -422,7 +433,6 @@ mod tests {
 
     #[test]
     fn blob_lengths_are_counted_as_a_whole_decode_counts_them() {
-        use base64::Engine;
         let engine = base64::engine::general_purpose::STANDARD;
         for n in [0usize, 1, 2, 3, 767, 768, 769, 1535, 1536, 4096, 6000] {
             let bytes: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
@@ -448,6 +458,29 @@ mod tests {
                 engine.decode(&case).ok().map(|b| b.len()),
                 "{case:?}"
             );
+        }
+        // Every text of up to 4 characters over a few characters of each kind (valid ones with
+        // zero and non-zero unused bits, padding, and ones outside the alphabet), and longer
+        // ones made of those, agree with the engine.
+        let symbols = [
+            "A", "B", "C", "I", "Q", "g", "w", "/", "+", "=", "-", "_", " ", "\n", "é",
+        ];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| symbols.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        for (i, t) in texts.iter().enumerate() {
+            for case in [t.clone(), format!("{}{t}", &whole[..8 * (i % 3)])] {
+                assert_eq!(
+                    decoded_len(&case),
+                    engine.decode(&case).ok().map(|b| b.len()),
+                    "{case:?}"
+                );
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::KmsError;
-use trent_crypto::secret::SecretBytes;
+use trent_crypto::secret::{wipe_bytes, wipe_text, SecretBytes};
 
 /// Decode a validated body into a typed request.
 pub fn decode<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, KmsError> {
@@ -20,9 +20,10 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Deserialize a base64 blob that is a secret (plaintext, key material).
 pub fn secret_blob<'de, D: Deserializer<'de>>(d: D) -> Result<SecretBytes, D::Error> {
-    let text = zeroize::Zeroizing::new(String::deserialize(d)?);
-    base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
+    let mut text = String::deserialize(d)?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(text.as_bytes());
+    wipe_text(&mut text);
+    decoded
         .map(SecretBytes::new)
         .map_err(|_| serde::de::Error::custom("invalid base64 blob"))
 }
@@ -31,9 +32,8 @@ pub fn secret_blob<'de, D: Deserializer<'de>>(d: D) -> Result<SecretBytes, D::Er
 /// zeros before it is dropped: a request or response body may hold a plaintext or a data key in
 /// base64, or session credentials.
 pub fn wipe_strings(value: &mut serde_json::Value) {
-    use zeroize::Zeroize;
     match value {
-        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::String(s) => wipe_text(s),
         serde_json::Value::Array(items) => items.iter_mut().for_each(wipe_strings),
         serde_json::Value::Object(members) => members.values_mut().for_each(wipe_strings),
         _ => {}
@@ -44,7 +44,6 @@ pub fn wipe_strings(value: &mut serde_json::Value) {
 /// grows: `to_string` grows its buffer by reallocation, which frees partial copies of the text (a
 /// plaintext or a data key in base64, say) without wiping them.
 pub fn json_text(value: &serde_json::Value) -> String {
-    use zeroize::Zeroize;
     /// A byte buffer that wipes its old allocation whenever it moves to a bigger one.
     struct WipingBuf(Vec<u8>);
     impl std::io::Write for WipingBuf {
@@ -53,7 +52,7 @@ pub fn json_text(value: &serde_json::Value) -> String {
             if needed > self.0.capacity() {
                 let mut bigger = Vec::with_capacity(needed.max(2 * self.0.capacity()));
                 bigger.extend_from_slice(&self.0);
-                self.0.zeroize();
+                wipe_bytes(&mut self.0);
                 self.0 = bigger;
             }
             self.0.extend_from_slice(bytes);
@@ -67,7 +66,7 @@ pub fn json_text(value: &serde_json::Value) -> String {
     // Writing to memory cannot fail, and serde_json writes UTF-8 only.
     let _ = serde_json::to_writer(&mut buf, value);
     String::from_utf8(std::mem::take(&mut buf.0)).unwrap_or_else(|e| {
-        e.into_bytes().zeroize();
+        wipe_bytes(&mut e.into_bytes());
         String::new()
     })
 }

@@ -214,7 +214,7 @@ impl AsRef<[u8]> for WipedBody {
 
 impl Drop for WipedBody {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
+        trent_service::crypto::secret::wipe_bytes(&mut self.0);
     }
 }
 

@@ -295,7 +295,7 @@ async fn run_and_commit<P: Protocol>(
         let (result, unit, response_elements) = match protocol.execute(run).await {
             // The body may hold a plaintext: wiped on every path that does not send it.
             Ok(done) => (
-                Ok(zeroize::Zeroizing::new(done.body)),
+                Ok(trent_crypto::secret::WipedText::new(done.body)),
                 done.unit,
                 done.response_elements,
             ),
@@ -320,7 +320,7 @@ async fn run_and_commit<P: Protocol>(
             request_id,
         });
         match record.commit(made, unit).await {
-            Ok(()) => return record.answer(result.map(|mut body| std::mem::take(&mut *body))),
+            Ok(()) => return record.answer(result.map(|mut body| body.take())),
             Err(Failed::Conflict(attempted)) => {
                 state
                     .metrics

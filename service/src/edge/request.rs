@@ -75,7 +75,7 @@ pub struct Response {
 /// A request's body may hold a plaintext (in base64): it is overwritten before it is freed.
 impl Drop for Request {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.body);
+        trent_crypto::secret::wipe_bytes(&mut self.body);
     }
 }
 
@@ -83,7 +83,7 @@ impl Drop for Request {
 /// overwritten before it is freed (the server takes it out to send, see `trent-server`).
 impl Drop for Response {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.body);
+        trent_crypto::secret::wipe_text(&mut self.body);
     }
 }
 
