@@ -621,8 +621,15 @@ async fn material_of_a_conflicting_unit_is_not_written(fx: Fixture) {
     assert_eq!(store.get_material("r", 2).await.unwrap(), None);
 }
 
-/// How many migrations each backend has (`migrations/{sqlite,postgres}/`).
-const MIGRATION_COUNT: i64 = 6;
+impl Fixture {
+    /// How many migrations this backend has (`migrations/{sqlite,postgres}/`).
+    fn migration_count(&self) -> i64 {
+        match self.db {
+            Db::Sqlite { .. } => 6,
+            Db::Postgres { .. } => 7,
+        }
+    }
+}
 
 async fn migrate_is_idempotent(fx: Fixture) {
     let store = fx.store().await;
@@ -632,11 +639,23 @@ async fn migrate_is_idempotent(fx: Fixture) {
     fx.store().await; // a second handle migrating the same database
     assert_eq!(
         fx.raw_i64("SELECT COUNT(*) FROM schema_migrations").await,
-        MIGRATION_COUNT
+        fx.migration_count()
     );
     assert_eq!(store.read_events(0, 10).await.unwrap().len(), 1);
     commit_ok(&store, vec![unit(vec![append("key/m", 1, 1)], Some("m2"))]).await;
     assert_eq!(verify_chain(&store).await.len(), 2);
+
+    if let Db::Postgres { .. } = fx.db {
+        // The chain check probes the primary key, never a scan of the table (migration 0007).
+        assert_eq!(
+            fx.raw_i64(
+                "SELECT COUNT(*) FROM pg_proc WHERE proname = 'trent_audit_extends_chain' \
+                 AND 'enable_seqscan=off' = ANY(proconfig)"
+            )
+            .await,
+            1
+        );
+    }
 
     // Two handles migrating a fresh database at once.
     let fresh = match &fx.db {
@@ -651,7 +670,7 @@ async fn migrate_is_idempotent(fx: Fixture) {
         fresh
             .raw_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        MIGRATION_COUNT
+        fresh.migration_count()
     );
 }
 
