@@ -18,14 +18,33 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Base64 text decoded as it is deserialized: from the text the deserializer lends (a parsed
+/// body's string) without a copy of it, or from a copy that is wiped after.
+struct Base64Text;
+
+impl<'de> serde::de::Visitor<'de> for Base64Text {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a base64 string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|_| E::custom("invalid base64 blob"))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, mut text: String) -> Result<Vec<u8>, E> {
+        let decoded = self.visit_str(&text);
+        wipe_text(&mut text);
+        decoded
+    }
+}
+
 /// Deserialize a base64 blob that is a secret (plaintext, key material).
 pub fn secret_blob<'de, D: Deserializer<'de>>(d: D) -> Result<SecretBytes, D::Error> {
-    let mut text = String::deserialize(d)?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(text.as_bytes());
-    wipe_text(&mut text);
-    decoded
-        .map(SecretBytes::new)
-        .map_err(|_| serde::de::Error::custom("invalid base64 blob"))
+    d.deserialize_str(Base64Text).map(SecretBytes::new)
 }
 
 /// Overwrite every string in `value` (members' values and array items, at any depth) with
@@ -91,10 +110,7 @@ impl Drop for RequestJson {
 
 /// Deserialize a base64 blob that is not secret (ciphertexts, public keys).
 pub fn blob<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    let text = String::deserialize(d)?;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
-        .map_err(|_| serde::de::Error::custom("invalid base64 blob"))
+    d.deserialize_str(Base64Text)
 }
 
 /// Deserialize an optional non-secret blob.
@@ -148,6 +164,36 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn blobs_decode_from_a_parsed_body_and_from_text() {
+        #[derive(Deserialize)]
+        struct Both {
+            #[serde(deserialize_with = "secret_blob")]
+            secret: SecretBytes,
+            #[serde(deserialize_with = "blob")]
+            public: Vec<u8>,
+        }
+        let body = json!({"secret": "c2VjcmV0", "public": "AQID"});
+        let from_value: Both = decode(&body).unwrap();
+        assert_eq!(from_value.secret.as_slice(), b"secret");
+        assert_eq!(from_value.public, [1, 2, 3]);
+        let from_text: Both = serde_json::from_str(&body.to_string()).unwrap();
+        assert_eq!(from_text.secret.as_slice(), b"secret");
+        // Escaped text reaches the visitor as an owned copy.
+        let escaped: Both =
+            serde_json::from_str(r#"{"secret": "c2Vj\u0063mV0", "public": "AQID"}"#).unwrap();
+        assert_eq!(escaped.secret.as_slice(), b"secret");
+        for bad in [
+            json!({"secret": "c2V", "public": "AQID"}),
+            json!({"secret": 5, "public": "AQID"}),
+        ] {
+            assert!(matches!(
+                decode::<Both>(&bad),
+                Err(KmsError::Serialization(_))
+            ));
+        }
+    }
 
     #[test]
     fn set_and_field_never_panic() {
