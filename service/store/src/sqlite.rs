@@ -251,12 +251,16 @@ impl SqliteStore {
         let size_limit = i64::try_from(restart_after.saturating_mul(2)).unwrap_or(i64::MAX);
         conn.pragma_update(None, "journal_size_limit", size_limit)
             .map_err(db_err)?;
-        // A page cache of 32 MiB (SQLite's default is 2 MiB): the indexes' hot pages (the
-        // lookup index across thousands of keys) stay in memory instead of being read again.
-        // It was 64 MiB: filling from a cold start, that took RSS 55 MiB up over a million
-        // calls (the target is 50 MB); 32 MiB took it 18.5 MiB up, and Encrypt over 10,000 keys
-        // was no slower (ARCHITECTURE.md, "The commit engine, measured").
-        conn.pragma_update(None, "cache_size", -32768)
+        // The writer's page cache is small on purpose: 4 MiB (SQLite's default is 2 MiB). A
+        // page split that reorders sibling pages parks a page at the locking page's number
+        // (page 262,145 with 4 KiB pages) for a moment, and at the end of that transaction
+        // SQLite's cache then walks its whole hash table, one slot per cached page, to drop
+        // pages beyond the end of the database. Random inserts (the lookup rows and last uses
+        // of thousands of keys) split pages in most batches: with 32 MiB that walk was a quarter
+        // of the writer's time over 10,000 keys, with 4 MiB it is 5%, and the pages it no longer
+        // holds are read back from the OS's cache for less (ARCHITECTURE.md, "The commit
+        // engine, measured"). A call touching one key keeps a few hot pages and is unaffected.
+        conn.pragma_update(None, "cache_size", -4096)
             .map_err(db_err)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
