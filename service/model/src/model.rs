@@ -170,7 +170,7 @@ fn decoded_len(s: &str) -> Option<usize> {
         return None;
     }
     if padding > 0 {
-        // The last character before the padding carries 2 (`==`) or 4 (`=`) bits of padding.
+        // The last character before the padding has 4 unused bits before `==`, 2 before `=`.
         let unused_bits = if padding == 2 { 0x0F } else { 0x03 };
         if sextet(*body.last()?)? & unused_bits != 0 {
             return None;
