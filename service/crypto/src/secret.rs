@@ -20,7 +20,6 @@ pub fn wipe_text(text: &mut String) {
 }
 
 /// Text wiped ([`wipe_text`]) when dropped: a body that may hold a plaintext or a data key.
-#[derive(Default)]
 pub struct WipedText(String);
 
 impl WipedText {

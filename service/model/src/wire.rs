@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 
 use super::error::KmsError;
 use trent_crypto::secret::{wipe_bytes, wipe_text, SecretBytes};
@@ -113,17 +113,6 @@ pub fn blob<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     d.deserialize_str(Base64Text)
 }
 
-/// Deserialize an optional non-secret blob.
-pub fn opt_blob<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-    let text: Option<String> = Option::deserialize(d)?;
-    text.map(|t| {
-        base64::engine::general_purpose::STANDARD
-            .decode(t.as_bytes())
-            .map_err(|_| serde::de::Error::custom("invalid base64 blob"))
-    })
-    .transpose()
-}
-
 /// Set member `key` of a JSON object to `value` (a target that is not an object is left as it
 /// is): the panic-free form of `target[key] = value`.
 pub fn set(target: &mut serde_json::Value, key: &str, value: serde_json::Value) {
@@ -167,7 +156,7 @@ mod tests {
 
     #[test]
     fn blobs_decode_from_a_parsed_body_and_from_text() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct Both {
             #[serde(deserialize_with = "secret_blob")]
             secret: SecretBytes,
