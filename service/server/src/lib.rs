@@ -9,6 +9,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod body;
 pub mod cli;
 pub mod console;
 pub mod server;

@@ -255,16 +255,17 @@ async fn kms_endpoint(
 ) -> HttpResponse {
     let started = std::time::Instant::now();
     let mut request = edge_request(&req);
-    let handled = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(body)) => {
-            request.body = body.into();
+    let declared = crate::body::declared_length(&req);
+    let handled = match crate::body::read_body(declared, MAX_BODY_BYTES, payload).await {
+        Ok(body) => {
+            request.body = body;
             trent_service::listener::handle(&state, &request).await
         }
-        Ok(Err(e)) => {
+        Err(crate::body::BodyError::Unreadable(e)) => {
             let err = KmsError::Serialization(format!("The request body could not be read: {e}"));
             trent_service::listener::refuse_unread(&state, &request, err.into()).await
         }
-        Err(_) => {
+        Err(crate::body::BodyError::TooLarge) => {
             let err = KmsError::RequestEntityTooLarge(format!(
                 "The request body is larger than {MAX_BODY_BYTES} bytes."
             ));
