@@ -600,19 +600,21 @@ mod tests {
         }
     }
 
-    /// Twenty concurrent calls through a writer whose store syncs slowly: each caller hears back
-    /// only once a sync that began after its record was committed has returned, and every
-    /// record is in the store by then, in one gap-free chain.
-    async fn no_caller_hears_back_before_a_sync_after_its_commit(blocking: bool) {
+    /// A writer over a fresh SQLite store wrapped in [`SlowCommits`] (`blocking` as there), with
+    /// the directory that holds the store and the store itself, to read back.
+    async fn slow_writer(
+        blocking: bool,
+        durable: Arc<AtomicI64>,
+        most_commits_during_a_sync: Arc<AtomicUsize>,
+    ) -> (tempfile::TempDir, SqliteStore, CommitWriter) {
         let dir = tempfile::tempdir().unwrap();
         let inner = SqliteStore::open(&dir.path().join("trent.db")).unwrap();
         inner.migrate().await.unwrap();
-        let durable = Arc::new(AtomicI64::new(0));
         let store: SharedStore = Arc::new(SlowCommits::new(
             inner.clone(),
             blocking,
-            durable.clone(),
-            Arc::default(),
+            durable,
+            most_commits_during_a_sync,
         ));
         let (writer, _task) = CommitWriter::start(
             store,
@@ -621,6 +623,15 @@ mod tests {
             Arc::new(MaterialCache::default()),
         )
         .unwrap();
+        (dir, inner, writer)
+    }
+
+    /// Twenty concurrent calls through a writer whose store syncs slowly: each caller hears back
+    /// only once a sync that began after its record was committed has returned, and every
+    /// record is in the store by then, in one gap-free chain.
+    async fn no_caller_hears_back_before_a_sync_after_its_commit(blocking: bool) {
+        let durable = Arc::new(AtomicI64::new(0));
+        let (_dir, inner, writer) = slow_writer(blocking, durable.clone(), Arc::default()).await;
         let mut calls = Vec::new();
         for n in 0..20 {
             let writer = writer.clone();
@@ -666,23 +677,8 @@ mod tests {
     /// as it comes (a batch per call costs SQLite a page write per page it dirties).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_commits_at_most_one_batch_while_a_sync_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner = SqliteStore::open(&dir.path().join("trent.db")).unwrap();
-        inner.migrate().await.unwrap();
         let most = Arc::new(AtomicUsize::new(0));
-        let store: SharedStore = Arc::new(SlowCommits::new(
-            inner.clone(),
-            true,
-            Arc::default(),
-            most.clone(),
-        ));
-        let (writer, _task) = CommitWriter::start(
-            store,
-            Arc::new(RwLock::new(ReadModel::default())),
-            Arc::new(Metrics::new()),
-            Arc::new(MaterialCache::default()),
-        )
-        .unwrap();
+        let (_dir, _inner, writer) = slow_writer(true, Arc::default(), most.clone()).await;
         let mut calls = Vec::new();
         for n in 0..30 {
             let writer = writer.clone();
