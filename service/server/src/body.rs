@@ -1,5 +1,6 @@
-//! Reading a request body: bounded, into one buffer sized by its declared length, and wiped
-//! wherever it is copied from (a body may hold a plaintext).
+//! Reading a request body: bounded, into one buffer sized by its declared length; every buffer of
+//! ours that held part of it is wiped (a body may hold a plaintext). The chunks actix-web hands
+//! over come from its own read buffer, which is not ours to wipe.
 //!
 //! actix-web's own collector (`Payload::to_bytes_limited`) starts every body with a 32 KiB
 //! buffer, which the pipeline then had to wipe whole on drop: about seven times the bytes of an
@@ -25,9 +26,14 @@ pub enum BodyError {
 /// What is reserved first for a body that does not declare its length (chunked transfer).
 const UNDECLARED_START: usize = 8 * 1024;
 
+/// The most reserved up front on a declared length: a larger body grows as its bytes arrive, so
+/// a client that declares a megabyte and sends nothing holds no more than this.
+const DECLARED_START_MAX: usize = 64 * 1024;
+
 /// Read the whole body of a request that declared `declared` bytes (its Content-Length, if any),
-/// refusing more than `limit`; the declared length only sizes the buffer. A buffer outgrown while reading is wiped before it is freed, and
-/// so is the partial body of a refused or failed read.
+/// refusing more than `limit`; the declared length only sizes the first buffer. A buffer
+/// outgrown while reading is wiped before it is freed, and so is the partial body of a refused or
+/// failed read.
 pub async fn read_body(
     declared: Option<usize>,
     limit: usize,
@@ -36,7 +42,9 @@ pub async fn read_body(
     // A body declared too large is still read up to the limit before it is refused, as one found
     // too large is: answering at once, with most of it unread, makes the server close the
     // connection under the client's feet, which can then lose the answer to a reset.
-    let start = declared.filter(|n| *n <= limit).unwrap_or(UNDECLARED_START);
+    let start = declared
+        .filter(|n| *n <= limit)
+        .map_or(UNDECLARED_START, |n| n.min(DECLARED_START_MAX));
     let mut body = Vec::with_capacity(start);
     while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
         let chunk = match chunk {
@@ -112,6 +120,16 @@ mod tests {
             .await
             .unwrap();
         let expected: Vec<u8> = (0..5u8).flat_map(|i| vec![i; 5_000]).collect();
+        assert_eq!(body, expected);
+    }
+
+    #[actix_web::test]
+    async fn a_body_declared_larger_than_the_first_buffer_grows_as_it_arrives() {
+        let chunks = (0..3u8).map(|i| chunk(i, 30_000)).collect();
+        let body = read_body(Some(90_000), 1 << 20, payload_of(chunks).await)
+            .await
+            .unwrap();
+        let expected: Vec<u8> = (0..3u8).flat_map(|i| vec![i; 30_000]).collect();
         assert_eq!(body, expected);
     }
 
