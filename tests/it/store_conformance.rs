@@ -625,7 +625,7 @@ impl Fixture {
     /// How many migrations this backend has (`migrations/{sqlite,postgres}/`).
     fn migration_count(&self) -> i64 {
         match self.db {
-            Db::Sqlite { .. } => 6,
+            Db::Sqlite { .. } => 7,
             Db::Postgres { .. } => 7,
         }
     }

@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_read_model_snapshots",
         include_str!("../../../migrations/sqlite/0006_read_model_snapshots.sql"),
     ),
+    (
+        7,
+        "0007_key_last_use_without_rowid",
+        include_str!("../../../migrations/sqlite/0007_key_last_use_without_rowid.sql"),
+    ),
 ];
 
 /// How long a statement waits for a lock held by another connection before failing.
@@ -1232,6 +1237,70 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store at migration 6 keeps its recorded last uses through migration 7, and its
+    /// `key_last_use` is then a WITHOUT ROWID table (one b-tree, one page per upsert).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn migration_7_keeps_last_uses_in_a_table_without_rowids() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("trent-mig7-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("trent.db");
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+                 name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v <= 6) {
+                tx.execute_batch(sql).unwrap();
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES (?1, ?2, '2026-12-07T00:00:00Z')",
+                    params![version, name],
+                )
+                .unwrap();
+            }
+            tx.execute(
+                "INSERT INTO key_last_use VALUES (?1, 'Decrypt', '2026-12-07T01:02:03.000004Z', \
+                 'event-1', 'request-1')",
+                params![arn],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        store.migrate().await.unwrap();
+        let used = store.key_last_use(arn).await.unwrap().expect("kept");
+        assert_eq!(
+            (
+                used.operation.as_str(),
+                used.event_id.as_str(),
+                used.request_id.as_str()
+            ),
+            ("Decrypt", "event-1", "request-1")
+        );
+        assert_eq!(
+            used.used_at,
+            parse_time("2026-12-07T01:02:03.000004Z").unwrap()
+        );
+        let table: String = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'key_last_use'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(table.contains("WITHOUT ROWID"), "{table}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_read_does_not_wait_behind_a_long_one() {
