@@ -1238,16 +1238,22 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
 
-    /// A store at migration 6 keeps its recorded last uses through migration 7, and its
-    /// `key_last_use` is then a WITHOUT ROWID table (one b-tree, one page per upsert).
-    #[tokio::test(flavor = "multi_thread")]
-    async fn migration_7_keeps_last_uses_in_a_table_without_rowids() {
+    /// A new directory under the system's temporary directory, named for `what`.
+    fn scratch_dir(what: &str) -> std::path::PathBuf {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let dir = std::env::temp_dir().join(format!("trent-mig7-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("trent-{what}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A store at migration 6 keeps its recorded last uses through migration 7, and its
+    /// `key_last_use` is then a WITHOUT ROWID table (one b-tree, one page per upsert).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn migration_7_keeps_last_uses_in_a_table_without_rowids() {
+        let dir = scratch_dir("mig7");
         let path = dir.join("trent.db");
         let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         {
@@ -1304,13 +1310,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_read_does_not_wait_behind_a_long_one() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("trent-readers-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("readers");
         let store = SqliteStore::open(&dir.join("trent.db")).unwrap();
         store.migrate().await.unwrap();
         // A long read (a snapshot being loaded, say) holds one reader connection throughout.
