@@ -3,8 +3,8 @@
 //! store transaction (`EventStore::commit_visible`); stage two makes what stage one committed
 //! durable with one `sync`, applies its events to the read model in sequence order, and only
 //! then answers each caller. Batch N+1 is written while batch N reaches the disk, and batch N+2
-//! forms from what arrives meanwhile (`PIPELINE_DEPTH`); a call's response never leaves before its record is durable, and an
-//! unwritable record fails the call.
+//! forms from what arrives meanwhile (`PIPELINE_DEPTH`); a call's response never leaves before
+//! its record is durable, and an unwritable record fails the call.
 //!
 //! Each stage is a thread of its own, not a task: both spend their time in the store, and a
 //! synchronous store (SQLite, `EventStore::blocking_writes`) is called directly on them, where a
@@ -188,7 +188,7 @@ impl Stages {
 /// instead of a string of small ones. On SQLite a commit costs the writer about the same for one
 /// unit as for several (it writes every page the batch dirtied, and one key's calls share their
 /// pages), so fewer, larger commits per sync are cheaper per call: against a depth of 8, batches
-/// at c = 32 went from about 3 units to 6 and the server's CPU per Encrypt fell 6-11% (see
+/// at c = 32 went from about 3 units to 6-7 and the server's CPU per Encrypt fell 5-11% (see
 /// ARCHITECTURE.md, sixth session). A caller waits no longer: its unit could not have joined the
 /// running sync either way.
 const PIPELINE_DEPTH: usize = 0;
