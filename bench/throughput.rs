@@ -12,9 +12,10 @@
 //! RSS before and after.
 //!
 //! The load generator is not the bottleneck it would be with an SDK: every request is signed once
-//! with AWS's own SigV4 signer (aws-sigv4) before a run, and the same signed request is replayed
-//! over keep-alive connections (SigV4 allows that within its 5-minute window; KMS has no replay
-//! guard either). Run with `cargo bench --bench throughput`.
+//! with AWS's own SigV4 signer (aws-sigv4) before a run, rendered once to its HTTP/1.1 bytes, and
+//! those bytes are written again and again over keep-alive connections, one per task (SigV4
+//! allows the replay within its 5-minute window; KMS has no replay guard either; see
+//! `replay.rs`). Run with `cargo bench --bench throughput`.
 //!
 //! Environment: `BENCH_SECONDS` (per figure, default 5), `BENCH_CONCURRENCY` (comma-separated,
 //! default `8,32,128`), `BENCH_STORES` (`sqlite,postgres` by default), `BENCH_WORKLOADS` (names
@@ -30,33 +31,27 @@
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 mod process;
+mod replay;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use common::{StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
 use process::{cpu_seconds, rss_mib};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
 
-/// One request to replay: where, what, signed.
+/// One request to replay: its bytes, signed once.
 #[derive(Clone)]
-struct Replay {
-    url: String,
-    headers: HeaderMap,
-    body: Option<bytes::Bytes>,
-}
+struct Replay(replay::Raw);
 
 impl Replay {
     /// A KMS call signed now.
     fn kms(endpoint: &str, operation: &str, body: &Value) -> Replay {
         let body = serde_json::to_vec(body).expect("json");
         let url = format!("{endpoint}/");
+        let addr = endpoint.trim_start_matches("http://");
         let mut headers = vec![
-            (
-                "host".to_string(),
-                endpoint.trim_start_matches("http://").to_string(),
-            ),
+            ("host".to_string(), addr.to_string()),
             (
                 "content-type".to_string(),
                 "application/x-amz-json-1.1".to_string(),
@@ -76,45 +71,26 @@ impl Replay {
             SystemTime::now(),
         );
         headers.extend(signature);
-        let mut map = HeaderMap::new();
-        for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
-                HeaderValue::from_str(v).expect("header value"),
-            );
-        }
-        Replay {
-            url,
-            headers: map,
-            body: Some(body.into()),
-        }
+        Replay(replay::Raw::new(addr, "POST", "/", &headers, &body))
     }
 
     /// The no-op endpoint.
     fn health(endpoint: &str) -> Replay {
-        Replay {
-            url: format!("{endpoint}/health"),
-            headers: HeaderMap::new(),
-            body: None,
-        }
+        let addr = endpoint.trim_start_matches("http://");
+        Replay(replay::Raw::new(addr, "GET", "/health", &[], &[]))
     }
 
-    async fn send(&self, http: &reqwest::Client) -> Result<bytes::Bytes, String> {
-        let request = match &self.body {
-            Some(body) => http.post(&self.url).body(body.clone()),
-            None => http.get(&self.url),
-        };
-        let response = request
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if status.is_success() {
-            Ok(bytes)
+    /// Send the request on `connections` (one of the task's own) and read the answer's body.
+    async fn send(&self, connections: &mut replay::Connections) -> Result<Vec<u8>, String> {
+        let answer = connections.send(&self.0).await?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer.body)
         } else {
-            Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)))
+            Err(format!(
+                "{}: {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            ))
         }
     }
 }
@@ -143,20 +119,15 @@ impl Figures {
 }
 
 /// Replay `requests` (in turn) from `concurrency` tasks for `seconds`.
-async fn drive(
-    http: &reqwest::Client,
-    requests: &[Replay],
-    concurrency: usize,
-    seconds: u64,
-) -> Figures {
+async fn drive(requests: &[Replay], concurrency: usize, seconds: u64) -> Figures {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     let requests = std::sync::Arc::new(requests.to_vec());
     for task in 0..concurrency {
-        let http = http.clone();
         let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
+            let mut connections = replay::Connections::default();
             let mut latencies = Vec::new();
             let mut errors = 0;
             let mut first_error = None;
@@ -165,7 +136,7 @@ async fn drive(
                 let t = Instant::now();
                 let request = &requests[next % requests.len()];
                 next += concurrency;
-                match request.send(&http).await {
+                match request.send(&mut connections).await {
                     Ok(_) => latencies.push(t.elapsed()),
                     Err(e) => {
                         errors += 1;
@@ -198,14 +169,15 @@ async fn drive(
 }
 
 /// Replay `request` from `concurrency` tasks until `total` calls succeeded.
-async fn drive_count(http: &reqwest::Client, request: &Replay, concurrency: usize, total: usize) {
+async fn drive_count(request: &Replay, concurrency: usize, total: usize) {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, request, done) = (http.clone(), request.clone(), done.clone());
+        let (request, done) = (request.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
+            let mut connections = replay::Connections::default();
             while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                request.send(&http).await.expect("call succeeds");
+                request.send(&mut connections).await.expect("call succeeds");
             }
         }));
     }
@@ -215,14 +187,18 @@ async fn drive_count(http: &reqwest::Client, request: &Replay, concurrency: usiz
 }
 
 /// Send each of `requests` once, from `concurrency` tasks (a warm-up pass).
-async fn send_each(http: &reqwest::Client, requests: &[Replay], concurrency: usize) {
+async fn send_each(requests: &[Replay], concurrency: usize) {
     let requests = std::sync::Arc::new(requests.to_vec());
     let mut tasks = Vec::new();
     for task in 0..concurrency {
-        let (http, requests) = (http.clone(), requests.clone());
+        let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
+            let mut connections = replay::Connections::default();
             for request in requests.iter().skip(task).step_by(concurrency) {
-                request.send(&http).await.expect("warm-up call succeeds");
+                request
+                    .send(&mut connections)
+                    .await
+                    .expect("warm-up call succeeds");
             }
         }));
     }
@@ -316,10 +292,11 @@ struct Target {
 }
 
 async fn kms_call(endpoint: &str, operation: &str, body: Value) -> Value {
-    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let http = HTTP.get_or_init(reqwest::Client::new);
+    static CONNECTIONS: std::sync::OnceLock<tokio::sync::Mutex<replay::Connections>> =
+        std::sync::OnceLock::new();
+    let mut connections = CONNECTIONS.get_or_init(Default::default).lock().await;
     let bytes = Replay::kms(endpoint, operation, &body)
-        .send(http)
+        .send(&mut connections)
         .await
         .unwrap_or_else(|e| panic!("{operation}: {e}"));
     serde_json::from_slice(&bytes).expect("json answer")
@@ -467,7 +444,6 @@ const WORKLOADS: [&str; 7] = [
 /// their combined req/s at each concurrency (the total over all servers), then a check that the
 /// hash chain the servers wrote together still verifies.
 async fn replicas_on_one_database(
-    http: &reqwest::Client,
     target: &Target,
     counts: &[usize],
     concurrencies: &[usize],
@@ -499,7 +475,7 @@ async fn replicas_on_one_database(
                 .iter()
                 .map(|e| Replay::kms(e, "Encrypt", &body))
                 .collect();
-            let figures = drive(http, &requests, c, seconds).await;
+            let figures = drive(&requests, c, seconds).await;
             println!(
                 "{:>8} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>7}",
                 requests.len(),
@@ -572,10 +548,6 @@ fn main() {
         for store in stores {
             targets.push(prepare(store).await);
         }
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .build()
-            .expect("http client");
         println!(
             "trent throughput: {seconds} s per figure, pre-signed requests over keep-alive, \
              release build, PostgreSQL fsync={pg_fsync}"
@@ -598,7 +570,7 @@ fn main() {
         if workloads.contains(&MANY_KEYS) {
             // Steady state, not a cold start: every key has been used once.
             for target in &targets {
-                send_each(&http, &workload_requests(MANY_KEYS, target), 32).await;
+                send_each(&workload_requests(MANY_KEYS, target), 32).await;
             }
         }
         for &c in &concurrencies {
@@ -609,7 +581,7 @@ fn main() {
                     let operation = operation_of(name);
                     let before = counters(&target.admin, operation).await;
                     let cpu_before = cpu_seconds(target.server.pid());
-                    let figures = drive(&http, &requests, c, seconds).await;
+                    let figures = drive(&requests, c, seconds).await;
                     let cpu = cpu_seconds(target.server.pid()) - cpu_before;
                     let after = counters(&target.admin, operation).await;
                     let commits = (after.commits - before.commits).max(1.0);
@@ -662,7 +634,7 @@ fn main() {
             for target in &targets {
                 let request = workload("Encrypt 4 KiB", target);
                 let pid = target.server.pid();
-                drive_count(&http, &request, 32, 10_000).await;
+                drive_count(&request, 32, 10_000).await;
                 let after_10k = rss_mib(pid);
                 let started = Instant::now();
                 let mut done = 10_000;
@@ -670,7 +642,7 @@ fn main() {
                     // Re-signed every 100,000 calls, inside SigV4's 5-minute window.
                     let request = workload("Encrypt 4 KiB", target);
                     let step = (total - done).min(100_000);
-                    drive_count(&http, &request, 32, step).await;
+                    drive_count(&request, 32, step).await;
                     done += step;
                 }
                 println!(
@@ -689,7 +661,7 @@ fn main() {
             .collect();
         if let Some(target) = targets.iter().find(|t| matches!(t.store, StoreKind::Postgres)) {
             if !replicas.is_empty() {
-                replicas_on_one_database(&http, target, &replicas, &concurrencies, seconds).await;
+                replicas_on_one_database(target, &replicas, &concurrencies, seconds).await;
             }
         }
         for target in &targets {
