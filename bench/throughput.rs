@@ -8,8 +8,9 @@
 //! with the server), the audit writer's mean batch size, commit
 //! time and sync time (the fsync or WAL flush that makes a batch durable) per workload, the
 //! server's CPU time per call (user + system, from /proc: steadier than req/s on a shared
-//! machine, and what an optimisation should lower), the Encrypt/no-op ratio, and each server's
-//! RSS before and after.
+//! machine, and what an optimisation should lower), the load generator's own CPU time per call
+//! (`gen us`: what it takes from the cores it shares with the server), the Encrypt/no-op ratio,
+//! and each server's RSS before and after.
 //!
 //! The load generator is not the bottleneck it would be with an SDK: every request is signed once
 //! with AWS's own SigV4 signer (aws-sigv4) before a run, rendered once to its HTTP/1.1 bytes, and
@@ -553,7 +554,7 @@ fn main() {
              release build, PostgreSQL fsync={pg_fsync}"
         );
         println!(
-            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9} {:>7}",
+            "{:<9} {:<16} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10} {:>8} {:>9} {:>7} {:>7}",
             "store",
             "workload",
             "c",
@@ -565,6 +566,7 @@ fn main() {
             "commit ms",
             "sync ms",
             "cpu us",
+            "gen us",
             "errors"
         );
         if workloads.contains(&MANY_KEYS) {
@@ -581,13 +583,15 @@ fn main() {
                     let operation = operation_of(name);
                     let before = counters(&target.admin, operation).await;
                     let cpu_before = cpu_seconds(target.server.pid());
+                    let generator_before = cpu_seconds(std::process::id());
                     let figures = drive(&requests, c, seconds).await;
                     let cpu = cpu_seconds(target.server.pid()) - cpu_before;
+                    let generator = cpu_seconds(std::process::id()) - generator_before;
                     let after = counters(&target.admin, operation).await;
                     let commits = (after.commits - before.commits).max(1.0);
                     let syncs = (after.syncs - before.syncs).max(1.0);
                     println!(
-                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>7.1} {:>10.3} {:>8.3} {:>9.0} {:>7}",
+                        "{:<9} {:<16} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>7.1} {:>10.3} {:>8.3} {:>9.0} {:>7.0} {:>7}",
                         format!("{:?}", target.store),
                         name,
                         c,
@@ -599,6 +603,7 @@ fn main() {
                         1000.0 * (after.commit_seconds - before.commit_seconds) / commits,
                         1000.0 * (after.sync_seconds - before.sync_seconds) / syncs,
                         1e6 * cpu / (figures.requests.max(1) as f64),
+                        1e6 * generator / (figures.requests.max(1) as f64),
                         figures.errors
                     );
                     if let Some(e) = &figures.first_error {
