@@ -9,8 +9,9 @@
 //! time and sync time (the fsync or WAL flush that makes a batch durable) per workload, the
 //! server's CPU time per call (user + system, from /proc: steadier than req/s on a shared
 //! machine, and what an optimisation should lower), the load generator's own CPU time per call
-//! (`gen us`: what it takes from the cores it shares with the server), the Encrypt/no-op ratio,
-//! and each server's RSS before and after.
+//! (`gen us`: what it takes from the cores it shares with the server), the Encrypt/no-op ratio
+//! (from the table's figures, and again from the two alternated in one-second slices,
+//! `BENCH_RATIO_ROUNDS` of each, default 5, 0 for none), and each server's RSS before and after.
 //!
 //! The load generator is not the bottleneck it would be with an SDK: every request is signed once
 //! with AWS's own SigV4 signer (aws-sigv4) before a run, rendered once to its HTTP/1.1 bytes, and
@@ -431,6 +432,20 @@ fn workload(name: &str, target: &Target) -> Replay {
     }
 }
 
+/// Encrypt 4 KiB and the no-op alternated in one-second slices, `rounds` of each, at
+/// `concurrency`: the ratio of their summed rates. Steadier on a shared machine than the ratio of
+/// two 5-s figures taken seconds apart, since a noisy moment falls on both about equally.
+async fn alternating_ratio(target: &Target, concurrency: usize, rounds: usize) -> f64 {
+    let encrypt = [workload("Encrypt 4 KiB", target)];
+    let noop = [workload("no-op /health", target)];
+    let (mut encrypted, mut nothing) = (0.0, 0.0);
+    for _ in 0..rounds {
+        encrypted += drive(&encrypt, concurrency, 1).await.rate();
+        nothing += drive(&noop, concurrency, 1).await.rate();
+    }
+    encrypted / nothing
+}
+
 const WORKLOADS: [&str; 7] = [
     "Encrypt 4 KiB",
     MANY_KEYS,
@@ -540,6 +555,10 @@ fn main() {
         .copied()
         .filter(|w| wanted.iter().any(|x| x == w))
         .collect();
+    let ratio_rounds: usize = std::env::var("BENCH_RATIO_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -619,6 +638,13 @@ fn main() {
                     rates.get(&(store.clone(), "no-op /health")),
                 ) {
                     println!("{store:<9} Encrypt/no-op ratio at c={c}: {:.3}", enc / noop);
+                    if ratio_rounds > 0 {
+                        let ratio = alternating_ratio(target, c, ratio_rounds).await;
+                        println!(
+                            "{store:<9} Encrypt/no-op ratio at c={c}, alternating 1-s slices \
+                             x{ratio_rounds}: {ratio:.3}"
+                        );
+                    }
                 }
                 if let (Some(one), Some(many)) = (
                     rates.get(&(store.clone(), "Encrypt 4 KiB")),
