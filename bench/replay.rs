@@ -69,13 +69,13 @@ impl Connections {
         if let Some(conn) = self.open.get_mut(&request.addr) {
             match conn.exchange(&request.bytes).await {
                 Ok(answer) => return Ok(answer),
-                Err(Broken::BeforeAnswer(_)) => {}
-                Err(Broken::During(e)) => {
+                Err(broken) => {
                     self.open.remove(&request.addr);
-                    return Err(e);
+                    if let Broken::During(e) = broken {
+                        return Err(e);
+                    }
                 }
             }
-            self.open.remove(&request.addr);
         }
         let mut conn = Connection::open(&request.addr).await?;
         let answer = conn.exchange(&request.bytes).await.map_err(|e| match e {
@@ -161,15 +161,10 @@ impl Connection {
         let start = self.buffer.len();
         self.buffer.resize(start + 16 * 1024, 0);
         let read = self.stream.read(&mut self.buffer[start..]).await;
-        let n = match read {
-            Ok(n) => n,
-            Err(e) if start == 0 => {
-                self.buffer.truncate(0);
-                return Err(Broken::BeforeAnswer(e.to_string()));
-            }
-            Err(e) => return Err(Broken::During(e.to_string())),
-        };
-        self.buffer.truncate(start + n);
-        Ok(n)
+        self.buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+        read.map_err(|e| match start {
+            0 => Broken::BeforeAnswer(e.to_string()),
+            _ => Broken::During(e.to_string()),
+        })
     }
 }

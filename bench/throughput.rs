@@ -42,6 +42,11 @@ use common::{StoreKind, TestServer, ACCESS_KEY, REGION, SECRET_KEY};
 use process::{cpu_seconds, rss_mib};
 use serde_json::{json, Value};
 
+/// The `host:port` of an `http://` endpoint.
+fn address(endpoint: &str) -> &str {
+    endpoint.trim_start_matches("http://")
+}
+
 /// One request to replay: its bytes, signed once.
 #[derive(Clone)]
 struct Replay(replay::Raw);
@@ -51,7 +56,7 @@ impl Replay {
     fn kms(endpoint: &str, operation: &str, body: &Value) -> Replay {
         let body = serde_json::to_vec(body).expect("json");
         let url = format!("{endpoint}/");
-        let addr = endpoint.trim_start_matches("http://");
+        let addr = address(endpoint);
         let mut headers = vec![
             ("host".to_string(), addr.to_string()),
             (
@@ -78,8 +83,13 @@ impl Replay {
 
     /// The no-op endpoint.
     fn health(endpoint: &str) -> Replay {
-        let addr = endpoint.trim_start_matches("http://");
-        Replay(replay::Raw::new(addr, "GET", "/health", &[], &[]))
+        Replay(replay::Raw::new(
+            address(endpoint),
+            "GET",
+            "/health",
+            &[],
+            &[],
+        ))
     }
 
     /// Send the request on `connections` (one of the task's own) and read the answer's body.
