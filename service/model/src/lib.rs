@@ -10,6 +10,7 @@
 
 mod convert;
 pub mod error;
+pub mod json_out;
 pub mod model;
 pub mod operation;
 pub mod wire;

@@ -1,11 +1,11 @@
 //! Typed decoding of request bodies and encoding of blobs (base64, as the AWS JSON protocol sends
 //! them). Secret blobs decode straight into `SecretBytes`.
 
-use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Deserializer;
 
 use super::error::KmsError;
+use super::json_out::{write_value, Members, Sink};
 use trent_crypto::secret::{wipe_bytes, wipe_text, SecretBytes};
 
 /// Decode a validated body into a typed request.
@@ -13,9 +13,11 @@ pub fn decode<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, KmsErr
     T::deserialize(body).map_err(|e| KmsError::Serialization(e.to_string()))
 }
 
-/// Base64 text of bytes.
+/// Base64 text of bytes. base64-simd writes the same text as the base64 crate's `STANDARD`
+/// (padded) and accepts and refuses the same inputs, several times faster on the kilobytes of a
+/// ciphertext or plaintext.
 pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 /// Base64 text decoded as it is deserialized: from the text the deserializer lends (a parsed
@@ -30,8 +32,8 @@ impl<'de> serde::de::Visitor<'de> for Base64Text {
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
-        base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
+        base64_simd::STANDARD
+            .decode_to_vec(text.as_bytes())
             .map_err(|_| E::custom("invalid base64 blob"))
     }
 
@@ -65,25 +67,23 @@ pub fn wipe_strings(value: &mut serde_json::Value) {
 pub fn json_text(value: &serde_json::Value) -> String {
     /// A byte buffer that wipes its old allocation whenever it moves to a bigger one.
     struct WipingBuf(Vec<u8>);
-    impl std::io::Write for WipingBuf {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            let needed = self.0.len() + bytes.len();
+    impl Sink for WipingBuf {
+        fn reserve(&mut self, additional: usize) {
+            let needed = self.0.len() + additional;
             if needed > self.0.capacity() {
                 let mut bigger = Vec::with_capacity(needed.max(2 * self.0.capacity()));
                 bigger.extend_from_slice(&self.0);
                 wipe_bytes(&mut self.0);
                 self.0 = bigger;
             }
-            self.0.extend_from_slice(bytes);
-            Ok(bytes.len())
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        fn append(&mut self, bytes: &[u8]) {
+            self.0.extend_from_slice(bytes);
         }
     }
     let mut buf = WipingBuf(Vec::with_capacity(1024));
-    // Writing to memory cannot fail, and serde_json writes UTF-8 only.
-    let _ = serde_json::to_writer(&mut buf, value);
+    write_value(&mut buf, value, Members::AsStored);
+    // Only whole UTF-8 strings and ASCII are written.
     String::from_utf8(std::mem::take(&mut buf.0)).unwrap_or_else(|e| {
         wipe_bytes(&mut e.into_bytes());
         String::new()
@@ -182,6 +182,30 @@ mod tests {
                 Err(KmsError::Serialization(_))
             ));
         }
+    }
+
+    #[test]
+    fn blobs_decode_and_encode_as_the_base64_crate_does() {
+        use base64::Engine;
+        let reference = base64::engine::general_purpose::STANDARD;
+        let inputs = [
+            "", "QQ==", "QUI=", "QUJD", "QR==", "QUJ=", "QQ", "QQ=", "Q===", "QQ==QQ==", " QQ==",
+            "QQ==\n", "QU-D", "QU_D", "QUJDRA==", "////", "++++", "AAAA====", "=",
+        ];
+        for text in inputs {
+            let ours = decode::<Wrapped>(&json!({ "b": text })).ok().map(|w| w.b);
+            assert_eq!(ours, reference.decode(text).ok(), "{text:?}");
+        }
+        for len in 0..70u8 {
+            let bytes: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(b64(&bytes), reference.encode(&bytes));
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Wrapped {
+        #[serde(deserialize_with = "blob")]
+        b: Vec<u8>,
     }
 
     #[test]
