@@ -1,26 +1,35 @@
-//! The cache of sealed key material: blobs read from the keystore, kept sealed (they are opened
-//! per use by `AppState::open_material`) and forgotten when the material is destroyed.
+//! The cache of key material: read from the keystore and opened under the root key once, then
+//! kept opened (zeroized when forgotten) and forgotten when the material is destroyed.
+//!
+//! Opening per use (HKDF and AES-GCM under the root key) was about a tenth of an Encrypt's
+//! instructions. Keeping the material opened exposes nothing the process did not already hold:
+//! the root keys that open every blob of the store live in the same memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
-/// Sealed material by (key id, material version).
-type SealedByVersion = HashMap<(String, i32), Arc<Vec<u8>>>;
+use trent_crypto::secret::SecretBytes;
 
-/// Sealed material, cached after its first read from the keystore; opened (unsealed) per use and
-/// zeroized after. Only committed material enters it: it is filled from the store, never by a
-/// handler that has not committed yet, and it forgets a key's material when the event that
+/// Opened material by key id, then material version.
+type OpenedByKey = HashMap<String, HashMap<i32, SecretBytes>>;
+
+/// Key material, cached after its first read from the keystore and its first opening; every use
+/// takes a copy that is zeroized after it. Only committed material enters it: it is filled from
+/// the store, never by a handler that has not committed yet, and it forgets a key's material when
+/// the event that
 /// destroys it is applied (by this process's writer or when following other processes).
 #[derive(Default)]
 pub struct MaterialCache {
-    sealed: RwLock<SealedByVersion>,
+    opened: RwLock<OpenedByKey>,
 }
 
 impl MaterialCache {
-    /// Remember material read from the keystore.
-    pub fn insert(&self, key_id: &str, version: i32, sealed: Vec<u8>) {
-        if let Ok(mut m) = self.sealed.write() {
-            m.insert((key_id.to_string(), version), Arc::new(sealed));
+    /// Remember material read from the keystore and opened.
+    pub fn insert(&self, key_id: &str, version: i32, opened: SecretBytes) {
+        if let Ok(mut m) = self.opened.write() {
+            m.entry(key_id.to_string())
+                .or_default()
+                .insert(version, opened);
         }
     }
 
@@ -44,25 +53,25 @@ impl MaterialCache {
         }
     }
 
-    /// Forget everything (the root keys changed: cached blobs may be sealed under a retired key).
+    /// Forget everything (the root keys changed: the store is read again under the new ones).
     pub fn clear(&self) {
-        if let Ok(mut m) = self.sealed.write() {
+        if let Ok(mut m) = self.opened.write() {
             m.clear();
         }
     }
 
     /// Forget every version of a key (after crypto-shredding).
     pub fn forget(&self, key_id: &str) {
-        if let Ok(mut m) = self.sealed.write() {
-            m.retain(|(k, _), _| k != key_id);
+        if let Ok(mut m) = self.opened.write() {
+            m.remove(key_id);
         }
     }
 
-    /// The sealed material of a key version, if cached.
-    pub fn get(&self, key_id: &str, version: i32) -> Option<Arc<Vec<u8>>> {
-        self.sealed
+    /// A copy of the opened material of a key version, if cached.
+    pub fn get(&self, key_id: &str, version: i32) -> Option<SecretBytes> {
+        self.opened
             .read()
             .ok()
-            .and_then(|m| m.get(&(key_id.to_string(), version)).cloned())
+            .and_then(|m| m.get(key_id).and_then(|v| v.get(&version)).cloned())
     }
 }

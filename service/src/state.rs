@@ -94,60 +94,49 @@ pub struct AppState {
 
 impl AppState {
     /// The unsealed material of a key version (zeroized when dropped), read through the
-    /// sealed-material cache.
+    /// opened-material cache.
     pub async fn open_material(&self, key_id: &str, version: i32) -> Result<SecretBytes, KmsError> {
         let cache = &self.materials;
-        let cached = cache.get(key_id, version);
-        let sealed = match cached {
-            Some(s) => s,
-            None => {
-                let stored = self
-                    .store
-                    .get_material(key_id, version)
-                    .await
-                    .map_err(|e| {
-                        self.metrics
-                            .store_errors
-                            .with_label_values(&["keystore"])
-                            .inc();
-                        tracing::error!(error = %e, "keystore read failed");
-                        KmsError::KmsInternal("The key material could not be read.".into())
-                    })?
-                    .ok_or_else(|| {
-                        KmsError::KmsInternal("The key material is not available.".into())
-                    })?;
-                let sealed = Arc::new(stored.sealed);
-                cache.insert(key_id, version, sealed.as_ref().clone());
-                sealed
-            }
-        };
-        if let Ok(material) = self.root_key.open(key_id, version, &sealed) {
+        if let Some(material) = cache.get(key_id, version) {
             return Ok(material);
         }
-        // Re-sealed under a root key this process has not loaded yet (a rotation under way), or
-        // cached from before a rotation: follow the store's root keys, read again, retry once.
+        let sealed = self.stored_material(key_id, version).await?;
+        if let Ok(material) = self.root_key.open(key_id, version, &sealed) {
+            cache.insert(key_id, version, material.clone());
+            return Ok(material);
+        }
+        // Sealed under a root key this process has not loaded yet (a rotation under way): follow
+        // the store's root keys, read again, retry once.
         crate::root_binding::refresh(&self.store, &self.root_key, cache).await;
-        let stored = self
-            .store
-            .get_material(key_id, version)
-            .await
-            .ok()
-            .flatten()
-            .map(|m| m.sealed);
-        let Some(sealed) = stored else {
-            return Err(KmsError::KmsInternal(
-                "The key material is not available.".into(),
-            ));
-        };
-        cache.insert(key_id, version, sealed.clone());
-        self.root_key.open(key_id, version, &sealed).map_err(|_| {
+        let sealed = self.stored_material(key_id, version).await?;
+        let material = self.root_key.open(key_id, version, &sealed).map_err(|_| {
             tracing::error!(
                 key_id,
                 version,
                 "sealed key material does not open under the root key"
             );
             KmsError::KmsInternal("The key material could not be unsealed.".into())
-        })
+        })?;
+        cache.insert(key_id, version, material.clone());
+        Ok(material)
+    }
+
+    /// The sealed material of a key version, read from the keystore.
+    async fn stored_material(&self, key_id: &str, version: i32) -> Result<Vec<u8>, KmsError> {
+        let stored = self
+            .store
+            .get_material(key_id, version)
+            .await
+            .map_err(|e| {
+                self.metrics
+                    .store_errors
+                    .with_label_values(&["keystore"])
+                    .inc();
+                tracing::error!(error = %e, "keystore read failed");
+                KmsError::KmsInternal("The key material could not be read.".into())
+            })?
+            .ok_or_else(|| KmsError::KmsInternal("The key material is not available.".into()))?;
+        Ok(stored.sealed)
     }
 
     /// The compiled account-delegation policy of `account` (compiled on first use).
