@@ -45,10 +45,51 @@ fn is_dense(attribute: &str, value: &str) -> bool {
     DENSE.iter().any(|(a, v)| *a == attribute && *v == value)
 }
 
+/// What LookupEvents matches a record on, borrowed from the record (its JSON, or the call's
+/// record before it is written: `audit::record::CallRecord`).
+pub struct Searchable<'a> {
+    /// `eventID`.
+    pub event_id: Option<&'a str>,
+    /// `eventName`.
+    pub event_name: Option<&'a str>,
+    /// `readOnly`.
+    pub read_only: Option<bool>,
+    /// `userIdentity` (null when absent).
+    pub user_identity: &'a Value,
+    /// `eventSource`.
+    pub event_source: Option<&'a str>,
+    /// `resources`, each as (`type`, `ARN`).
+    pub resources: Vec<(Option<&'a str>, Option<&'a str>)>,
+}
+
+impl<'a> Searchable<'a> {
+    /// The searchable parts of a record's JSON.
+    pub fn of(record: &'a Value) -> Self {
+        Self {
+            event_id: record["eventID"].as_str(),
+            event_name: record["eventName"].as_str(),
+            read_only: record["readOnly"].as_bool(),
+            user_identity: &record["userIdentity"],
+            event_source: record["eventSource"].as_str(),
+            resources: record["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| (r["type"].as_str(), r["ARN"].as_str()))
+                .collect(),
+        }
+    }
+}
+
 /// The attribute values of one record stored at `event_time` (epoch seconds) that go into the
 /// lookup index: every value LookupEvents reports, but the [`DENSE`] ones and an event id that
 /// names `event_time` ([`time_of_event_id`]).
 pub fn attributes(record: &Value, event_time: i64) -> Vec<(&'static str, String)> {
+    attributes_of(&Searchable::of(record), event_time)
+}
+
+/// [`attributes`] of a record's searchable parts.
+pub fn attributes_of(record: &Searchable<'_>, event_time: i64) -> Vec<(&'static str, String)> {
     let time_found = |a: &str, v: &str| a == "EventId" && time_of_event_id(v) == Some(event_time);
     reported_attributes(record, |a, v| !(is_dense(a, v) || time_found(a, v)))
 }
@@ -67,13 +108,13 @@ pub fn time_of_event_id(id: &str) -> Option<i64> {
 
 /// Whether `record` has `attribute = value`, as LookupEvents matches it.
 fn has_attribute(record: &Value, attribute: &str, value: &str) -> bool {
-    !reported_attributes(record, |a, v| a == attribute && v == value).is_empty()
+    !reported_attributes(&Searchable::of(record), |a, v| a == attribute && v == value).is_empty()
 }
 
 /// The attribute values of one record, as LookupEvents reports them, that `keep` accepts (it
 /// is asked before a value is copied).
 fn reported_attributes(
-    record: &Value,
+    record: &Searchable<'_>,
     keep: impl Fn(&str, &str) -> bool,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
@@ -82,37 +123,32 @@ fn reported_attributes(
             out.push((name, v.to_string()));
         }
     };
-    push("EventId", record["eventID"].as_str());
-    push("EventName", record["eventName"].as_str());
+    push("EventId", record.event_id);
+    push("EventName", record.event_name);
     push(
         "ReadOnly",
-        record["readOnly"]
-            .as_bool()
-            .map(|b| if b { "true" } else { "false" }),
+        record.read_only.map(|b| if b { "true" } else { "false" }),
     );
-    push("Username", username(record).as_deref());
-    push("EventSource", record["eventSource"].as_str());
-    push(
-        "AccessKeyId",
-        field(record, &["userIdentity", "accessKeyId"]).as_str(),
-    );
-    for r in record["resources"].as_array().into_iter().flatten() {
-        push("ResourceType", r["type"].as_str());
-        push("ResourceName", r["ARN"].as_str());
+    push("Username", username(record.user_identity));
+    push("EventSource", record.event_source);
+    push("AccessKeyId", record.user_identity["accessKeyId"].as_str());
+    for (kind, arn) in &record.resources {
+        push("ResourceType", *kind);
+        push("ResourceName", *arn);
     }
     out
 }
 
-/// The `Username` CloudTrail shows: `root`, the IAM user's name, or a role session's name.
-fn username(record: &Value) -> Option<String> {
-    let identity = &record["userIdentity"];
+/// The `Username` CloudTrail shows for a `userIdentity`: `root`, the IAM user's name, or a role
+/// session's name.
+fn username(identity: &Value) -> Option<&str> {
     match identity["type"].as_str() {
-        Some("Root") => Some("root".to_string()),
+        Some("Root") => Some("root"),
         Some("AssumedRole") => identity["arn"]
             .as_str()
             .and_then(|arn| arn.rsplit_once('/'))
-            .map(|(_, session)| session.to_string()),
-        _ => identity["userName"].as_str().map(str::to_string),
+            .map(|(_, session)| session),
+        _ => identity["userName"].as_str(),
     }
 }
 
@@ -200,7 +236,7 @@ fn lookup_event(text: String, region: &str, wanted: Option<(&str, &str)>) -> Opt
         "AccessKeyId": field(&record, &["userIdentity", "accessKeyId"]),
         "EventTime": event_time(&record),
         "EventSource": field(&record, &["eventSource"]),
-        "Username": username(&record),
+        "Username": username(field(&record, &["userIdentity"])),
         "Resources": resources,
         "CloudTrailEvent": text,
     }))
@@ -427,7 +463,7 @@ mod tests {
 
     #[test]
     fn usernames_are_the_ones_cloudtrail_shows() {
-        let name = |identity: Value| username(&json!({ "userIdentity": identity }));
+        let name = |identity: Value| username(&identity).map(str::to_string);
         assert_eq!(name(json!({"type": "Root"})).as_deref(), Some("root"));
         assert_eq!(
             name(json!({"type": "IAMUser", "userName": "alice"})).as_deref(),

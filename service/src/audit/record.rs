@@ -7,6 +7,8 @@ use crate::protocol::wire::set;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::protocol::json_out::{self, Members};
+
 /// Everything a record says about one call.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
@@ -158,9 +160,76 @@ pub fn stored_record(json: &Value, event_time: DateTime<Utc>) -> crate::store::N
     }
 }
 
+/// One top-level member of a call's record, borrowed from its `CallRecord`.
+enum Member<'a> {
+    /// A string.
+    Text(&'a str),
+    /// A boolean.
+    Flag(bool),
+    /// A JSON value.
+    Json(&'a Value),
+    /// The `resources` list, from the ARNs.
+    Resources(&'a [String]),
+}
+
+impl Member<'_> {
+    /// The member as a JSON value (copied).
+    fn to_json(&self) -> Value {
+        match self {
+            Member::Text(text) => Value::from(*text),
+            Member::Flag(flag) => Value::Bool(*flag),
+            Member::Json(value) => (*value).clone(),
+            Member::Resources(arns) => Value::Array(
+                arns.iter()
+                    .map(|arn| {
+                        json!({
+                            "accountId": resource_account(arn),
+                            "type": resource_type(arn),
+                            "ARN": arn,
+                        })
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Append the member's canonical text.
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        match self {
+            Member::Text(text) => json_out::write_str(out, text),
+            Member::Flag(true) => out.extend_from_slice(b"true"),
+            Member::Flag(false) => out.extend_from_slice(b"false"),
+            Member::Json(value) => json_out::write_value(out, value, Members::Sorted),
+            Member::Resources(arns) => {
+                out.push(b'[');
+                for (i, arn) in arns.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    // Members in canonical order: "ARN" sorts before the lower-case names.
+                    out.extend_from_slice(b"{\"ARN\":");
+                    json_out::write_str(out, arn);
+                    out.extend_from_slice(b",\"accountId\":");
+                    json_out::write_str(out, resource_account(arn));
+                    out.extend_from_slice(b",\"type\":");
+                    json_out::write_str(out, resource_type(arn));
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+        }
+    }
+}
+
+/// The account of an ARN (its fifth element), empty when it has none.
+fn resource_account(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
+}
+
 impl CallRecord {
     /// The record as stored, and its copies for the other accounts the call concerns that
-    /// `deliver_to` accepts (`cross_account_copies`), in canonical JSON.
+    /// `deliver_to` accepts (`cross_account_copies`), in canonical JSON. A record with no copies
+    /// (nearly every call) is written straight from its parts, without a JSON tree.
     pub fn stored(
         self,
         deliver_to: &dyn Fn(&str) -> bool,
@@ -168,6 +237,9 @@ impl CallRecord {
         crate::store::NewAuditRecord,
         Vec<crate::store::NewAuditRecord>,
     ) {
+        if !self.has_copies(deliver_to) {
+            return (self.stored_alone(), Vec::new());
+        }
         let event_time = self.event_time;
         let mut json = self.into_json();
         let mut copies = cross_account_copies(&mut json, event_time, deliver_to);
@@ -176,56 +248,122 @@ impl CallRecord {
         (stored(&json), copies.iter().map(stored).collect())
     }
 
-    /// The record as CloudTrail JSON (its parts moved, not copied).
-    pub fn into_json(self) -> Value {
-        let mut r = Map::with_capacity(22);
-        let mut put = |name: &str, value: Value| {
-            r.insert(name.to_string(), value);
-        };
-        put("eventVersion", Value::from("1.08"));
-        put("userIdentity", self.user_identity);
-        put("eventTime", Value::String(cloudtrail_time(self.event_time)));
-        put("eventSource", Value::from(self.event_source));
-        put("eventName", Value::String(self.event_name));
-        put("awsRegion", Value::String(self.region));
-        put("sourceIPAddress", Value::String(self.source_ip));
-        put("userAgent", Value::String(self.user_agent));
-        put("requestParameters", self.request_parameters);
-        put("responseElements", self.response_elements);
-        put("requestID", Value::String(self.request_id));
-        put("eventID", Value::String(self.event_id));
-        put("readOnly", Value::Bool(self.read_only));
-        put("eventType", Value::from("AwsApiCall"));
-        put("managementEvent", Value::Bool(true));
-        put("eventCategory", Value::from("Management"));
-        if !self.additional_event_data.is_null() {
-            put("additionalEventData", self.additional_event_data);
+    /// Whether the call leaves records beyond its own: copies for other accounts
+    /// (`cross_account_copies`) or a ReplicateKey's record in the replica's Region
+    /// (`replica_region_record`).
+    fn has_copies(&self, deliver_to: &dyn Fn(&str) -> bool) -> bool {
+        let caller = self.recipient_account.as_deref().unwrap_or_default();
+        let other_owner = self
+            .resources
+            .iter()
+            .map(|arn| resource_account(arn))
+            .any(|a| !a.is_empty() && a != caller && deliver_to(a));
+        (other_owner && !caller.is_empty()) || self.event_name == "ReplicateKey"
+    }
+
+    /// The record as stored, written from its parts: the same text and attributes
+    /// `stored_record` makes of `into_json`.
+    fn stored_alone(self) -> crate::store::NewAuditRecord {
+        let time = cloudtrail_time(self.event_time);
+        let mut text = Vec::with_capacity(1024);
+        text.push(b'{');
+        for (i, (name, member)) in self.members(&time).iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            json_out::write_str(&mut text, name);
+            text.push(b':');
+            member.write_canonical(&mut text);
         }
-        if !self.resources.is_empty() {
-            let resources = self
+        text.push(b'}');
+        let searchable = crate::lookup::Searchable {
+            event_id: Some(&self.event_id),
+            event_name: Some(&self.event_name),
+            read_only: Some(self.read_only),
+            user_identity: &self.user_identity,
+            event_source: Some(self.event_source),
+            resources: self
                 .resources
-                .into_iter()
-                .map(|arn| {
-                    let mut resource = Map::with_capacity(3);
-                    let account = arn.split(':').nth(4).unwrap_or_default().to_string();
-                    resource.insert("accountId".into(), Value::String(account));
-                    resource.insert("type".into(), Value::from(resource_type(&arn)));
-                    resource.insert("ARN".into(), Value::String(arn));
-                    Value::Object(resource)
-                })
-                .collect();
-            put("resources", Value::Array(resources));
+                .iter()
+                .map(|arn| (Some(resource_type(arn)), Some(arn.as_str())))
+                .collect(),
+        };
+        let lookup = crate::lookup::attributes_of(&searchable, self.event_time.timestamp())
+            .into_iter()
+            .map(|(attribute, value)| (attribute.to_string(), value))
+            .collect();
+        crate::store::NewAuditRecord {
+            // Only whole UTF-8 strings and ASCII were written.
+            record: String::from_utf8(text).unwrap_or_default(),
+            lookup,
+            account: self.recipient_account.unwrap_or_default(),
+            event_id: self.event_id,
+            event_time: self.event_time,
         }
-        if let Some(account) = self.recipient_account {
-            put("recipientAccountId", Value::String(account));
-        }
-        if let Some(code) = self.error_code {
-            put("errorCode", Value::String(code));
-        }
-        if let Some(message) = self.error_message {
-            put("errorMessage", Value::String(message));
-        }
-        Value::Object(r)
+    }
+
+    /// The record's top-level members in canonical order (keys sorted bytewise), those it does
+    /// not have left out; `time` is its `eventTime` text.
+    fn members<'a>(&'a self, time: &'a str) -> Vec<(&'static str, Member<'a>)> {
+        let mut members = Vec::with_capacity(21);
+        let mut put = |name: &'static str, member: Option<Member<'a>>| {
+            if let Some(member) = member {
+                members.push((name, member));
+            }
+        };
+        let text = |s: &'a str| Some(Member::Text(s));
+        put(
+            "additionalEventData",
+            (!self.additional_event_data.is_null())
+                .then_some(Member::Json(&self.additional_event_data)),
+        );
+        put("awsRegion", text(&self.region));
+        put("errorCode", self.error_code.as_deref().map(Member::Text));
+        put(
+            "errorMessage",
+            self.error_message.as_deref().map(Member::Text),
+        );
+        put("eventCategory", text("Management"));
+        put("eventID", text(&self.event_id));
+        put("eventName", text(&self.event_name));
+        put("eventSource", text(self.event_source));
+        put("eventTime", text(time));
+        put("eventType", text("AwsApiCall"));
+        put("eventVersion", text("1.08"));
+        put("managementEvent", Some(Member::Flag(true)));
+        put("readOnly", Some(Member::Flag(self.read_only)));
+        put(
+            "recipientAccountId",
+            self.recipient_account.as_deref().map(Member::Text),
+        );
+        put("requestID", text(&self.request_id));
+        put(
+            "requestParameters",
+            Some(Member::Json(&self.request_parameters)),
+        );
+        put(
+            "resources",
+            (!self.resources.is_empty()).then_some(Member::Resources(&self.resources)),
+        );
+        put(
+            "responseElements",
+            Some(Member::Json(&self.response_elements)),
+        );
+        put("sourceIPAddress", text(&self.source_ip));
+        put("userAgent", text(&self.user_agent));
+        put("userIdentity", Some(Member::Json(&self.user_identity)));
+        members
+    }
+
+    /// The record as CloudTrail JSON.
+    pub fn into_json(self) -> Value {
+        let time = cloudtrail_time(self.event_time);
+        Value::Object(
+            self.members(&time)
+                .iter()
+                .map(|(name, member)| (name.to_string(), member.to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -307,47 +445,10 @@ pub fn lower_camel_value(v: &Value) -> Value {
     }
 }
 
-/// Canonical JSON text: object members sorted by key, no insignificant whitespace.
+/// Canonical JSON text: object members sorted by key, no insignificant whitespace, strings
+/// escaped exactly as serde_json escapes them.
 pub fn canonical_json(v: &Value) -> String {
-    let mut out = Vec::with_capacity(1024);
-    write_canonical(v, &mut out);
-    // serde_json writes UTF-8 only; the fallback cannot happen.
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// Append `v` in canonical form, escaping strings exactly as serde_json does, with no
-/// allocation per member or scalar.
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(o) => {
-            let mut members: Vec<(&String, &Value)> = o.iter().collect();
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, member)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                // Writing to a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, k);
-                out.push(b':');
-                write_canonical(member, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, item) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
-    }
+    crate::protocol::json_out::to_text(v, crate::protocol::json_out::Members::Sorted)
 }
 
 #[cfg(test)]
@@ -425,6 +526,99 @@ mod tests {
         let (stored, copies) = record.stored(&|_| false);
         assert_eq!(stored.record, canonical_json(&expected));
         assert!(copies.is_empty());
+    }
+
+    #[test]
+    fn records_written_from_their_parts_equal_their_json_trees() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T05:10:11.250Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let base = CallRecord {
+            event_id: new_event_id(at),
+            event_time: at,
+            event_name: "Encrypt".into(),
+            event_source: "kms.amazonaws.com",
+            read_only: true,
+            region: "eu-west-1".into(),
+            user_identity: json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/r/sess\u{1}", "accessKeyId": "ASIA", "z": [1, {"b": null, "a": 2.5}]}),
+            recipient_account: Some("111122223333".into()),
+            source_ip: "192.0.2.1".into(),
+            user_agent: "ua \"quoted\" \\ é".into(),
+            request_parameters: json!({"keyId": "k", "encryptionContext": {"b": "2", "a": "1"}}),
+            response_elements: Value::Null,
+            request_id: "r".into(),
+            resources: vec!["arn:aws:kms:eu-west-1:111122223333:key/k".into()],
+            additional_event_data: Value::Null,
+            error_code: None,
+            error_message: None,
+        };
+        let mut variants = vec![base.clone()];
+        variants.push(CallRecord {
+            read_only: false,
+            recipient_account: None,
+            resources: vec![],
+            user_identity: json!({"type": "Unknown"}),
+            error_code: Some("AccessDeniedException".into()),
+            error_message: Some("no\nway".into()),
+            additional_event_data: json!({"customKeyStoreId": "cks-1"}),
+            response_elements: json!({"keyMetadata": {"KeyId": "k"}}),
+            request_parameters: Value::Null,
+            ..base.clone()
+        });
+        variants.push(CallRecord {
+            resources: vec![
+                "arn:aws:iam::111122223333:role/admin".into(),
+                "not-an-arn".into(),
+                "arn:aws:kms:eu-west-1:111122223333:alias/a".into(),
+            ],
+            user_identity: json!({"type": "Root"}),
+            ..base.clone()
+        });
+        variants.push(CallRecord {
+            event_id: "3f1c3d8e-0000-4000-8000-000000000000".into(),
+            user_identity: json!({"type": "IAMUser", "userName": "alice"}),
+            ..base
+        });
+        for record in variants {
+            let event_time = record.event_time;
+            let (direct, copies) = record.clone().stored(&|_| true);
+            assert!(copies.is_empty());
+            let from_tree = stored_record(&record.into_json(), event_time);
+            assert_eq!(direct.record, from_tree.record);
+            assert_eq!(direct.lookup, from_tree.lookup);
+            assert_eq!(direct.account, from_tree.account);
+            assert_eq!(direct.event_id, from_tree.event_id);
+        }
+    }
+
+    #[test]
+    fn cross_account_and_replica_records_still_have_their_copies() {
+        let at = Utc::now();
+        let record = CallRecord {
+            event_id: new_event_id(at),
+            event_time: at,
+            event_name: "Encrypt".into(),
+            event_source: "kms.amazonaws.com",
+            read_only: true,
+            region: "eu-west-1".into(),
+            user_identity: json!({"type": "IAMUser", "userName": "alice"}),
+            recipient_account: Some("111122223333".into()),
+            source_ip: "192.0.2.1".into(),
+            user_agent: "ua".into(),
+            request_parameters: Value::Null,
+            response_elements: Value::Null,
+            request_id: "r".into(),
+            resources: vec!["arn:aws:kms:eu-west-1:444455556666:key/k".into()],
+            additional_event_data: Value::Null,
+            error_code: None,
+            error_message: None,
+        };
+        let (own, copies) = record.clone().stored(&|a| a == "444455556666");
+        assert_eq!(copies.len(), 1);
+        assert_eq!(copies[0].account, "444455556666");
+        assert!(own.record.contains("sharedEventID"));
+        // An owner outside this deployment gets no copy.
+        assert!(record.stored(&|_| false).1.is_empty());
     }
 
     #[test]
