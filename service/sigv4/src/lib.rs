@@ -17,10 +17,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 
 use aws_lc_rs::{digest, hmac};
-use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, TimeDelta, Timelike, Utc};
 use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use zeroize::Zeroizing;
 
@@ -245,11 +247,11 @@ pub fn verify(
             signature: signature.is_none(),
             signed_headers: auth.signed_headers.is_none(),
             date: date_value.is_none(),
-            authorization: authorization.clone(),
+            authorization: authorization.to_string(),
         });
     };
 
-    let signed_at = signing_time(date_value, from_amz_date, now)?;
+    let signed_at = signing_time(&date_value, from_amz_date, now)?;
     let signed_names = check_signed_headers(req, signed_headers)?;
     if auth.algorithm != ALGORITHM {
         return incomplete(IncompleteSignature::UnsupportedAlgorithm(
@@ -281,18 +283,18 @@ pub fn verify(
 
 /// When the request was signed (`X-Amz-Date`, or else `Date`), inside the clock window.
 fn signing_time(
-    date_value: String,
+    date_value: &str,
     from_amz_date: bool,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, SigV4Error> {
     let parsed = if from_amz_date {
-        parse_amz_date(&date_value)
+        parse_amz_date(date_value)
     } else {
-        parse_http_date(&date_value)
+        parse_http_date(date_value)
     };
     let Some(signed_at) = parsed else {
         return Err(SigV4Error::IncompleteSignature(
-            IncompleteSignature::MalformedDate(date_value),
+            IncompleteSignature::MalformedDate(date_value.to_owned()),
         ));
     };
     let now = now.trunc_subsecs(0);
@@ -344,7 +346,8 @@ fn check_scope(
     expected_service: &str,
     region_is_served: &dyn Fn(&str) -> bool,
 ) -> Result<(), SigV4Error> {
-    let signing_date = signed_at.format("%Y%m%d").to_string();
+    let signing_date = amz_time(signed_at);
+    let signing_date = signing_date.get(..8).unwrap_or_default();
     let region = (!region_is_served(scope.region)).then(|| scope.region.to_owned());
     let service = (scope.service != expected_service).then(|| expected_service.to_owned());
     let terminator = (scope.terminator != TERMINATOR).then(|| scope.terminator.to_owned());
@@ -379,7 +382,7 @@ fn check_signature(
     }
     let names: Vec<&str> = signed_names.iter().map(String::as_str).collect();
     let canonical = canonical_request(req, &names, &body_hash).ok_or_else(mismatch)?;
-    let to_sign = string_to_sign(&amz(&signed_at).to_string(), &scope.scope(), &canonical);
+    let to_sign = string_to_sign(&amz_time(signed_at), &scope.scope(), &canonical);
     let provided = hex::decode(signature).map_err(|_| mismatch())?;
     let key = signing_key(secret, scope.date, scope.region, scope.service);
     hmac::verify(&key, to_sign.as_bytes(), &provided).map_err(|_| mismatch())
@@ -468,28 +471,38 @@ fn canonical_request(
     signed_names: &[&str],
     payload_hash: &str,
 ) -> Option<String> {
-    let mut headers = String::new();
+    let mut out = String::with_capacity(512);
+    out.push_str(req.method);
+    out.push('\n');
+    out.push_str(&canonical_uri(req.path));
+    out.push('\n');
+    out.push_str(&canonical_query(req.query));
+    out.push('\n');
     for name in signed_names {
-        headers.push_str(name);
-        headers.push(':');
-        headers.push_str(&header_value(req.headers, name)?);
-        headers.push('\n');
+        out.push_str(name);
+        out.push(':');
+        out.push_str(&header_value(req.headers, name)?);
+        out.push('\n');
     }
-    Some(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        canonical_uri(req.path),
-        canonical_query(req.query),
-        headers,
-        signed_names.join(";"),
-        payload_hash
-    ))
+    out.push('\n');
+    for (i, name) in signed_names.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    out.push_str(payload_hash);
+    Some(out)
 }
 
 /// The path with dot segments resolved and empty segments removed (as SDKs do for services other
 /// than S3), then every byte but unreserved ones and '/' percent-encoded. The raw path is already
 /// encoded once on the wire, so this is the "encode twice" of the specification.
-fn canonical_uri(raw_path: &str) -> String {
+fn canonical_uri(raw_path: &str) -> Cow<'static, str> {
+    if raw_path == "/" {
+        return Cow::Borrowed("/");
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in raw_path.split('/') {
         match segment {
@@ -504,11 +517,14 @@ fn canonical_uri(raw_path: &str) -> String {
     if raw_path.ends_with('/') && !segments.is_empty() {
         path.push('/');
     }
-    percent_encode(path.as_bytes(), PATH_UNRESERVED).to_string()
+    Cow::Owned(percent_encode(path.as_bytes(), PATH_UNRESERVED).to_string())
 }
 
 /// Each name and value percent-decoded, then RFC 3986-encoded, then sorted by name and value.
 fn canonical_query(raw_query: &str) -> String {
+    if raw_query.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = query_pairs(raw_query)
         .map(|(name, value)| {
             (
@@ -543,24 +559,29 @@ fn query_pairs(raw_query: &str) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_
 /// SigV4 test suite (`post-sts-header-after`): it is bound to its access key id, so it cannot be
 /// swapped for another.
 fn unsigned_amz_headers(headers: &[(String, String)], signed: &[String]) -> Vec<String> {
+    let is_amz = |n: &str| {
+        n.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+            && !n.eq_ignore_ascii_case("x-amz-security-token")
+    };
     let mut names: Vec<String> = headers
         .iter()
-        .map(|(n, _)| n.to_ascii_lowercase())
-        .filter(|n| n.starts_with("x-amz-") && n != "x-amz-security-token")
-        .filter(|n| !signed.iter().any(|s| s == n))
+        .map(|(n, _)| n.as_str())
+        .filter(|n| is_amz(n) && !signed.iter().any(|s| s.eq_ignore_ascii_case(n)))
+        .map(str::to_ascii_lowercase)
         .collect();
     names.sort();
     names.dedup();
     names
 }
 
-fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
-    let mut joined: Option<String> = None;
+fn header_value<'h>(headers: &'h [(String, String)], name: &str) -> Option<Cow<'h, str>> {
+    let mut joined: Option<Cow<'h, str>> = None;
     for (_, value) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
         let value = trim_all(value);
         match joined.as_mut() {
             None => joined = Some(value),
             Some(j) => {
+                let j = j.to_mut();
                 j.push(',');
                 j.push_str(&value);
             }
@@ -569,22 +590,38 @@ fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
     joined
 }
 
-/// Trim a header value and collapse inner runs of spaces and tabs to one space.
-fn trim_all(value: &str) -> String {
-    value
-        .split([' ', '\t'])
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Trim a header value and collapse inner runs of spaces and tabs to one space (borrowed when
+/// there is nothing to trim or collapse, as for nearly every header).
+fn trim_all(value: &str) -> Cow<'_, str> {
+    let is_blank = |b: u8| b == b' ' || b == b'\t';
+    let bytes = value.as_bytes();
+    let untouched = bytes.first().is_none_or(|&b| !is_blank(b))
+        && bytes.last().is_none_or(|&b| !is_blank(b))
+        && !bytes
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if is_blank(*a) && (is_blank(*b) || *a == b'\t')));
+    if untouched {
+        return Cow::Borrowed(value);
+    }
+    Cow::Owned(
+        value
+            .split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// `AWS4-HMAC-SHA256\n<time>\n<scope>\n<hex sha256 of the canonical request>`.
 fn string_to_sign(amz_time: &str, scope: &str, canonical_request: &str) -> String {
-    let hashed = hex::encode(digest::digest(
-        &digest::SHA256,
-        canonical_request.as_bytes(),
-    ));
-    format!("{ALGORITHM}\n{amz_time}\n{scope}\n{hashed}")
+    let hashed = digest::digest(&digest::SHA256, canonical_request.as_bytes());
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_time.len() + scope.len() + 67);
+    for part in [ALGORITHM, amz_time, scope] {
+        out.push_str(part);
+        out.push('\n');
+    }
+    out.push_str(&hex::encode(hashed));
+    out
 }
 
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
@@ -612,8 +649,15 @@ fn parse_amz_date(value: &str) -> Option<DateTime<Utc>> {
     if !shape_ok {
         return None;
     }
-    NaiveDateTime::parse_from_str(value, AMZ_DATE_FORMAT)
-        .ok()
+    // Every byte is an ASCII digit where a number is read.
+    let number = |from: usize, to: usize| {
+        b.get(from..to)?
+            .iter()
+            .try_fold(0u32, |n, d| Some(n * 10 + u32::from(d - b'0')))
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(4, 6)?, number(6, 8)?)?
+        .and_hms_opt(number(9, 11)?, number(11, 13)?, number(13, 15)?)
         .map(|t| t.and_utc())
 }
 
@@ -632,6 +676,23 @@ fn skew() -> TimeDelta {
 /// A time in `X-Amz-Date` form, for messages and the string to sign.
 fn amz(t: &DateTime<Utc>) -> impl fmt::Display + '_ {
     t.format(AMZ_DATE_FORMAT)
+}
+
+/// A time in `X-Amz-Date` form (`YYYYMMDDTHHMMSSZ`), written without a format string.
+fn amz_time(t: DateTime<Utc>) -> String {
+    let mut out = String::with_capacity(16);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    out
 }
 
 /// AWS's message for missing parameters: one sentence per missing item, then the header.
@@ -1062,6 +1123,44 @@ mod tests {
     }
 
     #[test]
+    fn header_values_are_trimmed_and_collapsed_borrowing_when_they_can() {
+        for (raw, want, borrowed) in [
+            ("plain", "plain", true),
+            ("a b", "a b", true),
+            ("", "", true),
+            (" a", "a", false),
+            ("a ", "a", false),
+            ("a  b", "a b", false),
+            ("a\tb", "a b", false),
+            ("a \t b", "a b", false),
+            ("\t", "", false),
+        ] {
+            let trimmed = trim_all(raw);
+            assert_eq!(trimmed, want, "{raw:?}");
+            assert_eq!(matches!(trimmed, Cow::Borrowed(_)), borrowed, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn amz_dates_parse_only_when_they_name_a_real_second() {
+        let t = parse_amz_date("20261207T235959Z").unwrap();
+        assert_eq!(amz_time(t), "20261207T235959Z");
+        assert_eq!(amz(&t).to_string(), amz_time(t));
+        for bad in [
+            "20261307T000000Z",
+            "20260230T000000Z",
+            "20261207T240000Z",
+            "20261207T236000Z",
+            "20261207T000000",
+            "2026120T000000Z0",
+            "20261207 000000Z",
+            "+0261207T000000Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn canonical_uri_double_encodes_the_wire_path() {
         for (raw, canonical) in [
             ("", "/"),
@@ -1160,7 +1259,9 @@ mod tests {
         }
 
         fn authorization(&self) -> String {
-            header_value(&self.headers, "authorization").expect("authorization")
+            header_value(&self.headers, "authorization")
+                .expect("authorization")
+                .into_owned()
         }
 
         /// The signature this secret gives for the request as it stands.
