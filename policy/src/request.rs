@@ -187,7 +187,7 @@ impl AccessRequest {
     /// The values of a condition key (any case), if the request carries it with at least one value.
     pub fn context_values(&self, key: &str) -> Option<&[ContextValue]> {
         self.context
-            .get(&key.to_lowercase())
+            .get(&lower_name(key))
             .map(|e| &e.values[..])
             .filter(|v| !v.is_empty())
     }
@@ -266,51 +266,74 @@ impl AccessRequestBuilder {
     }
 
     fn entry(&mut self, key: &str) -> &mut ContextEntry {
-        self.request
-            .context
-            .entry(key.to_lowercase())
-            .or_insert_with(|| ContextEntry {
-                name: key.to_string(),
-                values: Vec::new(),
-            })
-    }
-
-    fn default_value(&mut self, key: &str, value: ContextValue) {
-        let e = self.entry(key);
-        if e.values.is_empty() {
-            e.values.push(value);
-        }
+        entry(&mut self.request.context, key)
     }
 
     /// Finish the request.
     pub fn build(mut self) -> AccessRequest {
-        let p = self.request.principal.clone();
+        let AccessRequest {
+            principal: p,
+            context,
+            encryption_context: ec,
+            ..
+        } = &mut self.request;
         if p.kind != PrincipalType::Service {
-            self.default_value("aws:PrincipalArn", p.principal_arn().into());
-            self.default_value("aws:PrincipalAccount", p.account.as_str().into());
-            self.default_value("kms:CallerAccount", p.account.as_str().into());
+            default_value(context, "aws:PrincipalArn", p.principal_arn().into());
+            default_value(context, "aws:PrincipalAccount", p.account.as_str().into());
+            default_value(context, "kms:CallerAccount", p.account.as_str().into());
         }
-        self.default_value("aws:PrincipalType", p.kind.as_str().into());
+        default_value(context, "aws:PrincipalType", p.kind.as_str().into());
         if let Some(u) = &p.username {
-            self.default_value("aws:username", u.as_str().into());
+            default_value(context, "aws:username", u.as_str().into());
         }
         if let Some(u) = &p.userid {
-            self.default_value("aws:userid", u.as_str().into());
+            default_value(context, "aws:userid", u.as_str().into());
         }
         for (k, v) in &p.tags {
-            self.default_value(&format!("aws:PrincipalTag/{k}"), v.as_str().into());
+            default_value(context, &format!("aws:PrincipalTag/{k}"), v.as_str().into());
         }
-        let ec = self.request.encryption_context.clone();
-        for (k, v) in &ec {
-            self.default_value(&format!("kms:EncryptionContext:{k}"), v.as_str().into());
+        for (k, v) in ec.iter() {
+            default_value(
+                context,
+                &format!("kms:EncryptionContext:{k}"),
+                v.as_str().into(),
+            );
         }
         if !ec.is_empty() {
-            let e = self.entry("kms:EncryptionContextKeys");
+            let e = entry(context, "kms:EncryptionContextKeys");
             if e.values.is_empty() {
                 e.values = ec.keys().map(|k| ContextValue::from(k.as_str())).collect();
             }
         }
-        self.request.context.retain(|_, e| !e.values.is_empty());
+        context.retain(|_, e| !e.values.is_empty());
         self.request
+    }
+}
+
+/// The entry of condition key `key` (any case) in `context`, added empty when absent.
+fn entry<'c>(context: &'c mut BTreeMap<String, ContextEntry>, key: &str) -> &'c mut ContextEntry {
+    context
+        .entry(lower_name(key))
+        .or_insert_with(|| ContextEntry {
+            name: key.to_string(),
+            values: Vec::new(),
+        })
+}
+
+/// A condition key's name in lower case (names compare case-insensitively): an ASCII name (nearly
+/// all) without Unicode's tables.
+fn lower_name(key: &str) -> String {
+    if key.is_ascii() {
+        key.to_ascii_lowercase()
+    } else {
+        key.to_lowercase()
+    }
+}
+
+/// Give condition key `key` the value `value` unless it has one.
+fn default_value(context: &mut BTreeMap<String, ContextEntry>, key: &str, value: ContextValue) {
+    let e = entry(context, key);
+    if e.values.is_empty() {
+        e.values.push(value);
     }
 }
