@@ -534,23 +534,10 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let base = CallRecord {
-            event_id: new_event_id(at),
-            event_time: at,
-            event_name: "Encrypt".into(),
-            event_source: "kms.amazonaws.com",
-            read_only: true,
-            region: "eu-west-1".into(),
             user_identity: json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/r/sess\u{1}", "accessKeyId": "ASIA", "z": [1, {"b": null, "a": 2.5}]}),
-            recipient_account: Some("111122223333".into()),
-            source_ip: "192.0.2.1".into(),
             user_agent: "ua \"quoted\" \\ é".into(),
             request_parameters: json!({"keyId": "k", "encryptionContext": {"b": "2", "a": "1"}}),
-            response_elements: Value::Null,
-            request_id: "r".into(),
-            resources: vec!["arn:aws:kms:eu-west-1:111122223333:key/k".into()],
-            additional_event_data: Value::Null,
-            error_code: None,
-            error_message: None,
+            ..encrypt_record(at, "arn:aws:kms:eu-west-1:111122223333:key/k")
         };
         let mut variants = vec![base.clone()];
         variants.push(CallRecord {
@@ -591,10 +578,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cross_account_and_replica_records_still_have_their_copies() {
-        let at = Utc::now();
-        let record = CallRecord {
+    /// An Encrypt by alice of account 111122223333 on the key `arn`, at `at`.
+    fn encrypt_record(at: DateTime<Utc>, arn: &str) -> CallRecord {
+        CallRecord {
             event_id: new_event_id(at),
             event_time: at,
             event_name: "Encrypt".into(),
@@ -608,17 +594,37 @@ mod tests {
             request_parameters: Value::Null,
             response_elements: Value::Null,
             request_id: "r".into(),
-            resources: vec!["arn:aws:kms:eu-west-1:444455556666:key/k".into()],
+            resources: vec![arn.into()],
             additional_event_data: Value::Null,
             error_code: None,
             error_message: None,
-        };
+        }
+    }
+
+    #[test]
+    fn cross_account_and_replica_records_still_have_their_copies() {
+        let record = encrypt_record(Utc::now(), "arn:aws:kms:eu-west-1:444455556666:key/k");
         let (own, copies) = record.clone().stored(&|a| a == "444455556666");
         assert_eq!(copies.len(), 1);
         assert_eq!(copies[0].account, "444455556666");
         assert!(own.record.contains("sharedEventID"));
         // An owner outside this deployment gets no copy.
         assert!(record.stored(&|_| false).1.is_empty());
+        // A ReplicateKey leaves a CreateKey in the replica's Region.
+        let replicate = CallRecord {
+            event_name: "ReplicateKey".into(),
+            read_only: false,
+            request_parameters: json!({"replicaRegion": "us-west-2"}),
+            resources: vec![
+                "arn:aws:kms:eu-west-1:111122223333:key/mrk-1".into(),
+                "arn:aws:kms:us-west-2:111122223333:key/mrk-1".into(),
+            ],
+            ..encrypt_record(Utc::now(), "unused")
+        };
+        let (_, copies) = replicate.stored(&|_| true);
+        assert_eq!(copies.len(), 1);
+        assert!(copies[0].record.contains(r#""eventName":"CreateKey""#));
+        assert!(copies[0].record.contains(r#""awsRegion":"us-west-2""#));
     }
 
     #[test]
