@@ -84,12 +84,7 @@ impl<'a> Searchable<'a> {
 /// The attribute values of one record stored at `event_time` (epoch seconds) that go into the
 /// lookup index: every value LookupEvents reports, but the [`DENSE`] ones and an event id that
 /// names `event_time` ([`time_of_event_id`]).
-pub fn attributes(record: &Value, event_time: i64) -> Vec<(&'static str, String)> {
-    attributes_of(&Searchable::of(record), event_time)
-}
-
-/// [`attributes`] of a record's searchable parts.
-pub fn attributes_of(record: &Searchable<'_>, event_time: i64) -> Vec<(&'static str, String)> {
+pub fn attributes(record: &Searchable<'_>, event_time: i64) -> Vec<(&'static str, String)> {
     let time_found = |a: &str, v: &str| a == "EventId" && time_of_event_id(v) == Some(event_time);
     reported_attributes(record, |a, v| !(is_dense(a, v) || time_found(a, v)))
 }
@@ -405,7 +400,7 @@ mod tests {
             })
         };
         let encrypt = record(true, "kms.amazonaws.com", "AWS::KMS::Key");
-        let names: Vec<_> = attributes(&encrypt, 0)
+        let names: Vec<_> = attributes(&Searchable::of(&encrypt), 0)
             .into_iter()
             .map(|(a, _)| a)
             .collect();
@@ -424,7 +419,7 @@ mod tests {
         }
         // The rarer values of the same attributes keep their index rows.
         let write = record(false, "cloudtrail.amazonaws.com", "AWS::KMS::Alias");
-        let indexed = attributes(&write, 0);
+        let indexed = attributes(&Searchable::of(&write), 0);
         for pair in [
             ("ReadOnly", "false"),
             ("EventSource", "cloudtrail.amazonaws.com"),
@@ -447,7 +442,7 @@ mod tests {
         assert_eq!(time_of_event_id(&id), Some(at.timestamp()));
         let record = json!({"eventID": id, "eventName": "Encrypt"});
         let indexed = |second: i64| -> Vec<&str> {
-            attributes(&record, second)
+            attributes(&Searchable::of(&record), second)
                 .into_iter()
                 .map(|(a, _)| a)
                 .collect()

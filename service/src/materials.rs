@@ -16,8 +16,8 @@ type OpenedByKey = HashMap<String, HashMap<i32, SecretBytes>>;
 /// Key material, cached after its first read from the keystore and its first opening; every use
 /// takes a copy that is zeroized after it. Only committed material enters it: it is filled from
 /// the store, never by a handler that has not committed yet, and it forgets a key's material when
-/// the event that
-/// destroys it is applied (by this process's writer or when following other processes).
+/// the event that destroys it is applied (by this process's writer or when following other
+/// processes).
 #[derive(Default)]
 pub struct MaterialCache {
     opened: RwLock<OpenedByKey>,

@@ -158,7 +158,7 @@ fn write_escape<S: Sink>(out: &mut S, byte: u8) {
     }
 }
 
-/// `value` as compact JSON text, members as stored.
+/// `value` as compact JSON text, its object members in `order`.
 pub fn to_text(value: &Value, order: Members) -> String {
     let mut out = Vec::with_capacity(256);
     write_value(&mut out, value, order);

@@ -18,7 +18,6 @@
 )]
 
 use std::borrow::Cow;
-use std::fmt;
 use std::fmt::Write as _;
 
 use aws_lc_rs::{digest, hmac};
@@ -30,8 +29,6 @@ use zeroize::Zeroizing;
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The last element of every credential scope.
 const TERMINATOR: &str = "aws4_request";
-/// `X-Amz-Date`'s format, ISO 8601 basic.
-const AMZ_DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 /// How far the signing time may be from the server's clock, either way (AWS's window).
 const MAX_SKEW_MINUTES: i64 = 5;
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded (upper-case hex).
@@ -139,7 +136,7 @@ pub enum InvalidSignature {
     )]
     BothQueryAndHeader,
     /// Signed more than 5 minutes before `now`.
-    #[error("Signature expired: {} is now earlier than {} ({} - 5 min.)", amz(.signed_at), amz(&(*.now - skew())), amz(.now))]
+    #[error("Signature expired: {} is now earlier than {} ({} - 5 min.)", amz_time(*.signed_at), amz_time(*.now - skew()), amz_time(*.now))]
     Expired {
         /// When the request says it was signed.
         signed_at: DateTime<Utc>,
@@ -147,7 +144,7 @@ pub enum InvalidSignature {
         now: DateTime<Utc>,
     },
     /// Signed more than 5 minutes after `now`.
-    #[error("Signature not yet current: {} is still later than {} ({} + 5 min.)", amz(.signed_at), amz(&(*.now + skew())), amz(.now))]
+    #[error("Signature not yet current: {} is still later than {} ({} + 5 min.)", amz_time(*.signed_at), amz_time(*.now + skew()), amz_time(*.now))]
     NotYetCurrent {
         /// When the request says it was signed.
         signed_at: DateTime<Utc>,
@@ -267,11 +264,18 @@ pub fn verify(
             ))
         }
     };
-    check_scope(&scope, signed_at, expected_service, region_is_served)?;
+    let signed_amz = amz_time(signed_at);
+    check_scope(
+        &scope,
+        signed_at,
+        &signed_amz,
+        expected_service,
+        region_is_served,
+    )?;
 
     let token = header_value(req.headers, "x-amz-security-token");
     let secret = credentials(scope.access_key_id, token.as_deref())?;
-    check_signature(req, &signed_names, &scope, signed_at, signature, &secret)?;
+    check_signature(req, &signed_names, &scope, &signed_amz, signature, &secret)?;
     drop(secret);
     Ok(VerifiedSignature {
         access_key_id: scope.access_key_id.to_owned(),
@@ -340,14 +344,15 @@ fn check_signed_headers(
 
 /// The credential scope names a served region, this service, `aws4_request` and the signing
 /// date; every part that does not is reported.
+/// `signed_amz` is `signed_at` in `X-Amz-Date` form, whose first eight characters are the date.
 fn check_scope(
     scope: &CredentialScope<'_>,
     signed_at: DateTime<Utc>,
+    signed_amz: &str,
     expected_service: &str,
     region_is_served: &dyn Fn(&str) -> bool,
 ) -> Result<(), SigV4Error> {
-    let signing_date = amz_time(signed_at);
-    let signing_date = signing_date.get(..8).unwrap_or_default();
+    let signing_date = signed_amz.get(..8).unwrap_or_default();
     let region = (!region_is_served(scope.region)).then(|| scope.region.to_owned());
     let service = (scope.service != expected_service).then(|| expected_service.to_owned());
     let terminator = (scope.terminator != TERMINATOR).then(|| scope.terminator.to_owned());
@@ -365,12 +370,12 @@ fn check_scope(
 }
 
 /// Recompute the signature with `secret` and compare in constant time. Every failure here is the
-/// same `Mismatch`, whatever its cause.
+/// same `Mismatch`, whatever its cause. `signed_amz` is the signing time in `X-Amz-Date` form.
 fn check_signature(
     req: &SignedRequest<'_>,
     signed_names: &[String],
     scope: &CredentialScope<'_>,
-    signed_at: DateTime<Utc>,
+    signed_amz: &str,
     signature: &str,
     secret: &str,
 ) -> Result<(), SigV4Error> {
@@ -382,7 +387,7 @@ fn check_signature(
     }
     let names: Vec<&str> = signed_names.iter().map(String::as_str).collect();
     let canonical = canonical_request(req, &names, &body_hash).ok_or_else(mismatch)?;
-    let to_sign = string_to_sign(&amz_time(signed_at), &scope.scope(), &canonical);
+    let to_sign = string_to_sign(signed_amz, &scope.scope(), &canonical);
     let provided = hex::decode(signature).map_err(|_| mismatch())?;
     let key = signing_key(secret, scope.date, scope.region, scope.service);
     hmac::verify(&key, to_sign.as_bytes(), &provided).map_err(|_| mismatch())
@@ -673,12 +678,8 @@ fn skew() -> TimeDelta {
     TimeDelta::minutes(MAX_SKEW_MINUTES)
 }
 
-/// A time in `X-Amz-Date` form, for messages and the string to sign.
-fn amz(t: &DateTime<Utc>) -> impl fmt::Display + '_ {
-    t.format(AMZ_DATE_FORMAT)
-}
-
-/// A time in `X-Amz-Date` form (`YYYYMMDDTHHMMSSZ`), written without a format string.
+/// A time in `X-Amz-Date` form (`YYYYMMDDTHHMMSSZ`), for messages and the string to sign,
+/// written without a format string.
 fn amz_time(t: DateTime<Utc>) -> String {
     let mut out = String::with_capacity(16);
     // Writing to a String cannot fail.
@@ -761,7 +762,7 @@ fn scope_message(e: &InvalidSignature) -> String {
         message.push_str(&format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{date}' != '{}', from '{}'. ",
             signed_at.format("%Y%m%d"),
-            amz(signed_at)
+            amz_time(*signed_at)
         ));
     }
     message
@@ -1145,7 +1146,7 @@ mod tests {
     fn amz_dates_parse_only_when_they_name_a_real_second() {
         let t = parse_amz_date("20261207T235959Z").unwrap();
         assert_eq!(amz_time(t), "20261207T235959Z");
-        assert_eq!(amz(&t).to_string(), amz_time(t));
+        assert_eq!(t.format("%Y%m%dT%H%M%SZ").to_string(), amz_time(t));
         for bad in [
             "20261307T000000Z",
             "20260230T000000Z",
@@ -1276,7 +1277,7 @@ mod tests {
                 .or_else(|| {
                     header_value(&self.headers, "date").and_then(|d| parse_http_date(&d))
                 })?;
-            let to_sign = string_to_sign(&amz(&signed_at).to_string(), &scope.scope(), &creq);
+            let to_sign = string_to_sign(&amz_time(signed_at), &scope.scope(), &creq);
             let key = signing_key(secret, scope.date, scope.region, scope.service);
             Some(hex::encode(hmac::sign(&key, to_sign.as_bytes())))
         }

@@ -153,11 +153,19 @@ pub fn stored_record(json: &Value, event_time: DateTime<Utc>) -> crate::store::N
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        lookup: crate::lookup::attributes(json, event_time.timestamp())
-            .into_iter()
-            .map(|(attribute, value)| (attribute.to_string(), value))
-            .collect(),
+        lookup: lookup_rows(&crate::lookup::Searchable::of(json), event_time),
     }
+}
+
+/// The LookupEvents rows of a record stored at `event_time`, as the store takes them.
+fn lookup_rows(
+    record: &crate::lookup::Searchable<'_>,
+    event_time: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    crate::lookup::attributes(record, event_time.timestamp())
+        .into_iter()
+        .map(|(attribute, value)| (attribute.to_string(), value))
+        .collect()
 }
 
 /// One top-level member of a call's record, borrowed from its `CallRecord`.
@@ -253,12 +261,13 @@ impl CallRecord {
     /// (`replica_region_record`).
     fn has_copies(&self, deliver_to: &dyn Fn(&str) -> bool) -> bool {
         let caller = self.recipient_account.as_deref().unwrap_or_default();
-        let other_owner = self
-            .resources
-            .iter()
-            .map(|arn| resource_account(arn))
-            .any(|a| !a.is_empty() && a != caller && deliver_to(a));
-        (other_owner && !caller.is_empty()) || self.event_name == "ReplicateKey"
+        let other_owner = || {
+            self.resources
+                .iter()
+                .map(|arn| resource_account(arn))
+                .any(|a| !a.is_empty() && a != caller && deliver_to(a))
+        };
+        self.event_name == "ReplicateKey" || (!caller.is_empty() && other_owner())
     }
 
     /// The record as stored, written from its parts: the same text and attributes
@@ -288,10 +297,7 @@ impl CallRecord {
                 .map(|arn| (Some(resource_type(arn)), Some(arn.as_str())))
                 .collect(),
         };
-        let lookup = crate::lookup::attributes_of(&searchable, self.event_time.timestamp())
-            .into_iter()
-            .map(|(attribute, value)| (attribute.to_string(), value))
-            .collect();
+        let lookup = lookup_rows(&searchable, self.event_time);
         crate::store::NewAuditRecord {
             // Only whole UTF-8 strings and ASCII were written.
             record: String::from_utf8(text).unwrap_or_default(),
@@ -448,7 +454,7 @@ pub fn lower_camel_value(v: &Value) -> Value {
 /// Canonical JSON text: object members sorted by key, no insignificant whitespace, strings
 /// escaped exactly as serde_json escapes them.
 pub fn canonical_json(v: &Value) -> String {
-    crate::protocol::json_out::to_text(v, crate::protocol::json_out::Members::Sorted)
+    json_out::to_text(v, Members::Sorted)
 }
 
 #[cfg(test)]
