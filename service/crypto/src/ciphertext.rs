@@ -23,7 +23,7 @@ use aws_lc_rs::hkdf;
 use uuid::Uuid;
 
 use super::secret::SecretBytes;
-use super::{random_public, CryptoError};
+use super::{fill_public, CryptoError};
 
 /// The first byte of every Trent ciphertext.
 pub const MAGIC: u8 = 0x54;
@@ -271,20 +271,31 @@ pub fn encrypt(
     blob.push(version);
     blob.extend_from_slice(&id);
     blob.extend_from_slice(&header.material_version.to_be_bytes());
-    let salt = random_public(SALT_LEN)?;
-    let key = data_key(material, &blob, &salt)?;
-    let nonce_bytes = random_public(NONCE_LEN)?;
-    let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| CryptoError::Seal)?;
-    let mut sealed = plaintext.as_slice().to_vec();
-    let done = key.seal_in_place_append_tag(nonce, Aad::from(aad(&blob, context)), &mut sealed);
-    if done.is_err() {
-        zeroize::Zeroize::zeroize(&mut sealed);
-        return Err(CryptoError::Seal);
+    // Salt and nonce, public, drawn together (one call into the generator per encryption).
+    let mut salt_and_nonce = [0u8; SALT_LEN + NONCE_LEN];
+    fill_public(&mut salt_and_nonce)?;
+    let (salt, nonce_bytes) = salt_and_nonce.split_at(SALT_LEN);
+    // `blob` is the header so far: the data key and the AAD are bound to it.
+    let key = data_key(material, &blob, salt)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| CryptoError::Seal)?;
+    let aad = aad(&blob, context);
+    blob.extend_from_slice(&salt_and_nonce);
+    // Sealed where it lies: the plaintext is copied once, into the blob, and encrypted there.
+    let body = blob.len();
+    blob.extend_from_slice(plaintext.as_slice());
+    let sealed = blob
+        .get_mut(body..)
+        .map(|area| key.seal_in_place_separate_tag(nonce, Aad::from(aad), area));
+    match sealed {
+        Some(Ok(tag)) => {
+            blob.extend_from_slice(tag.as_ref());
+            Ok(blob)
+        }
+        _ => {
+            zeroize::Zeroize::zeroize(&mut blob);
+            Err(CryptoError::Seal)
+        }
     }
-    blob.extend_from_slice(&salt);
-    blob.extend_from_slice(&nonce_bytes);
-    blob.extend_from_slice(&sealed);
-    Ok(blob)
 }
 
 /// Decrypt a blob of either format under the material its header names.
@@ -321,6 +332,7 @@ pub fn decrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random_public;
 
     fn ctx(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

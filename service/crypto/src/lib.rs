@@ -47,8 +47,13 @@ pub fn random_secret(len: usize) -> Result<SecretBytes, CryptoError> {
 /// Random bytes that are not secret (nonces, identifiers).
 pub fn random_public(len: usize) -> Result<Vec<u8>, CryptoError> {
     let mut bytes = vec![0u8; len];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| CryptoError::Random)?;
+    fill_public(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Fill `bytes` with random bytes that may be made public (nonces, salts).
+pub fn fill_public(bytes: &mut [u8]) -> Result<(), CryptoError> {
+    SystemRandom::new()
+        .fill(bytes)
+        .map_err(|_| CryptoError::Random)
 }
