@@ -81,13 +81,37 @@ pub fn json_text(value: &serde_json::Value) -> String {
             self.0.extend_from_slice(bytes);
         }
     }
-    let mut buf = WipingBuf(Vec::with_capacity(1024));
+    // Sized for the text up front, so that a body with a large blob is not copied on the way.
+    let mut buf = WipingBuf(Vec::with_capacity(text_len_estimate(value)));
     write_value(&mut buf, value, Members::AsStored);
     // Only whole UTF-8 strings and ASCII are written.
     String::from_utf8(std::mem::take(&mut buf.0)).unwrap_or_else(|e| {
         wipe_bytes(&mut e.into_bytes());
         String::new()
     })
+}
+
+/// About how long `value`'s JSON text is: exact for strings without escapes, a little over for
+/// numbers, under for strings that need escapes (the buffer then grows as it must).
+fn text_len_estimate(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => {
+            let commas = items.len().saturating_sub(1);
+            2 + commas + items.iter().map(text_len_estimate).sum::<usize>()
+        }
+        Value::Object(members) => {
+            let commas = members.len().saturating_sub(1);
+            2 + commas
+                + members
+                    .iter()
+                    .map(|(k, v)| k.len() + 3 + text_len_estimate(v))
+                    .sum::<usize>()
+        }
+    }
 }
 
 /// A parsed request body whose strings are wiped when it is dropped (`wipe_strings`); it reads
@@ -148,6 +172,28 @@ mod tests {
         assert_eq!(json_text(&big), big.to_string());
         let held = RequestJson(serde_json::json!({"KeyId": "k"}));
         assert_eq!(held["KeyId"], "k");
+    }
+
+    #[test]
+    fn the_text_estimate_fits_a_body_without_escapes() {
+        let body = serde_json::json!({
+            "CiphertextBlob": "A".repeat(5600), "KeyId": "arn:aws:kms:us-east-1:1:key/k",
+            "List": ["a", "b", {"c": "d"}], "On": true, "Off": false, "None": null, "N": 12345
+        });
+        let text = json_text(&body);
+        assert_eq!(text, body.to_string());
+        let estimate = text_len_estimate(&body);
+        assert!(estimate >= text.len(), "{estimate} < {}", text.len());
+        assert!(
+            estimate <= text.len() + 64,
+            "{estimate} far over {}",
+            text.len()
+        );
+        let strings_only = serde_json::json!({"a": ["bc", {"d": "e"}], "f": "g"});
+        assert_eq!(
+            text_len_estimate(&strings_only),
+            strings_only.to_string().len()
+        );
     }
 
     use serde_json::json;
