@@ -155,8 +155,8 @@ pub(crate) struct ContextEntry {
 /// One authorization question: principal, action, resource, and request context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessRequest {
-    /// The caller.
-    pub principal: Principal,
+    /// The caller (shared: a credential's principal is made once and used by each of its calls).
+    pub principal: std::sync::Arc<Principal>,
     /// The action as AWS names it, e.g. `kms:Decrypt`.
     pub action: String,
     /// The resource.
@@ -171,10 +171,14 @@ pub struct AccessRequest {
 
 impl AccessRequest {
     /// Start building a request.
-    pub fn builder(principal: Principal, action: &str, resource: Resource) -> AccessRequestBuilder {
+    pub fn builder(
+        principal: impl Into<std::sync::Arc<Principal>>,
+        action: &str,
+        resource: Resource,
+    ) -> AccessRequestBuilder {
         AccessRequestBuilder {
             request: AccessRequest {
-                principal,
+                principal: principal.into(),
                 action: action.to_string(),
                 resource,
                 context: BTreeMap::new(),

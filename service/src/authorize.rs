@@ -105,7 +105,11 @@ pub fn request_for(
     resource: Resource,
     origin: &Origin,
 ) -> trent_policy::AccessRequestBuilder {
-    let mut b = AccessRequest::builder(policy_principal(principal), action, resource)
+    let seen_by_policies = principal
+        .policy_view
+        .get_or_init(|| Arc::new(policy_principal(principal)))
+        .clone();
+    let mut b = AccessRequest::builder(seen_by_policies, action, resource)
         .context("aws:SecureTransport", origin.secure_transport)
         .context(
             "aws:PrincipalIsAWSService",

@@ -24,8 +24,8 @@ pub struct CallRecord {
     pub read_only: bool,
     /// The region of the request (its credential scope), or the service's default.
     pub region: String,
-    /// The caller's `userIdentity` element.
-    pub user_identity: Value,
+    /// The caller's `userIdentity` element (shared: a call's attempts and its copies reuse it).
+    pub user_identity: std::sync::Arc<Value>,
     /// The caller's account, when known (`recipientAccountId`).
     pub recipient_account: Option<String>,
     /// The client address.
@@ -492,7 +492,9 @@ mod tests {
             event_source: "kms.amazonaws.com",
             read_only: true,
             region: "eu-west-1".into(),
-            user_identity: json!({"type": "IAMUser", "userName": "alice", "accessKeyId": "AKIA"}),
+            user_identity: std::sync::Arc::new(
+                json!({"type": "IAMUser", "userName": "alice", "accessKeyId": "AKIA"}),
+            ),
             recipient_account: Some("111122223333".into()),
             source_ip: "192.0.2.1".into(),
             user_agent: "aws-cli/2".into(),
@@ -540,7 +542,9 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let base = CallRecord {
-            user_identity: json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/r/sess\u{1}", "accessKeyId": "ASIA", "z": [1, {"b": null, "a": 2.5}]}),
+            user_identity: std::sync::Arc::new(
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/r/sess\u{1}", "accessKeyId": "ASIA", "z": [1, {"b": null, "a": 2.5}]}),
+            ),
             user_agent: "ua \"quoted\" \\ é".into(),
             request_parameters: json!({"keyId": "k", "encryptionContext": {"b": "2", "a": "1"}}),
             ..encrypt_record(at, "arn:aws:kms:eu-west-1:111122223333:key/k")
@@ -550,7 +554,7 @@ mod tests {
             read_only: false,
             recipient_account: None,
             resources: vec![],
-            user_identity: json!({"type": "Unknown"}),
+            user_identity: std::sync::Arc::new(json!({"type": "Unknown"})),
             error_code: Some("AccessDeniedException".into()),
             error_message: Some("no\nway".into()),
             additional_event_data: json!({"customKeyStoreId": "cks-1"}),
@@ -564,12 +568,12 @@ mod tests {
                 "not-an-arn".into(),
                 "arn:aws:kms:eu-west-1:111122223333:alias/a".into(),
             ],
-            user_identity: json!({"type": "Root"}),
+            user_identity: std::sync::Arc::new(json!({"type": "Root"})),
             ..base.clone()
         });
         variants.push(CallRecord {
             event_id: "3f1c3d8e-0000-4000-8000-000000000000".into(),
-            user_identity: json!({"type": "IAMUser", "userName": "alice"}),
+            user_identity: std::sync::Arc::new(json!({"type": "IAMUser", "userName": "alice"})),
             ..base
         });
         for record in variants {
@@ -593,7 +597,7 @@ mod tests {
             event_source: "kms.amazonaws.com",
             read_only: true,
             region: "eu-west-1".into(),
-            user_identity: json!({"type": "IAMUser", "userName": "alice"}),
+            user_identity: std::sync::Arc::new(json!({"type": "IAMUser", "userName": "alice"})),
             recipient_account: Some("111122223333".into()),
             source_ip: "192.0.2.1".into(),
             user_agent: "ua".into(),

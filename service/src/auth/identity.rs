@@ -134,6 +134,9 @@ pub struct Principal {
     pub session: Option<RoleSession>,
     /// For temporary credentials (a role session or GetSessionToken), when STS issued them.
     pub token_issued_at: Option<DateTime<Utc>>,
+    /// The principal as policies see it, made on first use (`authorize::policy_principal`) and
+    /// then shared by every call of this principal.
+    pub policy_view: std::sync::OnceLock<Arc<trent_policy::Principal>>,
 }
 
 impl Principal {
@@ -199,8 +202,21 @@ impl Principal {
 }
 
 struct Credential {
-    principal: Principal,
+    /// Shared with every call it signs (a call clones the pointer, not the principal).
+    principal: Arc<Principal>,
+    /// The principal's `userIdentity`, made once.
+    user_identity: Arc<serde_json::Value>,
     secret: Zeroizing<String>,
+}
+
+impl Credential {
+    fn new(principal: Principal, secret: Zeroizing<String>) -> Self {
+        Self {
+            user_identity: Arc::new(principal.user_identity()),
+            principal: Arc::new(principal),
+            secret,
+        }
+    }
 }
 
 /// Every principal that can sign requests, by access key id.
@@ -248,7 +264,7 @@ impl Loader {
         let id = principal.access_key_id.clone();
         if self
             .by_access_key
-            .insert(id.clone(), Credential { principal, secret })
+            .insert(id.clone(), Credential::new(principal, secret))
             .is_some()
         {
             return Err(IdentityError::Invalid(format!(
@@ -279,6 +295,7 @@ impl Loader {
                 policies: Vec::new(),
                 session: None,
                 token_issued_at: None,
+                policy_view: Default::default(),
             };
             self.credential(principal, key.secret_access_key)?;
         }
@@ -331,6 +348,7 @@ impl Loader {
                 policies: Vec::new(),
                 session: None,
                 token_issued_at: None,
+                policy_view: Default::default(),
             };
             self.credential(principal, key.secret_access_key)?;
         }
@@ -360,6 +378,7 @@ impl Loader {
                 policies: policies.clone(),
                 session: None,
                 token_issued_at: None,
+                policy_view: Default::default(),
             };
             self.credential(principal, key.secret_access_key)?;
         }
@@ -549,14 +568,12 @@ impl Identities {
             policies: Vec::new(),
             session: None,
             token_issued_at: None,
+            policy_view: Default::default(),
         };
         let mut by_access_key = HashMap::new();
         by_access_key.insert(
             DEV_ACCESS_KEY_ID.to_string(),
-            Credential {
-                principal,
-                secret: Zeroizing::new(DEV_SECRET_ACCESS_KEY.to_string()),
-            },
+            Credential::new(principal, Zeroizing::new(DEV_SECRET_ACCESS_KEY.to_string())),
         );
         Self {
             by_access_key,
@@ -690,6 +707,7 @@ impl Identities {
             tags: role.tags.clone(),
             policies: role.policies.clone(),
             token_issued_at: Some(issued_at),
+            policy_view: Default::default(),
             session: Some(RoleSession {
                 role_arn: role.arn.clone(),
                 role_name: role.name.clone(),
@@ -722,7 +740,7 @@ impl Identities {
     fn permanent_by_arn(&self, arn: &str) -> Option<&Principal> {
         self.by_access_key
             .values()
-            .map(|c| &c.principal)
+            .map(|c| &*c.principal)
             .filter(|p| p.arn == arn)
             .min_by(|a, b| a.access_key_id.cmp(&b.access_key_id))
     }
@@ -738,6 +756,7 @@ impl Identities {
         let mut p = self.permanent_by_arn(arn)?.clone();
         p.access_key_id = access_key_id.to_string();
         p.token_issued_at = Some(issued_at);
+        p.policy_view = Default::default();
         Some(p)
     }
 
@@ -780,8 +799,15 @@ impl Identities {
     }
 
     /// The principal an access key belongs to.
-    pub fn principal(&self, access_key_id: &str) -> Option<&Principal> {
+    pub fn principal(&self, access_key_id: &str) -> Option<&Arc<Principal>> {
         self.by_access_key.get(access_key_id).map(|c| &c.principal)
+    }
+
+    /// The `userIdentity` of the principal whose access key this is (made when loaded).
+    pub fn user_identity(&self, access_key_id: &str) -> Option<&Arc<serde_json::Value>> {
+        self.by_access_key
+            .get(access_key_id)
+            .map(|c| &c.user_identity)
     }
 }
 

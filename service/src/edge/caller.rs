@@ -3,6 +3,7 @@
 //! One function for the three protocols on the listener (KMS, CloudTrail, STS).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use crate::auth::identity::Principal;
 use crate::auth::session::{self, SessionClaims, SessionError};
@@ -29,8 +30,10 @@ pub fn origin_of(req: &Request, state: &AppState, region: &str) -> crate::author
 pub struct Caller {
     /// What the signature established (access key, region, signing time).
     pub signature: VerifiedSignature,
-    /// The principal behind the access key (a user, a root user or a role session).
-    pub principal: Principal,
+    /// The principal behind the access key (a user, a root user or a role session), shared.
+    pub principal: Arc<Principal>,
+    /// Its CloudTrail `userIdentity`.
+    pub user_identity: Arc<serde_json::Value>,
 }
 
 fn unrecognized(reason: UnrecognizedClient) -> SigV4Error {
@@ -72,12 +75,19 @@ pub fn authenticate(state: &AppState, req: &Request, service: &str) -> Result<Ca
         &lookup,
         state.wall_clock.now(),
     )?;
-    let principal = match session.into_inner() {
-        None => state
-            .identities
-            .principal(&signature.access_key_id)
-            .cloned()
-            .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey))?,
+    let (principal, user_identity) = match session.into_inner() {
+        None => {
+            let principal = state
+                .identities
+                .principal(&signature.access_key_id)
+                .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey))?;
+            let user_identity = state
+                .identities
+                .user_identity(&signature.access_key_id)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(principal.user_identity()));
+            (principal.clone(), user_identity)
+        }
         // A session of a role (or user) that the identity file no longer defines is not a valid
         // token.
         Some(claims) => match claims.kind {
@@ -94,10 +104,15 @@ pub fn authenticate(state: &AppState, req: &Request, service: &str) -> Result<Ca
                 claims.issued_at(),
             ),
         }
+        .map(|principal| {
+            let user_identity = Arc::new(principal.user_identity());
+            (Arc::new(principal), user_identity)
+        })
         .ok_or(unrecognized(UnrecognizedClient::InvalidSecurityToken))?,
     };
     Ok(Caller {
         signature,
         principal,
+        user_identity,
     })
 }

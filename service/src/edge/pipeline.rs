@@ -13,6 +13,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::sync::{Arc, LazyLock};
 
 use super::request::{Request, Response};
 use crate::audit::record::CallRecord;
@@ -197,15 +198,19 @@ pub struct Completed<'a, C> {
 /// What the record says about the caller (unknown until authentication succeeds).
 struct Who {
     region: String,
-    user_identity: Value,
+    user_identity: Arc<Value>,
     account: Option<String>,
 }
+
+/// The `userIdentity` of a caller not known, made once.
+static UNKNOWN_IDENTITY: LazyLock<Arc<Value>> =
+    LazyLock::new(|| Arc::new(serde_json::json!({"type": "Unknown"})));
 
 impl Who {
     fn unknown(state: &AppState) -> Self {
         Self {
             region: state.regions.default_region(),
-            user_identity: serde_json::json!({"type": "Unknown"}),
+            user_identity: UNKNOWN_IDENTITY.clone(),
             account: None,
         }
     }
@@ -213,7 +218,7 @@ impl Who {
     fn of(caller: &Caller) -> Self {
         Self {
             region: caller.signature.region.clone(),
-            user_identity: caller.principal.user_identity(),
+            user_identity: caller.user_identity.clone(),
             account: Some(caller.principal.account.clone()),
         }
     }

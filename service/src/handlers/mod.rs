@@ -36,8 +36,8 @@ use crate::store::{CommitUnit, StreamAppend};
 pub struct CallContext {
     /// The operation.
     pub op: Operation,
-    /// The authenticated caller.
-    pub principal: Principal,
+    /// The authenticated caller (shared with the request's `Caller`).
+    pub principal: std::sync::Arc<Principal>,
     /// The region selected by the request's credential scope.
     pub region: String,
     /// Key ARNs the call resolved (the audit record's `resources`).
