@@ -5,7 +5,8 @@
 #
 # Usage: bench/instructions.sh [path/to/trent]   (default: target/release/trent)
 # Environment: OP (the operation counted, default Encrypt), WORKLOAD (the throughput bench's
-# workload that drives it, default "Encrypt 4 KiB"), SECONDS_COUNTED (default 15).
+# workload that drives it, default "Encrypt 4 KiB"), SECONDS_COUNTED (default 15), KEEP (a file
+# to copy callgrind's profile to, for `callgrind_annotate --inclusive=yes KEEP`).
 #
 # It runs the throughput bench (SQLite, c = 8) against the server under callgrind, zeroes the
 # counters once calls flow, counts for SECONDS_COUNTED seconds, and divides by the calls the
@@ -67,6 +68,7 @@ callgrind_control -d "$pid" > /dev/null 2>&1
 wait "$bench_pid" || true
 
 out=$(ls -S "$work"/callgrind.*.* | head -1)
+[ -n "${KEEP:-}" ] && cp "$out" "$KEEP"
 callgrind_annotate --inclusive=yes "$out" 2>/dev/null > "$work/inclusive.txt"
 python3 - "$work/inclusive.txt" "$first" "$last" "$op" <<'PY'
 import re, sys
