@@ -798,16 +798,12 @@ impl Identities {
         arns
     }
 
-    /// The principal an access key belongs to.
-    pub fn principal(&self, access_key_id: &str) -> Option<&Arc<Principal>> {
-        self.by_access_key.get(access_key_id).map(|c| &c.principal)
-    }
-
-    /// The `userIdentity` of the principal whose access key this is (made when loaded).
-    pub fn user_identity(&self, access_key_id: &str) -> Option<&Arc<serde_json::Value>> {
+    /// Who signs with a permanent access key: its principal and that principal's `userIdentity`
+    /// (made when the identity file was loaded), both shared.
+    pub fn signer(&self, access_key_id: &str) -> Option<(Arc<Principal>, Arc<serde_json::Value>)> {
         self.by_access_key
             .get(access_key_id)
-            .map(|c| &c.user_identity)
+            .map(|c| (c.principal.clone(), c.user_identity.clone()))
     }
 }
 
@@ -834,10 +830,15 @@ policies = [{ name = "kms", document = '{"Version":"2012-10-17","Statement":[{"E
     #[test]
     fn file_defines_root_and_users() {
         let ids = Identities::parse(FILE).unwrap();
-        let root = ids.principal("AKIAROOT000000000001").unwrap();
+        let (root, root_identity) = ids.signer("AKIAROOT000000000001").unwrap();
         assert_eq!(root.arn, "arn:aws:iam::444455556666:root");
+        // The userIdentity made at load is the principal's.
+        assert_eq!(*root_identity, root.user_identity());
+        assert_eq!(root_identity["type"], "Root");
         assert_eq!(root.kind, PrincipalKind::Root);
-        let alice = ids.principal("AKIAALICE00000000001").unwrap();
+        let (alice, alice_identity) = ids.signer("AKIAALICE00000000001").unwrap();
+        assert_eq!(*alice_identity, alice.user_identity());
+        assert_eq!(alice_identity["userName"], "alice");
         assert_eq!(alice.arn, "arn:aws:iam::444455556666:user/team/alice");
         assert_eq!(alice.tags.get("team").map(String::as_str), Some("payments"));
         assert_eq!(alice.policies.len(), 1);
@@ -848,7 +849,7 @@ policies = [{ name = "kms", document = '{"Version":"2012-10-17","Statement":[{"E
                 .map(String::as_str),
             Some("alice-secret-0123456789")
         );
-        assert!(ids.principal("AKIAOTHER").is_none());
+        assert!(ids.signer("AKIAOTHER").is_none());
         assert!(!ids.is_development());
     }
 
@@ -974,7 +975,7 @@ policies = [{ name = "kms", document = '{"Statement":[{"Effect":"Allow","Action"
     fn development_identity_is_the_documented_one() {
         let ids = Identities::development(DEV_ACCOUNT_ID);
         assert!(ids.is_development());
-        let p = ids.principal(DEV_ACCESS_KEY_ID).unwrap();
+        let (p, _) = ids.signer(DEV_ACCESS_KEY_ID).unwrap();
         assert_eq!(p.arn, "arn:aws:iam::111122223333:root");
     }
 }

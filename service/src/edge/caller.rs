@@ -76,18 +76,10 @@ pub fn authenticate(state: &AppState, req: &Request, service: &str) -> Result<Ca
         state.wall_clock.now(),
     )?;
     let (principal, user_identity) = match session.into_inner() {
-        None => {
-            let principal = state
-                .identities
-                .principal(&signature.access_key_id)
-                .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey))?;
-            let user_identity = state
-                .identities
-                .user_identity(&signature.access_key_id)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(principal.user_identity()));
-            (principal.clone(), user_identity)
-        }
+        None => state
+            .identities
+            .signer(&signature.access_key_id)
+            .ok_or(unrecognized(UnrecognizedClient::UnknownAccessKey))?,
         // A session of a role (or user) that the identity file no longer defines is not a valid
         // token.
         Some(claims) => match claims.kind {
