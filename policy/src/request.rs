@@ -145,10 +145,9 @@ impl Resource {
     }
 }
 
-/// A context key's values, under its name as first written.
+/// A context key's values (the key itself is the map's, lower-cased).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ContextEntry {
-    pub name: String,
     pub values: Vec<ContextValue>,
 }
 
@@ -190,10 +189,12 @@ impl AccessRequest {
 
     /// The values of a condition key (any case), if the request carries it with at least one value.
     pub fn context_values(&self, key: &str) -> Option<&[ContextValue]> {
-        self.context
-            .get(&lower_name(key))
-            .map(|e| &e.values[..])
-            .filter(|v| !v.is_empty())
+        let found = if is_lower_ascii(key) {
+            self.context.get(key)
+        } else {
+            self.context.get(&lower_name(key))
+        };
+        found.map(|e| &e.values[..]).filter(|v| !v.is_empty())
     }
 
     /// The single value of a key as text, for policy variables (multi-valued keys never resolve).
@@ -318,10 +319,7 @@ impl AccessRequestBuilder {
 fn entry<'c>(context: &'c mut BTreeMap<String, ContextEntry>, key: &str) -> &'c mut ContextEntry {
     context
         .entry(lower_name(key))
-        .or_insert_with(|| ContextEntry {
-            name: key.to_string(),
-            values: Vec::new(),
-        })
+        .or_insert_with(|| ContextEntry { values: Vec::new() })
 }
 
 /// A condition key's name in lower case (names compare case-insensitively): an ASCII name (nearly
@@ -334,10 +332,51 @@ fn lower_name(key: &str) -> String {
     }
 }
 
+/// Whether `key` is its own lower-case name (looked up without making one).
+fn is_lower_ascii(key: &str) -> bool {
+    key.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+}
+
 /// Give condition key `key` the value `value` unless it has one.
 fn default_value(context: &mut BTreeMap<String, ContextEntry>, key: &str, value: ContextValue) {
     let e = entry(context, key);
     if e.values.is_empty() {
         e.values.push(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_keys_are_found_in_any_case_and_spellings_share_one_key() {
+        let req = AccessRequest::builder(
+            Principal::root("111122223333"),
+            "kms:Encrypt",
+            Resource::from_arn("arn:aws:kms:us-east-1:111122223333:key/k"),
+        )
+        .context("aws:RequestTag/Env", "prod")
+        .context("aws:requesttag/env", "dev")
+        .context("kms:CallerAccount", "444455556666")
+        .build();
+        let texts = |key: &str| -> Vec<String> {
+            req.context_values(key)
+                .map(|values| values.iter().map(ContextValue::as_text).collect())
+                .unwrap_or_default()
+        };
+        for spelling in [
+            "aws:RequestTag/Env",
+            "aws:requesttag/env",
+            "AWS:REQUESTTAG/ENV",
+        ] {
+            assert_eq!(texts(spelling), ["prod", "dev"], "{spelling}");
+        }
+        // Set explicitly, so the principal's default does not replace it.
+        assert_eq!(texts("kms:calleraccount"), ["444455556666"]);
+        assert_eq!(texts("kms:CallerAccount"), ["444455556666"]);
+        // Defaults from the principal, found by a lower-case name too.
+        assert_eq!(texts("aws:principaltype"), ["Account"]);
+        assert!(req.context_values("aws:sourceip").is_none());
     }
 }
